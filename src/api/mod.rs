@@ -1,0 +1,12 @@
+//! Wire types shared by the client, the local server and the in-sandbox agent.
+//!
+//! Everything here is plain serde data: no I/O. Client and server cannot drift because
+//! both sides (de)serialise these same structs.
+
+pub mod error;
+pub mod exec;
+pub mod files;
+pub mod models;
+
+pub use error::{ErrorBody, ErrorDetail};
+pub use models::*;

@@ -1,0 +1,3 @@
+//! The local backend: the LangSmith Sandbox API on one Linux machine.
+
+pub mod images;
