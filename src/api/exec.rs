@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::models::RunConfig;
 
 /// Client → server messages on `/execute/ws`.
+// One message is decoded at a time per socket, so the size of the `execute` variant costs
+// nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
@@ -169,7 +172,10 @@ mod tests {
     #[test]
     fn legacy_command_accepts_string_and_argv() {
         let a: ExecuteRequest = serde_json::from_str(r#"{"command":["ls","-la"]}"#).unwrap();
-        assert_eq!(a.command, CommandSpec::Argv(vec!["ls".into(), "-la".into()]));
+        assert_eq!(
+            a.command,
+            CommandSpec::Argv(vec!["ls".into(), "-la".into()])
+        );
         let b: ExecuteRequest = serde_json::from_str(r#"{"command":"ls -la"}"#).unwrap();
         assert_eq!(b.command, CommandSpec::Shell("ls -la".into()));
     }

@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 
 /// Top-level command line.
 #[derive(Debug, Parser)]
-#[command(name = "langsmith", version, about = "LangSmith sandboxes: CLI, scriptable shell and local backend")]
+#[command(
+    name = "langsmith",
+    version,
+    about = "LangSmith sandboxes: CLI, scriptable shell and local backend"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -33,3 +33,52 @@ pub struct RuntimeConfig {
     /// OCI runtime binary (`runc`, or a compatible one).
     pub runc: PathBuf,
 }
+
+// ---- Temporary interface stubs (replaced by the runtime implementation) ----
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RuntimeError(pub String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    Running,
+    Stopped,
+    Absent,
+}
+
+#[derive(Clone)]
+pub struct Runtime {
+    config: RuntimeConfig,
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
+        Ok(Runtime { config })
+    }
+    pub async fn start(&self, spec: &SandboxSpec) -> Result<(), RuntimeError> {
+        Err(RuntimeError(format!(
+            "runtime not implemented ({})",
+            spec.id
+        )))
+    }
+    pub async fn stop(&self, _id: &str) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+    pub async fn destroy(&self, _id: &str) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+    pub fn agent_socket(&self, id: &str) -> PathBuf {
+        self.config
+            .root
+            .join("sandboxes")
+            .join(id)
+            .join("run/agent.sock")
+    }
+    pub async fn state(&self, _id: &str) -> ContainerState {
+        ContainerState::Absent
+    }
+    pub async fn list(&self) -> Vec<String> {
+        Vec::new()
+    }
+}

@@ -1,9 +1,33 @@
 //! The local backend: the LangSmith Sandbox API on one Linux machine.
+//!
+//! `run` is the `langsmith server` command; `serve` is the embeddable entry point that tests
+//! drive with a listener on `127.0.0.1:0`.
 
+mod auth;
+mod boxes;
+mod builder;
+mod dataplane;
+mod error;
 pub mod images;
+mod json;
+mod lifecycle;
+mod recovery;
+mod resources;
+mod routes;
+mod snapshots;
+mod startup;
+mod state;
+mod store;
+mod validate;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+pub use state::StateDirs;
 
 /// `langsmith server [--listen ADDR] [--state-dir DIR] [--api-key KEY]`.
 #[derive(Debug, Clone, clap::Args)]
@@ -11,20 +35,95 @@ pub struct ServerArgs {
     /// Address to listen on; `127.0.0.1:0` picks a free port.
     #[arg(long, default_value = "127.0.0.1:7433")]
     pub listen: SocketAddr,
-    /// State directory (database, images, sandboxes). Defaults to the user's data directory.
-    #[arg(long)]
+    /// State directory (database, images, sandboxes) [default: the user's data directory]
+    #[arg(long, env = "LANGSMITH_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     /// API key clients must send as `X-Api-Key`. Without it a key is generated once and kept
     /// in `STATE_DIR/api-key` (mode 0600).
     #[arg(long, env = "LANGSMITH_SERVER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// OCI runtime binary.
+    /// OCI runtime binary (runc or a compatible one).
     #[arg(long, default_value = "runc")]
     pub runtime: PathBuf,
 }
 
-/// Run the server until SIGTERM/SIGINT.
+/// Settings of one server instance.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub state_dir: PathBuf,
+    pub api_key: Option<String>,
+    pub runtime: PathBuf,
+}
+
+/// The default state directory: `$LANGSMITH_STATE_DIR`, else `<data dir>/langsmith`.
+pub fn default_state_dir() -> PathBuf {
+    match std::env::var_os("LANGSMITH_STATE_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => dirs::data_dir()
+            .unwrap_or_else(|| PathBuf::from("/var/lib"))
+            .join("langsmith"),
+    }
+}
+
+/// `langsmith server`: serve until SIGTERM/SIGINT. Sandboxes keep running across restarts.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("server not implemented yet")
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LANGSMITH_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = ServerConfig {
+        state_dir: args.state_dir.unwrap_or_else(default_state_dir),
+        api_key: args.api_key.filter(|k| !k.is_empty()),
+        runtime: args.runtime,
+    };
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        serve(listener, config, shutdown_signal()).await
+    })?;
+    // Bridged WebSockets may still be open; they end with the process.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+/// Serve the API on `listener` until `shutdown` resolves. Prints one JSON line
+/// `{"event":"ready","url":…}` on stdout once requests can be served.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let started = startup::start(&listener, &config).await?;
+    let app = routes::router(started.state.clone(), started.key.clone());
+    recovery::recover(&started.state).await;
+    startup::announce(&started)?;
+    tracing::info!("serving the sandbox API at {}", started.state.public_url);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(());
+    });
+    // Open WebSockets (exec, tunnels) do not hold a shutdown up for more than a moment.
+    tokio::select! {
+        result = server => result.context("serving HTTP")?,
+        _ = async { let _ = stop_rx.await; tokio::time::sleep(Duration::from_secs(3)).await } => {}
+    }
+    startup::retire(&started);
+    tracing::info!("server stopped; sandboxes keep running");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
 }

@@ -1,0 +1,293 @@
+//! Sandbox ("box") endpoints (`spec/control-plane.md` §5).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::json::ApiJson;
+use super::lifecycle;
+use super::resources;
+use super::snapshots;
+use super::state::{AppState, now};
+use super::validate;
+use crate::api::{
+    CreateSandboxRequest, Sandbox, SandboxList, StatusResponse, UpdateSandboxRequest,
+    snapshot_status, status,
+};
+
+/// Server-side wait when `wait_for_ready` is set without a `timeout`.
+const DEFAULT_WAIT_SECONDS: i64 = 30;
+/// How long DELETE and stop wait for the runtime before answering (the SDK times out at 10 s).
+const ANSWER_WITHIN: Duration = Duration::from_secs(8);
+
+/// The API view of a stored sandbox: adds the data-plane URL of this server.
+pub fn present(state: &AppState, mut sb: Sandbox) -> Sandbox {
+    sb.dataplane_url = Some(state.dataplane_url(&sb.id));
+    sb
+}
+
+fn find(state: &AppState, name: &str) -> Result<Sandbox, ApiError> {
+    state
+        .store
+        .sandbox(name)?
+        .ok_or_else(|| ApiError::NotFound(format!("sandbox '{name}' not found")))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<CreateSandboxRequest>,
+) -> Result<(StatusCode, Json<Sandbox>), ApiError> {
+    let name = req.name.clone().unwrap_or_else(|| {
+        format!(
+            "sandbox-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
+    });
+    validate::sandbox_name(&name)?;
+    let snap = match (
+        &req.snapshot_id,
+        req.snapshot.as_ref().or(req.snapshot_name.as_ref()),
+    ) {
+        (Some(id), _) => snapshots::resolve(&state, id)?,
+        (None, Some(reference)) => snapshots::resolve(&state, reference)?,
+        (None, None) => {
+            return Err(ApiError::validation(
+                "snapshot_id",
+                "no snapshot given: pass snapshot_id (build one with `langsmith sandbox snapshot build`)",
+            ));
+        }
+    };
+    match snap.snapshot.status.as_str() {
+        snapshot_status::READY => {}
+        snapshot_status::BUILDING => {
+            return Err(ApiError::Conflict(format!(
+                "snapshot {} is still building; wait for it (`langsmith sandbox snapshot wait {}`)",
+                snap.snapshot.id, snap.snapshot.id
+            )));
+        }
+        other => {
+            return Err(ApiError::BadRequest {
+                error: "SnapshotNotReady",
+                message: format!(
+                    "snapshot {} is {other}: {}",
+                    snap.snapshot.id,
+                    snap.snapshot
+                        .status_message
+                        .as_deref()
+                        .unwrap_or("it cannot boot sandboxes")
+                ),
+            });
+        }
+    }
+    let res = resources::for_create(&state, &req, &snap.snapshot)?;
+    let idle_ttl = req.idle_ttl_seconds.unwrap_or(600);
+    validate::ttl("idle_ttl_seconds", idle_ttl)?;
+    let delete_after_stop = req.delete_after_stop_seconds.unwrap_or(14 * 24 * 3600);
+    validate::ttl("delete_after_stop_seconds", delete_after_stop)?;
+
+    let ts = now();
+    let sb = Sandbox {
+        id: uuid::Uuid::new_v4().to_string(),
+        name,
+        status: status::PROVISIONING.into(),
+        snapshot_id: Some(snap.snapshot.id.clone()),
+        vcpus: Some(res.vcpus()),
+        cpu_millicores: Some(res.cpu_millicores),
+        mem_bytes: Some(res.mem_bytes),
+        fs_capacity_bytes: Some(res.fs_capacity_bytes),
+        idle_ttl_seconds: Some(idle_ttl),
+        delete_after_stop_seconds: Some(delete_after_stop),
+        persistent: Some(req.persistent.unwrap_or(true)),
+        run_config: req.run_config.clone(),
+        proxy_config: req.proxy_config.clone(),
+        access_delegation: req.access_delegation.clone(),
+        created_at: ts.clone(),
+        updated_at: ts,
+        ..Default::default()
+    };
+    state.store.insert_sandbox(&sb)?;
+    let mut boot = lifecycle::spawn_boot(state.clone(), sb.id.clone());
+
+    if !req.wait_for_ready.unwrap_or(true) {
+        return Ok((StatusCode::CREATED, Json(present(&state, sb))));
+    }
+    let wait = req.timeout.unwrap_or(DEFAULT_WAIT_SECONDS).max(0) as u64;
+    let finished = tokio::time::timeout(Duration::from_secs(wait), &mut boot)
+        .await
+        .is_ok();
+    let now_sb = find(&state, &sb.id)?;
+    match now_sb.status.as_str() {
+        status::READY => Ok((StatusCode::CREATED, Json(present(&state, now_sb)))),
+        status::FAILED => Err(ApiError::CreationFailed {
+            error: "SandboxConfig",
+            message: now_sb
+                .status_message
+                .unwrap_or_else(|| "sandbox failed to start".into()),
+        }),
+        last if !finished => Err(ApiError::Timeout(format!(
+            "sandbox '{}' did not become ready within {wait}s (last status: {last}); \
+             it keeps starting: poll its status",
+            now_sb.name
+        ))),
+        other => Err(ApiError::Internal(format!(
+            "sandbox ended up {other} while starting"
+        ))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    name_contains: Option<String>,
+    status: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<SandboxList>, ApiError> {
+    let all: Vec<Sandbox> = state
+        .store
+        .sandboxes()?
+        .into_iter()
+        .filter(|s| {
+            q.name_contains
+                .as_ref()
+                .is_none_or(|n| s.name.contains(n.as_str()))
+        })
+        .filter(|s| q.status.as_ref().is_none_or(|st| &s.status == st))
+        .map(|s| present(&state, s))
+        .collect();
+    let (page, next) = validate::page(all, q.limit, q.offset)?;
+    Ok(Json(SandboxList {
+        items: page.clone(),
+        sandboxes: page,
+        next_cursor: None,
+        offset: next,
+    }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Sandbox>, ApiError> {
+    Ok(Json(present(&state, find(&state, &name)?)))
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<StatusResponse>, ApiError> {
+    let sb = find(&state, &name)?;
+    Ok(Json(StatusResponse {
+        status: sb.status,
+        status_message: sb.status_message,
+    }))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let mut sb = find(&state, &name)?;
+    if sb.status != status::DELETING {
+        sb.status = status::DELETING.into();
+        sb.updated_at = now();
+        state.store.update_sandbox(&sb)?;
+    }
+    let destroy = lifecycle::spawn_destroy(state.clone(), sb.id.clone());
+    // Answer quickly; a slow teardown finishes in the background (GET shows `deleting`).
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(ANSWER_WITHIN, destroy).await {
+        return Err(ApiError::Internal(format!(
+            "deleting sandbox '{name}': {e}"
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<Sandbox>), ApiError> {
+    let mut sb = find(&state, &name)?;
+    if sb.status != status::STOPPED && sb.status != status::FAILED {
+        return Err(ApiError::Conflict(format!(
+            "sandbox '{name}' cannot be started: it is {} (only stopped or failed sandboxes start)",
+            sb.status
+        )));
+    }
+    sb.status = status::PROVISIONING.into();
+    sb.status_message = None;
+    sb.updated_at = now();
+    state.store.update_sandbox(&sb)?;
+    lifecycle::spawn_boot(state.clone(), sb.id.clone());
+    Ok((StatusCode::ACCEPTED, Json(present(&state, sb))))
+}
+
+pub async fn stop(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let sb = find(&state, &name)?;
+    if sb.status != status::READY {
+        return Err(ApiError::Conflict(format!(
+            "sandbox '{name}' cannot be stopped: it is {} (only ready sandboxes stop)",
+            sb.status
+        )));
+    }
+    match tokio::time::timeout(ANSWER_WITHIN, lifecycle::spawn_stop(state.clone(), sb.id)).await {
+        Ok(Ok(Err(e))) => Err(ApiError::Internal(format!(
+            "stopping sandbox '{name}': {e}"
+        ))),
+        _ => Ok(StatusCode::NO_CONTENT),
+    }
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<UpdateSandboxRequest>,
+) -> Result<Json<Sandbox>, ApiError> {
+    let mut sb = find(&state, &name)?;
+    if let Some(new_name) = &req.name {
+        validate::sandbox_name(new_name)?;
+        sb.name = new_name.clone();
+    }
+    // Resource changes are stored now and take effect at the next start.
+    resources::apply_update(&state, &req, &mut sb)?;
+    if let Some(v) = req.idle_ttl_seconds {
+        validate::ttl("idle_ttl_seconds", v)?;
+        sb.idle_ttl_seconds = Some(v);
+    }
+    if let Some(v) = req.delete_after_stop_seconds {
+        validate::ttl("delete_after_stop_seconds", v)?;
+        sb.delete_after_stop_seconds = Some(v);
+    }
+    if let Some(p) = &req.proxy_config {
+        sb.proxy_config = Some(p.clone());
+    }
+    if let Some(rc) = &req.run_config {
+        let mut merged = sb.run_config.take().unwrap_or_default();
+        if rc.user.is_some() {
+            merged.user = rc.user.clone();
+        }
+        if rc.work_dir.is_some() {
+            merged.work_dir = rc.work_dir.clone();
+        }
+        if let Some(vars) = &rc.env_vars {
+            merged
+                .env_vars
+                .get_or_insert_with(Default::default)
+                .extend(vars.clone());
+        }
+        sb.run_config = Some(merged);
+    }
+    sb.updated_at = now();
+    state.store.update_sandbox(&sb)?;
+    Ok(Json(present(&state, sb)))
+}

@@ -1,0 +1,189 @@
+//! The data-plane router: `{dataplane_url}/…` = `/dp/{sandbox_id}/…` on this server,
+//! forwarded to the sandbox agent's unix socket — plain HTTP requests stream through
+//! unchanged, WebSocket upgrades are bridged message by message.
+
+use axum::body::Body;
+use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use tokio_tungstenite::tungstenite::{
+    self as tung, protocol::CloseFrame, protocol::frame::coding::CloseCode,
+};
+
+use super::error::ApiError;
+use super::state::AppState;
+use crate::api::status;
+
+/// Headers that describe one hop, or carry our credentials, and must not reach the agent.
+const NOT_FORWARDED: &[&str] = &[
+    "x-api-key",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "host",
+];
+
+pub async fn proxy(
+    State(state): State<AppState>,
+    Path((id, rest)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    match route(state, id, rest, req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn proxy_root(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    match route(state, id, String::new(), req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route(
+    state: AppState,
+    id: String,
+    rest: String,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let sb = state
+        .store
+        .sandbox(&id)?
+        .ok_or_else(|| ApiError::NotFound(format!("sandbox '{id}' not found")))?;
+    if sb.status != status::READY {
+        return Err(ApiError::not_ready(format!(
+            "sandbox '{}' is {}, not ready{}",
+            sb.name,
+            sb.status,
+            if sb.status == status::STOPPED {
+                format!("; start it with `langsmith sandbox start {}`", sb.name)
+            } else {
+                String::new()
+            }
+        )));
+    }
+    let socket = state.runtime.agent_socket(&sb.id);
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("/{rest}?{q}"),
+        None => format!("/{rest}"),
+    };
+    let (mut parts, body) = req.into_parts();
+    let is_upgrade = parts
+        .headers
+        .get(http::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let unavailable = |e: std::io::Error| ApiError::BadRequest {
+        error: "NotReady",
+        message: format!(
+            "sandbox '{}' is not answering (agent unreachable: {e})",
+            sb.name
+        ),
+    };
+    let stream = UnixStream::connect(&socket).await.map_err(unavailable)?;
+
+    if is_upgrade {
+        let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
+            .await
+            .map_err(|e| ApiError::validation("upgrade", e.body_text()))?;
+        let url = format!("ws://agent{path_and_query}");
+        let (agent, _) = tokio_tungstenite::client_async(url, stream)
+            .await
+            .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
+        return Ok(upgrade
+            .max_message_size(64 << 20)
+            .on_upgrade(move |client| bridge(client, agent)));
+    }
+
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
+    tokio::spawn(conn);
+    let mut builder = http::Request::builder()
+        .method(parts.method)
+        .uri(path_and_query)
+        .header(http::header::HOST, "agent");
+    for (name, value) in parts.headers.iter() {
+        if !NOT_FORWARDED.contains(&name.as_str()) {
+            builder = builder.header(name, value);
+        }
+    }
+    let forwarded = builder
+        .body(body)
+        .map_err(|e| ApiError::Internal(format!("building the agent request: {e}")))?;
+    let resp = sender
+        .send_request(forwarded)
+        .await
+        .map_err(|e| ApiError::Internal(format!("sandbox agent request failed: {e}")))?;
+    Ok(resp.map(Body::new))
+}
+
+type AgentSocket = tokio_tungstenite::WebSocketStream<UnixStream>;
+
+/// Relay messages both ways until either side closes; a close frame (and its code) is
+/// passed on, so clients see the agent's 1000 after `exit` exactly as it sent it.
+async fn bridge(client: WebSocket, agent: AgentSocket) {
+    let (mut client_tx, mut client_rx) = client.split();
+    let (mut agent_tx, mut agent_rx) = agent.split();
+    let upstream = async {
+        while let Some(Ok(msg)) = client_rx.next().await {
+            let out = match msg {
+                ws::Message::Text(t) => tung::Message::text(t.as_str()),
+                ws::Message::Binary(b) => tung::Message::binary(b),
+                ws::Message::Close(frame) => {
+                    let frame = frame.map(|f| CloseFrame {
+                        code: CloseCode::from(f.code),
+                        reason: f.reason.as_str().into(),
+                    });
+                    let _ = agent_tx.send(tung::Message::Close(frame)).await;
+                    break;
+                }
+                // Each side answers its own pings.
+                ws::Message::Ping(_) | ws::Message::Pong(_) => continue,
+            };
+            if agent_tx.send(out).await.is_err() {
+                break;
+            }
+        }
+        let _ = agent_tx.close().await;
+    };
+    let downstream = async {
+        let mut close = Some(ws::CloseFrame {
+            code: 1011,
+            reason: "sandbox agent connection lost".into(),
+        });
+        while let Some(Ok(msg)) = agent_rx.next().await {
+            let out = match msg {
+                tung::Message::Text(t) => ws::Message::Text(t.as_str().into()),
+                tung::Message::Binary(b) => ws::Message::Binary(b),
+                tung::Message::Close(frame) => {
+                    close = frame.map(|f| ws::CloseFrame {
+                        code: f.code.into(),
+                        reason: f.reason.as_str().into(),
+                    });
+                    break;
+                }
+                _ => continue,
+            };
+            if client_tx.send(out).await.is_err() {
+                return;
+            }
+        }
+        let _ = client_tx.send(ws::Message::Close(close)).await;
+    };
+    tokio::select! {
+        _ = upstream => {},
+        _ = downstream => {},
+    }
+}

@@ -1,0 +1,124 @@
+//! Sandbox lifecycle work that outlives a request: boot, stop, destroy.
+//!
+//! Each operation runs in its own task (so a client hanging up never interrupts it half-way)
+//! under the sandbox's lock (so two operations on one sandbox never interleave), and
+//! persists the resulting status before anyone is told about it.
+
+use tokio::task::JoinHandle;
+
+use super::state::{AppState, now};
+use crate::api::{Sandbox, status};
+use crate::runtime::SandboxSpec;
+
+/// Process limit of every sandbox: generous for real workloads, fatal to fork bombs.
+pub const PIDS_LIMIT: i64 = 2048;
+
+/// Boot the sandbox (which must be `provisioning`) and record `ready` or `failed`.
+pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let lock = state.sandbox_lock(&id);
+        let _guard = lock.lock().await;
+        let Ok(Some(sb)) = state.store.sandbox(&id) else {
+            return;
+        };
+        if sb.status != status::PROVISIONING {
+            return;
+        }
+        let outcome = match spec_for(&state, &sb) {
+            Ok(spec) => state.runtime.start(&spec).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if outcome.is_err() {
+            // Leave nothing half-mounted behind a failed boot.
+            let _ = state.runtime.stop(&id).await;
+        }
+        // Re-read: a delete may have been requested while booting.
+        let Ok(Some(mut sb)) = state.store.sandbox(&id) else {
+            return;
+        };
+        if sb.status != status::PROVISIONING {
+            return;
+        }
+        match outcome {
+            Ok(()) => {
+                sb.status = status::READY.into();
+                sb.status_message = None;
+                sb.stopped_at = None;
+            }
+            Err(message) => {
+                tracing::warn!("sandbox {} failed to start: {message}", sb.name);
+                sb.status = status::FAILED.into();
+                sb.status_message = Some(message);
+            }
+        }
+        sb.updated_at = now();
+        if let Err(e) = state.store.update_sandbox(&sb) {
+            tracing::error!("recording the boot of sandbox {}: {e}", sb.name);
+        }
+    })
+}
+
+/// Stop the sandbox's container, keeping its filesystem, and record `stopped`.
+pub fn spawn_stop(state: AppState, id: String) -> JoinHandle<Result<(), String>> {
+    tokio::spawn(async move {
+        let lock = state.sandbox_lock(&id);
+        let _guard = lock.lock().await;
+        state.runtime.stop(&id).await.map_err(|e| e.to_string())?;
+        let Ok(Some(mut sb)) = state.store.sandbox(&id) else {
+            return Ok(());
+        };
+        let ts = now();
+        sb.status = status::STOPPED.into();
+        sb.status_message = None;
+        sb.stopped_at = Some(ts.clone());
+        sb.updated_at = ts;
+        state.store.update_sandbox(&sb).map_err(|e| e.to_string())
+    })
+}
+
+/// Destroy the sandbox (container, mounts, files) and forget it.
+pub fn spawn_destroy(state: AppState, id: String) -> JoinHandle<Result<(), String>> {
+    tokio::spawn(async move {
+        let lock = state.sandbox_lock(&id);
+        let _guard = lock.lock().await;
+        state
+            .runtime
+            .destroy(&id)
+            .await
+            .map_err(|e| e.to_string())?;
+        state.store.delete_sandbox(&id).map_err(|e| e.to_string())?;
+        state.forget_lock(&id);
+        Ok(())
+    })
+}
+
+/// What the runtime needs to run this sandbox: its snapshot, resources and environment.
+fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, String> {
+    let snapshot_id = sb.snapshot_id.clone().unwrap_or_default();
+    let snap = state
+        .store
+        .snapshot(&snapshot_id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("snapshot {snapshot_id} no longer exists"))?;
+    let mut env = snap.image_env.clone();
+    if let Some(vars) = sb.run_config.as_ref().and_then(|r| r.env_vars.as_ref()) {
+        env.retain(|kv| {
+            !vars
+                .keys()
+                .any(|k| kv.split_once('=').map(|(a, _)| a) == Some(k))
+        });
+        env.extend(vars.iter().map(|(k, v)| format!("{k}={v}")));
+    }
+    Ok(SandboxSpec {
+        id: sb.id.clone(),
+        hostname: sb.name.clone(),
+        snapshot_image: state.dirs.snapshot_image(&snap.snapshot.id),
+        cpu_millicores: sb.cpu_millicores.unwrap_or(1000),
+        mem_bytes: sb.mem_bytes.unwrap_or(1 << 30),
+        fs_capacity_bytes: sb
+            .fs_capacity_bytes
+            .unwrap_or(snap.snapshot.fs_capacity_bytes),
+        pids_limit: PIDS_LIMIT,
+        env,
+    })
+}

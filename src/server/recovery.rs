@@ -1,0 +1,70 @@
+//! Start-up reconciliation: after a crash or restart, make every record tell the truth.
+//!
+//! Builds that were running are failed (their scratch space is gone); sandboxes are matched
+//! with the containers that still run; half-finished deletes are finished; containers no
+//! record knows about are destroyed.
+
+use super::lifecycle;
+use super::state::{AppState, now};
+use crate::api::{snapshot_status, status};
+use crate::runtime::ContainerState;
+
+pub async fn recover(state: &AppState) {
+    if let Err(e) = recover_snapshots(state) {
+        tracing::error!("recovering snapshots: {e}");
+    }
+    if let Err(e) = recover_sandboxes(state).await {
+        tracing::error!("recovering sandboxes: {e}");
+    }
+}
+
+fn recover_snapshots(state: &AppState) -> Result<(), super::store::StoreError> {
+    for mut rec in state.store.snapshots()? {
+        if rec.snapshot.status == snapshot_status::BUILDING {
+            rec.snapshot.status = snapshot_status::FAILED.into();
+            rec.snapshot.status_message =
+                Some("the server stopped while this snapshot was building; build it again".into());
+            rec.snapshot.updated_at = now();
+            let _ = std::fs::remove_dir_all(state.dirs.snapshot_dir(&rec.snapshot.id));
+            state.store.put_snapshot(&rec)?;
+        }
+    }
+    Ok(())
+}
+
+async fn recover_sandboxes(state: &AppState) -> Result<(), super::store::StoreError> {
+    let known = state.store.sandboxes()?;
+    for orphan in state.runtime.list().await {
+        if !known.iter().any(|s| s.id == orphan) {
+            tracing::warn!("destroying container of unknown sandbox {orphan}");
+            let _ = state.runtime.destroy(&orphan).await;
+        }
+    }
+    for mut sb in known {
+        let running = state.runtime.state(&sb.id).await == ContainerState::Running;
+        match sb.status.as_str() {
+            status::DELETING => {
+                let _ = lifecycle::spawn_destroy(state.clone(), sb.id.clone()).await;
+                continue;
+            }
+            status::READY | status::PROVISIONING if running => {
+                sb.status = status::READY.into();
+                sb.status_message = None;
+            }
+            status::READY | status::PROVISIONING => {
+                // Its container is gone (e.g. the machine restarted): clean up what is
+                // left and report it stopped; its files are kept and `start` brings it back.
+                let _ = state.runtime.stop(&sb.id).await;
+                sb.status = status::STOPPED.into();
+                sb.status_message =
+                    Some("the sandbox was not running when the server restarted".into());
+                sb.stopped_at = Some(now());
+            }
+            _ => continue,
+        }
+        tracing::info!("sandbox {} recovered as {}", sb.name, sb.status);
+        sb.updated_at = now();
+        state.store.update_sandbox(&sb)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Snapshot endpoints: build from an image, get, list, delete (`spec/control-plane.md` §6).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+
+use super::builder;
+use super::error::ApiError;
+use super::json::ApiJson;
+use super::state::{AppState, now};
+use super::store::SnapshotRecord;
+use super::validate;
+use crate::api::{CreateSnapshotRequest, Snapshot, SnapshotList, snapshot_status};
+
+/// Capacity when a build request leaves `fs_capacity_bytes` out (the CLI's default too).
+pub const DEFAULT_CAPACITY: i64 = 4 << 30;
+
+/// Tag given to a build or capture that names none. The spec leaves open whether a build
+/// defaults to the image's own tag; we always use `latest`, which the generated API types
+/// document and which makes `snapshot: "<name>"` find the newest build.
+pub const DEFAULT_TAG: &str = "latest";
+
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<CreateSnapshotRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    validate::snapshot_name(&req.name)?;
+    if req.docker_image.trim().is_empty() {
+        return Err(ApiError::validation(
+            "docker_image",
+            "docker_image is required, e.g. \"python:3.12-slim\"",
+        ));
+    }
+    let capacity = req.fs_capacity_bytes.unwrap_or(DEFAULT_CAPACITY);
+    validate::capacity("fs_capacity_bytes", capacity)?;
+    let tag = req.tag.clone().unwrap_or_else(|| DEFAULT_TAG.to_string());
+    validate::tag(&tag)?;
+    if let Some(id) = &req.registry_id {
+        return Err(ApiError::NotFound(format!(
+            "registry '{id}' not found; pass registry_url, registry_username and registry_password instead"
+        )));
+    }
+    let credentials = builder::credentials(&req);
+
+    let ts = now();
+    let snapshot = Snapshot {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: req.name.clone(),
+        status: snapshot_status::BUILDING.into(),
+        fs_capacity_bytes: capacity,
+        docker_image: Some(req.docker_image.trim().to_string()),
+        tags: vec![tag.clone()],
+        run_config: req.run_config.clone(),
+        created_at: ts.clone(),
+        updated_at: ts,
+        ..Default::default()
+    };
+    let record = SnapshotRecord {
+        snapshot: snapshot.clone(),
+        ..Default::default()
+    };
+    move_tag(&state, &snapshot.name, &tag)?;
+    state.store.put_snapshot(&record)?;
+    builder::spawn_build(
+        state.clone(),
+        snapshot.id.clone(),
+        req.docker_image.trim().to_string(),
+        req.registry_url.clone().filter(|u| !u.is_empty()),
+        credentials,
+    );
+    Ok((StatusCode::CREATED, Json(snapshot)))
+}
+
+/// Publishing `name:tag` moves the tag away from whichever snapshot held it.
+pub fn move_tag(state: &AppState, name: &str, tag: &str) -> Result<(), ApiError> {
+    for mut rec in state.store.snapshots()? {
+        if rec.snapshot.name == name && rec.snapshot.tags.iter().any(|t| t == tag) {
+            rec.snapshot.tags.retain(|t| t != tag);
+            rec.snapshot.updated_at = now();
+            state.store.put_snapshot(&rec)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    name_contains: Option<String>,
+    status: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<SnapshotList>, ApiError> {
+    let needle = q.name_contains.as_deref().map(str::to_lowercase);
+    let all: Vec<Snapshot> = state
+        .store
+        .snapshots()?
+        .into_iter()
+        .map(|r| r.snapshot)
+        .filter(|s| {
+            needle
+                .as_ref()
+                .is_none_or(|n| s.name.to_lowercase().contains(n))
+        })
+        .filter(|s| q.status.as_ref().is_none_or(|st| &s.status == st))
+        .collect();
+    let (page, next) = validate::page(all, q.limit, q.offset)?;
+    Ok(Json(SnapshotList {
+        items: page.clone(),
+        snapshots: page,
+        next_cursor: None,
+        offset: next,
+    }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<Json<Snapshot>, ApiError> {
+    Ok(Json(resolve(&state, &reference)?.snapshot))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let rec = resolve(&state, &reference)?;
+    let id = rec.snapshot.id;
+    let users: Vec<String> = state
+        .store
+        .sandboxes()?
+        .into_iter()
+        .filter(|s| s.snapshot_id.as_deref() == Some(id.as_str()))
+        .map(|s| s.name)
+        .collect();
+    if !users.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "snapshot {id} is used by sandbox(es) {}; delete them first",
+            users.join(", ")
+        )));
+    }
+    state.store.delete_snapshot(&id)?;
+    // A build still running notices the record is gone and removes its own output.
+    let _ = tokio::fs::remove_dir_all(state.dirs.snapshot_dir(&id)).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Resolve a snapshot reference: a UUID, `name:tag`, or a bare `name` (= `name:latest`,
+/// falling back to the newest ready untagged snapshot of that name).
+pub fn resolve(state: &AppState, reference: &str) -> Result<SnapshotRecord, ApiError> {
+    if let Some(rec) = state.store.snapshot(reference)? {
+        return Ok(rec);
+    }
+    let (name, tag) = split_reference(reference);
+    let all = state.store.snapshots()?;
+    let tagged = all
+        .iter()
+        .find(|r| r.snapshot.name == name && r.snapshot.tags.iter().any(|t| t == tag));
+    let found = tagged.or_else(|| {
+        (!reference.contains(':')).then(|| {
+            all.iter().find(|r| {
+                r.snapshot.name == name
+                    && r.snapshot.tags.is_empty()
+                    && r.snapshot.status == snapshot_status::READY
+            })
+        })?
+    });
+    found
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("snapshot '{reference}' not found")))
+}
+
+/// Split `name[:tag]` on the last `:` that comes after the last `/` (as Docker does).
+fn split_reference(reference: &str) -> (&str, &str) {
+    match reference.rfind(':') {
+        Some(i) if reference[i..].find('/').is_none() => (&reference[..i], &reference[i + 1..]),
+        _ => (reference, DEFAULT_TAG),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_reference;
+
+    #[test]
+    fn references_split_on_the_tag_colon_only() {
+        assert_eq!(split_reference("env"), ("env", "latest"));
+        assert_eq!(split_reference("env:v2"), ("env", "v2"));
+        assert_eq!(split_reference("team/env:v2"), ("team/env", "v2"));
+        assert_eq!(
+            split_reference("host:5000/env"),
+            ("host:5000/env", "latest")
+        );
+    }
+}

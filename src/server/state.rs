@@ -1,0 +1,124 @@
+//! Shared server state handed to every handler.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::store::Store;
+use crate::runtime::Runtime;
+
+/// Where the server keeps its files, all under one state directory.
+#[derive(Debug, Clone)]
+pub struct StateDirs {
+    pub root: PathBuf,
+}
+
+impl StateDirs {
+    pub fn database(&self) -> PathBuf {
+        self.root.join("state.db")
+    }
+    pub fn api_key(&self) -> PathBuf {
+        self.root.join("api-key")
+    }
+    pub fn server_info(&self) -> PathBuf {
+        self.root.join("server.json")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("server.lock")
+    }
+    pub fn blobs(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+    pub fn scratch(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+    pub fn runtime(&self) -> PathBuf {
+        self.root.join("runtime")
+    }
+    pub fn snapshot_image(&self, id: &str) -> PathBuf {
+        self.root.join("snapshots").join(id).join("rootfs.ext4")
+    }
+    pub fn snapshot_dir(&self, id: &str) -> PathBuf {
+        self.root.join("snapshots").join(id)
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// What this machine can give sandboxes; requests are validated against it.
+#[derive(Debug, Clone, Copy)]
+pub struct HostLimits {
+    pub mem_bytes: i64,
+}
+
+impl HostLimits {
+    pub fn detect() -> HostLimits {
+        // SAFETY: sysconf has no preconditions.
+        let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        HostLimits {
+            mem_bytes: (pages.max(0) as i64) * (page.max(0) as i64),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub runtime: Runtime,
+    pub dirs: StateDirs,
+    /// Base of every `dataplane_url`: `http://HOST:PORT` of this server.
+    pub public_url: String,
+    pub host: HostLimits,
+    /// One lock per sandbox so lifecycle operations on it never interleave.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        runtime: Runtime,
+        dirs: StateDirs,
+        public_url: String,
+        host: HostLimits,
+    ) -> Self {
+        AppState(Arc::new(Inner {
+            store,
+            runtime,
+            dirs,
+            public_url,
+            host,
+            locks: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The lock serialising lifecycle operations of one sandbox.
+    pub fn sandbox_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_string()).or_default().clone()
+    }
+
+    pub fn forget_lock(&self, id: &str) {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.remove(id);
+    }
+
+    pub fn dataplane_url(&self, sandbox_id: &str) -> String {
+        format!("{}/dp/{}", self.public_url, sandbox_id)
+    }
+}
+
+/// RFC 3339 UTC timestamp with microseconds, as the API uses.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
