@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Quickstart: the user document's workflow end to end on the local backend.
+#   build → a snapshot from a Python image, create → a sandbox, exec → python --version,
+#   delete. Installs what it needs (as root), builds the CLI, and makes the Python image
+#   locally (Docker Hub is not needed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-packages.sh mmdebstrap
+cargo build --release --quiet
+export PATH="$PWD/target/release:$PATH"
+
+# A real OCI registry on loopback to serve the image from.
+port="${QUICKSTART_REGISTRY_PORT:-5000}"
+work="$(mktemp -d)"
+cat >"$work/registry.yml" <<YAML
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $work/registry}}
+http: {addr: 127.0.0.1:$port}
+YAML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+trap 'kill $registry_pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+
+image="127.0.0.1:$port/python:3-slim"
+echo "==> Making $image from Debian packages" >&2
+bash scripts/make-python-image.sh "$image"
+
+# No LANGSMITH_ENDPOINT / LANGSMITH_API_KEY: the CLI uses (and starts) the local backend.
+unset LANGSMITH_ENDPOINT LANGSMITH_API_KEY
+
+echo "==> langsmith sandbox snapshot build python-slim --docker-image $image --capacity 4gb --wait" >&2
+snapshot_json="$(langsmith sandbox snapshot build python-slim --docker-image "$image" --capacity 4gb --wait)"
+echo "$snapshot_json"
+snapshot_id="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$snapshot_json")"
+
+langsmith sandbox delete my-vm >/dev/null 2>&1 || true
+echo "==> langsmith sandbox create my-vm --snapshot-id $snapshot_id --vcpus 2 --memory 1gb --wait" >&2
+langsmith sandbox create my-vm --snapshot-id "$snapshot_id" --vcpus 2 --memory 1gb --wait
+
+echo "==> langsmith sandbox exec my-vm -- python --version" >&2
+langsmith sandbox exec my-vm -- python --version
+
+echo "==> langsmith sandbox delete my-vm" >&2
+langsmith sandbox delete my-vm

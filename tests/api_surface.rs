@@ -1,0 +1,124 @@
+//! Wire behaviour of the control plane: authentication, error bodies, both prefixes.
+
+use serde_json::json;
+
+use crate::common::TestServer;
+use crate::common::api::Api;
+
+#[test]
+fn every_route_requires_the_api_key() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    for (method, path) in [
+        ("GET", "/api/v2/sandboxes/boxes"),
+        ("GET", "/v2/sandboxes/snapshots"),
+        ("POST", "/api/v2/sandboxes/boxes"),
+        ("GET", "/dp/some-id/execute/ws"),
+        ("GET", "/healthz"),
+    ] {
+        let none = api.call_with_key(method, path, None, None);
+        assert_eq!(none.status, 401, "{method} {path} without a key");
+        assert_eq!(none.body["detail"]["error"], "Unauthorized");
+        let wrong = api.call_with_key(method, path, None, Some("not-the-key"));
+        assert_eq!(wrong.status, 401, "{method} {path} with a wrong key");
+    }
+    // A WebSocket upgrade without the key is refused before any upgrade happens.
+    let resp = api
+        .raw()
+        .get(format!("{}/dp/x/execute/ws", server.url))
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+}
+
+#[test]
+fn malformed_bodies_get_json_4xx_errors() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let resp = api
+        .raw()
+        .post(format!("{}/api/v2/sandboxes/boxes", server.url))
+        .header("X-Api-Key", crate::common::server::API_KEY)
+        .header("Content-Type", "application/json")
+        .body("{not json")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let body: serde_json::Value = resp.json().unwrap();
+    assert_eq!(body["detail"][0]["type"], "value_error", "{body}");
+
+    // A size as a string is a validation error naming the field.
+    let r = api.call("POST", "/api/v2/sandboxes/boxes", Some(json!({"name": "a", "mem_bytes": "1gb"})));
+    assert_eq!(r.status, 422);
+    assert_eq!(r.body["detail"][0]["loc"][1], "mem_bytes", "{}", r.body);
+
+    let r = api.call("POST", "/api/v2/sandboxes/snapshots", Some(json!({"name": "Bad Name", "docker_image": "x"})));
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = api.call("POST", "/api/v2/sandboxes/boxes", Some(json!({"name": "ok", "snapshot_id": "nope"})));
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.body["detail"]["error"], "NotFound");
+    // The server is still healthy after all of that.
+    assert_eq!(api.call("GET", "/healthz", None).status, 200);
+}
+
+#[test]
+fn both_prefixes_serve_the_same_resources() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    for prefix in ["/api/v2/sandboxes", "/v2/sandboxes"] {
+        let r = api.call("GET", &format!("{prefix}/boxes"), None);
+        assert_eq!(r.status, 200);
+        assert!(r.body["sandboxes"].is_array() && r.body["items"].is_array(), "{}", r.body);
+        let r = api.call("GET", &format!("{prefix}/snapshots"), None);
+        assert!(r.body["snapshots"].is_array(), "{}", r.body);
+        let r = api.call("GET", &format!("{prefix}/boxes/missing"), None);
+        assert_eq!(r.status, 404);
+        assert_eq!(r.body["detail"]["error"], "NotFound");
+    }
+}
+
+#[test]
+fn a_failed_pull_fails_the_build_with_a_message() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let registry = crate::common::registry::shared();
+    let r = api.call(
+        "POST",
+        "/api/v2/sandboxes/snapshots",
+        Some(json!({"name": "missing", "docker_image": format!("{}/does-not-exist:1", registry.host), "fs_capacity_bytes": 67108864})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let failed = crate::common::process::wait_for("the build to fail", std::time::Duration::from_secs(60), || {
+        let s = api.call("GET", &format!("/api/v2/sandboxes/snapshots/{id}"), None);
+        (s.body["status"] != "building").then_some(s.body)
+    });
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(failed["status_message"].as_str().unwrap().contains("does-not-exist"), "{failed}");
+}
+
+#[test]
+fn state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let image = crate::common::image::tiny();
+    let id = {
+        let mut server = TestServer::start_in(&state);
+        let api = Api::new(&server);
+        let id = api.ready_snapshot("kept", image, 64 << 20);
+        server.stop();
+        id
+    };
+    let server = TestServer::start_in(&state);
+    let api = Api::new(&server);
+    let r = api.call("GET", &format!("/api/v2/sandboxes/snapshots/{id}"), None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["status"], "ready");
+    assert_eq!(r.body["name"], "kept");
+    drop(server);
+    crate::common::server::reap_leftovers(&state);
+}

@@ -1,0 +1,46 @@
+//! Running the `langsmith` CLI against a test server, as a user would.
+
+use std::process::{Command, Stdio};
+
+use super::server::{API_KEY, TestServer};
+
+pub struct CliOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?} / {:?}", self.stdout, self.stderr))
+    }
+}
+
+/// `langsmith ARGS…` with `LANGSMITH_ENDPOINT`/`LANGSMITH_API_KEY` pointing at `server`.
+pub fn run(server: &TestServer, args: &[&str]) -> CliOutput {
+    run_with_stdin(server, args, None)
+}
+
+pub fn run_with_stdin(server: &TestServer, args: &[&str], stdin: Option<&[u8]>) -> CliOutput {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_langsmith"));
+    cmd.args(args)
+        .env("LANGSMITH_ENDPOINT", &server.url)
+        .env("LANGSMITH_API_KEY", API_KEY)
+        .env_remove("LANGSMITH_WORKSPACE_ID")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("running langsmith");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(input).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    CliOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

@@ -1,0 +1,14 @@
+//! Test harness: the real `langsmith server` on `127.0.0.1:0`, a real `docker-registry` on
+//! loopback, real images built with `umoci` and pushed with `skopeo`, and the CLI binary.
+
+#![allow(dead_code)]
+
+pub mod api;
+pub mod cli;
+pub mod image;
+pub mod process;
+pub mod registry;
+pub mod sdk;
+pub mod server;
+
+pub use server::TestServer;

@@ -1,0 +1,57 @@
+//! A real `docker-registry` on loopback, shared by every test of the run.
+
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::process::{die_with_parent, free_port, wait_for};
+
+pub struct Registry {
+    /// `127.0.0.1:PORT`
+    pub host: String,
+    _dir: tempfile::TempDir,
+}
+
+/// The registry of this test run, started on first use. It is spawned from a thread that
+/// lives as long as the test process, so it dies with the process.
+pub fn shared() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            tx.send(start()).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().unwrap()
+    })
+}
+
+fn start() -> Registry {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("docker-registry");
+    cmd.arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    die_with_parent(&mut cmd);
+    cmd.spawn().expect("starting docker-registry (apt-get install docker-registry)");
+    let host = format!("127.0.0.1:{port}");
+    wait_for("docker-registry to answer", Duration::from_secs(30), || {
+        let resp = std::net::TcpStream::connect(&host).ok()?;
+        drop(resp);
+        Some(())
+    });
+    Registry { host, _dir: dir }
+}

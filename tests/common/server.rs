@@ -1,0 +1,104 @@
+//! The real `langsmith server`, started on `127.0.0.1:0` with a private state directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use super::process::{die_with_parent, run_ok};
+
+pub const API_KEY: &str = "test-key-0123456789";
+
+pub struct TestServer {
+    pub url: String,
+    pub state_dir: PathBuf,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// Start a server with a fresh state directory.
+    pub fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        let mut server = TestServer::start_in(&state_dir);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Start a server on an existing state directory (restarts).
+    pub fn start_in(state_dir: &Path) -> TestServer {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_langsmith"));
+        cmd.args(["server", "--listen", "127.0.0.1:0", "--api-key", API_KEY, "--state-dir"])
+            .arg(state_dir)
+            .env("LANGSMITH_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().expect("starting langsmith server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("server did not print its ready line ({e}): {line:?}"));
+        assert_eq!(ready["event"], "ready");
+        TestServer {
+            url: ready["url"].as_str().unwrap().to_string(),
+            state_dir: state_dir.to_path_buf(),
+            child: Some(child),
+            _dir: None,
+        }
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v2/sandboxes{path}", self.url)
+    }
+
+    /// SIGKILL the server (sandboxes keep running), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM the server and wait for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+        if self._dir.is_some() {
+            reap_leftovers(&self.state_dir);
+        }
+    }
+}
+
+/// A failed test may leave sandboxes running: remove their containers and mounts so the
+/// machine stays clean for the next test.
+pub fn reap_leftovers(state_dir: &Path) {
+    let root = state_dir.join("runtime/runc");
+    if root.exists() {
+        let list = run_ok(Command::new("runc").arg("--root").arg(&root).args(["list", "-q"]));
+        for id in list.lines().filter(|l| !l.is_empty()) {
+            let _ = Command::new("runc").arg("--root").arg(&root).args(["delete", "-f", id]).status();
+        }
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = state_dir.to_string_lossy().to_string();
+    let mut mounts: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = Command::new("umount").args(["-l", m]).status();
+    }
+}

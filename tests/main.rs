@@ -1,0 +1,9 @@
+//! Integration tests: the real server, real runc, a real registry, the CLI binary and the
+//! official Python SDK. Run as root (runc, mounts, loop devices): `bash tests/run.sh`.
+
+mod common;
+
+mod api_surface;
+mod isolation;
+mod sdk;
+mod workflow;
