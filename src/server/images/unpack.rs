@@ -39,6 +39,10 @@ impl LayerCompression {
 /// Apply `layers` bottom-up into `tree` (created if missing).
 pub fn apply_layers(layers: &[LayerBlob], tree: &Path) -> Result<(), ImageError> {
     fs::create_dir_all(tree).map_err(ImageError::io(format!("creating {}", tree.display())))?;
+    // The image root is world-traversable whatever our umask is; layers rarely carry `./`.
+    fs::set_permissions(tree, std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(
+        ImageError::io(format!("setting the mode of {}", tree.display())),
+    )?;
     for layer in layers {
         let compression = LayerCompression::for_media_type(&layer.media_type).ok_or_else(|| {
             ImageError::Unsupported {
