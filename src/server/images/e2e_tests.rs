@@ -1,16 +1,14 @@
 //! End-to-end builds with real tools: an OCI layout made by `umoci`, a `docker-registry` on
 //! loopback fed by `skopeo`, and the resulting ext4 image read back with `debugfs`.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use super::{BuildRequest, BuiltImage, ImageError, build_snapshot_image};
+use super::{BuildRequest, BuiltImage, ImageError, RegistryCredentials, build_snapshot_image};
 
-const MIB: u64 = 1024 * 1024;
+pub(super) const MIB: u64 = 1024 * 1024;
 
-fn run(cmd: &mut Command) -> String {
+pub(super) fn run(cmd: &mut Command) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
@@ -25,7 +23,7 @@ fn run(cmd: &mut Command) -> String {
 /// A two-layer image at `layout:TAG`: busybox, a symlink, /etc/hello, and a second layer
 /// that deletes /etc/removed (umoci writes a whiteout for it). `extra` adds files to the
 /// first layer (name, size in MiB of zeros).
-fn build_layout(scratch: &Path, tag: &str, extra: Option<(&str, u64)>) -> PathBuf {
+pub(super) fn build_layout(scratch: &Path, tag: &str, extra: Option<(&str, u64)>) -> PathBuf {
     let layout = scratch.join("layout");
     let image = format!("{}:{tag}", layout.display());
     run(Command::new("umoci")
@@ -80,7 +78,7 @@ fn build_layout(scratch: &Path, tag: &str, extra: Option<(&str, u64)>) -> PathBu
     layout
 }
 
-fn debugfs(image: &Path, request: &str) -> String {
+pub(super) fn debugfs(image: &Path, request: &str) -> String {
     let out = Command::new("debugfs")
         .arg("-R")
         .arg(request)
@@ -97,18 +95,28 @@ fn debugfs(image: &Path, request: &str) -> String {
     format!("{}{diagnostics}", String::from_utf8_lossy(&out.stdout))
 }
 
-async fn build(
+pub(super) async fn build(
     scratch: &Path,
     reference: &str,
     capacity_bytes: u64,
+) -> (Result<BuiltImage, ImageError>, PathBuf) {
+    build_with_credentials(scratch, reference, capacity_bytes, None, None).await
+}
+
+pub(super) async fn build_with_credentials(
+    scratch: &Path,
+    reference: &str,
+    capacity_bytes: u64,
+    registry_url: Option<&str>,
+    credentials: Option<&RegistryCredentials>,
 ) -> (Result<BuiltImage, ImageError>, PathBuf) {
     let output = scratch.join("snapshot.ext4");
     let work = scratch.join(format!("work-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&work).unwrap();
     let request = BuildRequest {
         reference,
-        registry_url: None,
-        credentials: None,
+        registry_url,
+        credentials,
         blob_cache: &scratch.join("blobs"),
         work_dir: &work,
         capacity_bytes,
@@ -118,7 +126,7 @@ async fn build(
 }
 
 /// The built image holds the files, symlinks and modes of the layout, minus the whiteout.
-fn assert_image_contents(image: &Path) {
+pub(super) fn assert_image_contents(image: &Path) {
     assert_eq!(debugfs(image, "cat /etc/hello"), "hello from the image\n");
     let sh = debugfs(image, "stat /bin/sh");
     assert!(sh.contains("Fast link dest: \"busybox\""), "{sh}");

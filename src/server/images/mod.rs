@@ -15,6 +15,8 @@ mod unpack;
 
 #[cfg(test)]
 mod e2e_tests;
+#[cfg(test)]
+mod registry_e2e_tests;
 
 use std::path::{Path, PathBuf};
 
