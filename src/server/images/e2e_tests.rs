@@ -127,6 +127,7 @@ pub(super) async fn build_with_credentials(
 
 /// The built image holds the files, symlinks and modes of the layout, minus the whiteout.
 pub(super) fn assert_image_contents(image: &Path) {
+    run(Command::new("e2fsck").arg("-fn").arg(image));
     assert_eq!(debugfs(image, "cat /etc/hello"), "hello from the image\n");
     let sh = debugfs(image, "stat /bin/sh");
     assert!(sh.contains("Fast link dest: \"busybox\""), "{sh}");
