@@ -109,9 +109,14 @@ impl ImageError {
     }
 }
 
+/// Check a reference without fetching anything (e.g. to reject a bad request at once).
+pub fn parse_reference(reference: &str) -> Result<ImageSource, ImageError> {
+    reference::parse(reference)
+}
+
 /// Pull (or read) the image, unpack it into `work_dir`, and write the ext4 snapshot image.
 pub async fn build_snapshot_image(req: &BuildRequest<'_>) -> Result<BuiltImage, ImageError> {
-    let fetched = match reference::parse(req.reference)? {
+    let fetched = match parse_reference(req.reference)? {
         ImageSource::Registry(reference) => {
             let auth = registry::Auth::for_request(req.registry_url, req.credentials);
             registry::fetch(&reference, &auth, req.blob_cache).await?
@@ -125,7 +130,10 @@ pub async fn build_snapshot_image(req: &BuildRequest<'_>) -> Result<BuiltImage, 
     let tree_for_unpack = tree.clone();
     tokio::task::spawn_blocking(move || unpack::apply_layers(&layers, &tree_for_unpack))
         .await
-        .map_err(|e| ImageError::Mkfs(format!("unpack task failed: {e}")))??;
+        .map_err(|e| ImageError::Layer {
+            digest: "(all)".into(),
+            message: format!("unpack task failed: {e}"),
+        })??;
 
     let used_bytes = make_ext4(&tree, req.capacity_bytes, req.output).await?;
     Ok(BuiltImage {
