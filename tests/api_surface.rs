@@ -52,13 +52,25 @@ fn malformed_bodies_get_json_4xx_errors() {
     assert_eq!(body["detail"][0]["type"], "value_error", "{body}");
 
     // A size as a string is a validation error naming the field.
-    let r = api.call("POST", "/api/v2/sandboxes/boxes", Some(json!({"name": "a", "mem_bytes": "1gb"})));
+    let r = api.call(
+        "POST",
+        "/api/v2/sandboxes/boxes",
+        Some(json!({"name": "a", "mem_bytes": "1gb"})),
+    );
     assert_eq!(r.status, 422);
     assert_eq!(r.body["detail"][0]["loc"][1], "mem_bytes", "{}", r.body);
 
-    let r = api.call("POST", "/api/v2/sandboxes/snapshots", Some(json!({"name": "Bad Name", "docker_image": "x"})));
+    let r = api.call(
+        "POST",
+        "/api/v2/sandboxes/snapshots",
+        Some(json!({"name": "Bad Name", "docker_image": "x"})),
+    );
     assert_eq!(r.status, 422, "{}", r.body);
-    let r = api.call("POST", "/api/v2/sandboxes/boxes", Some(json!({"name": "ok", "snapshot_id": "nope"})));
+    let r = api.call(
+        "POST",
+        "/api/v2/sandboxes/boxes",
+        Some(json!({"name": "ok", "snapshot_id": "nope"})),
+    );
     assert_eq!(r.status, 404, "{}", r.body);
     assert_eq!(r.body["detail"]["error"], "NotFound");
     // The server is still healthy after all of that.
@@ -72,7 +84,11 @@ fn both_prefixes_serve_the_same_resources() {
     for prefix in ["/api/v2/sandboxes", "/v2/sandboxes"] {
         let r = api.call("GET", &format!("{prefix}/boxes"), None);
         assert_eq!(r.status, 200);
-        assert!(r.body["sandboxes"].is_array() && r.body["items"].is_array(), "{}", r.body);
+        assert!(
+            r.body["sandboxes"].is_array() && r.body["items"].is_array(),
+            "{}",
+            r.body
+        );
         let r = api.call("GET", &format!("{prefix}/snapshots"), None);
         assert!(r.body["snapshots"].is_array(), "{}", r.body);
         let r = api.call("GET", &format!("{prefix}/boxes/missing"), None);
@@ -93,12 +109,22 @@ fn a_failed_pull_fails_the_build_with_a_message() {
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.body["id"].as_str().unwrap().to_string();
-    let failed = crate::common::process::wait_for("the build to fail", std::time::Duration::from_secs(60), || {
-        let s = api.call("GET", &format!("/api/v2/sandboxes/snapshots/{id}"), None);
-        (s.body["status"] != "building").then_some(s.body)
-    });
+    let failed = crate::common::process::wait_for(
+        "the build to fail",
+        std::time::Duration::from_secs(60),
+        || {
+            let s = api.call("GET", &format!("/api/v2/sandboxes/snapshots/{id}"), None);
+            (s.body["status"] != "building").then_some(s.body)
+        },
+    );
     assert_eq!(failed["status"], "failed", "{failed}");
-    assert!(failed["status_message"].as_str().unwrap().contains("does-not-exist"), "{failed}");
+    assert!(
+        failed["status_message"]
+            .as_str()
+            .unwrap()
+            .contains("does-not-exist"),
+        "{failed}"
+    );
 }
 
 #[test]

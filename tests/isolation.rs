@@ -24,8 +24,16 @@ fn a_sandbox_sees_only_itself_and_its_limits_hold() {
     let ps = api.exec(&sb, "ps -o pid,args");
     assert_eq!(ps.exit_code, 0, "{ps:?}");
     let procs: Vec<&str> = ps.stdout.lines().skip(1).collect();
-    assert!(procs.len() <= 4, "unexpected processes in the sandbox: {procs:?}");
-    assert!(procs.iter().any(|p| p.trim_start().starts_with("1 ") && p.contains("agent")), "{procs:?}");
+    assert!(
+        procs.len() <= 4,
+        "unexpected processes in the sandbox: {procs:?}"
+    );
+    assert!(
+        procs
+            .iter()
+            .any(|p| p.trim_start().starts_with("1 ") && p.contains("agent")),
+        "{procs:?}"
+    );
     assert!(!ps.stdout.contains("docker-registry") && !ps.stdout.contains("langsmith server"));
 
     // Host files are not there.
@@ -38,23 +46,40 @@ fn a_sandbox_sees_only_itself_and_its_limits_hold() {
     // The host's loopback services are unreachable; the sandbox has only its own `lo`.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let r = api.exec(&sb, &format!("nc -z -w 2 127.0.0.1 {port} && echo reached || echo blocked"));
+    let r = api.exec(
+        &sb,
+        &format!("nc -z -w 2 127.0.0.1 {port} && echo reached || echo blocked"),
+    );
     assert_eq!(r.stdout.trim(), "blocked", "{r:?}");
     listener.set_nonblocking(true).unwrap();
     assert!(listener.accept().is_err(), "the host listener was reached");
     let r = api.exec(&sb, "cat /proc/net/dev");
-    let ifaces: Vec<&str> = r.stdout.lines().skip(2).map(|l| l.split(':').next().unwrap().trim()).collect();
+    let ifaces: Vec<&str> = r
+        .stdout
+        .lines()
+        .skip(2)
+        .map(|l| l.split(':').next().unwrap().trim())
+        .collect();
     assert_eq!(ifaces, vec!["lo"], "{}", r.stdout);
 
     // Writing past the rootfs capacity fails with ENOSPC inside; the host is unaffected.
-    let r = api.exec(&sb, "dd if=/dev/zero of=/big bs=1M count=200 2>&1; echo rc=$?");
+    let r = api.exec(
+        &sb,
+        "dd if=/dev/zero of=/big bs=1M count=200 2>&1; echo rc=$?",
+    );
     assert!(r.stdout.contains("No space left on device"), "{r:?}");
     assert!(!r.stdout.contains("rc=0"), "{r:?}");
     api.exec(&sb, "rm -f /big");
 
     // A process allocating past the memory limit is killed inside; the sandbox lives on.
-    let r = api.exec(&sb, "bash -c 'x=$(head -c 300000000 /dev/zero | tr \"\\0\" a); echo ${#x}'");
-    assert!(!r.stdout.contains("300000000"), "allocated past the limit: {r:?}");
+    let r = api.exec(
+        &sb,
+        "bash -c 'x=$(head -c 300000000 /dev/zero | tr \"\\0\" a); echo ${#x}'",
+    );
+    assert!(
+        !r.stdout.contains("300000000"),
+        "allocated past the limit: {r:?}"
+    );
     assert_ne!(r.exit_code, 0, "{r:?}");
     let r = api.exec(&sb, "echo alive");
     assert_eq!(r.stdout, "alive\n");
@@ -74,11 +99,28 @@ fn delete_leaves_no_container_mount_or_loop_device() {
     let r = api.call("GET", "/api/v2/sandboxes/boxes/clean", None);
     assert_eq!(r.status, 404);
     let runc_root = server.state_dir.join("runtime/runc");
-    let list = std::process::Command::new("runc").arg("--root").arg(&runc_root).args(["list", "-q"]).output().unwrap();
+    let list = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(&runc_root)
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
     assert!(!String::from_utf8_lossy(&list.stdout).contains(&id));
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mountinfo.contains(&id), "mounts left behind for {id}");
-    let loops = std::process::Command::new("losetup").arg("-a").output().unwrap();
-    assert!(!String::from_utf8_lossy(&loops.stdout).contains(&id), "loop devices left behind");
-    assert!(!server.state_dir.join("runtime/sandboxes").join(&id).exists());
+    let loops = std::process::Command::new("losetup")
+        .arg("-a")
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&loops.stdout).contains(&id),
+        "loop devices left behind"
+    );
+    assert!(
+        !server
+            .state_dir
+            .join("runtime/sandboxes")
+            .join(&id)
+            .exists()
+    );
 }

@@ -9,19 +9,49 @@ fn build_create_exec_delete_through_the_cli() {
 
     let out = cli::run(
         &server,
-        &["sandbox", "snapshot", "build", "tiny", "--docker-image", image, "--capacity", "64mb", "--wait"],
+        &[
+            "sandbox",
+            "snapshot",
+            "build",
+            "tiny",
+            "--docker-image",
+            image,
+            "--capacity",
+            "64mb",
+            "--wait",
+        ],
     );
     assert_eq!(out.code, 0, "build failed: {}", out.stderr);
     let snapshot = out.json();
     assert_eq!(snapshot["status"], "ready", "{snapshot}");
     assert_eq!(snapshot["fs_capacity_bytes"], 64 << 20);
-    let keys: Vec<&str> = snapshot.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys.first(), Some(&"id"), "GA key order starts with id: {keys:?}");
+    let keys: Vec<&str> = snapshot
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys.first(),
+        Some(&"id"),
+        "GA key order starts with id: {keys:?}"
+    );
     let snapshot_id = snapshot["id"].as_str().unwrap();
 
     let out = cli::run(
         &server,
-        &["sandbox", "create", "my-vm", "--snapshot-id", snapshot_id, "--vcpus", "2", "--memory", "1gb", "--wait"],
+        &[
+            "sandbox",
+            "create",
+            "my-vm",
+            "--snapshot-id",
+            snapshot_id,
+            "--vcpus",
+            "2",
+            "--memory",
+            "1gb",
+            "--wait",
+        ],
     );
     assert_eq!(out.code, 0, "create failed: {}", out.stderr);
     let sandbox = out.json();
@@ -30,30 +60,68 @@ fn build_create_exec_delete_through_the_cli() {
     assert_eq!(sandbox["vcpus"], 2);
     assert_eq!(sandbox["mem_bytes"], 1u64 << 30);
 
-    let out = cli::run(&server, &["sandbox", "exec", "my-vm", "--", "sh", "-c", "echo out; echo err >&2; exit 7"]);
+    let out = cli::run(
+        &server,
+        &[
+            "sandbox",
+            "exec",
+            "my-vm",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 7",
+        ],
+    );
     assert_eq!(out.code, 7, "{}", out.stderr);
     assert_eq!(out.stdout, "out\n");
     assert_eq!(out.stderr, "err\n");
 
-    let out = cli::run(&server, &["sandbox", "exec", "my-vm", "--", "cat", "/etc/hello"]);
-    assert_eq!((out.code, out.stdout.as_str()), (0, "hello from the tiny image\n"));
+    let out = cli::run(
+        &server,
+        &["sandbox", "exec", "my-vm", "--", "cat", "/etc/hello"],
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "hello from the tiny image\n")
+    );
 
     let out = cli::run(&server, &["sandbox", "list"]);
     assert_eq!(out.code, 0);
     assert_eq!(out.json()[0]["name"], "my-vm");
 
     let out = cli::run(&server, &["sandbox", "delete", "my-vm"]);
-    assert_eq!((out.code, out.stdout.as_str()), (0, "Sandbox deleted.\n"), "{}", out.stderr);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Sandbox deleted.\n"),
+        "{}",
+        out.stderr
+    );
 
     let out = cli::run(&server, &["sandbox", "get", "my-vm"]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.starts_with("{\"error\": \"getting sandbox: HTTP 404"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("{\"error\": \"getting sandbox: HTTP 404"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn cli_errors_are_one_json_line_with_exit_1() {
     let server = TestServer::start();
-    let out = cli::run(&server, &["sandbox", "create", "x", "--snapshot-id", "s", "--memory", "12qb"]);
+    let out = cli::run(
+        &server,
+        &[
+            "sandbox",
+            "create",
+            "x",
+            "--snapshot-id",
+            "s",
+            "--memory",
+            "12qb",
+        ],
+    );
     assert_eq!(out.code, 1);
     assert_eq!(
         out.stderr.trim_end(),
@@ -61,5 +129,8 @@ fn cli_errors_are_one_json_line_with_exit_1() {
     );
     let out = cli::run(&server, &["sandbox", "create", "x"]);
     assert_eq!(out.code, 1);
-    assert_eq!(out.stderr.trim_end(), r#"{"error": "--snapshot-id is required"}"#);
+    assert_eq!(
+        out.stderr.trim_end(),
+        r#"{"error": "--snapshot-id is required"}"#
+    );
 }

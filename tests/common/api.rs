@@ -34,7 +34,13 @@ impl Api {
         self.call_with_key(method, path, body, Some(API_KEY))
     }
 
-    pub fn call_with_key(&self, method: &str, path: &str, body: Option<Value>, key: Option<&str>) -> Reply {
+    pub fn call_with_key(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> Reply {
         let mut req = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.base));
@@ -44,10 +50,16 @@ impl Api {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let resp = req
+            .send()
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = resp.status().as_u16();
         let text = resp.text().unwrap_or_default();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         Reply { status, body }
     }
 

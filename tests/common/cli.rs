@@ -12,8 +12,12 @@ pub struct CliOutput {
 
 impl CliOutput {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?} / {:?}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {:?} / {:?}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -28,7 +32,11 @@ pub fn run_with_stdin(server: &TestServer, args: &[&str], stdin: Option<&[u8]>) 
         .env("LANGSMITH_ENDPOINT", &server.url)
         .env("LANGSMITH_API_KEY", API_KEY)
         .env_remove("LANGSMITH_WORKSPACE_ID")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("running langsmith");

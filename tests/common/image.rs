@@ -33,7 +33,11 @@ pub fn build_tiny_layout(layout: &Path, scratch: &Path) {
     let bundle = scratch.join("bundle");
     run_ok(Command::new("umoci").args(["init", "--layout"]).arg(layout));
     run_ok(Command::new("umoci").args(["new", "--image", &image]));
-    run_ok(Command::new("umoci").args(["unpack", "--image", &image]).arg(&bundle));
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image", &image])
+            .arg(&bundle),
+    );
     let root = bundle.join("rootfs");
     for dir in ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "usr/bin"] {
         std::fs::create_dir_all(root.join(dir)).unwrap();
@@ -47,7 +51,11 @@ pub fn build_tiny_layout(layout: &Path, scratch: &Path) {
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
     std::fs::write(root.join("etc/hello"), "hello from the tiny image\n").unwrap();
-    run_ok(Command::new("umoci").args(["repack", "--image", &image]).arg(&bundle));
+    run_ok(
+        Command::new("umoci")
+            .args(["repack", "--image", &image])
+            .arg(&bundle),
+    );
     run_ok(Command::new("umoci").args([
         "config",
         "--image",

@@ -46,7 +46,8 @@ fn start() -> Registry {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     die_with_parent(&mut cmd);
-    cmd.spawn().expect("starting docker-registry (apt-get install docker-registry)");
+    cmd.spawn()
+        .expect("starting docker-registry (apt-get install docker-registry)");
     let host = format!("127.0.0.1:{port}");
     wait_for("docker-registry to answer", Duration::from_secs(30), || {
         let resp = std::net::TcpStream::connect(&host).ok()?;

@@ -14,7 +14,8 @@ pub const SDK_VERSION: &str = "0.14.17";
 pub fn python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sdk-venv-{SDK_VERSION}"));
+        let venv =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sdk-venv-{SDK_VERSION}"));
         let python = venv.join("bin/python");
         let marker = venv.join(".installed");
         if !marker.exists() {
@@ -36,7 +37,9 @@ pub fn python() -> &'static PathBuf {
 /// Run `tests/sdk/<script>` with the SDK pointed at `server`; `env` adds variables.
 /// Panics with the script's output when it fails.
 pub fn run_script(server: &TestServer, script: &str, env: &[(&str, &str)]) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk").join(script);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sdk")
+        .join(script);
     let mut cmd = Command::new(python());
     cmd.arg(path)
         .env("LANGSMITH_ENDPOINT", &server.url)

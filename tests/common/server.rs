@@ -28,11 +28,18 @@ impl TestServer {
     /// Start a server on an existing state directory (restarts).
     pub fn start_in(state_dir: &Path) -> TestServer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_langsmith"));
-        cmd.args(["server", "--listen", "127.0.0.1:0", "--api-key", API_KEY, "--state-dir"])
-            .arg(state_dir)
-            .env("LANGSMITH_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-key",
+            API_KEY,
+            "--state-dir",
+        ])
+        .arg(state_dir)
+        .env("LANGSMITH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
         die_with_parent(&mut cmd);
         let mut child = cmd.spawn().expect("starting langsmith server");
         let mut line = String::new();
@@ -85,9 +92,18 @@ impl Drop for TestServer {
 pub fn reap_leftovers(state_dir: &Path) {
     let root = state_dir.join("runtime/runc");
     if root.exists() {
-        let list = run_ok(Command::new("runc").arg("--root").arg(&root).args(["list", "-q"]));
+        let list = run_ok(
+            Command::new("runc")
+                .arg("--root")
+                .arg(&root)
+                .args(["list", "-q"]),
+        );
         for id in list.lines().filter(|l| !l.is_empty()) {
-            let _ = Command::new("runc").arg("--root").arg(&root).args(["delete", "-f", id]).status();
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(&root)
+                .args(["delete", "-f", id])
+                .status();
         }
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
