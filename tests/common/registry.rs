@@ -9,6 +9,7 @@ use super::process::{die_with_parent, free_port, wait_for};
 pub struct Registry {
     /// `127.0.0.1:PORT`
     pub host: String,
+    _child: std::process::Child,
     _dir: tempfile::TempDir,
 }
 
@@ -46,7 +47,8 @@ fn start() -> Registry {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     die_with_parent(&mut cmd);
-    cmd.spawn()
+    let child = cmd
+        .spawn()
         .expect("starting docker-registry (apt-get install docker-registry)");
     let host = format!("127.0.0.1:{port}");
     wait_for("docker-registry to answer", Duration::from_secs(30), || {
@@ -54,5 +56,9 @@ fn start() -> Registry {
         drop(resp);
         Some(())
     });
-    Registry { host, _dir: dir }
+    Registry {
+        host,
+        _child: child,
+        _dir: dir,
+    }
 }
