@@ -169,7 +169,10 @@ mod tests {
     #[test]
     fn legacy_command_accepts_string_and_argv() {
         let a: ExecuteRequest = serde_json::from_str(r#"{"command":["ls","-la"]}"#).unwrap();
-        assert_eq!(a.command, CommandSpec::Argv(vec!["ls".into(), "-la".into()]));
+        assert_eq!(
+            a.command,
+            CommandSpec::Argv(vec!["ls".into(), "-la".into()])
+        );
         let b: ExecuteRequest = serde_json::from_str(r#"{"command":"ls -la"}"#).unwrap();
         assert_eq!(b.command, CommandSpec::Shell("ls -la".into()));
     }
