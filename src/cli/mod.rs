@@ -9,6 +9,8 @@ pub mod args;
 mod args_flags;
 pub mod errors;
 pub mod output;
+#[cfg(test)]
+mod output_tests;
 pub mod table;
 pub mod text;
 

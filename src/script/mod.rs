@@ -84,8 +84,13 @@ impl ScriptHost {
         ScriptHost { engine, bridge }
     }
 
-    /// Compile a script, naming its origin in syntax errors.
+    /// Compile a script, naming its origin in syntax errors. A `#!` first line (shebang) is
+    /// blanked, keeping line numbers.
     pub fn compile(&self, origin: &str, source: &str) -> Result<AST, String> {
+        let source = match source.strip_prefix("#!") {
+            Some(rest) => rest.find('\n').map_or("", |i| &rest[i..]),
+            None => source,
+        };
         self.engine
             .compile(source)
             .map_err(|e| format!("{origin}: {e}"))
