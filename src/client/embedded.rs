@@ -81,7 +81,7 @@ pub async fn ensure_local_backend(http: &reqwest::Client) -> Result<LocalBackend
             started: false,
         }));
     }
-    start_server(&state)?;
+    let mut child = start_server(&state)?;
     let deadline = Instant::now() + START_DEADLINE;
     let mut delay = Duration::from_millis(50);
     while Instant::now() < deadline {
@@ -94,6 +94,12 @@ pub async fn ensure_local_backend(http: &reqwest::Client) -> Result<LocalBackend
                 state_dir: state,
                 started: true,
             }));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(ClientError::Config(format!(
+                "the local sandbox backend exited ({status}) before it was ready; see {}",
+                state.join("server.log").display()
+            )));
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(500));
@@ -117,7 +123,7 @@ fn announce(backend: LocalBackend) -> LocalBackend {
 
 /// Start `<this exe> server` detached: its own session, stdin null, output appended to
 /// `STATE/server.log`. The server keeps running after this process exits.
-fn start_server(state: &Path) -> Result<(), ClientError> {
+fn start_server(state: &Path) -> Result<std::process::Child, ClientError> {
     let fail = |what: &str, e: std::io::Error| {
         ClientError::Config(format!("starting the local sandbox backend: {what}: {e}"))
     };
@@ -157,6 +163,5 @@ fn start_server(state: &Path) -> Result<(), ClientError> {
             });
         }
     }
-    cmd.spawn().map_err(|e| fail("spawning the server", e))?;
-    Ok(())
+    cmd.spawn().map_err(|e| fail("spawning the server", e))
 }

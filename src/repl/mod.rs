@@ -14,14 +14,11 @@ fn history_path() -> Option<std::path::PathBuf> {
     dirs::data_dir().map(|d| d.join("langsmith").join("history"))
 }
 
-/// Whether a compile error only means "more input needed".
+/// Whether a compile error only means "more input needed" (an unclosed block, bracket or
+/// string). An empty line forces evaluation, so a real syntax error is still reported.
 fn incomplete(err: &rhai::ParseError) -> bool {
     use rhai::ParseErrorType as P;
-    matches!(
-        *err.0,
-        P::UnexpectedEOF | P::MissingToken(..) | P::UnknownOperator(_)
-    ) && err.1.is_none()
-        || matches!(*err.0, P::UnexpectedEOF)
+    matches!(*err.0, P::UnexpectedEOF | P::MissingToken(..))
 }
 
 /// Run the REPL until EOF (Ctrl-D) or `quit`.
@@ -35,6 +32,8 @@ pub fn run(host: ScriptHost, format: Format) -> Result<u8, String> {
         "langsmith shell — Rhai with sandbox bindings. `langsmith help-script` lists them; Ctrl-D quits."
     );
     let mut scope = Scope::new();
+    // Functions defined on earlier lines; statements are evaluated once, functions kept.
+    let mut functions = rhai::AST::empty();
     let mut buffer = String::new();
     loop {
         let prompt = if buffer.is_empty() {
@@ -54,6 +53,8 @@ pub fn run(host: ScriptHost, format: Format) -> Result<u8, String> {
                     Err(e) => eprintln!("{e}"),
                     Ok(ast) => {
                         let _ = editor.add_history_entry(buffer.trim_end());
+                        let ast = functions.merge(&ast);
+                        functions = ast.clone_functions_only();
                         bridge::clear_interrupt();
                         let result = host.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast);
                         match crate::script::finish(result) {
