@@ -1,1 +1,212 @@
-//! TODO
+//! The native async client of the LangSmith Sandbox API: one cheap-to-clone [`Client`] with an
+//! `impl` block per resource (`sandbox.rs`, `snapshot.rs`, `exec.rs`, `files.rs`).
+//!
+//! Control-plane requests go to `{base}/v2/sandboxes/…` with `x-api-key` (and `x-tenant-id`
+//! when a workspace is configured); data-plane requests go to the sandbox's `dataplane_url`
+//! with `X-Api-Key`. Nothing here assumes the local backend.
+
+pub mod config;
+#[cfg(target_os = "linux")]
+pub mod embedded;
+pub mod error;
+pub mod exec;
+mod exec_session;
+pub mod files;
+pub mod sandbox;
+pub mod snapshot;
+
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use config::{ConfigInputs, Endpoint, Resolved};
+pub use error::ClientError;
+pub use exec::{Command, ExecEvent, ExecOptions, ExecOutput};
+
+/// Default per-request timeout of control-plane calls (the GA CLI's).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Characters left as-is in a path segment: RFC 3986 unreserved.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encode one URL path segment (a sandbox name, a snapshot id).
+pub fn segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// Install the process-wide rustls crypto provider once (reqwest and tungstenite both use it).
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A handle on one API endpoint. Clones share the connection pool.
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+}
+
+fn http_client() -> Result<reqwest::Client, ClientError> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .user_agent(concat!("langsmith/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(ClientError::from)
+}
+
+impl Client {
+    /// A client for an explicit endpoint.
+    pub fn new(endpoint: Endpoint) -> Result<Self, ClientError> {
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http: http_client()?,
+                endpoint,
+            }),
+        })
+    }
+
+    /// Resolve flags and environment; with nothing configured, use (and start if needed) the
+    /// local backend.
+    pub async fn connect(inputs: &ConfigInputs) -> Result<Self, ClientError> {
+        match inputs.resolve()? {
+            Resolved::Remote(endpoint) => Self::new(endpoint),
+            #[cfg(target_os = "linux")]
+            Resolved::Local { workspace_id } => {
+                let http = http_client()?;
+                let local = embedded::ensure_local_backend(&http).await?;
+                let endpoint = Endpoint {
+                    base: config::normalize_base(&local.url),
+                    api_key: local.api_key,
+                    workspace_id,
+                };
+                Ok(Client {
+                    inner: Arc::new(Inner { http, endpoint }),
+                })
+            }
+            #[cfg(not(target_os = "linux"))]
+            Resolved::Local { .. } => Err(ClientError::Config("LANGSMITH_API_KEY not set".into())),
+        }
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    pub(crate) fn api_key(&self) -> &str {
+        &self.inner.endpoint.api_key
+    }
+
+    /// A control-plane request for `path` (relative to `/v2/sandboxes`).
+    fn control(&self, method: Method, path: &str, timeout: Duration) -> reqwest::RequestBuilder {
+        let url = format!("{}/v2/sandboxes{path}", self.inner.endpoint.base);
+        let mut req = self
+            .inner
+            .http
+            .request(method, url)
+            .header("x-api-key", &self.inner.endpoint.api_key)
+            .header("Content-Type", "application/json")
+            .timeout(timeout);
+        if let Some(ws) = &self.inner.endpoint.workspace_id {
+            req = req.header("x-tenant-id", ws);
+        }
+        req
+    }
+
+    /// Send a control-plane request and return the body of a 2xx answer.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, ClientError> {
+        let mut req = self.control(method, path, timeout);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        if status.as_u16() >= 400 {
+            return Err(ClientError::from_response(
+                status.as_u16(),
+                &String::from_utf8_lossy(&bytes),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Send and decode a JSON answer.
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let bytes = self.send(method, path, body, timeout).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("decoding response of {path}: {e}")))
+    }
+}
+
+/// No request body.
+pub(crate) const NO_BODY: Option<&()> = None;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(super::segment("my-vm_1.x~"), "my-vm_1.x~");
+        assert_eq!(super::segment("a b/c?"), "a%20b%2Fc%3F");
+    }
+}
+
+/// A whole-second duration in Go's `time.Duration` text: `0s`, `30s`, `2m0s`, `1h2m5s`.
+pub fn go_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    #[test]
+    fn go_durations() {
+        let cases = [
+            (0, "0s"),
+            (30, "30s"),
+            (120, "2m0s"),
+            (300, "5m0s"),
+            (3600, "1h0m0s"),
+            (3725, "1h2m5s"),
+        ];
+        for (secs, text) in cases {
+            assert_eq!(super::go_duration(secs), text);
+        }
+    }
+}

@@ -1,1 +1,177 @@
-//! TODO
+//! The script layer: one Rhai engine per process with the `Snapshot`, `Sandbox` and `Command`
+//! bindings, the async bridge, and the built-in scripts behind every `sandbox` subcommand.
+//!
+//! Scripts run on a plain thread (never a tokio worker); client calls block on the runtime
+//! through [`bridge::Bridge`]. Ctrl-C stops a script (not catchable). A script's value is
+//! printed by the CLI's output layer (JSON, or tables with `--format pretty`); scripts never
+//! format output themselves.
+//!
+//! # Script API
+//!
+//! Every command-line subcommand gets its parsed arguments as the constant map `args`
+//! (flag names in snake_case, e.g. `args.snapshot_id`). `langsmith run FILE.rhai A B` gets
+//! `args.argv == ["A", "B"]`.
+//!
+//! **Sandboxes** — `sandbox_create(#{name, snapshot_id, vcpus, mem_bytes, fs_capacity_bytes,
+//! proxy_config, wait_for_ready, timeout, …})`, `sandbox_get(name)`, `sandbox_resolve(name)`
+//! (must be ready, with a dataplane URL), `sandbox_list()`, `sandbox_update(name, #{vcpus,
+//! mem_bytes, fs_capacity_bytes, proxy_config})`, `sandbox_delete(name)`, `sandbox_start(name)`,
+//! `sandbox_stop(name)`, `sandbox_wait(name, timeout_secs)`.
+//! A `Sandbox` has `id name status status_message dataplane_url snapshot_id vcpus mem_bytes
+//! fs_capacity_bytes created_at updated_at` and
+//! `exec(cmd)` / `exec(cmd, #{shell, env, cwd, timeout, stream})` → `#{stdout, stderr,
+//! exit_code}` (`stream: true` prints output live instead of collecting it),
+//! `command(cmd[, opts])` → `Command` (`stdin: true` keeps stdin open),
+//! `read(path)` → string, `read_bytes(path)` → blob, `write(path, string|blob)`,
+//! `start()`, `stop()`, `delete()`, `refresh()`, `wait([timeout_secs])`, `to_map()`.
+//!
+//! **Snapshots** — `snapshot_build(#{name, docker_image, fs_capacity_bytes, registry_url,
+//! registry_username, registry_password})`, `snapshot_capture(sandbox_name, #{name,
+//! checkpoint})`, `snapshot_get(id)`, `snapshot_list()`, `snapshot_wait(id, timeout_secs)`,
+//! `snapshot_delete(id)`. A `Snapshot` has `id name status status_message docker_image
+//! image_digest source_sandbox_id fs_capacity_bytes fs_used_bytes created_at updated_at` and
+//! `wait([timeout_secs])`, `refresh()`, `delete()`, `to_map()`.
+//!
+//! **Commands** — `Command` (from `Sandbox.command`) has `id`, `pid`, `next()` → `#{type: "stdout" |
+//! "stderr", data}` / `#{type: "exit", exit_code}` / `()` when done, `wait()` → `#{stdout,
+//! stderr, exit_code}`, `send(text)`, `close_stdin()`, `kill()`.
+//!
+//! **Helpers** — `parse_size("4gb", "--capacity")` → bytes, `parse_json_arg(text_or_@file,
+//! flag)`, `shell_join(argv)`, `go_quote(text)`, `connect()` (resolve endpoint and key now),
+//! `exit_status(code)` (a value that makes the CLI print nothing and exit with `code`;
+//! Rhai's own `exit(value)` stops a script with `value` as its result), `sleep(secs)`, `eprint(text)`,
+//! `is_terminal_stderr()`.
+//!
+//! **Errors** — API failures are catchable: `try { … } catch (e) { e.status; e.type;
+//! e.message; e.text }` (`status` is `()` when there was no HTTP answer; `text` is the line the
+//! CLI prints, e.g. `getting sandbox: HTTP 404: …`). Argument errors are thrown strings.
+
+pub mod bridge;
+pub mod builtins;
+pub mod command;
+pub mod helpers;
+pub mod sandbox;
+mod sandbox_fns;
+pub mod snapshot;
+
+use std::sync::Arc;
+
+use rhai::{AST, Dynamic, Engine, EvalAltResult, Map, Scope};
+
+pub use bridge::{Bridge, error_text};
+pub use command::CommandObj;
+pub use helpers::ExitStatus;
+pub use sandbox::SandboxObj;
+pub use snapshot::SnapshotObj;
+
+use crate::client::ConfigInputs;
+
+/// The engine with every binding registered.
+pub struct ScriptHost {
+    pub engine: Engine,
+    pub bridge: Arc<Bridge>,
+}
+
+impl ScriptHost {
+    pub fn new(handle: tokio::runtime::Handle, inputs: ConfigInputs) -> Self {
+        let bridge = Bridge::new(handle, inputs);
+        let mut engine = Engine::new();
+        engine.on_progress(|_| bridge::interrupted().then(|| Dynamic::from("interrupted")));
+        snapshot::register(&mut engine, &bridge);
+        sandbox::register(&mut engine, &bridge);
+        command::register(&mut engine);
+        helpers::register(&mut engine, &bridge);
+        ScriptHost { engine, bridge }
+    }
+
+    /// Compile a script, naming its origin in syntax errors. A `#!` first line (shebang) is
+    /// blanked, keeping line numbers.
+    pub fn compile(&self, origin: &str, source: &str) -> Result<AST, String> {
+        let source = match source.strip_prefix("#!") {
+            Some(rest) => rest.find('\n').map_or("", |i| &rest[i..]),
+            None => source,
+        };
+        self.engine
+            .compile(source)
+            .map_err(|e| format!("{origin}: {e}"))
+    }
+
+    /// Run `ast` with `args` bound as a constant.
+    pub fn run(&self, ast: &AST, args: Map) -> Result<Dynamic, Box<EvalAltResult>> {
+        let mut scope = Scope::new();
+        scope.push_constant("args", args);
+        self.engine.eval_ast_with_scope(&mut scope, ast)
+    }
+
+    /// Find (user folder first) and run the script for a subcommand such as `sandbox/create`.
+    pub fn run_named(&self, name: &str, args: Map) -> Result<Dynamic, String> {
+        let found = builtins::find(name)
+            .map_err(|e| format!("reading script {name}: {e}"))?
+            .ok_or_else(|| {
+                format!(
+                    "unknown command {:?}: no script {name}.rhai",
+                    name.replace('/', " ")
+                )
+            })?;
+        let ast = self.compile(&found.origin, &found.source)?;
+        finish(self.run(&ast, args))
+    }
+}
+
+/// A script's value, or its error as the one line the user sees.
+pub fn finish(result: Result<Dynamic, Box<EvalAltResult>>) -> Result<Dynamic, String> {
+    result.map_err(|e| error_text(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> (tokio::runtime::Runtime, ScriptHost) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let host = ScriptHost::new(rt.handle().clone(), ConfigInputs::default());
+        (rt, host)
+    }
+
+    #[test]
+    fn every_builtin_and_example_compiles() {
+        let (_rt, host) = host();
+        for (name, src) in builtins::BUILTINS.iter().chain(builtins::EXAMPLES) {
+            host.compile(name, src).unwrap();
+        }
+    }
+
+    #[test]
+    fn argument_errors_come_before_any_api_call() {
+        let (_rt, host) = host();
+        let mut args = Map::new();
+        args.insert("name".into(), "s".into());
+        args.insert("docker_image".into(), "".into());
+        args.insert("capacity".into(), "4gb".into());
+        let err = host.run_named("sandbox/snapshot/build", args).unwrap_err();
+        assert_eq!(err, "--docker-image is required");
+    }
+
+    #[test]
+    fn helper_functions_work_from_scripts() {
+        let (_rt, host) = host();
+        let v: i64 = host
+            .engine
+            .eval(r#"parse_size("1.5gb", "--memory")"#)
+            .unwrap();
+        assert_eq!(v, 1610612736);
+        let s: String = host.engine.eval(r#"shell_join(["echo", "a b"])"#).unwrap();
+        assert_eq!(s, "'echo' 'a b'");
+        let e = host
+            .engine
+            .eval::<i64>(r#"parse_size("5", "--memory")"#)
+            .unwrap_err();
+        assert_eq!(
+            error_text(&e),
+            r#"invalid --memory: invalid size "5": unit required (e.g. 512mb, 2gb)"#
+        );
+    }
+}

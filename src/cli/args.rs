@@ -1,0 +1,186 @@
+//! The clap command tree (`spec/cli.md` §2). Positionals are collected as lists and counted by
+//! [`exact_name`] so the arity messages are cobra's; int flags use Go's base detection; bool
+//! flags accept `--wait` and `--wait=false`. Every argument struct serialises into the `args`
+//! map its script receives (snake_case keys).
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use serde::Serialize;
+
+pub use super::args_flags::{BuildArgs, CaptureArgs, CreateArgs, ExecArgs, UpdateArgs};
+
+/// Parse an int flag like pflag: base auto-detection (`0x10`, `0o17`, `010`, `0b11`), `_` allowed.
+pub fn go_int(text: &str) -> Result<i64, String> {
+    let invalid = || {
+        format!(
+            "strconv.ParseInt: parsing {}: invalid syntax",
+            super::text::go_quote(text)
+        )
+    };
+    let (neg, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let lower = body.to_ascii_lowercase();
+    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d)
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d)
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    let digits = digits.replace('_', "");
+    if digits.is_empty() {
+        return Err(invalid());
+    }
+    let magnitude = i128::from_str_radix(&digits, radix).map_err(|_| invalid())?;
+    let value = if neg { -magnitude } else { magnitude };
+    i64::try_from(value).map_err(|_| {
+        format!(
+            "strconv.ParseInt: parsing {}: value out of range",
+            super::text::go_quote(text)
+        )
+    })
+}
+
+/// Top-level command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "langsmith",
+    version,
+    about = "LangSmith sandboxes: CLI, scriptable shell and local backend",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// API key (overrides LANGSMITH_API_KEY).
+    #[arg(long, global = true, default_value = "", hide_default_value = true)]
+    pub api_key: String,
+    /// API base URL (overrides LANGSMITH_ENDPOINT).
+    #[arg(long, global = true, default_value = "", hide_default_value = true)]
+    pub api_url: String,
+    /// Output format: json or pretty.
+    #[arg(long, global = true, default_value = "json")]
+    pub format: String,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage sandboxes and snapshots.
+    Sandbox(SandboxCmd),
+    /// Interactive Rhai shell with the sandbox bindings (see `langsmith help-script`).
+    Shell,
+    /// Run a Rhai script: `langsmith run FILE.rhai [ARGS…]` (`args.argv` holds ARGS).
+    Run(RunArgs),
+    /// Print the script API reference.
+    HelpScript,
+    /// Run the local sandbox backend (the LangSmith Sandbox API on this machine).
+    #[cfg(target_os = "linux")]
+    Server(crate::server::ServerArgs),
+    /// The in-sandbox agent (started by the runtime as PID 1 of each sandbox).
+    #[cfg(target_os = "linux")]
+    #[command(hide = true)]
+    Agent(crate::agent::AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The script file.
+    pub file: std::path::PathBuf,
+    /// Arguments for the script (`args.argv`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxCmd {
+    #[command(subcommand)]
+    pub command: Option<SandboxSub>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxSub {
+    /// Create a sandbox from a snapshot.
+    Create(CreateArgs),
+    /// List sandboxes.
+    List(Rest),
+    /// Inspect a sandbox.
+    Get(Rest),
+    /// Update sandbox resources or proxy config.
+    Update(UpdateArgs),
+    /// Delete a sandbox.
+    Delete(Rest),
+    /// Start a stopped sandbox.
+    Start(WaitFlags<120>),
+    /// Stop a running sandbox while preserving filesystem state.
+    Stop(Rest),
+    /// Wait for a sandbox to become ready.
+    Wait(TimeoutFlag<120>),
+    /// Run a one-off command inside a sandbox.
+    Exec(ExecArgs),
+    /// Manage snapshots.
+    Snapshot(SnapshotCmd),
+    /// A user script `sandbox/<name>.rhai` from the scripts folder.
+    #[command(external_subcommand)]
+    External(Vec<String>),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotCmd {
+    #[command(subcommand)]
+    pub command: Option<SnapshotSub>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotSub {
+    /// List snapshots.
+    List(Rest),
+    /// Build a snapshot from a Docker image.
+    Build(BuildArgs),
+    /// Capture a snapshot from a running sandbox.
+    Capture(CaptureArgs),
+    /// Inspect a snapshot.
+    Get(Rest),
+    /// Wait for a snapshot to become ready.
+    Wait(TimeoutFlag<300>),
+    /// Delete a snapshot.
+    Delete(Rest),
+    /// A user script `sandbox/snapshot/<name>.rhai` from the scripts folder.
+    #[command(external_subcommand)]
+    External(Vec<String>),
+}
+
+/// Positionals only (counted by the command).
+#[derive(Debug, Args, Serialize)]
+pub struct Rest {
+    #[serde(skip)]
+    #[arg(value_name = "NAME")]
+    pub positionals: Vec<String>,
+}
+
+#[derive(Debug, Args, Serialize)]
+pub struct TimeoutFlag<const SECS: i64> {
+    #[serde(skip)]
+    #[arg(value_name = "NAME")]
+    pub positionals: Vec<String>,
+    /// Seconds to wait.
+    #[arg(long, default_value_t = SECS, value_parser = go_int)]
+    pub timeout: i64,
+}
+
+#[derive(Debug, Args, Serialize)]
+pub struct WaitFlags<const SECS: i64> {
+    #[serde(skip)]
+    #[arg(value_name = "NAME")]
+    pub positionals: Vec<String>,
+    /// Wait until ready.
+    #[arg(long, num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = ArgAction::Set)]
+    pub wait: bool,
+    /// Seconds to wait (with --wait).
+    #[arg(long, default_value_t = SECS, value_parser = go_int)]
+    pub timeout: i64,
+}

@@ -1,0 +1,240 @@
+//! The output layer: turns a script's value into what the CLI prints. Sandboxes and snapshots
+//! are rendered from their typed data with the GA key order (`spec/cli.md` §10) and Go's JSON
+//! escaping; lists become tables with `--format pretty`; strings are plain confirmations;
+//! `exit(code)` prints nothing and sets the exit status.
+
+use rhai::{Array, Dynamic, Map};
+use serde::Serialize;
+use serde::ser::{SerializeMap, SerializeSeq};
+
+use super::table;
+use super::text::{bytes_text, time_text};
+use crate::api::{Sandbox, Snapshot};
+use crate::script::{ExitStatus, SandboxObj, SnapshotObj};
+
+/// `--format`: anything but `pretty` is JSON, as in GA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Pretty,
+}
+
+impl Format {
+    pub fn parse(text: &str) -> Self {
+        if text == "pretty" {
+            Format::Pretty
+        } else {
+            Format::Json
+        }
+    }
+}
+
+/// The GA sandbox shape (§10.2).
+#[derive(Serialize)]
+pub struct GaSandbox<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    vcpus: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    mem_bytes: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fs_capacity_bytes: Option<i64>,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataplane_url: Option<&'a str>,
+    created_at: &'a str,
+    updated_at: &'a str,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+impl<'a> From<&'a Sandbox> for GaSandbox<'a> {
+    fn from(s: &'a Sandbox) -> Self {
+        GaSandbox {
+            id: &s.id,
+            name: &s.name,
+            snapshot_id: s.snapshot_id.as_deref(),
+            vcpus: s.vcpus.unwrap_or(0),
+            mem_bytes: s.mem_bytes.unwrap_or(0),
+            fs_capacity_bytes: s.fs_capacity_bytes,
+            status: &s.status,
+            dataplane_url: s.dataplane_url.as_deref(),
+            created_at: &s.created_at,
+            updated_at: &s.updated_at,
+        }
+    }
+}
+
+/// The GA snapshot shape (§10.1).
+#[derive(Serialize)]
+pub struct GaSnapshot<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    docker_image: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_digest: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_sandbox_id: Option<&'a str>,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_message: Option<&'a str>,
+    fs_capacity_bytes: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fs_used_bytes: Option<i64>,
+    created_at: &'a str,
+    updated_at: &'a str,
+}
+
+impl<'a> From<&'a Snapshot> for GaSnapshot<'a> {
+    fn from(s: &'a Snapshot) -> Self {
+        GaSnapshot {
+            id: &s.id,
+            name: &s.name,
+            docker_image: s.docker_image.as_deref(),
+            image_digest: s.image_digest.as_deref(),
+            source_sandbox_id: s.source_sandbox_id.as_deref(),
+            status: &s.status,
+            status_message: s.status_message.as_deref(),
+            fs_capacity_bytes: s.fs_capacity_bytes,
+            fs_used_bytes: s.fs_used_bytes,
+            created_at: &s.created_at,
+            updated_at: &s.updated_at,
+        }
+    }
+}
+
+/// Serialises any script value, using the GA shapes for API objects.
+struct Out<'a>(&'a Dynamic);
+
+impl Serialize for Out<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if let Some(s) = v.read_lock::<SandboxObj>() {
+            return GaSandbox::from(&s.data).serialize(ser);
+        }
+        if let Some(s) = v.read_lock::<SnapshotObj>() {
+            return GaSnapshot::from(&s.data).serialize(ser);
+        }
+        if let Some(items) = v.read_lock::<Array>() {
+            let mut seq = ser.serialize_seq(Some(items.len()))?;
+            for item in items.iter() {
+                seq.serialize_element(&Out(item))?;
+            }
+            return seq.end();
+        }
+        if let Some(map) = v.read_lock::<Map>() {
+            let mut out = ser.serialize_map(Some(map.len()))?;
+            for (k, item) in map.iter() {
+                out.serialize_entry(k.as_str(), &Out(item))?;
+            }
+            return out.end();
+        }
+        if v.is_variant() {
+            // Other custom types (e.g. a Command) print as their type name.
+            return ser.serialize_str(v.type_name());
+        }
+        v.serialize(ser)
+    }
+}
+
+/// Pretty JSON (2-space indent) with Go's escaping of `<`, `>`, `&`, U+2028 and U+2029; those
+/// characters can only occur inside strings, so replacing them in the text is exact.
+pub fn to_json(value: &Dynamic) -> String {
+    let text = serde_json::to_string_pretty(&Out(value)).unwrap_or_else(|e| format!("{e:?}"));
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// What to print on stdout and the exit status.
+pub fn render(value: &Dynamic, format: Format) -> (String, u8) {
+    if value.is_unit() {
+        return (String::new(), 0);
+    }
+    if let Some(status) = value.read_lock::<ExitStatus>() {
+        // Like a process exit status: truncated to 8 bits (-1 → 255).
+        return (String::new(), status.0 as u8);
+    }
+    if value.is_string() {
+        return (format!("{value}\n"), 0);
+    }
+    if format == Format::Pretty
+        && let Some(items) = value.read_lock::<Array>()
+        && let Some(table) = pretty_table(&items)
+    {
+        return (table, 0);
+    }
+    (to_json(value), 0)
+}
+
+/// A table for a non-empty list of sandboxes or snapshots.
+fn pretty_table(items: &Array) -> Option<String> {
+    if items.is_empty() {
+        return None;
+    }
+    let sandboxes: Option<Vec<Vec<String>>> = items
+        .iter()
+        .map(|i| i.read_lock::<SandboxObj>().map(|s| sandbox_row(&s.data)))
+        .collect();
+    if let Some(rows) = sandboxes {
+        let headers = [
+            "Name", "Status", "VCPUs", "Mem", "Rootfs", "Snapshot", "Created",
+        ];
+        return Some(table::render("Sandboxes", &headers, &rows));
+    }
+    let snapshots: Option<Vec<Vec<String>>> = items
+        .iter()
+        .map(|i| i.read_lock::<SnapshotObj>().map(|s| snapshot_row(&s.data)))
+        .collect();
+    let headers = ["ID", "Name", "Image", "Status", "Size", "Created"];
+    snapshots.map(|rows| table::render("Snapshots", &headers, &rows))
+}
+
+fn sandbox_row(s: &Sandbox) -> Vec<String> {
+    let dash = || "-".to_string();
+    vec![
+        s.name.clone(),
+        s.status.clone(),
+        s.vcpus
+            .filter(|v| *v != 0)
+            .map_or_else(dash, |v| v.to_string()),
+        s.mem_bytes
+            .filter(|v| *v != 0)
+            .map_or_else(dash, bytes_text),
+        s.fs_capacity_bytes.map_or_else(dash, bytes_text),
+        s.snapshot_id
+            .as_deref()
+            .map_or_else(dash, |id| match id.char_indices().nth(8) {
+                Some((cut, _)) => format!("{}...", &id[..cut]),
+                None => id.to_string(),
+            }),
+        time_text(&s.created_at),
+    ]
+}
+
+fn snapshot_row(s: &Snapshot) -> Vec<String> {
+    vec![
+        s.id.clone(),
+        s.name.clone(),
+        s.docker_image.clone().unwrap_or_else(|| "-".into()),
+        s.status.clone(),
+        s.fs_used_bytes.map_or_else(|| "-".into(), bytes_text),
+        time_text(&s.created_at),
+    ]
+}

@@ -1,0 +1,167 @@
+//! The embedded default (DESIGN.md §4.8): with no endpoint and no key configured, find the local
+//! backend through its state directory and start it in the background when it is not running.
+//!
+//! Contract with `langsmith server`: when ready it writes `STATE/server.json` =
+//! `{"url": "http://127.0.0.1:PORT", "pid": N}` and keeps its key in `STATE/api-key`. The server
+//! is healthy when `GET {url}/healthz` with the key as `X-Api-Key` answers 2xx.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::error::ClientError;
+
+/// Address a server started by the CLI listens on.
+pub const LOCAL_LISTEN: &str = "127.0.0.1:7433";
+/// How long to wait for a freshly started server to become healthy.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The running local backend.
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    pub url: String,
+    pub api_key: String,
+    pub state_dir: PathBuf,
+    /// Whether this process started it.
+    pub started: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServerInfo {
+    url: String,
+}
+
+/// `$LANGSMITH_STATE_DIR`, else `<data dir>/langsmith`.
+pub fn state_dir() -> Result<PathBuf, ClientError> {
+    if let Some(dir) = std::env::var_os("LANGSMITH_STATE_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    dirs::data_dir()
+        .map(|d| d.join("langsmith"))
+        .ok_or_else(|| {
+            ClientError::Config(
+                "no data directory for the local backend; set LANGSMITH_STATE_DIR or LANGSMITH_API_KEY"
+                    .into(),
+            )
+        })
+}
+
+/// Read `server.json` and `api-key`; `None` when either is missing or unreadable.
+fn read_running(state: &Path) -> Option<(String, String)> {
+    let info: ServerInfo =
+        serde_json::from_slice(&std::fs::read(state.join("server.json")).ok()?).ok()?;
+    let key = std::fs::read_to_string(state.join("api-key")).ok()?;
+    Some((
+        info.url.trim_end_matches('/').to_string(),
+        key.trim().to_string(),
+    ))
+}
+
+async fn healthy(http: &reqwest::Client, url: &str, key: &str) -> bool {
+    let probe = http
+        .get(format!("{url}/healthz"))
+        .header("X-Api-Key", key)
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await;
+    matches!(probe, Ok(r) if r.status().is_success())
+}
+
+/// Find the local backend, starting it when needed, and say so in one line on stderr.
+pub async fn ensure_local_backend(http: &reqwest::Client) -> Result<LocalBackend, ClientError> {
+    let state = state_dir()?;
+    if let Some((url, key)) = read_running(&state)
+        && healthy(http, &url, &key).await
+    {
+        return Ok(announce(LocalBackend {
+            url,
+            api_key: key,
+            state_dir: state,
+            started: false,
+        }));
+    }
+    let mut child = start_server(&state)?;
+    let deadline = Instant::now() + START_DEADLINE;
+    let mut delay = Duration::from_millis(50);
+    while Instant::now() < deadline {
+        if let Some((url, key)) = read_running(&state)
+            && healthy(http, &url, &key).await
+        {
+            return Ok(announce(LocalBackend {
+                url,
+                api_key: key,
+                state_dir: state,
+                started: true,
+            }));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(ClientError::Config(format!(
+                "the local sandbox backend exited ({status}) before it was ready; see {}",
+                state.join("server.log").display()
+            )));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(500));
+    }
+    Err(ClientError::Config(format!(
+        "the local sandbox backend did not become ready within {}s; see {} (or set LANGSMITH_ENDPOINT and LANGSMITH_API_KEY to use LangSmith)",
+        START_DEADLINE.as_secs(),
+        state.join("server.log").display()
+    )))
+}
+
+fn announce(backend: LocalBackend) -> LocalBackend {
+    let started = if backend.started { "started it; " } else { "" };
+    eprintln!(
+        "Using the local sandbox backend at {} ({started}state in {})",
+        backend.url,
+        backend.state_dir.display()
+    );
+    backend
+}
+
+/// Start `<this exe> server` detached: its own session, stdin null, output appended to
+/// `STATE/server.log`. The server keeps running after this process exits.
+fn start_server(state: &Path) -> Result<std::process::Child, ClientError> {
+    let fail = |what: &str, e: std::io::Error| {
+        ClientError::Config(format!("starting the local sandbox backend: {what}: {e}"))
+    };
+    std::fs::create_dir_all(state)
+        .map_err(|e| fail(&format!("creating {}", state.display()), e))?;
+    // A stale server.json would be read as "ready" before the new server rewrites it.
+    let _ = std::fs::remove_file(state.join("server.json"));
+    let log_path = state.join("server.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| fail(&format!("opening {}", log_path.display()), e))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| fail("duplicating log handle", e))?;
+    let exe = std::env::current_exe().map_err(|e| fail("locating this executable", e))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("server")
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--listen")
+        .arg(LOCAL_LISTEN)
+        // The server must use the key it keeps in STATE/api-key, which is the one we read.
+        .env_remove("LANGSMITH_SERVER_API_KEY")
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+    }
+    cmd.spawn().map_err(|e| fail("spawning the server", e))
+}

@@ -1,0 +1,127 @@
+//! The `Command` object: a running command started by `Sandbox.command` (streaming, stdin,
+//! background work), plus the options map shared by `exec` and `command`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine, Map};
+
+use super::bridge::{Bridge, ScriptResult, client_error, opt, user_error};
+use crate::client::{Command, ExecEvent, ExecOptions};
+
+/// A running command.
+#[derive(Clone, Debug)]
+pub struct CommandObj {
+    pub command: Command,
+    pub bridge: Arc<Bridge>,
+}
+
+impl CommandObj {
+    /// Collect the remaining output: `#{stdout, stderr, exit_code}`.
+    pub fn wait(&self) -> ScriptResult<Map> {
+        let out = self
+            .bridge
+            .block_on(self.command.wait())?
+            .map_err(|e| client_error(e, None))?;
+        Ok(output_map(out.stdout, out.stderr, out.exit_code))
+    }
+
+    /// The next event as `#{type: "stdout"|"stderr", data}` or `#{type: "exit", exit_code}`,
+    /// `()` once the command has ended.
+    fn next(&self) -> ScriptResult<Dynamic> {
+        let mut map = Map::new();
+        match self.bridge.block_on(self.command.next_event())? {
+            None => return Ok(Dynamic::UNIT),
+            Some(ExecEvent::Stdout(data)) => {
+                map.insert("type".into(), "stdout".into());
+                map.insert("data".into(), data.into());
+            }
+            Some(ExecEvent::Stderr(data)) => {
+                map.insert("type".into(), "stderr".into());
+                map.insert("data".into(), data.into());
+            }
+            Some(ExecEvent::Exit(code)) => {
+                map.insert("type".into(), "exit".into());
+                map.insert("exit_code".into(), (code as i64).into());
+            }
+            Some(ExecEvent::Error(e)) => return Err(client_error(e, None)),
+        }
+        Ok(map.into())
+    }
+}
+
+/// `#{stdout, stderr, exit_code}`.
+pub fn output_map(stdout: String, stderr: String, exit_code: i32) -> Map {
+    let mut map = Map::new();
+    map.insert("stdout".into(), stdout.into());
+    map.insert("stderr".into(), stderr.into());
+    map.insert("exit_code".into(), (exit_code as i64).into());
+    map
+}
+
+/// Read `#{shell, env, cwd, timeout, stdin}` (all optional). Without `stdin: true` the command
+/// starts with stdin at EOF, as one-shot commands expect.
+pub fn exec_options(opts: &Map) -> ScriptResult<ExecOptions> {
+    let text =
+        |key: &str| -> ScriptResult<Option<String>> {
+            match opts.get(key) {
+                None => Ok(None),
+                Some(v) if v.is_unit() => Ok(None),
+                Some(v) => v.clone().into_string().map(Some).map_err(|t| {
+                    user_error(format!("exec option `{key}` must be a string, not {t}"))
+                }),
+            }
+        };
+    let env = match opts.get("env") {
+        None => None,
+        Some(v) if v.is_unit() => None,
+        Some(v) => {
+            let map = v
+                .read_lock::<Map>()
+                .ok_or_else(|| user_error("exec option `env` must be a map"))?;
+            let pairs: BTreeMap<String, String> = map
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Some(pairs)
+        }
+    };
+    let timeout = match opts.get("timeout") {
+        None => None,
+        Some(v) => Some(v.as_int().map_err(|t| {
+            user_error(format!("exec option `timeout` must be an integer, not {t}"))
+        })?),
+    };
+    let stdin = opts
+        .get("stdin")
+        .is_some_and(|v| v.as_bool().unwrap_or(false));
+    Ok(ExecOptions {
+        shell: text("shell")?,
+        env,
+        cwd: text("cwd")?,
+        timeout_seconds: timeout,
+        close_stdin: !stdin,
+    })
+}
+
+pub fn register(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<CommandObj>("Command")
+        .register_get("id", |c: &mut CommandObj| c.command.command_id.clone())
+        .register_get("pid", |c: &mut CommandObj| {
+            opt(c.command.pid.map(i64::from))
+        })
+        .register_fn("wait", |c: &mut CommandObj| c.wait())
+        .register_fn("next", |c: &mut CommandObj| c.next())
+        .register_fn("kill", |c: &mut CommandObj| c.command.kill())
+        .register_fn("send", |c: &mut CommandObj, data: &str| {
+            c.command.send_input(data)
+        })
+        .register_fn("close_stdin", |c: &mut CommandObj| c.command.close_stdin())
+        .register_fn("to_string", |c: &mut CommandObj| {
+            format!("Command({})", c.command.command_id)
+        })
+        .register_fn("to_debug", |c: &mut CommandObj| {
+            format!("Command({})", c.command.command_id)
+        });
+}

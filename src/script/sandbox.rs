@@ -1,0 +1,242 @@
+//! The `Sandbox` object and the `sandbox_*` module functions.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use rhai::{Array, Blob, Dynamic, Engine, Map};
+
+use super::bridge::{Bridge, ScriptResult, opt, user_error};
+use super::command::{CommandObj, exec_options, output_map};
+use super::snapshot::from_map;
+use crate::api::{CreateSandboxRequest, Sandbox, UpdateSandboxRequest, status};
+use crate::cli::text::go_quote;
+use crate::client::ExecEvent;
+
+/// Default `--timeout` of sandbox waits, in seconds.
+pub const DEFAULT_WAIT_SECS: i64 = 120;
+
+/// A sandbox as last read from the API, plus the bridge to act on it.
+#[derive(Clone, Debug)]
+pub struct SandboxObj {
+    pub data: Sandbox,
+    pub bridge: Arc<Bridge>,
+}
+
+impl SandboxObj {
+    fn new(bridge: &Arc<Bridge>, data: Sandbox) -> Self {
+        SandboxObj {
+            data,
+            bridge: bridge.clone(),
+        }
+    }
+
+    fn dataplane(&self) -> ScriptResult<String> {
+        match self.data.dataplane_url.as_deref() {
+            Some(url) if !url.is_empty() => Ok(url.to_string()),
+            _ => Err(user_error(format!(
+                "sandbox {} has no dataplane URL",
+                go_quote(&self.data.name)
+            ))),
+        }
+    }
+
+    /// Start a command; the caller decides how to consume it.
+    pub fn spawn(&self, command: &str, opts: &Map) -> ScriptResult<CommandObj> {
+        let (dp, options) = (self.dataplane()?, exec_options(opts)?);
+        let command = command.to_string();
+        let cmd = self.bridge.call("execute", |c| async move {
+            c.exec(&dp, &command, &options).await
+        })?;
+        Ok(CommandObj {
+            command: cmd,
+            bridge: self.bridge.clone(),
+        })
+    }
+
+    /// Run to completion. With `stream: true` output goes live to this process's stdout and
+    /// stderr and the map's `stdout`/`stderr` stay empty.
+    fn exec(&self, command: &str, opts: Map) -> ScriptResult<Map> {
+        let stream = opts
+            .get("stream")
+            .is_some_and(|v| v.as_bool().unwrap_or(false));
+        let handle = self.spawn(command, &opts)?;
+        if !stream {
+            return handle.wait();
+        }
+        let bridge = &self.bridge;
+        loop {
+            let event = bridge.block_on(handle.command.next_event())?;
+            match event {
+                Some(ExecEvent::Stdout(s)) => write_out(&mut std::io::stdout(), &s),
+                Some(ExecEvent::Stderr(s)) => write_out(&mut std::io::stderr(), &s),
+                Some(ExecEvent::Exit(code)) => {
+                    return Ok(output_map(String::new(), String::new(), code));
+                }
+                Some(ExecEvent::Error(e)) => return Err(super::bridge::client_error(e, None)),
+                None => {
+                    return Err(user_error(
+                        "execute: the command's event stream ended early",
+                    ));
+                }
+            }
+        }
+    }
+
+    fn wait(&mut self, timeout: i64) -> ScriptResult<SandboxObj> {
+        let (name, secs) = (self.data.name.clone(), timeout.max(0) as u64);
+        self.bridge
+            .call("", |c| async move { c.wait_sandbox(&name, secs).await })?;
+        self.refresh()
+    }
+
+    fn refresh(&mut self) -> ScriptResult<SandboxObj> {
+        let name = self.data.name.clone();
+        self.data =
+            self.bridge.call(
+                "getting sandbox",
+                |c| async move { c.get_sandbox(&name).await },
+            )?;
+        Ok(self.clone())
+    }
+}
+
+fn write_out(out: &mut impl Write, s: &str) {
+    let _ = out.write_all(s.as_bytes());
+    let _ = out.flush();
+}
+
+pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {
+    engine
+        .register_type_with_name::<SandboxObj>("Sandbox")
+        .register_get("id", |s: &mut SandboxObj| s.data.id.clone())
+        .register_get("name", |s: &mut SandboxObj| s.data.name.clone())
+        .register_get("status", |s: &mut SandboxObj| s.data.status.clone())
+        .register_get("status_message", |s: &mut SandboxObj| {
+            opt(s.data.status_message.clone())
+        })
+        .register_get("dataplane_url", |s: &mut SandboxObj| {
+            opt(s.data.dataplane_url.clone())
+        })
+        .register_get("snapshot_id", |s: &mut SandboxObj| {
+            opt(s.data.snapshot_id.clone())
+        })
+        .register_get("vcpus", |s: &mut SandboxObj| opt(s.data.vcpus))
+        .register_get("mem_bytes", |s: &mut SandboxObj| opt(s.data.mem_bytes))
+        .register_get("fs_capacity_bytes", |s: &mut SandboxObj| {
+            opt(s.data.fs_capacity_bytes)
+        })
+        .register_get("created_at", |s: &mut SandboxObj| s.data.created_at.clone())
+        .register_get("updated_at", |s: &mut SandboxObj| s.data.updated_at.clone())
+        .register_fn("exec", |s: &mut SandboxObj, cmd: &str| {
+            s.exec(cmd, Map::new())
+        })
+        .register_fn("exec", |s: &mut SandboxObj, cmd: &str, opts: Map| {
+            s.exec(cmd, opts)
+        })
+        .register_fn("command", |s: &mut SandboxObj, cmd: &str| {
+            s.spawn(cmd, &Map::new())
+        })
+        .register_fn("command", |s: &mut SandboxObj, cmd: &str, opts: Map| {
+            s.spawn(cmd, &opts)
+        })
+        .register_fn(
+            "read",
+            |s: &mut SandboxObj, path: &str| -> ScriptResult<String> {
+                let bytes = read(s, path)?;
+                String::from_utf8(bytes)
+                    .map_err(|_| user_error(format!("{path} is not UTF-8 text; use read_bytes")))
+            },
+        )
+        .register_fn("read_bytes", |s: &mut SandboxObj, path: &str| read(s, path))
+        .register_fn("write", |s: &mut SandboxObj, path: &str, data: &str| {
+            write(s, path, data.as_bytes().to_vec())
+        })
+        .register_fn("write", |s: &mut SandboxObj, path: &str, data: Blob| {
+            write(s, path, data)
+        })
+        .register_fn("start", |s: &mut SandboxObj| -> ScriptResult<SandboxObj> {
+            let name = s.data.name.clone();
+            s.bridge.call("starting sandbox", |c| async move {
+                c.start_sandbox(&name).await
+            })?;
+            s.refresh()
+        })
+        .register_fn("stop", |s: &mut SandboxObj| -> ScriptResult<()> {
+            let name = s.data.name.clone();
+            s.bridge.call("stopping sandbox", |c| async move {
+                c.stop_sandbox(&name).await
+            })
+        })
+        .register_fn("delete", |s: &mut SandboxObj| -> ScriptResult<()> {
+            let name = s.data.name.clone();
+            s.bridge.call("deleting sandbox", |c| async move {
+                c.delete_sandbox(&name).await
+            })
+        })
+        .register_fn("refresh", |s: &mut SandboxObj| s.refresh())
+        .register_fn("wait", |s: &mut SandboxObj| s.wait(DEFAULT_WAIT_SECS))
+        .register_fn("wait", |s: &mut SandboxObj, timeout: i64| s.wait(timeout))
+        .register_fn("to_map", |s: &mut SandboxObj| {
+            rhai::serde::to_dynamic(&s.data)
+        })
+        .register_fn("to_string", |s: &mut SandboxObj| {
+            format!("Sandbox({})", s.data.name)
+        })
+        .register_fn("to_debug", |s: &mut SandboxObj| {
+            format!("Sandbox({})", s.data.name)
+        });
+    super::sandbox_fns::register(engine, bridge);
+}
+
+fn read(s: &SandboxObj, path: &str) -> ScriptResult<Blob> {
+    let (dp, path) = (s.dataplane()?, path.to_string());
+    s.bridge.call(
+        "reading file",
+        |c| async move { c.download(&dp, &path).await },
+    )
+}
+
+fn write(s: &SandboxObj, path: &str, data: Vec<u8>) -> ScriptResult<()> {
+    let (dp, path) = (s.dataplane()?, path.to_string());
+    s.bridge.call("writing file", |c| async move {
+        c.upload(&dp, &path, data).await
+    })
+}
+
+/// Strict resolve (`spec/cli.md` §5): the sandbox must be `ready` and have a dataplane URL.
+pub fn resolve_ready(bridge: &Arc<Bridge>, name: &str) -> ScriptResult<SandboxObj> {
+    let owned = name.to_string();
+    let data = bridge.call(
+        "getting sandbox",
+        |c| async move { c.get_sandbox(&owned).await },
+    )?;
+    if data.status != status::READY {
+        return Err(user_error(format!(
+            "sandbox {} is not ready (status: {})",
+            go_quote(name),
+            data.status
+        )));
+    }
+    let sandbox = SandboxObj::new(bridge, data);
+    sandbox.dataplane()?;
+    Ok(sandbox)
+}
+
+/// Helpers for the module functions in `sandbox_fns.rs`.
+pub(super) fn wrap(bridge: &Arc<Bridge>, data: Sandbox) -> SandboxObj {
+    SandboxObj::new(bridge, data)
+}
+
+pub(super) fn create_request(opts: Map) -> ScriptResult<CreateSandboxRequest> {
+    from_map("sandbox_create", opts)
+}
+
+pub(super) fn update_request(opts: Map) -> ScriptResult<UpdateSandboxRequest> {
+    from_map("sandbox_update", opts)
+}
+
+pub(super) fn wrap_all(bridge: &Arc<Bridge>, list: Vec<Sandbox>) -> Array {
+    list.into_iter()
+        .map(|s| Dynamic::from(wrap(bridge, s)))
+        .collect()
+}
