@@ -44,9 +44,10 @@ impl LocalRegistry {
                 "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    \
                  rootdirectory: {}\nhttp:\n  addr: {addr}\n",
                 storage.display()
-            ) + &user
+            ) + user
                 .map(|(name, password)| htpasswd_config(dir.path(), name, password))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .as_str(),
         )
         .unwrap();
         let log = dir.path().join("registry.log");
