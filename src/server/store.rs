@@ -98,20 +98,11 @@ impl Store {
         })
     }
 
+    /// Every snapshot, newest first (as the official service lists them).
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>, StoreError> {
-        self.with(|c| {
-            let mut stmt = c.prepare("SELECT doc FROM snapshots")?;
-            let docs = stmt
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut out = docs
-                .iter()
-                .map(|d| serde_json::from_str::<SnapshotRecord>(d))
-                .collect::<Result<Vec<_>, _>>()?;
-            // Newest first, as the official service lists them.
-            out.sort_by(|a, b| b.snapshot.created_at.cmp(&a.snapshot.created_at));
-            Ok(out)
-        })
+        let mut out: Vec<SnapshotRecord> = self.all_docs("snapshots")?;
+        out.sort_by(|a, b| b.snapshot.created_at.cmp(&a.snapshot.created_at));
+        Ok(out)
     }
 
     pub fn delete_snapshot(&self, id: &str) -> Result<bool, StoreError> {
@@ -122,37 +113,26 @@ impl Store {
 
     /// Insert a new sandbox; fails with `NameTaken` when the name is in use.
     pub fn insert_sandbox(&self, sb: &Sandbox) -> Result<(), StoreError> {
-        let doc = serde_json::to_string(sb)?;
-        self.with(|c| {
-            match c.execute(
-                "INSERT INTO sandboxes (id, name, doc) VALUES (?1, ?2, ?3)",
-                params![sb.id, sb.name, doc],
-            ) {
-                Ok(_) => Ok(()),
-                Err(e) if is_unique_violation(&e) => Err(StoreError::NameTaken {
-                    kind: "sandbox",
-                    name: sb.name.clone(),
-                }),
-                Err(e) => Err(e.into()),
-            }
-        })
+        self.write_sandbox(
+            "INSERT INTO sandboxes (id, name, doc) VALUES (?1, ?2, ?3)",
+            sb,
+        )
     }
 
     /// Replace a sandbox's record (renames included); `NameTaken` when the new name is in use.
     pub fn update_sandbox(&self, sb: &Sandbox) -> Result<(), StoreError> {
+        self.write_sandbox("UPDATE sandboxes SET name = ?2, doc = ?3 WHERE id = ?1", sb)
+    }
+
+    fn write_sandbox(&self, sql: &str, sb: &Sandbox) -> Result<(), StoreError> {
         let doc = serde_json::to_string(sb)?;
-        self.with(|c| {
-            match c.execute(
-                "UPDATE sandboxes SET name = ?2, doc = ?3 WHERE id = ?1",
-                params![sb.id, sb.name, doc],
-            ) {
-                Ok(_) => Ok(()),
-                Err(e) if is_unique_violation(&e) => Err(StoreError::NameTaken {
-                    kind: "sandbox",
-                    name: sb.name.clone(),
-                }),
-                Err(e) => Err(e.into()),
-            }
+        self.with(|c| match c.execute(sql, params![sb.id, sb.name, doc]) {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::NameTaken {
+                kind: "sandbox",
+                name: sb.name.clone(),
+            }),
+            Err(e) => Err(e.into()),
         })
     }
 
@@ -170,18 +150,23 @@ impl Store {
         })
     }
 
+    /// Every sandbox, newest first.
     pub fn sandboxes(&self) -> Result<Vec<Sandbox>, StoreError> {
+        let mut out: Vec<Sandbox> = self.all_docs("sandboxes")?;
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(out)
+    }
+
+    fn all_docs<T: serde::de::DeserializeOwned>(&self, table: &str) -> Result<Vec<T>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT doc FROM sandboxes")?;
+            let mut stmt = c.prepare(&format!("SELECT doc FROM {table}"))?;
             let docs = stmt
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut out = docs
+            Ok(docs
                 .iter()
-                .map(|d| serde_json::from_str::<Sandbox>(d))
-                .collect::<Result<Vec<_>, _>>()?;
-            out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-            Ok(out)
+                .map(|d| serde_json::from_str(d))
+                .collect::<Result<Vec<_>, _>>()?)
         })
     }
 
