@@ -106,7 +106,10 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
         }
     }
     control.abort();
+    // Detach before completing the close handshake: once the client sees the close, the
+    // session has already applied `kill_on_disconnect` / the idle timer for this socket.
     drop(attachment);
+    let _ = sink.close().await;
 }
 
 /// Starts the session named by `execute` (or finds it) and attaches from offset 0.
