@@ -1,6 +1,6 @@
 //! `GET /execute/ws`: the WebSocket exec protocol (spec §3). The first message starts or
-//! re-attaches a session; afterwards one task reads control messages (and thereby answers
-//! pings) while this one streams output, so a slow socket back-pressures the session.
+//! re-attaches a session; afterwards one task reads control messages ([`super::control`], which
+//! also answers pings) while this one streams output, so a slow socket back-pressures the session.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -79,17 +79,7 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
     if send(&mut sink, &started).await.is_err() {
         return;
     }
-    let mut control = tokio::spawn(async move {
-        while let Some(message) = next_client_message(&mut stream).await {
-            match message {
-                Some(ClientMessage::Input { data }) => session.write_input(data.as_bytes()).await,
-                Some(ClientMessage::CloseStdin) => session.close_stdin().await,
-                Some(ClientMessage::Kill) => session.kill(),
-                Some(ClientMessage::Resize { cols, rows }) => session.resize(cols, rows),
-                _ => {} // unknown or out-of-place messages are ignored (spec §3.3)
-            }
-        }
-    });
+    let mut control = tokio::spawn(super::control::run(session, stream));
     loop {
         tokio::select! {
             event = attachment.next() => {
@@ -224,7 +214,9 @@ fn to_message(event: Event) -> (ServerMessage, bool) {
 
 /// The next application message: `None` when the socket ended, `Some(None)` for a frame that
 /// is not a valid client message.
-async fn next_client_message(stream: &mut SplitStream<WebSocket>) -> Option<Option<ClientMessage>> {
+pub(super) async fn next_client_message(
+    stream: &mut SplitStream<WebSocket>,
+) -> Option<Option<ClientMessage>> {
     loop {
         let parsed = match stream.next().await? {
             Ok(Message::Text(text)) => serde_json::from_str(text.as_str()).ok(),

@@ -144,8 +144,10 @@ pub async fn download(
         ));
     }
     let size = meta.len();
+    // Size, modification time to the nanosecond and inode: any rewrite (even an atomic
+    // rename over the same path) changes at least one of them.
     let etag = format!(
-        "\"{:x}-{:x}{:09}-{:x}\"",
+        "\"{:x}-{:x}.{:x}-{:x}\"",
         size,
         meta.mtime(),
         meta.mtime_nsec(),

@@ -1,13 +1,15 @@
 //! The in-sandbox agent: PID 1 of every sandbox. It reaps zombies and serves the data plane
 //! (exec sessions, files) over a unix socket that the server proxies `{dataplane_url}/…` to.
 //!
-//! Module map: [`init`] PID 1 duties · [`app`] router and error envelope · [`exec_ws`] the
-//! WebSocket exec protocol · [`exec_http`] legacy one-shot exec · [`registry`] sessions by id ·
-//! [`session`] one command's state and attachments · [`lifecycle`] pumps, timeouts, expiry ·
+//! Module map: [`init`] PID 1 duties · [`app`] router and error envelope · [`exec_ws`] /
+//! [`control`] the WebSocket exec protocol · [`exec_http`] legacy one-shot exec · [`registry`] sessions by id ·
+//! [`session`] / [`attachment`] one command's state and its readers · [`lifecycle`] pumps, timeouts, expiry ·
 //! [`output`] bounded UTF-8-aware output buffers · [`spawn`] / [`pty`] / [`user`] starting
 //! processes · [`files`] / [`range`] uploads and downloads.
 
 mod app;
+mod attachment;
+mod control;
 mod exec_http;
 mod exec_ws;
 mod files;

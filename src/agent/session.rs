@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
+pub use super::attachment::Attachment;
 use super::output::{Chunk, StreamBuffer};
 use super::pty::PtyMaster;
 use super::spawn::{BoxedWriter, kill_group};
@@ -53,23 +54,23 @@ pub struct Session {
     /// Leader pid, which is also the process-group id.
     pub pid: u32,
     pub policy: Policy,
-    state: Mutex<State>,
+    pub(super) state: Mutex<State>,
     /// Bumped on new output, end-of-file and finish: wakes attachments.
-    changed: watch::Sender<()>,
+    pub(super) changed: watch::Sender<()>,
     /// Bumped when a reader advances or leaves: wakes pumps waiting for room.
-    progress: watch::Sender<()>,
+    pub(super) progress: watch::Sender<()>,
     stdin: tokio::sync::Mutex<Option<BoxedWriter>>,
     pty: Option<PtyMaster>,
 }
 
-struct State {
-    streams: [StreamBuffer; 2],
+pub(super) struct State {
+    pub(super) streams: [StreamBuffer; 2],
     /// Attachment id → cursors (stdout, stderr). Its length is the attachment count.
-    readers: HashMap<u64, [u64; 2]>,
+    pub(super) readers: HashMap<u64, [u64; 2]>,
     next_reader: u64,
     /// Bumped on every attach, so an idle timer can tell whether anyone came back meanwhile.
     attach_generation: u64,
-    outcome: Option<Outcome>,
+    pub(super) outcome: Option<Outcome>,
 }
 
 impl Session {
@@ -102,7 +103,7 @@ impl Session {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -131,11 +132,7 @@ impl Session {
         state.next_reader += 1;
         state.attach_generation += 1;
         state.readers.insert(id, cursors);
-        Attachment {
-            session: Arc::clone(self),
-            id,
-            last_sent: StreamKind::Stderr,
-        }
+        Attachment::new(Arc::clone(self), id)
     }
 
     /// Appends process output, waiting while the retained window is full of bytes an attached
@@ -237,7 +234,7 @@ impl Session {
     }
 
     /// Called when an attachment ends: applies `kill_on_disconnect` and the idle timer.
-    fn detach(self: &Arc<Self>, reader: u64) {
+    pub(super) fn detach(self: &Arc<Self>, reader: u64) {
         let remaining = {
             let mut state = self.lock();
             state.readers.remove(&reader);
@@ -251,60 +248,5 @@ impl Session {
                 super::lifecycle::arm_idle_timer(Arc::clone(self), idle);
             }
         }
-    }
-}
-
-/// One socket's view of a session; detaches when dropped.
-pub struct Attachment {
-    session: Arc<Session>,
-    id: u64,
-    last_sent: StreamKind,
-}
-
-impl Attachment {
-    pub fn session(&self) -> &Arc<Session> {
-        &self.session
-    }
-
-    /// The next chunk (alternating between streams that have output) or the final outcome.
-    pub async fn next(&mut self) -> Event {
-        loop {
-            let mut changed = self.session.changed.subscribe();
-            if let Some(event) = self.poll_event() {
-                return event;
-            }
-            let _ = changed.changed().await;
-        }
-    }
-
-    fn poll_event(&mut self) -> Option<Event> {
-        let mut state = self.session.lock();
-        let State {
-            streams,
-            readers,
-            outcome,
-            ..
-        } = &mut *state;
-        let cursors = readers.get_mut(&self.id)?;
-        let order = match self.last_sent {
-            StreamKind::Stdout => [StreamKind::Stderr, StreamKind::Stdout],
-            StreamKind::Stderr => [StreamKind::Stdout, StreamKind::Stderr],
-        };
-        for kind in order {
-            if let Some(chunk) = streams[kind as usize].chunk_at(cursors[kind as usize]) {
-                cursors[kind as usize] = chunk.offset + chunk.raw_len as u64;
-                self.last_sent = kind;
-                drop(state);
-                self.session.progress.send_replace(());
-                return Some(Event::Output(kind, chunk));
-            }
-        }
-        outcome.clone().map(Event::Finished)
-    }
-}
-
-impl Drop for Attachment {
-    fn drop(&mut self) {
-        self.session.detach(self.id);
     }
 }

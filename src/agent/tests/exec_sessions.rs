@@ -164,3 +164,22 @@ async fn kill_on_disconnect_kills_when_the_last_socket_leaves() {
     again.send(reconnect(&id, 0, 0)).await;
     assert_eq!(again.transcript().await.terminal, exit(137));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_is_honoured_while_stdin_writes_are_blocked() {
+    let agent = TestAgent::start().await;
+    let mut message = execute("sleep 300"); // never reads its stdin
+    message.as_object_mut().unwrap().remove("close_stdin");
+    let mut ws = agent.ws().await;
+    ws.send(message).await;
+    assert!(matches!(
+        ws.recv().await,
+        Some(ServerMessage::Started { .. })
+    ));
+    let block = "x".repeat(256 * 1024); // far more than a pipe holds
+    ws.send(json!({"type": "input", "data": block})).await;
+    ws.send(json!({"type": "kill"})).await;
+    let mut t = Transcript::default();
+    ws.read_to_end(&mut t).await;
+    assert_eq!(t.terminal, exit(137));
+}
