@@ -233,3 +233,22 @@ pub fn kill_group(pid: u32) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_shell_falls_back_but_an_explicit_one_must_exist() {
+        let expected = if Path::new(defaults::SHELL).exists() {
+            defaults::SHELL
+        } else {
+            FALLBACK_SHELL
+        };
+        assert_eq!(resolve_shell(None).unwrap(), expected);
+        assert_eq!(resolve_shell(Some(defaults::SHELL)).unwrap(), expected);
+        assert_eq!(resolve_shell(Some(FALLBACK_SHELL)).unwrap(), FALLBACK_SHELL);
+        let missing = resolve_shell(Some("/nonexistent")).unwrap_err().to_string();
+        assert!(missing.contains("/nonexistent does not exist"), "{missing}");
+    }
+}

@@ -98,17 +98,24 @@ async fn reconnecting_to_an_unknown_id_is_command_not_found() {
     assert!(ws.recv().await.is_none());
 }
 
-/// Whether `pid` is gone or only a zombie (killed, waiting for its new parent to reap it).
-fn dead(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .trim_start()
-            .starts_with('Z'),
+/// Whether `pid` has terminated (reaped, or a zombie awaiting its new parent). A SIGKILLed
+/// process may still be tearing down its memory when its pipes report EOF, so this waits for
+/// the kernel's exit notification (pidfd readable); the generous limit only bounds a failure.
+fn terminates(pid: u32) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as i32;
+    if fd < 0 {
+        return true; // no such process any more
     }
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; the descriptor is ours and closed right after.
+    let ready = unsafe { libc::poll(&mut poll, 1, 10_000) };
+    unsafe { libc::close(fd) };
+    ready == 1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,8 +128,8 @@ async fn a_timeout_kills_the_whole_group_and_ends_with_command_timeout() {
     let t = ws.transcript().await;
     assert_eq!(error_type(&t.terminal), "CommandTimeout");
     let background: u32 = t.stdout.trim().parse().unwrap();
-    assert!(dead(t.pid), "the leader survived");
-    assert!(dead(background), "the background child survived");
+    assert!(terminates(t.pid), "the leader survived");
+    assert!(terminates(background), "the background child survived");
 
     let mut again = agent.ws().await; // a timed-out session replays its output and the error
     again.send(reconnect(&t.command_id, 0, 0)).await;
