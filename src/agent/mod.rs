@@ -1,7 +1,35 @@
 //! The in-sandbox agent: PID 1 of every sandbox. It reaps zombies and serves the data plane
 //! (exec sessions, files) over a unix socket that the server proxies `{dataplane_url}/…` to.
+//!
+//! Module map: [`init`] PID 1 duties · [`app`] router and error envelope · [`exec_ws`] /
+//! [`control`] the WebSocket exec protocol · [`exec_http`] legacy one-shot exec · [`registry`] sessions by id ·
+//! [`session`] / [`attachment`] one command's state and its readers · [`lifecycle`] pumps, timeouts, expiry ·
+//! [`output`] bounded UTF-8-aware output buffers · [`spawn`] / [`pty`] / [`user`] starting
+//! processes · [`files`] / [`range`] uploads and downloads.
 
-use std::path::PathBuf;
+mod app;
+mod attachment;
+mod control;
+mod exec_http;
+mod exec_ws;
+mod files;
+mod init;
+mod lifecycle;
+mod output;
+mod pty;
+mod range;
+mod registry;
+mod session;
+mod spawn;
+mod user;
+
+#[cfg(test)]
+mod tests;
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 
 /// `langsmith agent` (hidden): the arguments the runtime starts the agent with.
 #[derive(Debug, Clone, clap::Args)]
@@ -13,8 +41,18 @@ pub struct AgentArgs {
 
 /// Run the agent until it is killed. Forks a reaper when running as PID 1.
 pub fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("agent not implemented yet")
+    if let Some(code) = init::become_init_if_pid1()? {
+        std::process::exit(code);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the agent's async runtime")?;
+    runtime.block_on(async {
+        let listener = bind(&args.socket)?;
+        serve(listener, termination()).await
+    })
 }
 
 /// Serve the data plane on an already-bound listener until `shutdown` resolves.
@@ -22,6 +60,51 @@ pub async fn serve(
     listener: tokio::net::UnixListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let _ = (listener, shutdown);
-    anyhow::bail!("agent not implemented yet")
+    let state = app::AppState {
+        registry: registry::Registry::new(output::DEFAULT_RETAINED_BYTES),
+    };
+    let router = app::router(state);
+    // Not a graceful shutdown: open exec sockets would hold it forever, and the sandbox's
+    // processes die with it anyway.
+    tokio::select! {
+        served = axum::serve(listener, router) => served.context("the agent's server failed"),
+        () = shutdown => Ok(()),
+    }
+}
+
+/// Binds `path` (replacing a stale socket left by a previous run) readable by its owner only.
+fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create socket directory {}", parent.display()))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display()))?,
+        Ok(_) => anyhow::bail!(
+            "{} exists and is not a socket; remove it or pass another --socket",
+            path.display()
+        ),
+        Err(_) => {}
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))?;
+    Ok(listener)
+}
+
+/// Resolves on SIGTERM or SIGINT (forwarded by PID 1, or sent directly).
+async fn termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }

@@ -1,0 +1,244 @@
+//! `GET /execute/ws`: the WebSocket exec protocol (spec §3). The first message starts or
+//! re-attaches a session; afterwards one task reads control messages ([`super::control`], which
+//! also answers pings) while this one streams output, so a slow socket back-pressures the session.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::Response;
+use futures_util::stream::SplitStream;
+use futures_util::{SinkExt, StreamExt};
+
+use super::app::AppState;
+use super::registry::StartRequest;
+use super::session::{Attachment, Event, Outcome, Policy, StreamKind};
+use super::spawn::{Program, SpawnRequest};
+use crate::api::exec::{ClientMessage, ExecuteMessage, ServerMessage, defaults};
+
+pub async fn execute_ws(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |socket| serve_socket(app, socket))
+}
+
+/// A terminal failure before or instead of `started`.
+struct Refusal {
+    error_type: &'static str,
+    message: String,
+}
+
+fn refuse(error_type: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        error_type,
+        message: message.into(),
+    }
+}
+
+async fn serve_socket(app: AppState, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let Some(first) = next_client_message(&mut stream).await else {
+        return; // closed before saying anything
+    };
+    let attached = match first {
+        Some(ClientMessage::Execute(execute)) => start_or_attach(&app, execute),
+        Some(ClientMessage::Reconnect {
+            command_id,
+            stdout_offset,
+            stderr_offset,
+        }) => match app.registry.get(&command_id) {
+            Some(session) => Ok(session.attach(stdout_offset, stderr_offset)),
+            None => Err(refuse(
+                "CommandNotFound",
+                format!(
+                    "command {command_id} not found (it never existed or its ttl_seconds expired)"
+                ),
+            )),
+        },
+        _ => Err(refuse(
+            "InvalidRequest",
+            "the first message must be {\"type\":\"execute\",…} or {\"type\":\"reconnect\",…}",
+        )),
+    };
+    let mut attachment = match attached {
+        Ok(attachment) => attachment,
+        Err(refusal) => {
+            let error = ServerMessage::Error {
+                error_type: refusal.error_type.to_string(),
+                error: refusal.message,
+            };
+            let _ = send(&mut sink, &error).await;
+            let _ = sink.send(close_normal()).await;
+            return;
+        }
+    };
+    let session = attachment.session().clone();
+    let started = ServerMessage::Started {
+        command_id: session.id.clone(),
+        pid: Some(session.pid),
+    };
+    if send(&mut sink, &started).await.is_err() {
+        return;
+    }
+    let mut control = tokio::spawn(super::control::run(session, stream));
+    loop {
+        tokio::select! {
+            event = attachment.next() => {
+                let (message, last) = to_message(event);
+                if send(&mut sink, &message).await.is_err() {
+                    break;
+                }
+                if last {
+                    let _ = sink.send(close_normal()).await;
+                    break;
+                }
+            }
+            _ = &mut control => break, // the client went away
+        }
+    }
+    control.abort();
+    // Detach before completing the close handshake: once the client sees the close, the
+    // session has already applied `kill_on_disconnect` / the idle timer for this socket.
+    drop(attachment);
+    let _ = sink.close().await;
+}
+
+/// Starts the session named by `execute` (or finds it) and attaches from offset 0.
+fn start_or_attach(app: &AppState, execute: ExecuteMessage) -> Result<Attachment, Refusal> {
+    let command_id = execute
+        .command_id
+        .clone()
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+    if let Some(existing) = app.registry.get(&command_id) {
+        return Ok(existing.attach(0, 0)); // idempotent start: never spawn twice (spec §3.8)
+    }
+    let request = start_request(execute)?;
+    let session = app
+        .registry
+        .get_or_start(&command_id, request)
+        .map_err(|e| refuse("SpawnFailed", e.to_string()))?;
+    Ok(session.attach(0, 0))
+}
+
+/// Validates an `execute` message and turns it into what the registry starts.
+fn start_request(execute: ExecuteMessage) -> Result<StartRequest, Refusal> {
+    let run_config = execute.run_config.unwrap_or_default();
+    let legacy_given = execute.env.is_some() || execute.cwd.is_some();
+    let run_config_given =
+        run_config.user.is_some() || run_config.work_dir.is_some() || run_config.env_vars.is_some();
+    if legacy_given && run_config_given {
+        return Err(refuse(
+            "InvalidRequest",
+            "pass either env/cwd or run_config, not both (env/cwd are the deprecated spelling)",
+        ));
+    }
+    let pty = execute.pty.unwrap_or(false);
+    if execute.command.is_none() && !pty {
+        return Err(refuse(
+            "InvalidRequest",
+            "`command` is required unless `pty` is true (an interactive shell)",
+        ));
+    }
+    if let Some(dir) = &run_config.work_dir
+        && !dir.starts_with('/')
+    {
+        return Err(refuse(
+            "InvalidRequest",
+            format!("run_config.work_dir must be an absolute path, got {dir:?}"),
+        ));
+    }
+    let mut env: BTreeMap<String, String> = execute.env.unwrap_or_default();
+    env.extend(run_config.env_vars.unwrap_or_default());
+    let spawn = SpawnRequest {
+        program: Program::Shell {
+            shell: execute.shell,
+            command: execute.command,
+        },
+        env,
+        cwd: execute.cwd.or(run_config.work_dir),
+        user: run_config.user,
+        stdin_pipe: pty || !execute.close_stdin.unwrap_or(false),
+        pty,
+    };
+    let idle = execute
+        .idle_timeout_seconds
+        .unwrap_or(defaults::IDLE_TIMEOUT_SECONDS);
+    let ttl = execute.ttl_seconds.unwrap_or(defaults::TTL_SECONDS);
+    let timeout = execute.timeout_seconds.unwrap_or(defaults::TIMEOUT_SECONDS);
+    Ok(StartRequest {
+        spawn,
+        policy: Policy {
+            idle_timeout: seconds_unless_negative(idle),
+            kill_on_disconnect: execute.kill_on_disconnect.unwrap_or(false),
+            ttl: seconds_unless_negative(ttl),
+        },
+        timeout: (timeout > 0).then(|| Duration::from_secs(timeout as u64)),
+    })
+}
+
+/// `-1` (any negative) means "never".
+fn seconds_unless_negative(seconds: i64) -> Option<Duration> {
+    u64::try_from(seconds).ok().map(Duration::from_secs)
+}
+
+/// The wire message for `event`, and whether it is the terminal one.
+fn to_message(event: Event) -> (ServerMessage, bool) {
+    match event {
+        Event::Output(StreamKind::Stdout, chunk) => (
+            ServerMessage::Stdout {
+                data: chunk.data,
+                offset: chunk.offset,
+            },
+            false,
+        ),
+        Event::Output(StreamKind::Stderr, chunk) => (
+            ServerMessage::Stderr {
+                data: chunk.data,
+                offset: chunk.offset,
+            },
+            false,
+        ),
+        Event::Finished(Outcome::Exit(exit_code)) => (ServerMessage::Exit { exit_code }, true),
+        Event::Finished(Outcome::Error {
+            error_type,
+            message,
+        }) => (
+            ServerMessage::Error {
+                error_type,
+                error: message,
+            },
+            true,
+        ),
+    }
+}
+
+/// The next application message: `None` when the socket ended, `Some(None)` for a frame that
+/// is not a valid client message.
+pub(super) async fn next_client_message(
+    stream: &mut SplitStream<WebSocket>,
+) -> Option<Option<ClientMessage>> {
+    loop {
+        let parsed = match stream.next().await? {
+            Ok(Message::Text(text)) => serde_json::from_str(text.as_str()).ok(),
+            Ok(Message::Binary(bytes)) => serde_json::from_slice(&bytes).ok(),
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Ok(Message::Close(_)) | Err(_) => return None,
+        };
+        return Some(parsed);
+    }
+}
+
+async fn send(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    message: &ServerMessage,
+) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(message).expect("server messages serialise");
+    sink.send(Message::Text(text.into())).await
+}
+
+fn close_normal() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: close_code::NORMAL,
+        reason: "".into(),
+    }))
+}

@@ -1,0 +1,195 @@
+//! `POST /upload` and `GET|HEAD /download` (spec §6.1–6.4). Uploads stream the `file` part to
+//! a temporary file beside the target and rename it into place, so a replayed request simply
+//! rewrites the file. Downloads stream from disk with validators and single byte ranges.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::multipart::{Field, Multipart, MultipartRejection};
+use axum::extract::{Query, rejection::QueryRejection};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::app::ApiError;
+use super::range::{RangeAnswer, if_none_match_hits, parse_range};
+use crate::api::files::{PathQuery, UploadResponse};
+
+fn write_error(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "WriteError", message)
+}
+
+pub async fn upload(
+    query: Result<Query<PathQuery>, QueryRejection>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<UploadResponse>, ApiError> {
+    let Query(PathQuery { path }) =
+        query.map_err(|_| write_error("pass the destination as ?path=<file path>"))?;
+    if path.is_empty() {
+        return Err(write_error("path is empty; pass ?path=<file path>"));
+    }
+    let mut multipart = multipart.map_err(|e| {
+        write_error(format!(
+            "expected a multipart/form-data body with a part named `file`: {e}"
+        ))
+    })?;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| write_error(format!("malformed multipart body: {e}")))?
+    {
+        if field.name() == Some("file") {
+            let written = write_atomically(Path::new(&path), field).await?;
+            return Ok(Json(UploadResponse { path, written }));
+        }
+    }
+    Err(write_error("the multipart body has no part named `file`"))
+}
+
+async fn write_atomically(target: &Path, field: Field<'_>) -> Result<u64, ApiError> {
+    let shown = target.display();
+    if target.is_dir() {
+        return Err(write_error(format!(
+            "{shown} is a directory; pass a file path"
+        )));
+    }
+    let name = target
+        .file_name()
+        .ok_or_else(|| write_error(format!("{shown} does not name a file")))?;
+    let parent = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    tokio::fs::create_dir_all(&parent)
+        .await
+        .map_err(|e| write_error(format!("cannot create directory {}: {e}", parent.display())))?;
+    let temp = parent.join(format!(
+        ".{}.upload-{}",
+        name.to_string_lossy(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let result = stream_to(&temp, field).await;
+    let result = match result {
+        Ok(written) => tokio::fs::rename(&temp, target)
+            .await
+            .map(|()| written)
+            .map_err(|e| write_error(format!("cannot write {shown}: {e}"))),
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&temp).await;
+    }
+    result
+}
+
+async fn stream_to(temp: &Path, mut field: Field<'_>) -> Result<u64, ApiError> {
+    let fail = |e: std::io::Error| write_error(format!("cannot write {}: {e}", temp.display()));
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(temp)
+        .await
+        .map_err(fail)?;
+    let mut written = 0u64;
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| write_error(format!("upload interrupted: {e}")))?
+    {
+        file.write_all(&chunk).await.map_err(fail)?;
+        written += chunk.len() as u64;
+    }
+    file.flush().await.map_err(fail)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .await
+        .map_err(fail)?;
+    Ok(written)
+}
+
+pub async fn download(
+    query: Result<Query<PathQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let read_error = |status, message: String| ApiError::new(status, "ReadError", message);
+    let Query(PathQuery { path }) = query.map_err(|_| {
+        read_error(
+            StatusCode::BAD_REQUEST,
+            "pass the file as ?path=<file path>".into(),
+        )
+    })?;
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| match e.kind() {
+            ErrorKind::NotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "FileNotFound",
+                format!("{path} does not exist"),
+            ),
+            ErrorKind::PermissionDenied => {
+                read_error(StatusCode::FORBIDDEN, format!("cannot read {path}: {e}"))
+            }
+            _ => read_error(StatusCode::BAD_REQUEST, format!("cannot read {path}: {e}")),
+        })?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| read_error(StatusCode::BAD_REQUEST, format!("cannot stat {path}: {e}")))?;
+    if meta.is_dir() {
+        return Err(read_error(
+            StatusCode::BAD_REQUEST,
+            format!("{path} is a directory; pass a file path"),
+        ));
+    }
+    let size = meta.len();
+    // Size, modification time to the nanosecond and inode: any rewrite (even an atomic
+    // rename over the same path) changes at least one of them.
+    let etag = format!(
+        "\"{:x}-{:x}.{:x}-{:x}\"",
+        size,
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ino()
+    );
+    let modified = chrono::DateTime::from_timestamp(meta.mtime(), 0)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let mut response_headers = HeaderMap::new();
+    let mut set = |name, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response_headers.insert(name, value);
+        }
+    };
+    set(header::ETAG, etag.clone());
+    set(header::LAST_MODIFIED, modified);
+    set(header::ACCEPT_RANGES, "bytes".into());
+    if if_none_match_hits(&headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
+    }
+    let (status, first, length) = match parse_range(&headers, &etag, size) {
+        RangeAnswer::Full => (StatusCode::OK, 0, size),
+        RangeAnswer::Partial { first, last } => {
+            set(
+                header::CONTENT_RANGE,
+                format!("bytes {first}-{last}/{size}"),
+            );
+            (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
+        }
+        RangeAnswer::Unsatisfiable => {
+            set(header::CONTENT_RANGE, format!("bytes */{size}"));
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, response_headers).into_response());
+        }
+    };
+    set(header::CONTENT_TYPE, "application/octet-stream".into());
+    set(header::CONTENT_LENGTH, length.to_string());
+    if first > 0 {
+        file.seek(std::io::SeekFrom::Start(first))
+            .await
+            .map_err(|e| read_error(StatusCode::BAD_REQUEST, format!("cannot read {path}: {e}")))?;
+    }
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(length)));
+    Ok((status, response_headers, body).into_response())
+}

@@ -1,0 +1,139 @@
+//! What happens to a session over time: pumping the pipes into the retained buffers, waiting
+//! for the leader, the wall-clock timeout, the end-of-output grace for background children,
+//! the idle timer, and expiry of finished sessions after their TTL.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::session::{Outcome, Policy, Session, StreamKind};
+use super::spawn::{BoxedReader, Spawned, exit_code, kill_group};
+
+/// After the leader exits, how long background children may keep the pipes open (spec A2).
+pub const EOF_GRACE: Duration = Duration::from_secs(1);
+
+/// Starts supervising `spawned` as session `id`. `on_expired` runs when a finished session's
+/// TTL elapses (the registry forgets it then).
+pub fn start(
+    id: String,
+    spawned: Spawned,
+    policy: Policy,
+    timeout: Option<Duration>,
+    retained_bytes: usize,
+    on_expired: impl FnOnce(&Arc<Session>) + Send + 'static,
+) -> Arc<Session> {
+    let Spawned {
+        mut child,
+        pid,
+        stdin,
+        stdout,
+        stderr,
+        pty,
+    } = spawned;
+    let session = Arc::new(Session::new(id, pid, policy, retained_bytes, stdin, pty));
+    // `None` until the leader exits, then the instant after which pipes are no longer awaited.
+    let (deadline_tx, deadline_rx) = watch::channel(None::<Instant>);
+    let mut pumps = vec![tokio::spawn(pump(
+        Arc::clone(&session),
+        StreamKind::Stdout,
+        stdout,
+        deadline_rx.clone(),
+    ))];
+    match stderr {
+        Some(stderr) => pumps.push(tokio::spawn(pump(
+            Arc::clone(&session),
+            StreamKind::Stderr,
+            stderr,
+            deadline_rx,
+        ))),
+        None => session.mark_eof(StreamKind::Stderr),
+    }
+
+    let supervised = Arc::clone(&session);
+    tokio::spawn(async move {
+        let session = supervised;
+        let mut timed_out = false;
+        let status = match timeout {
+            None => child.wait().await,
+            Some(limit) => tokio::select! {
+                status = child.wait() => status,
+                () = tokio::time::sleep(limit) => {
+                    timed_out = true;
+                    kill_group(pid);
+                    child.wait().await
+                }
+            },
+        };
+        if timed_out {
+            // Members forked between the first kill and the leader's death are caught here.
+            kill_group(pid);
+        }
+        deadline_tx.send_replace(Some(Instant::now() + EOF_GRACE));
+        for pump in pumps {
+            let _ = pump.await;
+        }
+        let outcome = match (timed_out, status) {
+            (true, _) => Outcome::Error {
+                error_type: "CommandTimeout".into(),
+                message: format!(
+                    "Command timed out after {} seconds",
+                    timeout.unwrap_or_default().as_secs()
+                ),
+            },
+            (false, Ok(status)) => Outcome::Exit(exit_code(status)),
+            (false, Err(e)) => Outcome::Error {
+                error_type: "CommandError".into(),
+                message: format!("could not wait for the command: {e}"),
+            },
+        };
+        session.finish(outcome);
+        if let Some(ttl) = session.policy.ttl {
+            tokio::time::sleep(ttl).await;
+            on_expired(&session);
+        }
+    });
+    session
+}
+
+/// Copies one pipe into the session until EOF, or until the grace deadline after the leader's
+/// exit passes while waiting for bytes (a background child still holds the pipe).
+async fn pump(
+    session: Arc<Session>,
+    kind: StreamKind,
+    mut pipe: BoxedReader,
+    mut deadline: watch::Receiver<Option<Instant>>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let read = tokio::select! {
+            read = pipe.read(&mut buf) => read,
+            () = grace_elapsed(&mut deadline) => break,
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => session.push(kind, &buf[..n]).await,
+        }
+    }
+    session.mark_eof(kind);
+}
+
+async fn grace_elapsed(deadline: &mut watch::Receiver<Option<Instant>>) {
+    let Ok(at) = deadline.wait_for(Option::is_some).await.map(|d| *d) else {
+        return std::future::pending().await; // supervisor gone: only EOF ends the pump
+    };
+    tokio::time::sleep_until(at.expect("waited for Some")).await;
+}
+
+/// Kills `session` if nobody attaches within `idle` from now.
+pub fn arm_idle_timer(session: Arc<Session>, idle: Duration) {
+    let generation = session.attach_generation();
+    tokio::spawn(async move {
+        tokio::time::sleep(idle).await;
+        if session.attach_generation() == generation && session.attachment_count() == 0 {
+            session.kill();
+        }
+    });
+}

@@ -1,0 +1,252 @@
+//! A command session: one process group, its stdin, two retained output streams, the
+//! attachments reading them, and the final outcome. Sockets come and go; the session does not
+//! depend on any of them.
+//!
+//! Flow control: a pump may drop retained bytes only below the slowest attached reader's cursor;
+//! otherwise it waits for that reader (and the process blocks on its pipe). A reader with no
+//! output to send waits for the next change. Both waits use `watch` channels subscribed *before*
+//! the state is inspected, so no wake-up is lost.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+pub use super::attachment::Attachment;
+use super::output::{Chunk, StreamBuffer};
+use super::pty::PtyMaster;
+use super::spawn::{BoxedWriter, kill_group};
+
+/// The two output streams, used as an index into per-stream arrays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    Stdout = 0,
+    Stderr = 1,
+}
+
+/// How a finished session ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Exit(i32),
+    Error { error_type: String, message: String },
+}
+
+/// What an attachment delivers next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Output(StreamKind, Chunk),
+    /// Every retained byte from the cursors was delivered; the session is over.
+    Finished(Outcome),
+}
+
+/// Lifecycle knobs of `execute` (`None` = never).
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub idle_timeout: Option<Duration>,
+    pub kill_on_disconnect: bool,
+    pub ttl: Option<Duration>,
+}
+
+pub struct Session {
+    pub id: String,
+    /// Leader pid, which is also the process-group id.
+    pub pid: u32,
+    pub policy: Policy,
+    pub(super) state: Mutex<State>,
+    /// Bumped on new output, end-of-file and finish: wakes attachments.
+    pub(super) changed: watch::Sender<()>,
+    /// Bumped when a reader advances or leaves: wakes pumps waiting for room.
+    pub(super) progress: watch::Sender<()>,
+    stdin: tokio::sync::Mutex<Option<BoxedWriter>>,
+    pty: Option<PtyMaster>,
+}
+
+pub(super) struct State {
+    pub(super) streams: [StreamBuffer; 2],
+    /// Attachment id → cursors (stdout, stderr). Its length is the attachment count.
+    pub(super) readers: HashMap<u64, [u64; 2]>,
+    next_reader: u64,
+    /// Bumped on every attach, so an idle timer can tell whether anyone came back meanwhile.
+    attach_generation: u64,
+    pub(super) outcome: Option<Outcome>,
+}
+
+impl Session {
+    pub fn new(
+        id: String,
+        pid: u32,
+        policy: Policy,
+        retained_bytes: usize,
+        stdin: Option<BoxedWriter>,
+        pty: Option<PtyMaster>,
+    ) -> Session {
+        Session {
+            id,
+            pid,
+            policy,
+            state: Mutex::new(State {
+                streams: [
+                    StreamBuffer::new(retained_bytes),
+                    StreamBuffer::new(retained_bytes),
+                ],
+                readers: HashMap::new(),
+                next_reader: 0,
+                attach_generation: 0,
+                outcome: None,
+            }),
+            changed: watch::Sender::new(()),
+            progress: watch::Sender::new(()),
+            stdin: tokio::sync::Mutex::new(stdin),
+            pty,
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.lock().outcome.is_some()
+    }
+
+    pub fn attachment_count(&self) -> usize {
+        self.lock().readers.len()
+    }
+
+    pub fn attach_generation(&self) -> u64 {
+        self.lock().attach_generation
+    }
+
+    /// Attaches a reader at the requested offsets (clamped into the retained window).
+    pub fn attach(self: &Arc<Self>, stdout_offset: u64, stderr_offset: u64) -> Attachment {
+        let mut state = self.lock();
+        let cursors = [
+            state.streams[0].clamp_cursor(stdout_offset),
+            state.streams[1].clamp_cursor(stderr_offset),
+        ];
+        let id = state.next_reader;
+        state.next_reader += 1;
+        state.attach_generation += 1;
+        state.readers.insert(id, cursors);
+        Attachment::new(Arc::clone(self), id)
+    }
+
+    /// Appends process output, waiting while the retained window is full of bytes an attached
+    /// reader still has to send.
+    pub async fn push(&self, kind: StreamKind, mut data: &[u8]) {
+        while !data.is_empty() {
+            let mut room = self.progress.subscribe();
+            let taken = {
+                let mut state = self.lock();
+                let keep_from = state
+                    .readers
+                    .values()
+                    .map(|cursors| cursors[kind as usize])
+                    .min()
+                    .unwrap_or(u64::MAX);
+                state.streams[kind as usize].append(data, keep_from)
+            };
+            if taken == 0 {
+                let _ = room.changed().await;
+                continue;
+            }
+            data = &data[taken..];
+            self.changed.send_replace(());
+        }
+    }
+
+    pub fn mark_eof(&self, kind: StreamKind) {
+        self.lock().streams[kind as usize].mark_eof();
+        self.changed.send_replace(());
+    }
+
+    /// Records the outcome; called once both streams are at end-of-file.
+    pub fn finish(&self, outcome: Outcome) {
+        let mut state = self.lock();
+        for stream in &mut state.streams {
+            stream.mark_eof();
+        }
+        state.outcome.get_or_insert(outcome);
+        drop(state);
+        self.changed.send_replace(());
+    }
+
+    /// Waits until the session has finished (without attaching, so nothing is held back).
+    pub async fn finished(&self) -> Outcome {
+        loop {
+            let mut changed = self.changed.subscribe();
+            if let Some(outcome) = self.lock().outcome.clone() {
+                return outcome;
+            }
+            let _ = changed.changed().await;
+        }
+    }
+
+    /// The retained output of one stream, lossily decoded (the legacy one-shot answer).
+    pub fn retained_text(&self, kind: StreamKind) -> String {
+        let state = self.lock();
+        let stream = &state.streams[kind as usize];
+        let mut text = String::new();
+        let mut cursor = stream.start();
+        while let Some(chunk) = stream.chunk_at(cursor) {
+            cursor = chunk.offset + chunk.raw_len as u64;
+            text.push_str(&chunk.data);
+        }
+        text
+    }
+
+    /// SIGKILLs the whole process group (no-op once finished: the pid may be reused).
+    pub fn kill(&self) {
+        if !self.is_finished() {
+            kill_group(self.pid);
+        }
+    }
+
+    /// Writes `input` to stdin or the PTY; silently ignored when stdin is closed.
+    pub async fn write_input(&self, input: &[u8]) {
+        let mut stdin = self.stdin.lock().await;
+        if let Some(writer) = stdin.as_mut() {
+            let written = writer.write_all(input).await;
+            if written.is_err() || writer.flush().await.is_err() {
+                *stdin = None; // the reader is gone; later input is ignored like after close
+            }
+        }
+    }
+
+    /// Half-closes stdin; a PTY has no separate EOF (users send ^D), so it is left alone.
+    pub async fn close_stdin(&self) {
+        if self.pty.is_none() {
+            self.stdin.lock().await.take();
+        }
+    }
+
+    pub fn resize(&self, cols: u16, rows: u16) {
+        if let Some(pty) = &self.pty
+            && cols > 0
+            && rows > 0
+        {
+            let _ = pty.resize(cols, rows);
+        }
+    }
+
+    /// Called when an attachment ends: applies `kill_on_disconnect` and the idle timer.
+    pub(super) fn detach(self: &Arc<Self>, reader: u64) {
+        let remaining = {
+            let mut state = self.lock();
+            state.readers.remove(&reader);
+            state.readers.len()
+        };
+        self.progress.send_replace(());
+        if remaining == 0 && !self.is_finished() {
+            if self.policy.kill_on_disconnect {
+                self.kill();
+            } else if let Some(idle) = self.policy.idle_timeout {
+                super::lifecycle::arm_idle_timer(Arc::clone(self), idle);
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Session semantics on `/execute/ws`: idempotent start, reconnect with offsets, timeouts,
+//! kill, and kill-on-disconnect.
+
+use serde_json::json;
+
+use super::{TestAgent, Transcript, error_type, execute, exit};
+use crate::api::exec::ServerMessage;
+
+fn reconnect(command_id: &str, stdout_offset: u64, stderr_offset: u64) -> serde_json::Value {
+    json!({"type": "reconnect", "command_id": command_id,
+           "stdout_offset": stdout_offset, "stderr_offset": stderr_offset})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeating_an_execute_attaches_instead_of_spawning_again() {
+    let agent = TestAgent::start().await;
+    let log = agent.path("runs.log");
+    let message = execute(&format!("echo run >> '{log}'; echo done"));
+    let mut first = agent.ws().await;
+    first.send(message.clone()).await;
+    let a = first.transcript().await;
+    let mut second = agent.ws().await;
+    second.send(message).await;
+    let b = second.transcript().await;
+    assert_eq!((a.command_id, a.pid), (b.command_id, b.pid));
+    assert_eq!((b.stdout.as_str(), b.first_offsets[0]), ("done\n", Some(0)));
+    assert_eq!(b.terminal, exit(0));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "run\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_replays_from_the_requested_offsets_clamped() {
+    let agent = TestAgent::start().await;
+    let mut ws = agent.ws().await;
+    ws.send(execute("printf 'line1\\nline2\\n'; printf 'e' >&2; exit 4"))
+        .await;
+    let id = ws.transcript().await.command_id;
+
+    let mut again = agent.ws().await;
+    again.send(reconnect(&id, 6, 0)).await;
+    let t = again.transcript().await;
+    assert_eq!(
+        (t.stdout.as_str(), t.first_offsets[0]),
+        ("line2\n", Some(6))
+    );
+    assert_eq!((t.stderr.as_str(), t.terminal), ("e", exit(4)));
+
+    let mut beyond = agent.ws().await;
+    beyond.send(reconnect(&id, 1_000, 1_000)).await;
+    let t = beyond.transcript().await;
+    assert_eq!((t.stdout.as_str(), t.stderr.as_str()), ("", ""));
+    assert_eq!(t.terminal, exit(4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_session_resumes_on_a_new_socket_without_duplicates() {
+    let agent = TestAgent::start().await;
+    let mut message = execute("echo first; read x; echo second");
+    message.as_object_mut().unwrap().remove("close_stdin");
+    let id = message["command_id"].as_str().unwrap().to_string();
+    let mut ws = agent.ws().await;
+    ws.send(message).await;
+    assert!(matches!(
+        ws.recv().await,
+        Some(ServerMessage::Started { .. })
+    ));
+    let first = ws.recv().await;
+    assert_eq!(
+        first,
+        Some(ServerMessage::Stdout {
+            data: "first\n".into(),
+            offset: 0
+        })
+    );
+    drop(ws); // abrupt loss, as after a network failure
+
+    let mut resumed = agent.ws().await;
+    resumed.send(reconnect(&id, 6, 0)).await;
+    assert!(
+        matches!(resumed.recv().await, Some(ServerMessage::Started { command_id, .. }) if command_id == id)
+    );
+    resumed.send(json!({"type": "input", "data": "\n"})).await;
+    let mut t = Transcript::default();
+    resumed.read_to_end(&mut t).await;
+    assert_eq!(
+        (t.stdout.as_str(), t.first_offsets[0]),
+        ("second\n", Some(6))
+    );
+    assert_eq!(t.terminal, exit(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_to_an_unknown_id_is_command_not_found() {
+    let agent = TestAgent::start().await;
+    let mut ws = agent.ws().await;
+    ws.send(reconnect("deadbeef", 0, 0)).await;
+    assert_eq!(error_type(&ws.recv().await), "CommandNotFound");
+    assert!(ws.recv().await.is_none());
+}
+
+/// Whether `pid` has terminated (reaped, or a zombie awaiting its new parent). A SIGKILLed
+/// process may still be tearing down its memory when its pipes report EOF, so this waits for
+/// the kernel's exit notification (pidfd readable); the generous limit only bounds a failure.
+fn terminates(pid: u32) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as i32;
+    if fd < 0 {
+        return true; // no such process any more
+    }
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; the descriptor is ours and closed right after.
+    let ready = unsafe { libc::poll(&mut poll, 1, 10_000) };
+    unsafe { libc::close(fd) };
+    ready == 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_kills_the_whole_group_and_ends_with_command_timeout() {
+    let agent = TestAgent::start().await;
+    let mut message = execute("sleep 300 & echo $!; wait");
+    message["timeout_seconds"] = json!(1);
+    let mut ws = agent.ws().await;
+    ws.send(message).await;
+    let t = ws.transcript().await;
+    assert_eq!(error_type(&t.terminal), "CommandTimeout");
+    let background: u32 = t.stdout.trim().parse().unwrap();
+    assert!(terminates(t.pid), "the leader survived");
+    assert!(terminates(background), "the background child survived");
+
+    let mut again = agent.ws().await; // a timed-out session replays its output and the error
+    again.send(reconnect(&t.command_id, 0, 0)).await;
+    let replay = again.transcript().await;
+    assert_eq!(replay.stdout, t.stdout);
+    assert_eq!(error_type(&replay.terminal), "CommandTimeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_ends_the_command_with_137() {
+    let agent = TestAgent::start().await;
+    let mut ws = agent.ws().await;
+    ws.send(execute("sleep 300")).await;
+    assert!(matches!(
+        ws.recv().await,
+        Some(ServerMessage::Started { .. })
+    ));
+    ws.send(json!({"type": "kill"})).await;
+    let mut t = Transcript::default();
+    ws.read_to_end(&mut t).await;
+    assert_eq!(t.terminal, exit(137));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_on_disconnect_kills_when_the_last_socket_leaves() {
+    let agent = TestAgent::start().await;
+    let mut message = execute("sleep 300");
+    message["kill_on_disconnect"] = json!(true);
+    let id = message["command_id"].as_str().unwrap().to_string();
+    let mut ws = agent.ws().await;
+    ws.send(message).await;
+    assert!(matches!(
+        ws.recv().await,
+        Some(ServerMessage::Started { .. })
+    ));
+    ws.close().await; // returns once the server has detached and answered the close
+
+    let mut again = agent.ws().await;
+    again.send(reconnect(&id, 0, 0)).await;
+    assert_eq!(again.transcript().await.terminal, exit(137));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_is_honoured_while_stdin_writes_are_blocked() {
+    let agent = TestAgent::start().await;
+    let mut message = execute("sleep 300"); // never reads its stdin
+    message.as_object_mut().unwrap().remove("close_stdin");
+    let mut ws = agent.ws().await;
+    ws.send(message).await;
+    assert!(matches!(
+        ws.recv().await,
+        Some(ServerMessage::Started { .. })
+    ));
+    let block = "x".repeat(256 * 1024); // far more than a pipe holds
+    ws.send(json!({"type": "input", "data": block})).await;
+    ws.send(json!({"type": "kill"})).await;
+    let mut t = Transcript::default();
+    ws.read_to_end(&mut t).await;
+    assert_eq!(t.terminal, exit(137));
+}
