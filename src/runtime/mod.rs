@@ -1,8 +1,30 @@
 //! Isolation: turns a sandbox specification into a running runc container whose root is an
 //! overlay of a read-only snapshot image and a per-sandbox ext4 upper layer, with cgroup
 //! limits, its own namespaces, a seccomp filter and the agent as PID 1.
+//!
+//! [`Runtime`] is the whole interface; the submodules each own one piece: [`layout`] (paths
+//! and names), [`agent_files`] (the agent executable every sandbox runs), [`rootfs`] (loop
+//! mounts and overlay), [`bundle`] + [`seccomp`] (the OCI config), [`runc`] (the runtime
+//! driver) and [`readiness`] (waiting for the agent).
 
-use std::path::PathBuf;
+mod agent_files;
+mod bundle;
+mod error;
+mod host;
+mod layout;
+mod readiness;
+mod rootfs;
+mod runc;
+mod sandbox;
+mod seccomp;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use error::RuntimeError;
 
 /// What the runtime needs to know to run one sandbox.
 #[derive(Debug, Clone)]
@@ -23,6 +45,8 @@ pub struct SandboxSpec {
     pub pids_limit: i64,
     /// `KEY=VALUE` environment of the agent, inherited by every command (image `Env`).
     pub env: Vec<String>,
+    /// Working directory of the agent (image `WorkingDir`); `/` when `None`.
+    pub cwd: Option<String>,
 }
 
 /// Runtime settings chosen when the server starts.
@@ -32,4 +56,124 @@ pub struct RuntimeConfig {
     pub root: PathBuf,
     /// OCI runtime binary (`runc`, or a compatible one).
     pub runc: PathBuf,
+}
+
+/// What the OCI runtime says about a sandbox's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    /// The agent (PID 1) is alive.
+    Running,
+    /// The container exists but its process has exited (or it never started).
+    Stopped,
+    /// No container by that id.
+    Absent,
+}
+
+/// Runs sandboxes as hardened runc containers. Cheap to clone; all clones share state.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    sandboxes: PathBuf,
+    agent_dir: PathBuf,
+    agent: agent_files::AgentEntry,
+    runc: runc::Runc,
+    /// One lock per sandbox id: start, stop and destroy of the same sandbox never interleave.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Runtime {
+    /// Prepares `config.root` and the agent files (from the running executable), and checks
+    /// that the OCI runtime binary runs.
+    pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
+        let exe = std::env::current_exe()
+            .map_err(RuntimeError::io("locate", "the running executable"))?;
+        Runtime::with_agent_executable(config, &exe)
+    }
+
+    /// Like [`Runtime::new`], with the agent taken from `agent_exe` instead of the running
+    /// executable (for callers that are not the `langsmith` binary themselves, e.g. tests).
+    pub fn with_agent_executable(
+        config: RuntimeConfig,
+        agent_exe: &Path,
+    ) -> Result<Runtime, RuntimeError> {
+        layout::create_private_dir(&config.root)?;
+        let root = config
+            .root
+            .canonicalize()
+            .map_err(RuntimeError::io("resolve", &config.root))?;
+        layout::validate_root(&root)?;
+        let sandboxes = root.join("sandboxes");
+        let runc_state = root.join("runc");
+        layout::create_private_dir(&sandboxes)?;
+        layout::create_private_dir(&runc_state)?;
+
+        let runc = runc::Runc::new(config.runc.clone(), runc_state);
+        runc.check()?;
+        let agent_dir = root.join("agent");
+        let agent = agent_files::install(agent_exe, &agent_dir)?;
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                root,
+                sandboxes,
+                agent_dir,
+                agent,
+                runc,
+                locks: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The (canonical) root directory the runtime owns.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Host path of the agent's unix socket for sandbox `id`.
+    pub fn agent_socket(&self, id: &str) -> PathBuf {
+        self.layout(id).socket
+    }
+
+    /// Host path of the sandbox's upper-layer image (its writable files).
+    pub fn upper_image(&self, id: &str) -> PathBuf {
+        self.layout(id).upper_image
+    }
+
+    /// The container's state as the OCI runtime reports it.
+    pub async fn state(&self, id: &str) -> ContainerState {
+        if layout::validate_id(id).is_err() {
+            return ContainerState::Absent;
+        }
+        self.inner.runc.state(&layout::container_id(id)).await
+    }
+
+    /// Ids of the sandboxes that have a container (running or not), for re-adoption after a
+    /// server restart. Empty if the OCI runtime cannot list.
+    pub async fn list(&self) -> Vec<String> {
+        match self.inner.runc.list().await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!("listing containers failed: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The argument vector the agent is started with inside every sandbox.
+    pub fn agent_args(&self) -> &[String] {
+        &self.inner.agent.args
+    }
+
+    fn layout(&self, id: &str) -> layout::SandboxLayout {
+        layout::SandboxLayout::new(&self.inner.sandboxes, id)
+    }
+
+    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(id.to_string()).or_default().clone()
+    }
 }
