@@ -97,11 +97,9 @@ impl Fixture {
             "mounts remain under {dir_text}"
         );
         let loops = run("losetup", &["-a"]);
-        let root = self.runtime.root().to_string_lossy().to_string();
-        assert!(!loops.contains(&root), "loop devices remain: {loops}");
         assert!(
-            !loops.contains(&*self.snapshot.to_string_lossy()),
-            "snapshot loop remains: {loops}"
+            !loops.contains(&format!("{dir_text}/")),
+            "loop devices remain: {loops}"
         );
         assert_eq!(
             self.runtime.state(id).await,
@@ -111,6 +109,18 @@ impl Fixture {
         assert!(!dir.exists(), "{} still exists", dir.display());
         let cgroup = Path::new("/sys/fs/cgroup/memory/langsmith").join(format!("ls-{id}"));
         assert!(!cgroup.exists(), "cgroup {} remains", cgroup.display());
+    }
+}
+
+impl Fixture {
+    /// Asserts that no loop device holds the snapshot image (once no sandbox runs from it).
+    pub fn assert_snapshot_released(&self) {
+        let snapshot = self.snapshot.to_string_lossy();
+        assert_eq!(
+            run("losetup", &["-j", &snapshot]),
+            "",
+            "snapshot still attached"
+        );
     }
 }
 

@@ -119,4 +119,40 @@ async fn a_sandbox_sees_only_itself_and_stays_within_its_limits() {
 
     runtime.destroy(id).await.expect("destroy");
     fixture.assert_no_trace(id).await;
+    fixture.assert_snapshot_released();
+}
+
+#[tokio::test]
+async fn sandboxes_from_one_snapshot_do_not_see_each_other() {
+    let fixture = Fixture::new();
+    let runtime = &fixture.runtime;
+    let (first, second) = (fixture.spec("first"), fixture.spec("second"));
+    let (a, b) = tokio::join!(runtime.start(&first), runtime.start(&second));
+    a.expect("first starts");
+    b.expect("second starts");
+    let mut listed = runtime.list().await;
+    listed.sort();
+    assert_eq!(listed, vec!["first".to_string(), "second".to_string()]);
+
+    fixture.exec_ok("first", "echo mine > /root/private");
+    assert_eq!(fixture.exec_ok("second", "ls /root"), "");
+    let ps = fixture.exec_ok("second", "ps -o pid,args");
+    let agents = ps
+        .lines()
+        .filter(|l| l.contains("/.langsmith/bin/langsmith agent"))
+        .count();
+    assert_eq!(agents, 1, "{ps}");
+
+    runtime.destroy("first").await.expect("destroy first");
+    fixture.assert_no_trace("first").await;
+    assert_eq!(runtime.state("second").await, ContainerState::Running);
+    assert_eq!(
+        readiness::healthz(&runtime.agent_socket("second")).await,
+        Ok(200)
+    );
+    assert_eq!(fixture.exec_ok("second", "echo still here"), "still here\n");
+
+    runtime.destroy("second").await.expect("destroy second");
+    fixture.assert_no_trace("second").await;
+    fixture.assert_snapshot_released();
 }

@@ -70,6 +70,7 @@ async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
         .destroy("never-started")
         .await
         .expect("destroy an unknown id");
+    fixture.assert_snapshot_released();
 }
 
 #[tokio::test]
@@ -112,6 +113,7 @@ async fn a_start_that_fails_reports_why_and_leaves_nothing() {
         .await
         .expect("destroy after failed run");
     fixture.assert_no_trace("badcwd").await;
+    fixture.assert_snapshot_released();
 }
 
 #[tokio::test]
