@@ -162,3 +162,46 @@ pub fn parse_ldd(text: &str) -> Result<Vec<(String, PathBuf)>, String> {
     }
     Ok(libraries)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_output_yields_libraries_by_soname() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+                    \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f01)\n\
+                    \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f02)\n\
+                    \t/lib64/ld-linux-x86-64.so.2 (0x00007f03)\n";
+        let libraries = parse_ldd(text).unwrap();
+        assert_eq!(
+            libraries,
+            vec![
+                (
+                    "libgcc_s.so.1".to_string(),
+                    PathBuf::from("/lib/x86_64-linux-gnu/libgcc_s.so.1")
+                ),
+                (
+                    "libc.so.6".to_string(),
+                    PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6")
+                ),
+            ]
+        );
+        let missing = parse_ldd("\tlibmissing.so.1 => not found\n").unwrap_err();
+        assert!(missing.contains("libmissing.so.1"), "{missing}");
+    }
+
+    #[test]
+    fn static_and_dynamic_executables_are_told_apart() {
+        // busybox-static has no interpreter; the test harness itself is dynamically linked.
+        assert_eq!(elf_interpreter(Path::new("/bin/busybox")).unwrap(), None);
+        let harness = std::env::current_exe().unwrap();
+        let interpreter = elf_interpreter(&harness).unwrap().expect("dynamic harness");
+        assert!(
+            interpreter.is_absolute() && interpreter.exists(),
+            "{interpreter:?}"
+        );
+        let not_elf = elf_interpreter(Path::new("/proc/version")).unwrap_err();
+        assert!(not_elf.contains("not a supported executable"), "{not_elf}");
+    }
+}

@@ -144,10 +144,9 @@ pub fn config(inputs: &BundleInputs<'_>) -> Result<Spec, RuntimeError> {
 
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
-        .cgroups_path(PathBuf::from(format!(
-            "/langsmith/{}",
-            super::layout::container_id(&spec.id)
-        )))
+        .cgroups_path(PathBuf::from(cgroup_path(&super::layout::container_id(
+            &spec.id,
+        ))))
         .resources(resources)
         .seccomp(super::seccomp::profile()?)
         .masked_paths(
@@ -180,6 +179,11 @@ pub fn config(inputs: &BundleInputs<'_>) -> Result<Spec, RuntimeError> {
         .linux(linux)
         .build()
         .map_err(err)
+}
+
+/// The container's cgroup, relative to each controller's root (`/langsmith/ls-<id>`).
+pub fn cgroup_path(container: &str) -> String {
+    format!("/langsmith/{container}")
 }
 
 /// Writes the config to `bundle/config.json`.

@@ -67,6 +67,12 @@ pub enum RuntimeError {
         log_tail: String,
     },
 
+    /// The agent of a sandbox cannot be reached (or its socket was taken over).
+    #[error(
+        "cannot reach the agent of sandbox {id}: {reason}; if the sandbox is running, restart it"
+    )]
+    AgentUnreachable { id: String, reason: String },
+
     /// Mounts under the sandbox directory survived unmounting, so its files were kept.
     #[error(
         "sandbox {id} still has mounts after unmounting ({mounts}); its files were left in place — stop whatever holds them and destroy again"

@@ -138,6 +138,19 @@ impl Runtime {
         self.layout(id).socket
     }
 
+    /// Connects to the agent of sandbox `id`. Prefer this over connecting to
+    /// [`Runtime::agent_socket`] directly: it refuses a socket the sandbox has redirected
+    /// (e.g. a symlink to a host socket or another sandbox's agent).
+    pub async fn connect_agent(&self, id: &str) -> Result<tokio::net::UnixStream, RuntimeError> {
+        layout::validate_id(id)?;
+        readiness::connect(&self.layout(id).socket, &layout::container_id(id))
+            .await
+            .map_err(|reason| RuntimeError::AgentUnreachable {
+                id: id.to_string(),
+                reason,
+            })
+    }
+
     /// Host path of the sandbox's upper-layer image (its writable files).
     pub fn upper_image(&self, id: &str) -> PathBuf {
         self.layout(id).upper_image

@@ -1,5 +1,10 @@
-//! Deciding that a started sandbox is usable: its agent answers `GET /healthz` with 200 on
-//! its unix socket. Waiting is bounded, and gives up early if the container dies.
+//! Reaching a sandbox's agent and deciding that it is usable.
+//!
+//! The socket lives in a directory the sandbox can write (the agent binds it from inside), so
+//! a process in the sandbox could swap it for a symlink to some other socket on the host or of
+//! another sandbox. [`connect`] therefore checks who is listening: the peer must be a process
+//! in this sandbox's cgroup. Readiness is `GET /healthz` answering 200, waited for with a
+//! bounded deadline that gives up early if the container dies.
 
 use std::path::Path;
 use std::time::Duration;
@@ -22,12 +27,36 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often (in polls) to ask the OCI runtime whether the container is still alive.
 const STATE_CHECK_EVERY: u32 = 20;
 
+/// Connects to the agent socket of `container` and verifies that the listening process
+/// belongs to that container's cgroup.
+pub async fn connect(socket: &Path, container: &str) -> Result<UnixStream, String> {
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|e| format!("connect {}: {e}", socket.display()))?;
+    let peer = stream
+        .peer_cred()
+        .ok()
+        .and_then(|cred| cred.pid())
+        .ok_or_else(|| "the agent socket reports no peer process".to_string())?;
+    let cgroups = std::fs::read_to_string(format!("/proc/{peer}/cgroup")).unwrap_or_default();
+    let expected = format!(":{}", super::bundle::cgroup_path(container));
+    if cgroups.lines().any(|line| line.ends_with(&expected)) {
+        Ok(stream)
+    } else {
+        Err(format!(
+            "{} is served by process {peer}, which is not part of {container}; refusing it",
+            socket.display()
+        ))
+    }
+}
+
 /// Waits until the agent is healthy. The error explains why it is not.
 pub async fn wait_for_agent(socket: &Path, runc: &Runc, container: &str) -> Result<(), String> {
     let deadline = Instant::now() + READY_DEADLINE;
     let mut last_problem = "the agent socket was never created".to_string();
     for poll in 0u32.. {
-        match tokio::time::timeout(REQUEST_TIMEOUT, healthz(socket)).await {
+        let attempt = async { healthz(connect(socket, container).await?).await };
+        match tokio::time::timeout(REQUEST_TIMEOUT, attempt).await {
             Ok(Ok(200)) => return Ok(()),
             Ok(Ok(status)) => last_problem = format!("GET /healthz answered {status}"),
             Ok(Err(problem)) => {
@@ -54,11 +83,8 @@ pub async fn wait_for_agent(socket: &Path, runc: &Runc, container: &str) -> Resu
     unreachable!("the poll loop only ends by returning")
 }
 
-/// One `GET /healthz` over the agent's unix socket; returns the status code.
-pub async fn healthz(socket: &Path) -> Result<u16, String> {
-    let stream = UnixStream::connect(socket)
-        .await
-        .map_err(|e| format!("connect {}: {e}", socket.display()))?;
+/// One `GET /healthz` on a connected agent stream; returns the status code.
+pub async fn healthz(stream: UnixStream) -> Result<u16, String> {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("HTTP handshake: {e}"))?;

@@ -12,7 +12,7 @@ pub const MIB: i64 = 1024 * 1024;
 const APPLETS: &[&str] = &[
     "sh", "ls", "ps", "cat", "echo", "dd", "head", "tr", "nc", "wget", "ip", "mkdir", "rm",
     "sleep", "grep", "wc", "df", "sync", "true", "false", "id", "hostname", "stat", "unshare",
-    "env",
+    "ln", "env",
 ];
 
 pub struct Fixture {
@@ -27,12 +27,7 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("temporary directory");
         let snapshot = dir.path().join("snapshot.ext4");
         make_snapshot(dir.path(), &snapshot);
-        let config = RuntimeConfig {
-            root: dir.path().join("runtime"),
-            runc: PathBuf::from("runc"),
-        };
-        let runtime =
-            Runtime::with_agent_executable(config, &agent_binary()).expect("runtime starts");
+        let runtime = open_runtime(&dir.path().join("runtime"));
         Fixture {
             runtime,
             snapshot,
@@ -81,6 +76,16 @@ impl Fixture {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `GET /healthz` through [`Runtime::connect_agent`].
+    pub async fn healthz(&self, id: &str) -> Result<u16, String> {
+        let stream = self
+            .runtime
+            .connect_agent(id)
+            .await
+            .map_err(|e| e.to_string())?;
+        crate::runtime::readiness::healthz(stream).await
     }
 
     pub fn sandbox_dir(&self, id: &str) -> PathBuf {
@@ -152,6 +157,15 @@ impl Drop for Fixture {
             let _ = Command::new("umount").args(["-d", mount]).output();
         }
     }
+}
+
+/// A runtime over `root`, as the server would open it at every start.
+pub fn open_runtime(root: &Path) -> Runtime {
+    let config = RuntimeConfig {
+        root: root.to_path_buf(),
+        runc: PathBuf::from("runc"),
+    };
+    Runtime::with_agent_executable(config, &agent_binary()).expect("runtime starts")
 }
 
 /// Runs a host command, asserting success, and returns its stdout.

@@ -3,7 +3,7 @@
 //! capability set, no_new_privs and seccomp.
 
 use super::fixture::{Fixture, MIB};
-use crate::runtime::{ContainerState, readiness};
+use crate::runtime::ContainerState;
 
 /// CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE SYS_CHROOT
 /// AUDIT_WRITE SETFCAP: Docker's default set without NET_RAW and MKNOD.
@@ -86,7 +86,7 @@ async fn a_sandbox_sees_only_itself_and_stays_within_its_limits() {
         .unwrap_or(0);
     assert!(kills >= 1, "no OOM kill recorded: {oom}");
     assert_eq!(runtime.state(id).await, ContainerState::Running);
-    assert_eq!(readiness::healthz(&runtime.agent_socket(id)).await, Ok(200));
+    assert_eq!(fixture.healthz(id).await, Ok(200));
 
     // CPU: 1000 millicores is one period's worth of quota.
     let quota = std::fs::read_to_string(format!(
@@ -146,13 +146,36 @@ async fn sandboxes_from_one_snapshot_do_not_see_each_other() {
     runtime.destroy("first").await.expect("destroy first");
     fixture.assert_no_trace("first").await;
     assert_eq!(runtime.state("second").await, ContainerState::Running);
-    assert_eq!(
-        readiness::healthz(&runtime.agent_socket("second")).await,
-        Ok(200)
-    );
+    assert_eq!(fixture.healthz("second").await, Ok(200));
     assert_eq!(fixture.exec_ok("second", "echo still here"), "still here\n");
 
     runtime.destroy("second").await.expect("destroy second");
     fixture.assert_no_trace("second").await;
     fixture.assert_snapshot_released();
+}
+
+#[tokio::test]
+async fn a_sandbox_cannot_redirect_its_agent_socket() {
+    let fixture = Fixture::new();
+    let runtime = &fixture.runtime;
+    runtime.start(&fixture.spec("sly")).await.expect("start");
+
+    // A socket on the host that the sandbox would like the server to talk to instead.
+    let host_socket = runtime.root().join("host.sock");
+    let _host_listener = tokio::net::UnixListener::bind(&host_socket).unwrap();
+    fixture.exec_ok(
+        "sly",
+        &format!(
+            "rm /.langsmith/run/agent.sock && ln -s {} /.langsmith/run/agent.sock",
+            host_socket.display()
+        ),
+    );
+    let error = runtime
+        .connect_agent("sly")
+        .await
+        .expect_err("redirected socket");
+    assert!(error.to_string().contains("not part of ls-sly"), "{error}");
+
+    runtime.destroy("sly").await.expect("destroy");
+    fixture.assert_no_trace("sly").await;
 }

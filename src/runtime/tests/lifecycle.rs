@@ -2,7 +2,7 @@
 //! failed start cleans up after itself.
 
 use super::fixture::{Fixture, run};
-use crate::runtime::{ContainerState, RuntimeError, readiness};
+use crate::runtime::{ContainerState, RuntimeError};
 
 #[tokio::test]
 async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
@@ -14,7 +14,7 @@ async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
     runtime.start(&spec).await.expect("first start");
     assert_eq!(runtime.state(id).await, ContainerState::Running);
     assert_eq!(runtime.list().await, vec![id.to_string()]);
-    assert_eq!(readiness::healthz(&runtime.agent_socket(id)).await, Ok(200));
+    assert_eq!(fixture.healthz(id).await, Ok(200));
 
     let environ = fixture.exec_ok(id, "tr '\\0' '\\n' < /proc/1/environ");
     for expected in [

@@ -4,3 +4,4 @@
 mod fixture;
 mod isolation;
 mod lifecycle;
+mod recovery;
