@@ -5,52 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
     LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
     LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
     PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use super::agent_files::{AGENT_MOUNT, RUN_MOUNT};
-use super::{RuntimeError, SandboxSpec, layout::SandboxLayout};
-
-/// Docker's default capabilities minus NET_RAW and MKNOD.
-const CAPABILITIES: &[Capability] = &[
-    Capability::Chown,
-    Capability::DacOverride,
-    Capability::Fowner,
-    Capability::Fsetid,
-    Capability::Kill,
-    Capability::Setgid,
-    Capability::Setuid,
-    Capability::Setpcap,
-    Capability::NetBindService,
-    Capability::SysChroot,
-    Capability::Setfcap,
-    Capability::AuditWrite,
-];
-
-const MASKED_PATHS: &[&str] = &[
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-const READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+use super::{RuntimeError, SandboxSpec, hardening, layout::SandboxLayout};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -69,7 +31,10 @@ pub struct BundleInputs<'a> {
 pub fn config(inputs: &BundleInputs<'_>) -> Result<Spec, RuntimeError> {
     let spec = inputs.spec;
     let err = |e: oci_spec::OciSpecError| RuntimeError::Bundle(e.to_string());
-    let capabilities = CAPABILITIES.iter().copied().collect::<Capabilities>();
+    let capabilities = hardening::CAPABILITIES
+        .iter()
+        .copied()
+        .collect::<Capabilities>();
     let process = ProcessBuilder::default()
         .terminal(false)
         .user(
@@ -148,15 +113,15 @@ pub fn config(inputs: &BundleInputs<'_>) -> Result<Spec, RuntimeError> {
             &spec.id,
         ))))
         .resources(resources)
-        .seccomp(super::seccomp::profile()?)
+        .seccomp(hardening::seccomp_profile()?)
         .masked_paths(
-            MASKED_PATHS
+            hardening::MASKED_PATHS
                 .iter()
                 .map(|p| p.to_string())
                 .collect::<Vec<_>>(),
         )
         .readonly_paths(
-            READONLY_PATHS
+            hardening::READONLY_PATHS
                 .iter()
                 .map(|p| p.to_string())
                 .collect::<Vec<_>>(),

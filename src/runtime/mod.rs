@@ -4,19 +4,19 @@
 //!
 //! [`Runtime`] is the whole interface; the submodules each own one piece: [`layout`] (paths
 //! and names), [`agent_files`] (the agent executable every sandbox runs), [`rootfs`] (loop
-//! mounts and overlay), [`bundle`] + [`seccomp`] (the OCI config), [`runc`] (the runtime
+//! mounts and overlay), [`bundle`] + [`hardening`] (the OCI config), [`runc`] (the runtime
 //! driver) and [`readiness`] (waiting for the agent).
 
 mod agent_files;
 mod bundle;
 mod error;
+mod hardening;
 mod host;
 mod layout;
 mod readiness;
 mod rootfs;
 mod runc;
 mod sandbox;
-mod seccomp;
 #[cfg(test)]
 mod tests;
 

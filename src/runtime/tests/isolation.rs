@@ -116,6 +116,10 @@ async fn a_sandbox_sees_only_itself_and_stays_within_its_limits() {
         fixture.exec_ok(id, "head -c 16 /proc/kcore | wc -c").trim(),
         "0"
     );
+    let sysctl = fixture.exec(id, "echo 3 > /proc/sys/vm/drop_caches");
+    assert!(!sysctl.status.success(), "/proc/sys is writable");
+    let sysfs = fixture.exec(id, "mkdir /sys/fs/escape");
+    assert!(!sysfs.status.success(), "/sys is writable");
 
     runtime.destroy(id).await.expect("destroy");
     fixture.assert_no_trace(id).await;

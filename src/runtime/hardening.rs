@@ -1,13 +1,54 @@
-//! The sandbox's seccomp filter: allow by default, refuse the syscalls a root process in a
-//! container has no business making (kernel modules, kexec, tracing other processes, mounting,
-//! new namespaces, clock changes, …). Capabilities already stop most of them; the filter is the
-//! second wall in case a capability check has a hole.
+//! What a sandbox's processes are denied: every capability outside a minimal set, the kernel
+//! paths Docker masks or makes read-only, and — through a seccomp filter that allows by
+//! default — the syscalls a root process in a container has no business making (kernel
+//! modules, kexec, tracing other processes, mounting, new namespaces, clock changes, …).
+//! Capabilities already stop most of those; the filter is the second wall in case a
+//! capability check has a hole.
 
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator, LinuxSyscall,
+    Arch, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator,
+    LinuxSyscall,
 };
 
 use super::RuntimeError;
+
+/// Docker's default capabilities minus NET_RAW and MKNOD.
+pub const CAPABILITIES: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fowner,
+    Capability::Fsetid,
+    Capability::Kill,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Setfcap,
+    Capability::AuditWrite,
+];
+
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Refused with EPERM whatever their arguments. Names unknown to the kernel/libseccomp on an
 /// architecture are skipped by runc.
@@ -103,7 +144,7 @@ const ENOSYS: u32 = libc::ENOSYS as u32;
 
 /// Builds the filter for the architectures of this host (native plus its compat modes, so a
 /// 32-bit syscall cannot slip past a rule written for the 64-bit table).
-pub fn profile() -> Result<LinuxSeccomp, RuntimeError> {
+pub fn seccomp_profile() -> Result<LinuxSeccomp, RuntimeError> {
     let build = |e: oci_spec::OciSpecError| RuntimeError::Bundle(format!("seccomp: {e}"));
     let mut syscalls = vec![deny(DENIED, EPERM, None).map_err(build)?];
 
