@@ -2,10 +2,11 @@
 //! overlay of a read-only snapshot image and a per-sandbox ext4 upper layer, with cgroup
 //! limits, its own namespaces, a seccomp filter and the agent as PID 1.
 //!
-//! [`Runtime`] is the whole interface; the submodules each own one piece: [`layout`] (paths
-//! and names), [`agent_files`] (the agent executable every sandbox runs), [`rootfs`] (loop
-//! mounts and overlay), [`bundle`] + [`hardening`] (the OCI config), [`runc`] (the runtime
-//! driver) and [`readiness`] (waiting for the agent).
+//! [`Runtime`] is the whole interface; the private submodules each own one piece: `layout`
+//! (paths and names), `agent_files` (the agent executable every sandbox runs), `rootfs` (loop
+//! mounts and overlay), `bundle` + `hardening` (the OCI config), `runc` (the runtime driver),
+//! `readiness` (reaching the agent and waiting for it), `sandbox` (start/stop/destroy) and
+//! `host` (running host tools).
 
 mod agent_files;
 mod bundle;
