@@ -1,8 +1,31 @@
 //! Isolation: turns a sandbox specification into a running runc container whose root is an
 //! overlay of a read-only snapshot image and a per-sandbox ext4 upper layer, with cgroup
 //! limits, its own namespaces, a seccomp filter and the agent as PID 1.
+//!
+//! [`Runtime`] is the whole interface; the private submodules each own one piece: `layout`
+//! (paths and names), `agent_files` (the agent executable every sandbox runs), `rootfs` (loop
+//! mounts and overlay), `bundle` + `hardening` (the OCI config), `runc` (the runtime driver),
+//! `readiness` (reaching the agent and waiting for it), `sandbox` (start/stop/destroy) and
+//! `host` (running host tools).
 
-use std::path::PathBuf;
+mod agent_files;
+mod bundle;
+mod error;
+mod hardening;
+mod host;
+mod layout;
+mod readiness;
+mod rootfs;
+mod runc;
+mod sandbox;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use error::RuntimeError;
 
 /// What the runtime needs to know to run one sandbox.
 #[derive(Debug, Clone)]
@@ -23,6 +46,8 @@ pub struct SandboxSpec {
     pub pids_limit: i64,
     /// `KEY=VALUE` environment of the agent, inherited by every command (image `Env`).
     pub env: Vec<String>,
+    /// Working directory of the agent (image `WorkingDir`); `/` when `None`.
+    pub cwd: Option<String>,
 }
 
 /// Runtime settings chosen when the server starts.
@@ -34,51 +59,135 @@ pub struct RuntimeConfig {
     pub runc: PathBuf,
 }
 
-// ---- Temporary interface stubs (replaced by the runtime implementation) ----
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RuntimeError(pub String);
-
+/// What the OCI runtime says about a sandbox's container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerState {
+    /// The agent (PID 1) is alive.
     Running,
+    /// The container exists but its process has exited (or it never started).
     Stopped,
+    /// No container by that id.
     Absent,
 }
 
-#[derive(Clone)]
+/// Runs sandboxes as hardened runc containers. Cheap to clone; all clones share state.
+#[derive(Debug, Clone)]
 pub struct Runtime {
-    config: RuntimeConfig,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    sandboxes: PathBuf,
+    agent_dir: PathBuf,
+    agent: agent_files::AgentEntry,
+    runc: runc::Runc,
+    /// One lock per sandbox id: start, stop and destroy of the same sandbox never interleave.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Runtime {
+    /// Prepares `config.root` and the agent files (from the running executable), and checks
+    /// that the OCI runtime binary runs.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
-        Ok(Runtime { config })
+        let exe = std::env::current_exe()
+            .map_err(RuntimeError::io("locate", "the running executable"))?;
+        Runtime::with_agent_executable(config, &exe)
     }
-    pub async fn start(&self, spec: &SandboxSpec) -> Result<(), RuntimeError> {
-        Err(RuntimeError(format!(
-            "runtime not implemented ({})",
-            spec.id
-        )))
-    }
-    pub async fn stop(&self, _id: &str) -> Result<(), RuntimeError> {
-        Ok(())
-    }
-    pub async fn destroy(&self, _id: &str) -> Result<(), RuntimeError> {
-        Ok(())
-    }
-    pub fn agent_socket(&self, id: &str) -> PathBuf {
-        self.config
+
+    /// Like [`Runtime::new`], with the agent taken from `agent_exe` instead of the running
+    /// executable (for callers that are not the `langsmith` binary themselves, e.g. tests).
+    pub fn with_agent_executable(
+        config: RuntimeConfig,
+        agent_exe: &Path,
+    ) -> Result<Runtime, RuntimeError> {
+        layout::create_private_dir(&config.root)?;
+        let root = config
             .root
-            .join("sandboxes")
-            .join(id)
-            .join("run/agent.sock")
+            .canonicalize()
+            .map_err(RuntimeError::io("resolve", &config.root))?;
+        layout::validate_root(&root)?;
+        let sandboxes = root.join("sandboxes");
+        let runc_state = root.join("runc");
+        layout::create_private_dir(&sandboxes)?;
+        layout::create_private_dir(&runc_state)?;
+
+        let runc = runc::Runc::new(config.runc.clone(), runc_state);
+        runc.check()?;
+        let agent_dir = root.join("agent");
+        let agent = agent_files::install(agent_exe, &agent_dir)?;
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                root,
+                sandboxes,
+                agent_dir,
+                agent,
+                runc,
+                locks: Mutex::new(HashMap::new()),
+            }),
+        })
     }
-    pub async fn state(&self, _id: &str) -> ContainerState {
-        ContainerState::Absent
+
+    /// The (canonical) root directory the runtime owns.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
     }
+
+    /// Host path of the agent's unix socket for sandbox `id`.
+    pub fn agent_socket(&self, id: &str) -> PathBuf {
+        self.layout(id).socket
+    }
+
+    /// Connects to the agent of sandbox `id`. Prefer this over connecting to
+    /// [`Runtime::agent_socket`] directly: it refuses a socket the sandbox has redirected
+    /// (e.g. a symlink to a host socket or another sandbox's agent).
+    pub async fn connect_agent(&self, id: &str) -> Result<tokio::net::UnixStream, RuntimeError> {
+        layout::validate_id(id)?;
+        readiness::connect(&self.layout(id).socket, &layout::container_id(id))
+            .await
+            .map_err(|reason| RuntimeError::AgentUnreachable {
+                id: id.to_string(),
+                reason,
+            })
+    }
+
+    /// Host path of the sandbox's upper-layer image (its writable files).
+    pub fn upper_image(&self, id: &str) -> PathBuf {
+        self.layout(id).upper_image
+    }
+
+    /// The container's state as the OCI runtime reports it.
+    pub async fn state(&self, id: &str) -> ContainerState {
+        if layout::validate_id(id).is_err() {
+            return ContainerState::Absent;
+        }
+        self.inner.runc.state(&layout::container_id(id)).await
+    }
+
+    /// Ids of the sandboxes that have a container (running or not), for re-adoption after a
+    /// server restart. Empty if the OCI runtime cannot list.
     pub async fn list(&self) -> Vec<String> {
-        Vec::new()
+        match self.inner.runc.list().await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!("listing containers failed: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The argument vector the agent is started with inside every sandbox.
+    pub fn agent_args(&self) -> &[String] {
+        &self.inner.agent.args
+    }
+
+    fn layout(&self, id: &str) -> layout::SandboxLayout {
+        layout::SandboxLayout::new(&self.inner.sandboxes, id)
+    }
+
+    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(id.to_string()).or_default().clone()
     }
 }

@@ -74,7 +74,6 @@ async fn route(
             }
         )));
     }
-    let socket = state.runtime.agent_socket(&sb.id);
     let path_and_query = match req.uri().query() {
         Some(q) => format!("/{rest}?{q}"),
         None => format!("/{rest}"),
@@ -84,14 +83,14 @@ async fn route(
         .headers
         .get(http::header::UPGRADE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    let unavailable = |e: std::io::Error| ApiError::BadRequest {
-        error: "NotReady",
-        message: format!(
-            "sandbox '{}' is not answering (agent unreachable: {e})",
-            sb.name
-        ),
-    };
-    let stream = UnixStream::connect(&socket).await.map_err(unavailable)?;
+    let stream = state
+        .runtime
+        .connect_agent(&sb.id)
+        .await
+        .map_err(|e| ApiError::BadRequest {
+            error: "NotReady",
+            message: format!("sandbox '{}' is not answering: {e}", sb.name),
+        })?;
 
     if is_upgrade {
         let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)

@@ -120,5 +120,10 @@ fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, String> {
             .unwrap_or(snap.snapshot.fs_capacity_bytes),
         pids_limit: PIDS_LIMIT,
         env,
+        cwd: sb
+            .run_config
+            .as_ref()
+            .and_then(|r| r.work_dir.clone())
+            .or(snap.image_workdir.clone()),
     })
 }

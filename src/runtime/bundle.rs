@@ -1,0 +1,267 @@
+//! The OCI runtime config (`bundle/config.json`) of a sandbox, generated with `oci-spec`:
+//! its own namespaces, a reduced capability set, `no_new_privileges`, seccomp, masked kernel
+//! paths, cgroup limits, and the agent as the container process.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
+    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+
+use super::agent_files::{AGENT_MOUNT, RUN_MOUNT};
+use super::{RuntimeError, SandboxSpec, hardening, layout::SandboxLayout};
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The cgroup CPU period; the quota is `cpu_millicores * 100` µs of it.
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// Everything `config` needs besides the sandbox spec.
+pub struct BundleInputs<'a> {
+    pub spec: &'a SandboxSpec,
+    pub layout: &'a SandboxLayout,
+    pub agent_dir: &'a Path,
+    pub agent_args: &'a [String],
+}
+
+/// Builds the OCI config of one sandbox.
+pub fn config(inputs: &BundleInputs<'_>) -> Result<Spec, RuntimeError> {
+    let spec = inputs.spec;
+    let err = |e: oci_spec::OciSpecError| RuntimeError::Bundle(e.to_string());
+    let capabilities = hardening::CAPABILITIES
+        .iter()
+        .copied()
+        .collect::<Capabilities>();
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(
+            UserBuilder::default()
+                .uid(0u32)
+                .gid(0u32)
+                .build()
+                .map_err(err)?,
+        )
+        .args(inputs.agent_args.to_vec())
+        .env(environment(spec))
+        .cwd(spec.cwd.clone().unwrap_or_else(|| "/".to_string()))
+        .capabilities(
+            LinuxCapabilitiesBuilder::default()
+                .bounding(capabilities.clone())
+                .effective(capabilities.clone())
+                .permitted(capabilities)
+                .inheritable(Capabilities::new())
+                .ambient(Capabilities::new())
+                .build()
+                .map_err(err)?,
+        )
+        .no_new_privileges(true)
+        .rlimits(vec![nofile_limit().map_err(err)?])
+        .build()
+        .map_err(err)?;
+
+    let namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Cgroup,
+    ]
+    .into_iter()
+    .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(err)?;
+
+    let resources = LinuxResourcesBuilder::default()
+        // Deny every device; runc then allows its standard set (null, zero, tty, random, …).
+        .devices(vec![
+            LinuxDeviceCgroupBuilder::default()
+                .allow(false)
+                .access("rwm")
+                .build()
+                .map_err(err)?,
+        ])
+        .cpu(
+            LinuxCpuBuilder::default()
+                .quota(spec.cpu_millicores * 100)
+                .period(CPU_PERIOD_US)
+                .build()
+                .map_err(err)?,
+        )
+        // No swap limit: memsw accounting is often disabled and runc fails if it is.
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(spec.mem_bytes)
+                .build()
+                .map_err(err)?,
+        )
+        .pids(
+            LinuxPidsBuilder::default()
+                .limit(spec.pids_limit)
+                .build()
+                .map_err(err)?,
+        )
+        .build()
+        .map_err(err)?;
+
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .cgroups_path(PathBuf::from(cgroup_path(&super::layout::container_id(
+            &spec.id,
+        ))))
+        .resources(resources)
+        .seccomp(hardening::seccomp_profile()?)
+        .masked_paths(
+            hardening::MASKED_PATHS
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .readonly_paths(
+            hardening::READONLY_PATHS
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .build()
+        .map_err(err)?;
+
+    SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(inputs.layout.rootfs.clone())
+                .readonly(false)
+                .build()
+                .map_err(err)?,
+        )
+        .hostname(spec.hostname.clone())
+        .mounts(mounts(inputs).map_err(err)?)
+        .process(process)
+        .linux(linux)
+        .build()
+        .map_err(err)
+}
+
+/// The container's cgroup, relative to each controller's root (`/langsmith/ls-<id>`).
+pub fn cgroup_path(container: &str) -> String {
+    format!("/langsmith/{container}")
+}
+
+/// Writes the config to `bundle/config.json`.
+pub fn write(inputs: &BundleInputs<'_>) -> Result<(), RuntimeError> {
+    let path = inputs.layout.bundle.join("config.json");
+    config(inputs)?
+        .save(&path)
+        .map_err(|e| RuntimeError::Bundle(format!("write {}: {e}", path.display())))
+}
+
+/// The image environment plus the variables every process expects.
+fn environment(spec: &SandboxSpec) -> Vec<String> {
+    let mut env: Vec<String> = spec
+        .env
+        .iter()
+        .filter(|entry| !entry.starts_with("HOSTNAME="))
+        .cloned()
+        .collect();
+    let has = |env: &[String], key: &str| env.iter().any(|e| e.starts_with(&format!("{key}=")));
+    if !has(&env, "PATH") {
+        env.push(DEFAULT_PATH.to_string());
+    }
+    if !has(&env, "HOME") {
+        env.push("HOME=/root".to_string());
+    }
+    env.push(format!("HOSTNAME={}", spec.hostname));
+    env
+}
+
+/// NOFILE at the current hard limit: raising it further needs CAP_SYS_RESOURCE, which the
+/// server may not have, and runc would fail the start.
+fn nofile_limit() -> Result<oci_spec::runtime::PosixRlimit, oci_spec::OciSpecError> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 1024,
+        rlim_max: 1024,
+    };
+    // SAFETY: getrlimit only writes the struct we pass; on failure it stays at 1024.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    let hard = limit.rlim_max;
+    PosixRlimitBuilder::default()
+        .typ(PosixRlimitType::RlimitNofile)
+        .soft(hard)
+        .hard(hard)
+        .build()
+}
+
+fn mounts(inputs: &BundleInputs<'_>) -> Result<Vec<Mount>, oci_spec::OciSpecError> {
+    let mount = |destination: &str, typ: &str, source: &str, options: &[&str]| {
+        MountBuilder::default()
+            .destination(destination)
+            .typ(typ)
+            .source(source)
+            .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+            .build()
+    };
+    let agent_dir = inputs.agent_dir.to_string_lossy();
+    let run_dir = inputs.layout.run.to_string_lossy();
+    Ok(vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        )?,
+        mount(
+            AGENT_MOUNT,
+            "bind",
+            &agent_dir,
+            &["rbind", "ro", "nosuid", "nodev"],
+        )?,
+        mount(
+            RUN_MOUNT,
+            "bind",
+            &run_dir,
+            &["rbind", "rw", "nosuid", "nodev", "noexec"],
+        )?,
+    ])
+}

@@ -1,0 +1,96 @@
+//! The runtime layer's error type: every failure names what was being done and, where the
+//! user can act, what to do next.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while preparing, starting, stopping or removing a sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The sandbox id cannot name a container or a directory.
+    #[error(
+        "invalid sandbox id {id:?}: {reason} (use 1-64 characters from A-Z a-z 0-9 _ . -, not starting with . or -)"
+    )]
+    InvalidId { id: String, reason: &'static str },
+
+    /// A field of the sandbox specification is unusable.
+    #[error("invalid sandbox spec for {id}: {reason}")]
+    InvalidSpec { id: String, reason: String },
+
+    /// The runtime settings cannot work on this machine.
+    #[error("invalid runtime configuration: {0}")]
+    InvalidConfig(String),
+
+    /// The OCI runtime binary is missing or broken.
+    #[error(
+        "OCI runtime `{binary}` cannot be run: {reason}; install runc or point the runtime setting at a working binary"
+    )]
+    RuntimeBinary { binary: PathBuf, reason: String },
+
+    /// The agent executable (or the libraries it needs) could not be placed under the root.
+    #[error("cannot prepare the agent files in {dir}: {reason}")]
+    AgentFiles { dir: PathBuf, reason: String },
+
+    /// The snapshot image a sandbox should boot from is not there.
+    #[error("snapshot image {0} does not exist; build or pull the snapshot again")]
+    SnapshotMissing(PathBuf),
+
+    /// A filesystem operation on the host failed.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A host tool (`mount`, `umount`, `mke2fs`, `losetup`, the OCI runtime) failed.
+    #[error("`{command}` failed ({status}): {output}")]
+    Command {
+        command: String,
+        status: String,
+        output: String,
+    },
+
+    /// The OCI config could not be generated.
+    #[error("cannot generate the OCI config: {0}")]
+    Bundle(String),
+
+    /// The container started but the agent never answered `GET /healthz`.
+    #[error(
+        "sandbox {id} did not start: {reason}\n--- last lines of {} ---\n{log_tail}",
+        log.display()
+    )]
+    NotReady {
+        id: String,
+        reason: String,
+        log: PathBuf,
+        log_tail: String,
+    },
+
+    /// The agent of a sandbox cannot be reached (or its socket was taken over).
+    #[error(
+        "cannot reach the agent of sandbox {id}: {reason}; if the sandbox is running, restart it"
+    )]
+    AgentUnreachable { id: String, reason: String },
+
+    /// Mounts under the sandbox directory survived unmounting, so its files were kept.
+    #[error(
+        "sandbox {id} still has mounts after unmounting ({mounts}); its files were left in place — stop whatever holds them and destroy again"
+    )]
+    StillMounted { id: String, mounts: String },
+}
+
+impl RuntimeError {
+    /// Wraps an I/O error with the action and path it concerned.
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| RuntimeError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}

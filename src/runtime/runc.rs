@@ -1,0 +1,141 @@
+//! The OCI runtime driver: `runc --root <root>/runc …` for run, state, list and delete. Our
+//! own state root keeps us away from the host's containers and theirs away from us.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+use super::layout::{CONTAINER_PREFIX, SandboxLayout};
+use super::{ContainerState, RuntimeError, host};
+
+/// Runs the configured OCI runtime binary against the runtime's own state directory.
+#[derive(Debug, Clone)]
+pub struct Runc {
+    binary: PathBuf,
+    state_root: PathBuf,
+}
+
+impl Runc {
+    pub fn new(binary: PathBuf, state_root: PathBuf) -> Runc {
+        Runc { binary, state_root }
+    }
+
+    /// Checks that the binary runs at all (`runc --version`), so a bad setting fails at startup.
+    pub fn check(&self) -> Result<(), RuntimeError> {
+        let fail = |reason: String| RuntimeError::RuntimeBinary {
+            binary: self.binary.clone(),
+            reason,
+        };
+        let output = std::process::Command::new(&self.binary)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| fail(e.to_string()))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(fail(format!(
+                "--version exited {}: {}",
+                output.status,
+                stderr.trim()
+            )));
+        }
+        Ok(())
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.binary);
+        command.arg("--root").arg(&self.state_root);
+        command
+    }
+
+    /// `runc run -d`: creates and starts the container in the background. Its stdout and
+    /// stderr (the agent's, and runc's own complaints) go to `agent.log`.
+    pub async fn run_detached(
+        &self,
+        container: &str,
+        layout: &SandboxLayout,
+    ) -> Result<(), RuntimeError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&layout.agent_log)
+            .map_err(RuntimeError::io("open", &layout.agent_log))?;
+        let log_err = log
+            .try_clone()
+            .map_err(RuntimeError::io("open", &layout.agent_log))?;
+        let mut command = self.command();
+        command
+            .arg("run")
+            .arg("-d")
+            .arg("--pid-file")
+            .arg(&layout.pid_file)
+            .arg("--bundle")
+            .arg(&layout.bundle)
+            .arg(container)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .kill_on_drop(true);
+        let status = command.status().await.map_err(|e| RuntimeError::Command {
+            command: host::describe(&command),
+            status: "not started".to_string(),
+            output: e.to_string(),
+        })?;
+        if status.success() {
+            return Ok(());
+        }
+        Err(RuntimeError::Command {
+            command: host::describe(&command),
+            status: status.to_string(),
+            output: format!("see {}", layout.agent_log.display()),
+        })
+    }
+
+    /// The container's state; anything runc cannot report is `Absent`.
+    pub async fn state(&self, container: &str) -> ContainerState {
+        let mut command = self.command();
+        command.arg("state").arg(container);
+        let Ok(output) = host::output(&mut command).await else {
+            return ContainerState::Absent;
+        };
+        if !output.status.success() {
+            return ContainerState::Absent;
+        }
+        let status = serde_json::from_slice::<serde_json::Value>(&output.stdout)
+            .ok()
+            .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_string));
+        match status.as_deref() {
+            Some("running") => ContainerState::Running,
+            Some(_) => ContainerState::Stopped,
+            None => ContainerState::Absent,
+        }
+    }
+
+    /// Sandbox ids of every container in our state root.
+    pub async fn list(&self) -> Result<Vec<String>, RuntimeError> {
+        let mut command = self.command();
+        command.arg("list").arg("--quiet");
+        let output = host::output(&mut command).await?;
+        if !output.status.success() {
+            return Err(host::failure(&command, &output));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix(CONTAINER_PREFIX))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Kills (SIGKILL: the whole pid namespace goes with its init) and deletes the container.
+    /// A container that does not exist is not an error.
+    pub async fn delete(&self, container: &str) -> Result<(), RuntimeError> {
+        let mut command = self.command();
+        command.arg("delete").arg("--force").arg(container);
+        let output = host::output(&mut command).await?;
+        if output.status.success() || self.state(container).await == ContainerState::Absent {
+            return Ok(());
+        }
+        Err(host::failure(&command, &output))
+    }
+}

@@ -1,0 +1,216 @@
+//! The lifecycle of one sandbox: start (mount, bundle, `runc run -d`, wait for the agent),
+//! stop (delete the container, unmount, keep the upper image) and destroy (stop and remove
+//! every file). Each step tolerates the partial state a crash or a failed start leaves.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use super::layout::{self, SandboxLayout, container_id};
+use super::{ContainerState, Runtime, RuntimeError, SandboxSpec, bundle, readiness, rootfs};
+
+/// How much of the end of `agent.log` goes into a start error.
+const LOG_TAIL_BYTES: u64 = 4096;
+
+impl Runtime {
+    /// Starts the sandbox: mounts its root filesystem (creating the upper image on first
+    /// start), runs the container and waits until the agent answers. Starting a running
+    /// sandbox only waits for its agent. On failure nothing stays mounted or running.
+    pub async fn start(&self, spec: &SandboxSpec) -> Result<(), RuntimeError> {
+        validate(spec)?;
+        let lock = self.lock_for(&spec.id);
+        let _guard = lock.lock().await;
+        let layout = self.layout(&spec.id);
+        layout.check_socket_path()?;
+        let container = container_id(&spec.id);
+        match self.inner.runc.state(&container).await {
+            ContainerState::Running => {
+                return self.await_agent(&spec.id, &layout, &container).await;
+            }
+            // A dead agent or a half-made container from a crash: clear it and start afresh.
+            ContainerState::Stopped => self.teardown(&layout, &container).await?,
+            ContainerState::Absent => rootfs::unmount_all(&layout).await?,
+        }
+        layout.create_dirs()?;
+        rootfs::mount(
+            &layout,
+            &spec.snapshot_image,
+            spec.fs_capacity_bytes as u64,
+            &spec.hostname,
+        )
+        .await?;
+        if let Err(error) = self.launch(spec, &layout, &container).await {
+            if let Err(cleanup) = self.teardown(&layout, &container).await {
+                tracing::warn!(sandbox = %spec.id, "cleanup after a failed start failed: {cleanup}");
+            }
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Stops the sandbox: kills every process, deletes the container and unmounts its
+    /// filesystems. The upper image stays, so the next start sees the same files.
+    pub async fn stop(&self, id: &str) -> Result<(), RuntimeError> {
+        layout::validate_id(id)?;
+        let lock = self.lock_for(id);
+        let _guard = lock.lock().await;
+        self.teardown(&self.layout(id), &container_id(id)).await
+    }
+
+    /// Stops the sandbox and removes everything it had: container, mounts, loop devices,
+    /// directory and upper image. Safe to repeat, after a crash, or for an unknown id.
+    pub async fn destroy(&self, id: &str) -> Result<(), RuntimeError> {
+        layout::validate_id(id)?;
+        let lock = self.lock_for(id);
+        let _guard = lock.lock().await;
+        let layout = self.layout(id);
+        self.teardown(&layout, &container_id(id)).await?;
+        // Never delete recursively through a mount: that would reach into another filesystem.
+        let remaining = rootfs::mounts_under(&layout.dir);
+        if !remaining.is_empty() {
+            return Err(RuntimeError::StillMounted {
+                id: id.to_string(),
+                mounts: remaining
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        match fs::remove_dir_all(&layout.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(RuntimeError::io("remove", &layout.dir)(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes the bundle, runs the container and waits for the agent.
+    async fn launch(
+        &self,
+        spec: &SandboxSpec,
+        layout: &SandboxLayout,
+        container: &str,
+    ) -> Result<(), RuntimeError> {
+        bundle::write(&bundle::BundleInputs {
+            spec,
+            layout,
+            agent_dir: &self.inner.agent_dir,
+            agent_args: &self.inner.agent.args,
+        })?;
+        remove_if_present(&layout.socket)?;
+        // Keep the previous run's log one generation back; the new one starts empty.
+        if layout.agent_log.exists() {
+            let previous = layout.agent_log.with_extension("log.1");
+            fs::rename(&layout.agent_log, &previous)
+                .map_err(RuntimeError::io("rotate", &layout.agent_log))?;
+        }
+        if let Err(e) = self.inner.runc.run_detached(container, layout).await {
+            return Err(not_ready(&spec.id, layout, e.to_string()));
+        }
+        self.await_agent(&spec.id, layout, container).await
+    }
+
+    async fn await_agent(
+        &self,
+        id: &str,
+        layout: &SandboxLayout,
+        container: &str,
+    ) -> Result<(), RuntimeError> {
+        readiness::wait_for_agent(&layout.socket, &self.inner.runc, container)
+            .await
+            .map_err(|reason| not_ready(id, layout, reason))
+    }
+
+    /// Deletes the container (if any) and unmounts everything under the sandbox directory.
+    async fn teardown(&self, layout: &SandboxLayout, container: &str) -> Result<(), RuntimeError> {
+        self.inner.runc.delete(container).await?;
+        rootfs::unmount_all(layout).await?;
+        remove_if_present(&layout.socket)?;
+        remove_if_present(&layout.pid_file)
+    }
+}
+
+/// Rejects specs that cannot produce a working container, before anything is touched.
+fn validate(spec: &SandboxSpec) -> Result<(), RuntimeError> {
+    layout::validate_id(&spec.id)?;
+    let invalid = |reason: String| {
+        Err(RuntimeError::InvalidSpec {
+            id: spec.id.clone(),
+            reason,
+        })
+    };
+    let hostname_ok = !spec.hostname.is_empty()
+        && spec.hostname.len() <= 63
+        && spec
+            .hostname
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !hostname_ok {
+        return invalid(format!(
+            "hostname {:?} must be 1-63 characters from A-Z a-z 0-9 - .",
+            spec.hostname
+        ));
+    }
+    for (name, value) in [
+        ("cpu_millicores", spec.cpu_millicores),
+        ("mem_bytes", spec.mem_bytes),
+        ("fs_capacity_bytes", spec.fs_capacity_bytes),
+        ("pids_limit", spec.pids_limit),
+    ] {
+        if value <= 0 {
+            return invalid(format!("{name} must be positive, got {value}"));
+        }
+    }
+    if let Some(entry) = spec
+        .env
+        .iter()
+        .find(|e| !e.contains('=') || e.contains('\0'))
+    {
+        return invalid(format!("environment entry {entry:?} is not KEY=VALUE"));
+    }
+    if let Some(cwd) = &spec.cwd
+        && !cwd.starts_with('/')
+    {
+        return invalid(format!("working directory {cwd:?} must be absolute"));
+    }
+    if !spec.snapshot_image.is_file() {
+        return Err(RuntimeError::SnapshotMissing(spec.snapshot_image.clone()));
+    }
+    Ok(())
+}
+
+fn not_ready(id: &str, layout: &SandboxLayout, reason: String) -> RuntimeError {
+    RuntimeError::NotReady {
+        id: id.to_string(),
+        reason,
+        log: layout.agent_log.clone(),
+        log_tail: log_tail(&layout.agent_log),
+    }
+}
+
+/// The last few KiB of a log file, or a note saying why there is none.
+fn log_tail(path: &Path) -> String {
+    let Ok(mut file) = fs::File::open(path) else {
+        return "(no log)".to_string();
+    };
+    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(length.saturating_sub(LOG_TAIL_BYTES)));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    if text.is_empty() {
+        "(empty log)".to_string()
+    } else {
+        text
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<(), RuntimeError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(RuntimeError::io("remove", path)(e))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,141 @@
+//! Start, stop, restart and destroy: files survive a stop, destroy leaves nothing, and a
+//! failed start cleans up after itself.
+
+use super::fixture::{Fixture, run};
+use crate::runtime::{ContainerState, RuntimeError};
+
+#[tokio::test]
+async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
+    let fixture = Fixture::new();
+    let runtime = &fixture.runtime;
+    let id = "life";
+    let spec = fixture.spec(id);
+
+    runtime.start(&spec).await.expect("first start");
+    assert_eq!(runtime.state(id).await, ContainerState::Running);
+    assert_eq!(runtime.list().await, vec![id.to_string()]);
+    assert_eq!(fixture.healthz(id).await, Ok(200));
+
+    let environ = fixture.exec_ok(id, "tr '\\0' '\\n' < /proc/1/environ");
+    for expected in [
+        "GREETING=hello",
+        "HOSTNAME=sb-life",
+        "HOME=/root",
+        "PATH=/usr/local/sbin:",
+    ] {
+        assert!(
+            environ.contains(expected),
+            "{expected} missing from {environ}"
+        );
+    }
+    assert_eq!(fixture.exec_ok(id, "hostname"), "sb-life\n");
+    assert_eq!(fixture.exec_ok(id, "cat /etc/hostname"), "sb-life\n");
+    assert!(
+        fixture
+            .exec_ok(id, "cat /etc/hosts")
+            .contains("127.0.0.1\tlocalhost")
+    );
+
+    fixture.exec_ok(id, "echo kept > /root/note && sync");
+    // Starting a running sandbox changes nothing.
+    runtime.start(&spec).await.expect("start while running");
+
+    runtime.stop(id).await.expect("stop");
+    assert_eq!(runtime.state(id).await, ContainerState::Absent);
+    let dir = fixture.sandbox_dir(id);
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(&*dir.to_string_lossy()),
+        "stop left mounts"
+    );
+    let upper = runtime.upper_image(id);
+    assert!(upper.is_file(), "stop must keep the upper image");
+    assert_eq!(run("losetup", &["-j", &upper.to_string_lossy()]), "");
+    assert_eq!(
+        run("losetup", &["-j", &fixture.snapshot.to_string_lossy()]),
+        ""
+    );
+    runtime
+        .stop(id)
+        .await
+        .expect("stopping a stopped sandbox is fine");
+
+    runtime.start(&spec).await.expect("second start");
+    assert_eq!(fixture.exec_ok(id, "cat /root/note"), "kept\n");
+
+    runtime.destroy(id).await.expect("destroy");
+    fixture.assert_no_trace(id).await;
+    runtime.destroy(id).await.expect("destroy twice");
+    runtime
+        .destroy("never-started")
+        .await
+        .expect("destroy an unknown id");
+    fixture.assert_snapshot_released();
+}
+
+#[tokio::test]
+async fn a_start_that_fails_reports_why_and_leaves_nothing() {
+    let fixture = Fixture::new();
+    let runtime = &fixture.runtime;
+
+    // A snapshot that is not a filesystem: the lower mount fails.
+    let garbage = runtime.root().join("garbage.img");
+    std::fs::write(&garbage, vec![0x5a; 1 << 20]).unwrap();
+    let mut spec = fixture.spec("badimage");
+    spec.snapshot_image = garbage;
+    let error = runtime.start(&spec).await.expect_err("garbage snapshot");
+    assert!(matches!(error, RuntimeError::Command { .. }), "{error}");
+    assert!(error.to_string().contains("mount"), "{error}");
+    runtime
+        .destroy("badimage")
+        .await
+        .expect("destroy after failed mount");
+    fixture.assert_no_trace("badimage").await;
+
+    // A working directory that is a file: runc cannot start the agent, after the rootfs was
+    // mounted. The error carries runc's complaint from agent.log.
+    let mut spec = fixture.spec("badcwd");
+    spec.cwd = Some("/bin/busybox".to_string());
+    let error = runtime.start(&spec).await.expect_err("cwd is a file");
+    let message = error.to_string();
+    assert!(matches!(error, RuntimeError::NotReady { .. }), "{message}");
+    assert!(message.contains("agent.log"), "{message}");
+    assert!(message.contains("not a directory"), "{message}");
+    let dir = fixture.sandbox_dir("badcwd");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(&*dir.to_string_lossy()),
+        "failed start left mounts"
+    );
+    assert_eq!(runtime.state("badcwd").await, ContainerState::Absent);
+    runtime
+        .destroy("badcwd")
+        .await
+        .expect("destroy after failed run");
+    fixture.assert_no_trace("badcwd").await;
+    fixture.assert_snapshot_released();
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_anything_happens() {
+    let fixture = Fixture::new();
+    let runtime = &fixture.runtime;
+    let mut spec = fixture.spec("../escape");
+    let error = runtime.start(&spec).await.expect_err("bad id");
+    assert!(matches!(error, RuntimeError::InvalidId { .. }), "{error}");
+
+    spec.id = "ok".to_string();
+    spec.hostname = "ok".to_string();
+    spec.mem_bytes = 0;
+    let error = runtime.start(&spec).await.expect_err("zero memory");
+    assert!(
+        error.to_string().contains("mem_bytes must be positive"),
+        "{error}"
+    );
+
+    spec.mem_bytes = 1 << 27;
+    spec.snapshot_image = runtime.root().join("missing.ext4");
+    let error = runtime.start(&spec).await.expect_err("missing snapshot");
+    assert!(matches!(error, RuntimeError::SnapshotMissing(_)), "{error}");
+    assert!(!fixture.sandbox_dir("ok").exists());
+}
