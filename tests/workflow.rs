@@ -25,16 +25,13 @@ fn build_create_exec_delete_through_the_cli() {
     let snapshot = out.json();
     assert_eq!(snapshot["status"], "ready", "{snapshot}");
     assert_eq!(snapshot["fs_capacity_bytes"], 64 << 20);
-    let keys: Vec<&str> = snapshot
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        keys.first(),
-        Some(&"id"),
-        "GA key order starts with id: {keys:?}"
+    // The GA CLI prints its own field order (id, name, docker_image, …), 2-space indented.
+    assert!(out.stdout.starts_with("{\n  \"id\": "), "{}", out.stdout);
+    let name_at = out.stdout.find("\"name\"").unwrap();
+    assert!(
+        name_at < out.stdout.find("\"docker_image\"").unwrap(),
+        "{}",
+        out.stdout
     );
     let snapshot_id = snapshot["id"].as_str().unwrap();
 
