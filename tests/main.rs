@@ -5,5 +5,6 @@ mod common;
 
 mod api_surface;
 mod isolation;
+mod script;
 mod sdk;
 mod workflow;
