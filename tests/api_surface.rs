@@ -128,7 +128,7 @@ fn a_failed_pull_fails_the_build_with_a_message() {
 }
 
 #[test]
-fn state_survives_a_restart() {
+fn state_survives_a_restart_and_sandboxes_keep_running() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let image = crate::common::image::tiny();
@@ -136,7 +136,10 @@ fn state_survives_a_restart() {
         let mut server = TestServer::start_in(&state);
         let api = Api::new(&server);
         let id = api.ready_snapshot("kept", image, 64 << 20);
-        server.stop();
+        let sb = api.ready_sandbox("survivor", &id, json!({}));
+        assert_eq!(api.exec(&sb, "echo before > /root/mark").exit_code, 0);
+        // A crash, not a clean stop: nothing gets a chance to tidy up.
+        server.kill();
         id
     };
     let server = TestServer::start_in(&state);
@@ -145,6 +148,10 @@ fn state_survives_a_restart() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["status"], "ready");
     assert_eq!(r.body["name"], "kept");
+    let sb = api.call("GET", "/api/v2/sandboxes/boxes/survivor", None);
+    assert_eq!(sb.body["status"], "ready", "{}", sb.body);
+    assert_eq!(api.exec(&sb.body, "cat /root/mark").stdout, "before\n");
+    api.delete_sandbox("survivor");
     drop(server);
     crate::common::server::reap_leftovers(&state);
 }
