@@ -55,14 +55,10 @@ pub struct ServerConfig {
     pub runtime: PathBuf,
 }
 
-/// The default state directory: `$LANGSMITH_STATE_DIR`, else `<data dir>/langsmith`.
+/// The default state directory, shared with the CLI's embedded default:
+/// `$LANGSMITH_STATE_DIR`, else `<data dir>/langsmith`.
 pub fn default_state_dir() -> PathBuf {
-    match std::env::var_os("LANGSMITH_STATE_DIR").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => dirs::data_dir()
-            .unwrap_or_else(|| PathBuf::from("/var/lib"))
-            .join("langsmith"),
-    }
+    crate::client::embedded::state_dir().unwrap_or_else(|_| PathBuf::from("/var/lib/langsmith"))
 }
 
 /// `langsmith server`: serve until SIGTERM/SIGINT. Sandboxes keep running across restarts.
