@@ -155,3 +155,54 @@ fn state_survives_a_restart_and_sandboxes_keep_running() {
     drop(server);
     crate::common::server::reap_leftovers(&state);
 }
+
+#[test]
+fn a_failed_rebuild_does_not_take_the_tag() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let good = api.ready_snapshot("env", crate::common::image::tiny(), 64 << 20);
+    let registry = crate::common::registry::shared();
+    let r = api.call(
+        "POST",
+        "/api/v2/sandboxes/snapshots",
+        Some(json!({"name": "env", "docker_image": format!("{}/missing:1", registry.host), "fs_capacity_bytes": 67108864})),
+    );
+    let bad = r.body["id"].as_str().unwrap().to_string();
+    crate::common::process::wait_for(
+        "the rebuild to fail",
+        std::time::Duration::from_secs(60),
+        || {
+            let s = api.call("GET", &format!("/api/v2/sandboxes/snapshots/{bad}"), None);
+            (s.body["status"] == "failed").then_some(())
+        },
+    );
+    // `env` (= env:latest) still names the good build.
+    let r = api.call("GET", "/api/v2/sandboxes/snapshots/env:latest", None);
+    assert_eq!(r.body["id"], good.as_str(), "{}", r.body);
+    assert_eq!(r.body["tags"], json!(["latest"]));
+}
+
+#[test]
+fn data_plane_paths_pass_through_without_server_errors() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let snap = api.ready_snapshot("dp", crate::common::image::tiny(), 64 << 20);
+    let sb = api.ready_sandbox("dp", &snap, json!({}));
+    let dp = sb["dataplane_url"].as_str().unwrap();
+    let resp = api
+        .raw()
+        .get(format!("{dp}/no%20such%20route"))
+        .header("X-Api-Key", crate::common::server::API_KEY)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let resp = api
+        .raw()
+        .get(format!("{dp}/download?path=%2Fetc%2Fhello"))
+        .header("X-Api-Key", crate::common::server::API_KEY)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.text().unwrap(), "hello from the tiny image\n");
+    api.delete_sandbox("dp");
+}

@@ -66,6 +66,9 @@ fn http_client() -> Result<reqwest::Client, ClientError> {
     install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(concat!("langsmith/", env!("CARGO_PKG_VERSION")))
+        // Never follow redirects: reqwest would carry `x-api-key` to whatever host a
+        // redirect names, and the API never redirects (a 3xx is reported as an error).
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(ClientError::from)
 }

@@ -33,7 +33,7 @@ pub fn present(state: &AppState, mut sb: Sandbox) -> Sandbox {
 fn find(state: &AppState, name: &str) -> Result<Sandbox, ApiError> {
     state
         .store
-        .sandbox(name)?
+        .sandbox_by_name(name)?
         .ok_or_else(|| ApiError::NotFound(format!("sandbox '{name}' not found")))
 }
 
@@ -119,7 +119,9 @@ pub async fn create(
     let finished = tokio::time::timeout(Duration::from_secs(wait), &mut boot)
         .await
         .is_ok();
-    let now_sb = find(&state, &sb.id)?;
+    let now_sb = state.store.sandbox_by_id(&sb.id)?.ok_or_else(|| {
+        ApiError::NotFound(format!("sandbox '{}' was deleted while starting", sb.name))
+    })?;
     match now_sb.status.as_str() {
         status::READY => Ok((StatusCode::CREATED, Json(present(&state, now_sb)))),
         status::FAILED => Err(ApiError::CreationFailed {
@@ -190,16 +192,42 @@ pub async fn status(
     }))
 }
 
+/// Change a sandbox's record under its lifecycle lock (so no lifecycle task writes a stale
+/// copy over it) and persist it before answering.
+async fn modify<T>(
+    state: &AppState,
+    name_or_id: &str,
+    change: impl FnOnce(&mut Sandbox) -> Result<T, ApiError>,
+) -> Result<(Sandbox, T), ApiError> {
+    let found = match state.store.sandbox_by_name(name_or_id)? {
+        Some(sb) => sb,
+        None => state
+            .store
+            .sandbox_by_id(name_or_id)?
+            .ok_or_else(|| ApiError::NotFound(format!("sandbox '{name_or_id}' not found")))?,
+    };
+    let lock = state.sandbox_lock(&found.id);
+    let _guard = lock.lock().await;
+    let mut sb = state
+        .store
+        .sandbox_by_id(&found.id)?
+        .ok_or_else(|| ApiError::NotFound(format!("sandbox '{name_or_id}' not found")))?;
+    let out = change(&mut sb)?;
+    sb.updated_at = now();
+    state.store.update_sandbox(&sb)?;
+    Ok((sb, out))
+}
+
+/// `DELETE /boxes/{name}` (the id is accepted too).
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let mut sb = find(&state, &name)?;
-    if sb.status != status::DELETING {
+    let (sb, ()) = modify(&state, &name, |sb| {
         sb.status = status::DELETING.into();
-        sb.updated_at = now();
-        state.store.update_sandbox(&sb)?;
-    }
+        Ok(())
+    })
+    .await?;
     let destroy = lifecycle::spawn_destroy(state.clone(), sb.id.clone());
     // Answer quickly; a slow teardown finishes in the background (GET shows `deleting`).
     if let Ok(Ok(Err(e))) = tokio::time::timeout(ANSWER_WITHIN, destroy).await {
@@ -214,37 +242,33 @@ pub async fn start(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<Sandbox>), ApiError> {
-    let mut sb = find(&state, &name)?;
-    if sb.status != status::STOPPED && sb.status != status::FAILED {
-        return Err(ApiError::Conflict(format!(
-            "sandbox '{name}' cannot be started: it is {} (only stopped or failed sandboxes start)",
-            sb.status
-        )));
-    }
-    sb.status = status::PROVISIONING.into();
-    sb.status_message = None;
-    sb.updated_at = now();
-    state.store.update_sandbox(&sb)?;
+    let (sb, ()) = modify(&state, &name, |sb| {
+        if sb.status != status::STOPPED && sb.status != status::FAILED {
+            return Err(ApiError::Conflict(format!(
+                "sandbox '{}' cannot be started: it is {} (only stopped or failed sandboxes start)",
+                sb.name, sb.status
+            )));
+        }
+        sb.status = status::PROVISIONING.into();
+        sb.status_message = None;
+        Ok(())
+    })
+    .await?;
     lifecycle::spawn_boot(state.clone(), sb.id.clone());
     Ok((StatusCode::ACCEPTED, Json(present(&state, sb))))
 }
 
+/// `POST /boxes/{name}/stop`: answered once `stopped` is recorded.
 pub async fn stop(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let sb = find(&state, &name)?;
-    if sb.status != status::READY {
-        return Err(ApiError::Conflict(format!(
-            "sandbox '{name}' cannot be stopped: it is {} (only ready sandboxes stop)",
-            sb.status
-        )));
-    }
-    match tokio::time::timeout(ANSWER_WITHIN, lifecycle::spawn_stop(state.clone(), sb.id)).await {
-        Ok(Ok(Err(e))) => Err(ApiError::Internal(format!(
+    match lifecycle::spawn_stop(state.clone(), sb.id).await {
+        Ok(result) => result.map(|()| StatusCode::NO_CONTENT),
+        Err(e) => Err(ApiError::Internal(format!(
             "stopping sandbox '{name}': {e}"
         ))),
-        _ => Ok(StatusCode::NO_CONTENT),
     }
 }
 
@@ -253,13 +277,21 @@ pub async fn update(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<UpdateSandboxRequest>,
 ) -> Result<Json<Sandbox>, ApiError> {
-    let mut sb = find(&state, &name)?;
+    let (sb, ()) = modify(&state, &name, |sb| apply_update(&state, &req, sb)).await?;
+    Ok(Json(present(&state, sb)))
+}
+
+fn apply_update(
+    state: &AppState,
+    req: &UpdateSandboxRequest,
+    sb: &mut Sandbox,
+) -> Result<(), ApiError> {
     if let Some(new_name) = &req.name {
         validate::sandbox_name(new_name)?;
         sb.name = new_name.clone();
     }
     // Resource changes are stored now and take effect at the next start.
-    resources::apply_update(&state, &req, &mut sb)?;
+    resources::apply_update(state, req, sb)?;
     if let Some(v) = req.idle_ttl_seconds {
         validate::ttl("idle_ttl_seconds", v)?;
         sb.idle_ttl_seconds = Some(v);
@@ -287,7 +319,5 @@ pub async fn update(
         }
         sb.run_config = Some(merged);
     }
-    sb.updated_at = now();
-    state.store.update_sandbox(&sb)?;
-    Ok(Json(present(&state, sb)))
+    Ok(())
 }

@@ -116,6 +116,10 @@ fn finish(
             });
             rec.image_env = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
             rec.image_workdir = snap.run_config.as_ref().and_then(|r| r.work_dir.clone());
+            if let Some(tag) = rec.pending_tag.take() {
+                state.store.take_tag(&rec.snapshot.name, &tag, &now())?;
+                rec.snapshot.tags.push(tag);
+            }
         }
         Err(message) => {
             rec.snapshot.status = snapshot_status::FAILED.into();

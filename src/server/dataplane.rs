@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
@@ -17,36 +17,28 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::api::status;
 
-/// Headers that describe one hop, or carry our credentials, and must not reach the agent.
-const NOT_FORWARDED: &[&str] = &[
-    "x-api-key",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "te",
-    "trailer",
-    "host",
+/// The only request headers passed to the agent: what file transfers need. Everything else
+/// (the API key, `Authorization`, cookies, service keys) stays out of the sandbox, whose
+/// processes could listen on the agent's socket.
+const FORWARDED: &[&str] = &[
+    "content-type",
+    "content-length",
+    "range",
+    "if-range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "accept",
 ];
 
-pub async fn proxy(
-    State(state): State<AppState>,
-    Path((id, rest)): Path<(String, String)>,
-    req: Request,
-) -> Response {
+/// `ANY /dp/{id}[/{rest}]`. The remainder is forwarded exactly as the client encoded it
+/// (never decoded and re-encoded), so any path the agent can parse arrives intact.
+pub async fn proxy(State(state): State<AppState>, req: Request) -> Response {
+    let raw = req.uri().path().strip_prefix("/dp/").unwrap_or_default();
+    let (id, rest) = raw.split_once('/').unwrap_or((raw, ""));
+    let (id, rest) = (id.to_string(), rest.to_string());
     match route(state, id, rest, req).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
-    }
-}
-
-pub async fn proxy_root(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    req: Request,
-) -> Response {
-    match route(state, id, String::new(), req).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
@@ -60,7 +52,7 @@ async fn route(
 ) -> Result<Response, ApiError> {
     let sb = state
         .store
-        .sandbox(&id)?
+        .sandbox_by_id(&id)?
         .ok_or_else(|| ApiError::NotFound(format!("sandbox '{id}' not found")))?;
     if sb.status != status::READY {
         return Err(ApiError::not_ready(format!(
@@ -114,7 +106,7 @@ async fn route(
         .uri(path_and_query)
         .header(http::header::HOST, "agent");
     for (name, value) in parts.headers.iter() {
-        if !NOT_FORWARDED.contains(&name.as_str()) {
+        if FORWARDED.contains(&name.as_str()) {
             builder = builder.header(name, value);
         }
     }

@@ -6,6 +6,7 @@
 
 use tokio::task::JoinHandle;
 
+use super::error::ApiError;
 use super::state::{AppState, now};
 use crate::api::{Sandbox, status};
 use crate::runtime::SandboxSpec;
@@ -18,7 +19,7 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
     tokio::spawn(async move {
         let lock = state.sandbox_lock(&id);
         let _guard = lock.lock().await;
-        let Ok(Some(sb)) = state.store.sandbox(&id) else {
+        let Ok(Some(sb)) = state.store.sandbox_by_id(&id) else {
             return;
         };
         if sb.status != status::PROVISIONING {
@@ -33,7 +34,7 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
             let _ = state.runtime.stop(&id).await;
         }
         // Re-read: a delete may have been requested while booting.
-        let Ok(Some(mut sb)) = state.store.sandbox(&id) else {
+        let Ok(Some(mut sb)) = state.store.sandbox_by_id(&id) else {
             return;
         };
         if sb.status != status::PROVISIONING {
@@ -58,21 +59,35 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
     })
 }
 
-/// Stop the sandbox's container, keeping its filesystem, and record `stopped`.
-pub fn spawn_stop(state: AppState, id: String) -> JoinHandle<Result<(), String>> {
+/// Stop the sandbox's container, keeping its filesystem, and record `stopped`. Only a
+/// `ready` sandbox stops; the status is checked under the lock, so a concurrent delete or
+/// start is never overwritten.
+pub fn spawn_stop(state: AppState, id: String) -> JoinHandle<Result<(), ApiError>> {
     tokio::spawn(async move {
         let lock = state.sandbox_lock(&id);
         let _guard = lock.lock().await;
-        state.runtime.stop(&id).await.map_err(|e| e.to_string())?;
-        let Ok(Some(mut sb)) = state.store.sandbox(&id) else {
-            return Ok(());
-        };
+        let mut sb = state
+            .store
+            .sandbox_by_id(&id)?
+            .ok_or_else(|| ApiError::NotFound(format!("sandbox {id} not found")))?;
+        if sb.status != status::READY {
+            return Err(ApiError::Conflict(format!(
+                "sandbox '{}' cannot be stopped: it is {} (only ready sandboxes stop)",
+                sb.name, sb.status
+            )));
+        }
+        state
+            .runtime
+            .stop(&id)
+            .await
+            .map_err(|e| ApiError::Internal(format!("stopping sandbox '{}': {e}", sb.name)))?;
         let ts = now();
         sb.status = status::STOPPED.into();
         sb.status_message = None;
         sb.stopped_at = Some(ts.clone());
         sb.updated_at = ts;
-        state.store.update_sandbox(&sb).map_err(|e| e.to_string())
+        state.store.update_sandbox(&sb)?;
+        Ok(())
     })
 }
 

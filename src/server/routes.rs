@@ -27,7 +27,7 @@ pub fn router(state: AppState, key: ApiKey) -> Router {
     Router::new()
         .nest("/api/v2/sandboxes", control.clone())
         .nest("/v2/sandboxes", control)
-        .route("/dp/{id}", any(dataplane::proxy_root))
+        .route("/dp/{id}", any(dataplane::proxy))
         .route("/dp/{id}/{*rest}", any(dataplane::proxy))
         .route(
             "/healthz",

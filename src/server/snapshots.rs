@@ -51,7 +51,7 @@ pub async fn create(
         status: snapshot_status::BUILDING.into(),
         fs_capacity_bytes: capacity,
         docker_image: Some(req.docker_image.trim().to_string()),
-        tags: vec![tag.clone()],
+        tags: Vec::new(),
         run_config: req.run_config.clone(),
         created_at: ts.clone(),
         updated_at: ts,
@@ -59,9 +59,9 @@ pub async fn create(
     };
     let record = SnapshotRecord {
         snapshot: snapshot.clone(),
+        pending_tag: Some(tag),
         ..Default::default()
     };
-    move_tag(&state, &snapshot.name, &tag)?;
     state.store.put_snapshot(&record)?;
     builder::spawn_build(
         state.clone(),
@@ -71,18 +71,6 @@ pub async fn create(
         credentials,
     );
     Ok((StatusCode::CREATED, Json(snapshot)))
-}
-
-/// Publishing `name:tag` moves the tag away from whichever snapshot held it.
-pub fn move_tag(state: &AppState, name: &str, tag: &str) -> Result<(), ApiError> {
-    for mut rec in state.store.snapshots()? {
-        if rec.snapshot.name == name && rec.snapshot.tags.iter().any(|t| t == tag) {
-            rec.snapshot.tags.retain(|t| t != tag);
-            rec.snapshot.updated_at = now();
-            state.store.put_snapshot(&rec)?;
-        }
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

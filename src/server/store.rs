@@ -32,6 +32,9 @@ pub struct SnapshotRecord {
     /// Working directory from the image config.
     #[serde(default)]
     pub image_workdir: Option<String>,
+    /// Tag the snapshot takes once its build succeeds (a failed build never moves a tag).
+    #[serde(default)]
+    pub pending_tag: Option<String>,
 }
 
 /// Shared handle to the database (cheap to clone).
@@ -105,6 +108,18 @@ impl Store {
         Ok(out)
     }
 
+    /// Publishing `name:tag` moves the tag: whichever snapshot held it loses it.
+    pub fn take_tag(&self, name: &str, tag: &str, now: &str) -> Result<(), StoreError> {
+        for mut rec in self.snapshots()? {
+            if rec.snapshot.name == name && rec.snapshot.tags.iter().any(|t| t == tag) {
+                rec.snapshot.tags.retain(|t| t != tag);
+                rec.snapshot.updated_at = now.to_string();
+                self.put_snapshot(&rec)?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn delete_snapshot(&self, id: &str) -> Result<bool, StoreError> {
         self.with(|c| Ok(c.execute("DELETE FROM snapshots WHERE id = ?1", [id])? > 0))
     }
@@ -136,13 +151,22 @@ impl Store {
         })
     }
 
-    /// Look a sandbox up by name, or by id (delete and the data plane accept either).
-    pub fn sandbox(&self, name_or_id: &str) -> Result<Option<Sandbox>, StoreError> {
+    /// Look a sandbox up by name.
+    pub fn sandbox_by_name(&self, name: &str) -> Result<Option<Sandbox>, StoreError> {
+        self.sandbox_where("name", name)
+    }
+
+    /// Look a sandbox up by id (the data plane and lifecycle tasks, whose key never changes).
+    pub fn sandbox_by_id(&self, id: &str) -> Result<Option<Sandbox>, StoreError> {
+        self.sandbox_where("id", id)
+    }
+
+    fn sandbox_where(&self, column: &str, value: &str) -> Result<Option<Sandbox>, StoreError> {
         self.with(|c| {
             let doc: Option<String> = c
                 .query_row(
-                    "SELECT doc FROM sandboxes WHERE name = ?1 OR id = ?1 ORDER BY name = ?1 DESC LIMIT 1",
-                    [name_or_id],
+                    &format!("SELECT doc FROM sandboxes WHERE {column} = ?1"),
+                    [value],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -206,8 +230,9 @@ mod tests {
         ));
         drop(store);
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.sandbox("a").unwrap().unwrap().id, "1");
-        assert_eq!(store.sandbox("1").unwrap().unwrap().name, "a");
-        assert!(store.sandbox("2").unwrap().is_none());
+        assert_eq!(store.sandbox_by_name("a").unwrap().unwrap().id, "1");
+        assert_eq!(store.sandbox_by_id("1").unwrap().unwrap().name, "a");
+        assert!(store.sandbox_by_id("2").unwrap().is_none());
+        assert!(store.sandbox_by_name("1").unwrap().is_none());
     }
 }

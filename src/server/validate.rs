@@ -14,7 +14,9 @@ pub fn sandbox_name(name: &str) -> Result<(), ApiError> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
-        && !name.ends_with('-');
+        && !name.ends_with('-')
+        // A UUID-shaped name could be mistaken for another sandbox's id.
+        && uuid::Uuid::parse_str(name).is_err();
     if ok {
         Ok(())
     } else {
@@ -138,6 +140,7 @@ mod tests {
         assert!(sandbox_name("My-vm").is_err());
         assert!(sandbox_name("-a").is_err());
         assert!(sandbox_name(&"a".repeat(64)).is_err());
+        assert!(sandbox_name("6f1f3a52-2f5c-4a53-9d0e-2b7f6f1d9a10").is_err());
         assert!(snapshot_name("team/env-gpu").is_ok());
         assert!(snapshot_name("python-slim").is_ok());
         assert!(snapshot_name("Bad").is_err());
