@@ -7,4 +7,5 @@ mod api_surface;
 mod isolation;
 mod script;
 mod sdk;
+mod sdk_conformance;
 mod workflow;
