@@ -4,6 +4,7 @@
 mod common;
 
 mod api_surface;
+mod cli_commands;
 mod isolation;
 mod script;
 mod sdk;
