@@ -102,4 +102,47 @@ fn size_and_argument_errors_use_the_ga_messages() {
         unknown.starts_with("getting sandbox: HTTP 404: "),
         "{unknown}"
     );
+
+    let missing_file = failure(
+        &server,
+        &[
+            "sandbox",
+            "update",
+            "x",
+            "--proxy-config",
+            "@/nonexistent/proxy.json",
+        ],
+    );
+    assert!(
+        missing_file.starts_with("invalid --proxy-config: reading file /nonexistent/proxy.json: "),
+        "{missing_file}"
+    );
+}
+
+#[test]
+fn arity_usage_and_zero_timeouts_use_the_ga_messages() {
+    let server = TestServer::start();
+    let cases: [(&[&str], &str); 6] = [
+        (&["sandbox", "get"], "accepts 1 arg(s), received 0"),
+        (
+            &["sandbox", "delete", "a", "b"],
+            "accepts 1 arg(s), received 2",
+        ),
+        (
+            &["sandbox", "exec", "vm"],
+            "usage: langsmith sandbox exec <name> -- <command>",
+        ),
+        (
+            &["sandbox", "wait", "vm", "--timeout", "0"],
+            "timed out after 0s waiting for sandbox",
+        ),
+        (
+            &["sandbox", "snapshot", "wait", "some-id", "--timeout", "0"],
+            "timed out after 0s waiting for snapshot",
+        ),
+        (&["sandbox", "list", "--bogus"], "unknown flag: --bogus"),
+    ];
+    for (args, message) in cases {
+        assert_eq!(failure(&server, args), message, "{args:?}");
+    }
 }

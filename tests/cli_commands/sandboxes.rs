@@ -65,6 +65,12 @@ fn sandbox_lifecycle_commands() {
         "{conflict}"
     );
 
+    let pretty_get = ok(&server, &["--format", "pretty", "sandbox", "get", "vm"]);
+    assert_eq!(
+        pretty_get.json()["name"],
+        "vm",
+        "GA's get is JSON even in pretty mode"
+    );
     let got = ok(&server, &["sandbox", "get", "vm"]);
     assert_key_order(&got.stdout, &SANDBOX_KEYS);
     assert_eq!(got.json()["id"], vm["id"]);
@@ -134,6 +140,8 @@ fn sandbox_lifecycle_commands() {
         ok(&server, &["sandbox", "stop", "vm"]).stdout,
         "Sandbox stopped.\n"
     );
+    let stopped = failure(&server, &["sandbox", "exec", "vm", "--", "true"]);
+    assert_eq!(stopped, r#"sandbox "vm" is not ready (status: stopped)"#);
     assert_eq!(
         ok(&server, &["sandbox", "get", "vm"]).json()["status"],
         "stopped"
