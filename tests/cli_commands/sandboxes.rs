@@ -163,6 +163,20 @@ fn sandbox_lifecycle_commands() {
     );
     assert_eq!(note.stdout, "kept\n");
 
+    let lazy = ok(
+        &server,
+        &["sandbox", "create", "lazy", "--snapshot-id", snap_id],
+    );
+    assert_key_order(&lazy.stdout, &SANDBOX_KEYS);
+    assert_eq!(
+        ok(&server, &["sandbox", "wait", "lazy", "--timeout", "60"]).stdout,
+        "Sandbox lazy is ready\n"
+    );
+    assert_eq!(
+        ok(&server, &["sandbox", "get", "lazy"]).json()["mem_bytes"],
+        512 << 20
+    );
+    ok(&server, &["sandbox", "delete", "lazy"]);
     ok(&server, &["sandbox", "stop", "db"]);
     assert_eq!(
         ok(&server, &["sandbox", "start", "db"]).stdout,
