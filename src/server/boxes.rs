@@ -19,11 +19,6 @@ use crate::api::{
     snapshot_status, status,
 };
 
-/// The (ignored) body of a body-less POST, read before answering: a reply sent while the
-/// client is still sending `{}` makes hyper drop the connection, and the SDK's next request
-/// on that kept-alive connection then fails with "Server disconnected".
-type UnreadBody = axum::body::Bytes;
-
 /// Server-side wait when `wait_for_ready` is set without a `timeout`.
 const DEFAULT_WAIT_SECONDS: i64 = 30;
 /// How long DELETE and stop wait for the runtime before answering (the SDK times out at 10 s).
@@ -246,7 +241,6 @@ pub async fn delete(
 pub async fn start(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    _body: UnreadBody,
 ) -> Result<(StatusCode, Json<Sandbox>), ApiError> {
     let (sb, ()) = modify(&state, &name, |sb| {
         if sb.status != status::STOPPED && sb.status != status::FAILED {
@@ -268,7 +262,6 @@ pub async fn start(
 pub async fn stop(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    _body: UnreadBody,
 ) -> Result<StatusCode, ApiError> {
     let sb = find(&state, &name)?;
     match lifecycle::spawn_stop(state.clone(), sb.id).await {
