@@ -66,6 +66,8 @@ async fn route(
             }
         )));
     }
+    // Every request counts as activity for the idle reaper; WebSockets for as long as open.
+    state.activity.touch(&sb.id);
     let path_and_query = match req.uri().query() {
         Some(q) => format!("/{rest}?{q}"),
         None => format!("/{rest}"),
@@ -92,9 +94,13 @@ async fn route(
         let (agent, _) = tokio_tungstenite::client_async(url, stream)
             .await
             .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
+        let active = state.activity.hold(&sb.id);
         return Ok(upgrade
             .max_message_size(64 << 20)
-            .on_upgrade(move |client| bridge(client, agent)));
+            .on_upgrade(move |client| async move {
+                bridge(client, agent).await;
+                drop(active);
+            }));
     }
 
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
