@@ -7,4 +7,5 @@ mod api_surface;
 mod isolation;
 mod script;
 mod sdk;
+mod server_features;
 mod workflow;

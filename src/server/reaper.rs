@@ -19,12 +19,15 @@ use crate::api::{Sandbox, status};
 pub fn spawn(state: AppState) -> JoinHandle<()> {
     // A tick well under one TTL unit, so deadlines are met within a fraction of a minute.
     let tick = Duration::from_millis((state.features.ttl_unit_seconds * 1000 / 4).clamp(250, 5000));
+    // Activity from before this server started is unknown: nothing counts as idle for
+    // longer than the server has been up.
+    let started = Utc::now();
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            sweep(&state).await;
+            sweep(&state, started).await;
         }
     })
 }
@@ -41,7 +44,7 @@ fn parse(ts: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-async fn sweep(state: &AppState) {
+async fn sweep(state: &AppState, started: DateTime<Utc>) {
     let sandboxes = match state.store.sandboxes() {
         Ok(all) => all,
         Err(e) => {
@@ -51,7 +54,7 @@ async fn sweep(state: &AppState) {
     };
     let now = Utc::now();
     for sb in sandboxes {
-        if sb.status == status::READY && idle_expired(state, &sb, now) {
+        if sb.status == status::READY && idle_expired(state, &sb, started, now) {
             stop_idle(state, &sb).await;
         } else if sb.status == status::STOPPED && delete_due(state, &sb, now) {
             delete_stopped(state, &sb).await;
@@ -59,17 +62,26 @@ async fn sweep(state: &AppState) {
     }
 }
 
-/// Idle since the later of its last data-plane activity and its last recorded change (a
-/// boot records `ready`, so a restarted sandbox gets a full TTL).
-fn idle_expired(state: &AppState, sb: &Sandbox, now: DateTime<Utc>) -> bool {
+/// Idle since the latest of its last data-plane activity, its last recorded change (a boot
+/// records `ready`, so a restarted sandbox gets a full TTL) and the server's start.
+fn idle_expired(
+    state: &AppState,
+    sb: &Sandbox,
+    started: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
     let ttl = sb.idle_ttl_seconds.unwrap_or(0);
     if ttl <= 0 {
         return false;
     }
-    let since = [state.activity.last_active(&sb.id), parse(&sb.updated_at)]
-        .into_iter()
-        .flatten()
-        .max();
+    let since = [
+        state.activity.last_active(&sb.id),
+        parse(&sb.updated_at),
+        Some(started),
+    ]
+    .into_iter()
+    .flatten()
+    .max();
     since.is_some_and(|t| now - t >= scaled(state, ttl))
 }
 
