@@ -1,6 +1,6 @@
 //! Data-plane activity per sandbox, kept in memory for the idle reaper: when the last
-//! request was seen, and how many WebSockets are open right now (an open exec or tunnel
-//! counts as activity for as long as it lasts).
+//! request ended, and how many are in flight right now (a long command, a download or an
+//! open exec/tunnel WebSocket counts as activity for as long as it lasts).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,7 +19,7 @@ pub struct Activity {
     entries: Arc<Mutex<HashMap<String, Entry>>>,
 }
 
-/// Keeps a sandbox active while held (an open WebSocket); ends with a final touch.
+/// Keeps a sandbox active while held (a request in flight, an open WebSocket).
 pub struct ActiveGuard {
     activity: Activity,
     id: String,
@@ -40,11 +40,6 @@ impl Activity {
         f(entries.entry(id.to_string()).or_default());
     }
 
-    /// A request reached the sandbox now.
-    pub fn touch(&self, id: &str) {
-        self.update(id, |e| e.last = Some(Utc::now()));
-    }
-
     /// The sandbox stays active until the returned guard is dropped.
     pub fn hold(&self, id: &str) -> ActiveGuard {
         self.update(id, |e| {
@@ -57,7 +52,7 @@ impl Activity {
         }
     }
 
-    /// When the sandbox was last active: `None` if never seen, `now` while a WebSocket is open.
+    /// When the sandbox was last active: `None` if never seen, `now` while a request is open.
     pub fn last_active(&self, id: &str) -> Option<DateTime<Utc>> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let e = entries.get(id)?;

@@ -108,3 +108,18 @@ fn a_non_persistent_sandbox_forgets_its_files_on_stop() {
         api.delete_sandbox(name);
     }
 }
+
+/// A command running longer than the idle TTL is activity: the sandbox is not stopped under
+/// it, and goes idle only once the command is done.
+#[test]
+fn a_running_command_keeps_a_sandbox_awake() {
+    let server = fast_server();
+    let api = Api::new(&server);
+    let snap = api.ready_snapshot("busy", image::tiny(), 64 << 20);
+    let sb = api.ready_sandbox("busy", &snap, json!({"idle_ttl_seconds": 60}));
+    // Three TTLs (of one second each) of work in one request.
+    let out = api.exec(&sb, "sleep 3; echo finished");
+    assert_eq!(out.stdout, "finished\n", "{out:?}");
+    wait_for_status(&api, "busy", "stopped", LIMIT);
+    api.delete_sandbox("busy");
+}

@@ -183,3 +183,17 @@ fn build(api: &Api, name: &str, image: &str, registry_id: Option<&str>) -> serde
         (s.body["status"] != "building").then_some(s.body)
     })
 }
+
+/// The official SDK's generated registries client and a create without a snapshot.
+#[test]
+fn official_sdk_uses_registries_and_the_default_snapshot() {
+    let registry = PrivateRegistry::with_tiny_image("alice", "s3cret");
+    let server = TestServer::start_with(&["--default-image", crate::common::image::tiny()], &[]);
+    let image = format!("{}/private/tiny:1", registry.host);
+    let out = crate::common::sdk::run_script(
+        &server,
+        "registries_default.py",
+        &[("REGISTRY_HOST", &registry.host), ("PRIVATE_IMAGE", &image)],
+    );
+    assert!(out.contains("sdk registries ok"), "{out}");
+}
