@@ -16,6 +16,7 @@ mod lifecycle;
 mod reaper;
 mod recovery;
 mod registries;
+mod registry_store;
 mod resources;
 mod routes;
 mod snapshots;

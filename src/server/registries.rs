@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::images::RegistryCredentials;
 use super::json::ApiJson;
+use super::registry_store::{RegistryKey, RegistryRecord};
 use super::state::{AppState, now};
-use super::store::{RegistryKey, RegistryRecord};
 use super::validate;
 
 const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
