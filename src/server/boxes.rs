@@ -50,6 +50,10 @@ pub async fn create(
         )
     });
     validate::sandbox_name(&name)?;
+    let idle_ttl = req.idle_ttl_seconds.unwrap_or(600);
+    validate::ttl("idle_ttl_seconds", idle_ttl)?;
+    let delete_after_stop = req.delete_after_stop_seconds.unwrap_or(14 * 24 * 3600);
+    validate::ttl("delete_after_stop_seconds", delete_after_stop)?;
     // No snapshot named: the default one, which may still be building on first use.
     let (snap, default_build) = match (
         &req.snapshot_id,
@@ -83,10 +87,6 @@ pub async fn create(
         }
     }
     let res = resources::for_create(&state, &req, &snap.snapshot)?;
-    let idle_ttl = req.idle_ttl_seconds.unwrap_or(600);
-    validate::ttl("idle_ttl_seconds", idle_ttl)?;
-    let delete_after_stop = req.delete_after_stop_seconds.unwrap_or(14 * 24 * 3600);
-    validate::ttl("delete_after_stop_seconds", delete_after_stop)?;
 
     let ts = now();
     let sb = Sandbox {
