@@ -28,13 +28,21 @@ fn an_idle_sandbox_stops_and_starts_again() {
 
     let stopped = wait_for_status(&api, "idler", "stopped", LIMIT);
     assert!(stopped["stopped_at"].is_string(), "{stopped}");
+    // Started again with idle stops off, so it stays up for the check below.
+    let r = api.call(
+        "PATCH",
+        "/api/v2/sandboxes/boxes/idler",
+        Some(json!({"idle_ttl_seconds": 0})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
     let r = api.call(
         "POST",
         "/api/v2/sandboxes/boxes/idler/start",
         Some(json!({})),
     );
     assert!(r.status < 300, "{:?}", r.body);
-    wait_for_status(&api, "idler", "ready", LIMIT);
+    let idler = wait_for_status(&api, "idler", "ready", LIMIT);
+    assert_eq!(api.exec(&idler, "echo back").stdout, "back\n");
 
     assert_eq!(api.exec(&busy, "echo alive").stdout, "alive\n");
     let kept = api.call("GET", "/api/v2/sandboxes/boxes/kept", None);
@@ -116,9 +124,21 @@ fn a_running_command_keeps_a_sandbox_awake() {
     let server = fast_server();
     let api = Api::new(&server);
     let snap = api.ready_snapshot("busy", image::tiny(), 64 << 20);
-    let sb = api.ready_sandbox("busy", &snap, json!({"idle_ttl_seconds": 60}));
-    // Three TTLs (of one second each) of work in one request.
-    let out = api.exec(&sb, "sleep 3; echo finished");
+    let sb = api.ready_sandbox("busy", &snap, json!({"idle_ttl_seconds": 0}));
+    let out = std::thread::scope(|s| {
+        let command = s.spawn(|| api.exec(&sb, "touch /tmp/started; sleep 4; echo finished"));
+        wait_for("the command to start", LIMIT, || {
+            (api.exec(&sb, "test -e /tmp/started").exit_code == 0).then_some(())
+        });
+        // Now a one-second idle TTL: four TTLs of work are still running in one request.
+        let r = api.call(
+            "PATCH",
+            "/api/v2/sandboxes/boxes/busy",
+            Some(json!({"idle_ttl_seconds": 60})),
+        );
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        command.join().unwrap()
+    });
     assert_eq!(out.stdout, "finished\n", "{out:?}");
     wait_for_status(&api, "busy", "stopped", LIMIT);
     api.delete_sandbox("busy");
