@@ -9,4 +9,5 @@ mod isolation;
 mod script;
 mod sdk;
 mod sdk_conformance;
+mod server_features;
 mod workflow;

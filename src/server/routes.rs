@@ -11,7 +11,7 @@ use axum::routing::{any, get, post};
 use super::auth::{ApiKey, require_api_key};
 use super::error::ApiError;
 use super::state::AppState;
-use super::{boxes, dataplane, snapshots};
+use super::{boxes, dataplane, registries, snapshots};
 
 pub fn router(state: AppState, key: ApiKey) -> Router {
     let control = Router::new()
@@ -27,6 +27,17 @@ pub fn router(state: AppState, key: ApiKey) -> Router {
         .route(
             "/snapshots/{reference}",
             get(snapshots::get).delete(snapshots::delete),
+        )
+        .route("/snapshots-by-name/{name}", get(snapshots::by_name))
+        .route(
+            "/registries",
+            post(registries::create).get(registries::list),
+        )
+        .route(
+            "/registries/{name}",
+            get(registries::get)
+                .patch(registries::update)
+                .delete(registries::delete),
         );
 
     Router::new()
