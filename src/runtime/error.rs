@@ -51,6 +51,16 @@ pub enum RuntimeError {
         output: String,
     },
 
+    /// The sandbox's disk image could not be grown to a larger requested capacity.
+    #[error(
+        "cannot grow the sandbox disk {image} to {capacity} bytes: {reason}; start it with its previous capacity, or copy its files out and recreate it"
+    )]
+    GrowDisk {
+        image: PathBuf,
+        capacity: u64,
+        reason: String,
+    },
+
     /// The OCI config could not be generated.
     #[error("cannot generate the OCI config: {0}")]
     Bundle(String),

@@ -50,7 +50,7 @@ impl Runc {
     }
 
     /// `runc run -d`: creates and starts the container in the background. Its stdout and
-    /// stderr (the agent's, and runc's own complaints) go to `agent.log`.
+    /// stderr (the agent's, and runc's own complaints) go to the agent log on its tmpfs.
     pub async fn run_detached(
         &self,
         container: &str,
@@ -88,7 +88,7 @@ impl Runc {
         Err(RuntimeError::Command {
             command: host::describe(&command),
             status: status.to_string(),
-            output: format!("see {}", layout.agent_log.display()),
+            output: "its complaint is in the agent log".to_string(),
         })
     }
 
