@@ -4,6 +4,7 @@
 mod common;
 
 mod api_surface;
+mod capture;
 mod cli_commands;
 mod isolation;
 mod script;

@@ -31,7 +31,6 @@ fn sdk_typed_errors() {
 }
 
 #[test]
-#[ignore = "needs capture: POST /boxes/{name}/snapshot"]
 fn sdk_capture_snapshot() {
     let out = conform("capture.py", &[]);
     assert!(out.contains("sdk capture ok"), "{out}");

@@ -12,6 +12,10 @@ pub enum RuntimeError {
     )]
     InvalidId { id: String, reason: &'static str },
 
+    /// The operation needs the sandbox's container to be running.
+    #[error("sandbox {0} is not running")]
+    NotRunning(String),
+
     /// A field of the sandbox specification is unusable.
     #[error("invalid sandbox spec for {id}: {reason}")]
     InvalidSpec { id: String, reason: String },

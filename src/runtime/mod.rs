@@ -11,6 +11,7 @@
 
 mod agent_files;
 mod bundle;
+mod capture;
 mod error;
 mod hardening;
 mod host;
@@ -67,6 +68,8 @@ pub struct RuntimeConfig {
 pub enum ContainerState {
     /// The agent (PID 1) is alive.
     Running,
+    /// The agent is alive but frozen (a capture was interrupted); `thaw` brings it back.
+    Frozen,
     /// The container exists but its process has exited (or it never started).
     Stopped,
     /// No container by that id.

@@ -107,6 +107,7 @@ impl Runc {
             .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_string));
         match status.as_deref() {
             Some("running") => ContainerState::Running,
+            Some("paused") => ContainerState::Frozen,
             Some(_) => ContainerState::Stopped,
             None => ContainerState::Absent,
         }
@@ -125,6 +126,20 @@ impl Runc {
             .filter_map(|line| line.trim().strip_prefix(CONTAINER_PREFIX))
             .map(str::to_string)
             .collect())
+    }
+
+    /// `runc pause` / `runc resume`: freeze or thaw every process of the container (the
+    /// cgroup freezer), so its files can be read while nothing writes them.
+    pub async fn set_frozen(&self, container: &str, frozen: bool) -> Result<(), RuntimeError> {
+        let mut command = self.command();
+        command
+            .arg(if frozen { "pause" } else { "resume" })
+            .arg(container);
+        let output = host::output(&mut command).await?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(host::failure(&command, &output))
     }
 
     /// Kills (SIGKILL: the whole pid namespace goes with its init) and deletes the container.

@@ -27,6 +27,10 @@ impl Runtime {
             ContainerState::Running => {
                 return self.await_agent(&spec.id, &layout, &container).await;
             }
+            ContainerState::Frozen => {
+                self.inner.runc.set_frozen(&container, false).await?;
+                return self.await_agent(&spec.id, &layout, &container).await;
+            }
             // A dead agent or a half-made container from a crash: clear it and start afresh.
             ContainerState::Stopped => self.teardown(&layout, &container).await?,
             ContainerState::Absent => unmount(&layout).await?,

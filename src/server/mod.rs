@@ -7,6 +7,7 @@ mod activity;
 mod auth;
 mod boxes;
 mod builder;
+mod capture;
 mod dataplane;
 mod default_snapshot;
 mod error;

@@ -11,7 +11,7 @@ use axum::routing::{any, get, post};
 use super::auth::{ApiKey, require_api_key};
 use super::error::ApiError;
 use super::state::AppState;
-use super::{boxes, dataplane, registries, snapshots};
+use super::{boxes, capture, dataplane, registries, snapshots};
 
 pub fn router(state: AppState, key: ApiKey) -> Router {
     let control = Router::new()
@@ -23,6 +23,7 @@ pub fn router(state: AppState, key: ApiKey) -> Router {
         .route("/boxes/{name}/status", get(boxes::status))
         .route("/boxes/{name}/start", post(boxes::start))
         .route("/boxes/{name}/stop", post(boxes::stop))
+        .route("/boxes/{name}/snapshot", post(capture::capture))
         .route("/snapshots", post(snapshots::create).get(snapshots::list))
         .route(
             "/snapshots/{reference}",
