@@ -80,11 +80,9 @@ fn creating_without_a_snapshot_builds_the_default_once() {
     }
 }
 
-/// The real default: Debian packages via mmdebstrap (about a minute or two, needs the
-/// Debian mirror). Run it with
-/// `cargo test --test main server_features::default_snapshot::debian -- --ignored`.
+/// The real default: Debian packages via mmdebstrap (under a minute; it needs the Debian
+/// mirror, which the test command's own package installation needs anyway).
 #[test]
-#[ignore]
 fn debian_default_snapshot_has_python_and_tools() {
     let server = TestServer::start();
     let api = Api::new(&server);
