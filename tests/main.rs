@@ -4,7 +4,9 @@
 mod common;
 
 mod api_surface;
+mod durability;
 mod isolation;
+mod resources;
 mod script;
 mod sdk;
 mod workflow;
