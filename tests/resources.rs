@@ -31,9 +31,43 @@ fn cpu_usage_ns(sandbox: &Value) -> u64 {
         .unwrap()
 }
 
-/// Runs two busy loops in the sandbox and returns the CPUs it got (cgroup CPU time over
-/// wall time) across a few seconds.
-fn cpus_used_by_two_busy_threads(api: &Api, sandbox: &Value) -> f64 {
+/// What a sandbox running two busy loops got over a few seconds, from its host cgroup.
+#[derive(Debug)]
+struct CpuSample {
+    /// CPU time over wall time.
+    cpus: f64,
+    /// Share of the CFS periods in which the quota throttled the sandbox.
+    throttled_share: f64,
+    /// CPUs the rest of the machine used meanwhile (from /proc/stat).
+    others_cpus: f64,
+}
+
+/// Nanoseconds all CPUs of the host spent busy (everything but idle and iowait).
+fn host_busy_ns() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    let ticks: u64 = fields.iter().sum::<u64>() - fields[3] - fields[4];
+    // USER_HZ is 100 on Linux.
+    ticks * 10_000_000
+}
+
+fn cpu_stat(sandbox: &Value, key: &str) -> u64 {
+    cgroup_file("cpu", sandbox, "cpu.stat")
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {key} in cpu.stat"))
+        .parse()
+        .unwrap()
+}
+
+fn two_busy_threads(api: &Api, sandbox: &Value) -> CpuSample {
     let r = api.exec(
         sandbox,
         "for i in 1 2; do (while :; do :; done) >/dev/null 2>&1 & done; echo started",
@@ -45,11 +79,26 @@ fn cpus_used_by_two_busy_threads(api: &Api, sandbox: &Value) -> f64 {
         Duration::from_secs(30),
         || (cpu_usage_ns(sandbox) > before + 200_000_000).then_some(()),
     );
-    let (start_ns, start) = (cpu_usage_ns(sandbox), Instant::now());
+    let (usage, periods, throttled) = (
+        cpu_usage_ns(sandbox),
+        cpu_stat(sandbox, "nr_periods"),
+        cpu_stat(sandbox, "nr_throttled"),
+    );
+    let (start, host_busy) = (Instant::now(), host_busy_ns());
     // The measurement window (not a synchronisation): long enough to span many CPU periods.
     std::thread::sleep(Duration::from_secs(4));
-    let used = cpu_usage_ns(sandbox) - start_ns;
-    used as f64 / start.elapsed().as_nanos() as f64
+    let used = cpu_usage_ns(sandbox) - usage;
+    let elapsed = start.elapsed().as_nanos() as f64;
+    let others = host_busy_ns()
+        .saturating_sub(host_busy)
+        .saturating_sub(used);
+    let periods = cpu_stat(sandbox, "nr_periods") - periods;
+    let throttled = cpu_stat(sandbox, "nr_throttled") - throttled;
+    CpuSample {
+        cpus: used as f64 / elapsed,
+        throttled_share: throttled as f64 / periods.max(1) as f64,
+        others_cpus: others as f64 / elapsed,
+    }
 }
 
 #[test]
@@ -60,29 +109,36 @@ fn the_cpu_quota_follows_vcpus() {
     let snap = api.ready_snapshot("cpu", image::tiny(), 64 * MIB);
 
     let one = api.ready_sandbox("one", &snap, json!({"vcpus": 1, "mem_bytes": 256 * MIB}));
-    let limited = cpus_used_by_two_busy_threads(&api, &one);
-    let stat = cgroup_file("cpu", &one, "cpu.stat");
-    let throttled: u64 = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("nr_throttled "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let limited = two_busy_threads(&api, &one);
+    let quota_one = cgroup_file("cpu", &one, "cpu.cfs_quota_us");
     api.delete_sandbox("one");
-
     let two = api.ready_sandbox("two", &snap, json!({"vcpus": 2, "mem_bytes": 256 * MIB}));
-    let baseline = cpus_used_by_two_busy_threads(&api, &two);
+    let baseline = two_busy_threads(&api, &two);
+    let quota_two = cgroup_file("cpu", &two, "cpu.cfs_quota_us");
     api.delete_sandbox("two");
 
-    assert!(
-        limited < 1.3,
-        "vcpus 1 used {limited:.2} CPUs (vcpus 2: {baseline:.2})"
-    );
-    assert!(throttled > 0, "vcpus 1 was never throttled: {stat}");
-    assert!(
-        baseline > 1.5,
-        "vcpus 2 used only {baseline:.2} CPUs (vcpus 1: {limited:.2})"
-    );
+    let seen = format!("vcpus 1: {limited:?}, vcpus 2: {baseline:?}");
+    eprintln!("cpu measurement: {seen}");
+    assert_eq!((quota_one.trim(), quota_two.trim()), ("100000", "200000"));
+    // Two busy threads never get more than about one CPU under vcpus 1, however idle the
+    // machine is.
+    assert!(limited.cpus < 1.3, "{seen}");
+    // How much the threads get besides depends on what else the machine runs (other test
+    // suites may share its two cores): the comparisons below are made only over a window in
+    // which the rest of the machine left room for more than one CPU.
+    const ROOM: f64 = 0.3;
+    if limited.others_cpus < ROOM {
+        // The quota, not a lack of CPUs, is what held vcpus 1 back.
+        assert!(limited.throttled_share > 0.1, "{seen}");
+    }
+    if baseline.others_cpus < ROOM {
+        // The same two threads under vcpus 2: near two CPUs, no throttling.
+        assert!(baseline.cpus > 1.5, "{seen}");
+        assert!(baseline.throttled_share < 0.1, "{seen}");
+    }
+    if limited.others_cpus >= ROOM || baseline.others_cpus >= ROOM {
+        eprintln!("the machine was busy: CPU comparisons skipped for a busy window ({seen})");
+    }
     assert_no_leftovers(&server.state_dir);
 }
 
