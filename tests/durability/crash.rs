@@ -183,3 +183,30 @@ fn a_crash_during_a_command_keeps_sandboxes_and_their_files() {
     assert_no_leftovers(&state);
     reap_leftovers(&state);
 }
+
+#[test]
+fn a_delete_interrupted_by_a_crash_is_finished_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut server = TestServer::start_in(&state);
+    let api = Api::new(&server);
+    let snap = api.ready_snapshot("gone", image::tiny(), 64 * MIB);
+    api.ready_sandbox("gone", &snap, json!({}));
+    let kept = api.ready_sandbox("kept", &snap, json!({}));
+    api.delete_sandbox("gone");
+    server.kill();
+
+    let server = TestServer::start_in(&state);
+    let api = Api::new(&server);
+    wait_for("the delete to finish", Duration::from_secs(60), || {
+        let r = api.call("GET", "/api/v2/sandboxes/boxes/gone", None);
+        (r.status == 404).then_some(())
+    });
+    let r = api.call("GET", "/api/v2/sandboxes/boxes/kept", None);
+    assert_eq!(r.body["id"], kept["id"], "{}", r.body);
+    assert_eq!(api.exec(&r.body, "echo still").stdout, "still\n");
+    api.delete_sandbox("kept");
+    drop(server);
+    assert_no_leftovers(&state);
+    reap_leftovers(&state);
+}
