@@ -13,6 +13,7 @@ packages=(
   busybox-static bash-static  # the tiny libc-free test image
   python3 python3-venv        # the official SDK conformance tests
   ca-certificates
+  mmdebstrap      # builds the default Debian snapshot (system/default) on first use
   "$@"
 )
 

@@ -206,3 +206,58 @@ fn data_plane_paths_pass_through_without_server_errors() {
     assert_eq!(resp.text().unwrap(), "hello from the tiny image\n");
     api.delete_sandbox("dp");
 }
+
+/// A reply sent before the request body is read must not cost the client its connection:
+/// the second request on the same keep-alive connection still gets an answer.
+#[test]
+fn early_replies_keep_the_connection_usable() {
+    use std::io::{Read, Write};
+    let server = TestServer::start();
+    let addr = server.url.trim_start_matches("http://").to_string();
+    for (path, key) in [
+        (
+            "/api/v2/sandboxes/no-such-route",
+            crate::common::server::API_KEY,
+        ),
+        ("/api/v2/sandboxes/boxes/x/start", "wrong-key"),
+    ] {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nX-Api-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n"
+        );
+        conn.write_all(head.as_bytes()).unwrap();
+        conn.flush().unwrap();
+        // Nothing is answered while the body is still on its way. (Without the fix the early
+        // reply comes back in milliseconds; with it, it cannot come at all, so this window
+        // can only make the test pass too easily, never fail wrongly.)
+        conn.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+            .unwrap();
+        let mut early = [0u8; 64];
+        assert!(
+            conn.read(&mut early).is_err(),
+            "{path}: answered before the body arrived"
+        );
+        conn.write_all(b"{}").unwrap();
+        let health = format!(
+            "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nX-Api-Key: {}\r\n\r\n",
+            crate::common::server::API_KEY
+        );
+        conn.write_all(health.as_bytes()).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("\"ok\"") {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&seen);
+        assert_eq!(text.matches("HTTP/1.1 ").count(), 2, "{path}: {text}");
+        assert!(
+            text.contains("\"ok\""),
+            "{path}: the second request was not answered: {text}"
+        );
+    }
+}

@@ -4,9 +4,13 @@
 mod common;
 
 mod api_surface;
+mod capture;
+mod cli_commands;
 mod durability;
 mod isolation;
 mod resources;
 mod script;
 mod sdk;
+mod sdk_conformance;
+mod server_features;
 mod workflow;

@@ -24,7 +24,9 @@ fn flag_name(arg: &str) -> &str {
 }
 
 /// The GA message for a clap parse error (help and version are not errors: handled earlier).
-pub fn clap_message(err: &clap::Error) -> String {
+/// `argv` is the command line: pflag names the whole shorthand bundle (`-5mb`), clap only its
+/// first letter.
+pub fn clap_message(err: &clap::Error, argv: &[String]) -> String {
     match err.kind() {
         ErrorKind::UnknownArgument => {
             let arg = context(err, ContextKind::InvalidArg).unwrap_or_default();
@@ -32,7 +34,12 @@ pub fn clap_message(err: &clap::Error) -> String {
             match arg.strip_prefix('-') {
                 Some(short) if !short.starts_with('-') => {
                     let c = short.chars().next().unwrap_or('?');
-                    format!("unknown shorthand flag: '{c}' in {arg}")
+                    let bundle = argv
+                        .iter()
+                        .find(|a| a.starts_with(&format!("-{c}")))
+                        .map(|a| flag_name(a).to_string())
+                        .unwrap_or(arg);
+                    format!("unknown shorthand flag: '{c}' in {bundle}")
                 }
                 _ => format!("unknown flag: {arg}"),
             }
@@ -86,7 +93,8 @@ mod tests {
 
     fn parse_err(argv: &[&str]) -> String {
         let err = Cli::try_parse_from(argv).unwrap_err();
-        clap_message(&err)
+        let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+        clap_message(&err, &argv)
     }
 
     #[test]
@@ -98,6 +106,10 @@ mod tests {
         assert_eq!(
             parse_err(&["langsmith", "sandbox", "get", "x", "-z"]),
             "unknown shorthand flag: 'z' in -z"
+        );
+        assert_eq!(
+            parse_err(&["langsmith", "sandbox", "update", "x", "--memory", "-5mb"]),
+            "unknown shorthand flag: '5' in -5mb"
         );
     }
 

@@ -28,7 +28,12 @@ use crate::script::ScriptHost;
 
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse_from(script_shorthand(std::env::args_os().collect())) {
+    let argv = script_shorthand(std::env::args_os().collect());
+    let argv_text: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             let _ = e.print();
@@ -39,7 +44,7 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            print_error(&clap_message(&e));
+            print_error(&clap_message(&e, &argv_text));
             return ExitCode::FAILURE;
         }
     };

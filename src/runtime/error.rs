@@ -12,6 +12,10 @@ pub enum RuntimeError {
     )]
     InvalidId { id: String, reason: &'static str },
 
+    /// The operation needs the sandbox's container to be running.
+    #[error("sandbox {0} is not running")]
+    NotRunning(String),
+
     /// A field of the sandbox specification is unusable.
     #[error("invalid sandbox spec for {id}: {reason}")]
     InvalidSpec { id: String, reason: String },
@@ -49,6 +53,16 @@ pub enum RuntimeError {
         command: String,
         status: String,
         output: String,
+    },
+
+    /// The sandbox's disk image could not be grown to a larger requested capacity.
+    #[error(
+        "cannot grow the sandbox disk {image} to {capacity} bytes: {reason}; start it with its previous capacity, or copy its files out and recreate it"
+    )]
+    GrowDisk {
+        image: PathBuf,
+        capacity: u64,
+        reason: String,
     },
 
     /// The OCI config could not be generated.

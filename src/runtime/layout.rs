@@ -3,7 +3,9 @@
 //! ```text
 //! root/runc/                 state dir passed as `runc --root` (never the host's default)
 //! root/agent/                the agent executable (+ lib/ for a dynamically linked one)
-//! root/sandboxes/<id>/       upper.ext4, lower/, upperfs/, rootfs/, run/, bundle/, agent.log
+//! root/sandboxes/<id>/       upper.ext4, lower/, upperfs/, rootfs/, bundle/,
+//!                            run/ (tmpfs, shared), log/agent.log (tmpfs, host only),
+//!                            agent.log (end of the last run's log, kept after stop)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -56,9 +58,13 @@ pub struct SandboxLayout {
     pub upperfs: PathBuf,
     pub rootfs: PathBuf,
     pub run: PathBuf,
+    pub log: PathBuf,
     pub bundle: PathBuf,
     pub pid_file: PathBuf,
+    /// The live log of PID 1 on the `log/` tmpfs.
     pub agent_log: PathBuf,
+    /// The end of the last run's log, saved to the host disk when the tmpfs goes.
+    pub saved_log: PathBuf,
     pub socket: PathBuf,
 }
 
@@ -71,9 +77,11 @@ impl SandboxLayout {
             upperfs: dir.join("upperfs"),
             rootfs: dir.join("rootfs"),
             run: dir.join("run"),
+            log: dir.join("log"),
             bundle: dir.join("bundle"),
             pid_file: dir.join("bundle").join("container.pid"),
-            agent_log: dir.join("agent.log"),
+            agent_log: dir.join("log").join("agent.log"),
+            saved_log: dir.join("agent.log"),
             socket: dir.join("run").join(AGENT_SOCKET_NAME),
             dir,
         }
@@ -86,6 +94,7 @@ impl SandboxLayout {
             &self.upperfs,
             &self.rootfs,
             &self.run,
+            &self.log,
             &self.bundle,
         ] {
             create_private_dir(dir)?;

@@ -3,13 +3,15 @@
 //! limits, its own namespaces, a seccomp filter and the agent as PID 1.
 //!
 //! [`Runtime`] is the whole interface; the private submodules each own one piece: `layout`
-//! (paths and names), `agent_files` (the agent executable every sandbox runs), `rootfs` (loop
-//! mounts and overlay), `bundle` + `hardening` (the OCI config), `runc` (the runtime driver),
-//! `readiness` (reaching the agent and waiting for it), `sandbox` (start/stop/destroy) and
-//! `host` (running host tools).
+//! (paths and names), `agent_files` (the agent executable every sandbox runs), `upper_image`
+//! (the sandbox's own ext4 disk, grown on demand), `rootfs` (loop mounts and overlay),
+//! `scratch` (the small tmpfs for the agent's socket and log), `bundle` + `hardening` (the
+//! OCI config), `runc` (the runtime driver), `readiness` (reaching the agent and waiting for
+//! it), `sandbox` (start/stop/destroy) and `host` (running host tools).
 
 mod agent_files;
 mod bundle;
+mod capture;
 mod error;
 mod hardening;
 mod host;
@@ -18,8 +20,10 @@ mod readiness;
 mod rootfs;
 mod runc;
 mod sandbox;
+mod scratch;
 #[cfg(test)]
 mod tests;
+mod upper_image;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -64,6 +68,8 @@ pub struct RuntimeConfig {
 pub enum ContainerState {
     /// The agent (PID 1) is alive.
     Running,
+    /// The agent is alive but frozen (a capture was interrupted); `thaw` brings it back.
+    Frozen,
     /// The container exists but its process has exited (or it never started).
     Stopped,
     /// No container by that id.

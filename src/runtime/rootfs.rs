@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::layout::SandboxLayout;
-use super::{RuntimeError, host};
+use super::{RuntimeError, host, upper_image};
 
 /// Mounts lower, upper and overlay for a start. On failure, whatever was mounted is unmounted.
 pub async fn mount(
@@ -46,9 +46,7 @@ async fn mount_layers(
         ],
     )
     .await?;
-    if !layout.upper_image.exists() {
-        create_upper_image(&layout.upper_image, capacity).await?;
-    }
+    upper_image::prepare(&layout.upper_image, capacity).await?;
     host::run(
         "mount",
         [
@@ -87,34 +85,6 @@ async fn mount_layers(
 
 fn arg(text: &str) -> std::ffi::OsString {
     text.into()
-}
-
-/// Creates the sparse upper image under a temporary name and renames it into place only once
-/// formatted, so a crash never leaves a half-made image that a later start would trust.
-async fn create_upper_image(image: &Path, capacity: u64) -> Result<(), RuntimeError> {
-    let temp = image.with_extension("ext4.new");
-    let file = fs::File::create(&temp).map_err(RuntimeError::io("create", &temp))?;
-    file.set_len(capacity)
-        .map_err(RuntimeError::io("size", &temp))?;
-    drop(file);
-    let formatted = host::run(
-        "mke2fs",
-        [
-            arg("-q"),
-            arg("-F"),
-            arg("-t"),
-            arg("ext4"),
-            arg("-m"),
-            arg("0"),
-            temp.clone().into(),
-        ],
-    )
-    .await;
-    if let Err(e) = formatted {
-        let _ = fs::remove_file(&temp);
-        return Err(e);
-    }
-    fs::rename(&temp, image).map_err(RuntimeError::io("rename", &temp))
 }
 
 /// Gives the image an `/etc/hosts` and `/etc/hostname` when it has none (written into the

@@ -50,7 +50,7 @@ impl Runc {
     }
 
     /// `runc run -d`: creates and starts the container in the background. Its stdout and
-    /// stderr (the agent's, and runc's own complaints) go to `agent.log`.
+    /// stderr (the agent's, and runc's own complaints) go to the agent log on its tmpfs.
     pub async fn run_detached(
         &self,
         container: &str,
@@ -88,7 +88,7 @@ impl Runc {
         Err(RuntimeError::Command {
             command: host::describe(&command),
             status: status.to_string(),
-            output: format!("see {}", layout.agent_log.display()),
+            output: "its complaint is in the agent log".to_string(),
         })
     }
 
@@ -107,6 +107,7 @@ impl Runc {
             .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_string));
         match status.as_deref() {
             Some("running") => ContainerState::Running,
+            Some("paused") => ContainerState::Frozen,
             Some(_) => ContainerState::Stopped,
             None => ContainerState::Absent,
         }
@@ -125,6 +126,20 @@ impl Runc {
             .filter_map(|line| line.trim().strip_prefix(CONTAINER_PREFIX))
             .map(str::to_string)
             .collect())
+    }
+
+    /// `runc pause` / `runc resume`: freeze or thaw every process of the container (the
+    /// cgroup freezer), so its files can be read while nothing writes them.
+    pub async fn set_frozen(&self, container: &str, frozen: bool) -> Result<(), RuntimeError> {
+        let mut command = self.command();
+        command
+            .arg(if frozen { "pause" } else { "resume" })
+            .arg(container);
+        let output = host::output(&mut command).await?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(host::failure(&command, &output))
     }
 
     /// Kills (SIGKILL: the whole pid namespace goes with its init) and deletes the container.

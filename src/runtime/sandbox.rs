@@ -3,11 +3,11 @@
 //! every file). Each step tolerates the partial state a crash or a failed start leaves.
 
 use std::fs;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 
 use super::layout::{self, SandboxLayout, container_id};
-use super::{ContainerState, Runtime, RuntimeError, SandboxSpec, bundle, readiness, rootfs};
+use super::{
+    ContainerState, Runtime, RuntimeError, SandboxSpec, bundle, readiness, rootfs, scratch,
+};
 
 /// How much of the end of `agent.log` goes into a start error.
 const LOG_TAIL_BYTES: u64 = 4096;
@@ -27,21 +27,37 @@ impl Runtime {
             ContainerState::Running => {
                 return self.await_agent(&spec.id, &layout, &container).await;
             }
+            ContainerState::Frozen => {
+                self.inner.runc.set_frozen(&container, false).await?;
+                return self.await_agent(&spec.id, &layout, &container).await;
+            }
             // A dead agent or a half-made container from a crash: clear it and start afresh.
             ContainerState::Stopped => self.teardown(&layout, &container).await?,
-            ContainerState::Absent => rootfs::unmount_all(&layout).await?,
+            ContainerState::Absent => unmount(&layout).await?,
         }
         layout.create_dirs()?;
-        rootfs::mount(
-            &layout,
-            &spec.snapshot_image,
-            spec.fs_capacity_bytes as u64,
-            &spec.hostname,
-        )
-        .await?;
-        if let Err(error) = self.launch(spec, &layout, &container).await {
+        let mounted = async {
+            scratch::mount(&layout).await?;
+            rootfs::mount(
+                &layout,
+                &spec.snapshot_image,
+                spec.fs_capacity_bytes as u64,
+                &spec.hostname,
+            )
+            .await
+        };
+        if let Err(error) = mounted.await {
+            // Keep the first error; the cleanup's own failure would only hide it.
+            let _ = rootfs::unmount_all(&layout).await;
+            return Err(error);
+        }
+        if let Err(mut error) = self.launch(spec, &layout, &container).await {
             if let Err(cleanup) = self.teardown(&layout, &container).await {
                 tracing::warn!(sandbox = %spec.id, "cleanup after a failed start failed: {cleanup}");
+            }
+            // The live log went with its tmpfs; its end was saved next to the sandbox.
+            if let RuntimeError::NotReady { log, .. } = &mut error {
+                *log = layout.saved_log.clone();
             }
             return Err(error);
         }
@@ -98,13 +114,6 @@ impl Runtime {
             agent_dir: &self.inner.agent_dir,
             agent_args: &self.inner.agent.args,
         })?;
-        remove_if_present(&layout.socket)?;
-        // Keep the previous run's log one generation back; the new one starts empty.
-        if layout.agent_log.exists() {
-            let previous = layout.agent_log.with_extension("log.1");
-            fs::rename(&layout.agent_log, &previous)
-                .map_err(RuntimeError::io("rotate", &layout.agent_log))?;
-        }
         if let Err(e) = self.inner.runc.run_detached(container, layout).await {
             return Err(not_ready(&spec.id, layout, e.to_string()));
         }
@@ -125,10 +134,18 @@ impl Runtime {
     /// Deletes the container (if any) and unmounts everything under the sandbox directory.
     async fn teardown(&self, layout: &SandboxLayout, container: &str) -> Result<(), RuntimeError> {
         self.inner.runc.delete(container).await?;
-        rootfs::unmount_all(layout).await?;
-        remove_if_present(&layout.socket)?;
-        remove_if_present(&layout.pid_file)
+        unmount(layout).await?;
+        // The run tmpfs is gone; a sandbox of an older layout had `run/` on the host disk,
+        // where it may have left anything at the socket path.
+        scratch::remove_any(&layout.socket)?;
+        scratch::remove_any(&layout.pid_file)
     }
+}
+
+/// Saves the end of the agent's log, then unmounts everything under the sandbox directory.
+async fn unmount(layout: &SandboxLayout) -> Result<(), RuntimeError> {
+    scratch::save_log_tail(layout);
+    rootfs::unmount_all(layout).await
 }
 
 /// Rejects specs that cannot produce a working container, before anything is touched.
@@ -190,27 +207,12 @@ fn not_ready(id: &str, layout: &SandboxLayout, reason: String) -> RuntimeError {
 }
 
 /// The last few KiB of a log file, or a note saying why there is none.
-fn log_tail(path: &Path) -> String {
-    let Ok(mut file) = fs::File::open(path) else {
-        return "(no log)".to_string();
-    };
-    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = file.seek(SeekFrom::Start(length.saturating_sub(LOG_TAIL_BYTES)));
-    let mut bytes = Vec::new();
-    let _ = file.read_to_end(&mut bytes);
+fn log_tail(path: &std::path::Path) -> String {
+    let bytes = scratch::read_tail(path, LOG_TAIL_BYTES);
     let text = String::from_utf8_lossy(&bytes).trim().to_string();
     if text.is_empty() {
-        "(empty log)".to_string()
+        "(empty or no log)".to_string()
     } else {
         text
-    }
-}
-
-fn remove_if_present(path: &Path) -> Result<(), RuntimeError> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(RuntimeError::io("remove", path)(e))
-        }
-        _ => Ok(()),
     }
 }

@@ -7,9 +7,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
+use super::default_snapshot;
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::lifecycle;
+use super::reaper;
 use super::resources;
 use super::snapshots;
 use super::state::{AppState, now};
@@ -48,21 +50,22 @@ pub async fn create(
         )
     });
     validate::sandbox_name(&name)?;
-    let snap = match (
+    let idle_ttl = req.idle_ttl_seconds.unwrap_or(600);
+    validate::ttl("idle_ttl_seconds", idle_ttl)?;
+    let delete_after_stop = req.delete_after_stop_seconds.unwrap_or(14 * 24 * 3600);
+    validate::ttl("delete_after_stop_seconds", delete_after_stop)?;
+    // No snapshot named: the default one, which may still be building on first use.
+    let (snap, default_build) = match (
         &req.snapshot_id,
         req.snapshot.as_ref().or(req.snapshot_name.as_ref()),
     ) {
-        (Some(id), _) => snapshots::resolve(&state, id)?,
-        (None, Some(reference)) => snapshots::resolve(&state, reference)?,
-        (None, None) => {
-            return Err(ApiError::validation(
-                "snapshot_id",
-                "no snapshot given: pass snapshot_id (build one with `langsmith sandbox snapshot build`)",
-            ));
-        }
+        (Some(id), _) => (snapshots::resolve(&state, id)?, None),
+        (None, Some(reference)) => (snapshots::resolve(&state, reference)?, None),
+        (None, None) => default_snapshot::ensure(&state)?,
     };
     match snap.snapshot.status.as_str() {
         snapshot_status::READY => {}
+        snapshot_status::BUILDING if default_build.is_some() => {}
         snapshot_status::BUILDING => {
             return Err(ApiError::Conflict(format!(
                 "snapshot {} is still building; wait for it (`langsmith sandbox snapshot wait {}`)",
@@ -84,10 +87,6 @@ pub async fn create(
         }
     }
     let res = resources::for_create(&state, &req, &snap.snapshot)?;
-    let idle_ttl = req.idle_ttl_seconds.unwrap_or(600);
-    validate::ttl("idle_ttl_seconds", idle_ttl)?;
-    let delete_after_stop = req.delete_after_stop_seconds.unwrap_or(14 * 24 * 3600);
-    validate::ttl("delete_after_stop_seconds", delete_after_stop)?;
 
     let ts = now();
     let sb = Sandbox {
@@ -110,7 +109,11 @@ pub async fn create(
         ..Default::default()
     };
     state.store.insert_sandbox(&sb)?;
-    let mut boot = lifecycle::spawn_boot(state.clone(), sb.id.clone());
+    let building_default = default_build.is_some();
+    let mut boot = match default_build {
+        Some(build) => default_snapshot::boot_after(state.clone(), sb.id.clone(), build),
+        None => lifecycle::spawn_boot(state.clone(), sb.id.clone()),
+    };
 
     if !req.wait_for_ready.unwrap_or(true) {
         return Ok((StatusCode::CREATED, Json(present(&state, sb))));
@@ -130,6 +133,12 @@ pub async fn create(
                 .status_message
                 .unwrap_or_else(|| "sandbox failed to start".into()),
         }),
+        _ if !finished && building_default => Err(ApiError::Timeout(format!(
+            "sandbox '{}' did not become ready within {wait}s: the default snapshot \
+             ({}) is being built on first use; the sandbox boots when it is done: poll its status",
+            now_sb.name,
+            default_snapshot::NAME
+        ))),
         last if !finished => Err(ApiError::Timeout(format!(
             "sandbox '{}' did not become ready within {wait}s (last status: {last}); \
              it keeps starting: poll its status",
@@ -264,8 +273,12 @@ pub async fn stop(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let sb = find(&state, &name)?;
-    match lifecycle::spawn_stop(state.clone(), sb.id).await {
-        Ok(result) => result.map(|()| StatusCode::NO_CONTENT),
+    match lifecycle::spawn_stop(state.clone(), sb.id.clone()).await {
+        Ok(Ok(())) => {
+            reaper::discard_if_ephemeral(&state, &sb.id).await;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Ok(Err(e)) => Err(e),
         Err(e) => Err(ApiError::Internal(format!(
             "stopping sandbox '{name}': {e}"
         ))),

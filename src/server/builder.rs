@@ -19,7 +19,7 @@ pub fn spawn_build(
     reference: String,
     registry_url: Option<String>,
     credentials: Option<RegistryCredentials>,
-) {
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let result = build(
             &state,
@@ -32,7 +32,7 @@ pub fn spawn_build(
         if let Err(e) = finish(&state, &id, result) {
             tracing::error!("recording the result of snapshot build {id}: {e}");
         }
-    });
+    })
 }
 
 async fn build(
@@ -74,7 +74,8 @@ async fn build(
     result
 }
 
-fn finish(
+/// Record a build's outcome: `ready` (taking its pending tag) or `failed` with the reason.
+pub(super) fn finish(
     state: &AppState,
     id: &str,
     result: Result<images::BuiltImage, String>,
@@ -89,7 +90,8 @@ fn finish(
             let snap = &mut rec.snapshot;
             snap.status = snapshot_status::READY.into();
             snap.status_message = None;
-            snap.image_digest = Some(built.digest);
+            // Trees built without an image (the Debian default) have no manifest digest.
+            snap.image_digest = Some(built.digest).filter(|d| !d.is_empty());
             snap.fs_used_bytes = Some(built.used_bytes as i64);
             // The image's own USER/WORKDIR/ENV, overridden by the request's run_config.
             let requested = snap.run_config.take().unwrap_or_default();

@@ -7,6 +7,7 @@ use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
+use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 use tokio_tungstenite::tungstenite::{
@@ -66,6 +67,7 @@ async fn route(
             }
         )));
     }
+    // Every request counts as activity for the idle reaper, for as long as it lasts.
     let path_and_query = match req.uri().query() {
         Some(q) => format!("/{rest}?{q}"),
         None => format!("/{rest}"),
@@ -92,9 +94,13 @@ async fn route(
         let (agent, _) = tokio_tungstenite::client_async(url, stream)
             .await
             .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
+        let active = state.activity.hold(&sb.id);
         return Ok(upgrade
             .max_message_size(64 << 20)
-            .on_upgrade(move |client| bridge(client, agent)));
+            .on_upgrade(move |client| async move {
+                bridge(client, agent).await;
+                drop(active);
+            }));
     }
 
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -113,11 +119,18 @@ async fn route(
     let forwarded = builder
         .body(body)
         .map_err(|e| ApiError::Internal(format!("building the agent request: {e}")))?;
+    // Active until the response body is done: a long command or download is not idleness.
+    let active = state.activity.hold(&sb.id);
     let resp = sender
         .send_request(forwarded)
         .await
         .map_err(|e| ApiError::Internal(format!("sandbox agent request failed: {e}")))?;
-    Ok(resp.map(Body::new))
+    Ok(resp.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            let _still_active = &active;
+            frame
+        }))
+    }))
 }
 
 type AgentSocket = tokio_tungstenite::WebSocketStream<UnixStream>;

@@ -38,6 +38,8 @@ pub enum ApiError {
     #[error("{0}")]
     Timeout(String),
     #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -66,6 +68,7 @@ impl ApiError {
             }
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,6 +81,7 @@ impl ApiError {
             ApiError::Validation { .. } => "ValidationError",
             ApiError::BadRequest { error, .. } | ApiError::CreationFailed { error, .. } => error,
             ApiError::Timeout(_) => "Timeout",
+            ApiError::TooLarge(_) => "PayloadTooLarge",
             ApiError::Internal(_) => "InternalError",
         }
     }

@@ -3,15 +3,21 @@
 //! `run` is the `langsmith server` command; `serve` is the embeddable entry point that tests
 //! drive with a listener on `127.0.0.1:0`.
 
+mod activity;
 mod auth;
 mod boxes;
 mod builder;
+mod capture;
 mod dataplane;
+mod default_snapshot;
 mod error;
 pub mod images;
 mod json;
 mod lifecycle;
+mod reaper;
 mod recovery;
+mod registries;
+mod registry_store;
 mod resources;
 mod routes;
 mod snapshots;
@@ -27,6 +33,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+pub use default_snapshot::DefaultSource;
 pub use state::StateDirs;
 
 /// `langsmith server [--listen ADDR] [--state-dir DIR] [--api-key KEY]`.
@@ -45,6 +52,20 @@ pub struct ServerArgs {
     /// OCI runtime binary (runc or a compatible one).
     #[arg(long, default_value = "runc")]
     pub runtime: PathBuf,
+    /// Image the default snapshot (`system/default`) is built from on first use, e.g.
+    /// `python:3.12-slim`. Without it the server builds a Debian root filesystem with
+    /// Python and common tools from Debian packages (mmdebstrap).
+    #[arg(long, env = "LANGSMITH_DEFAULT_IMAGE")]
+    pub default_image: Option<String>,
+    /// Seconds per minute of idle_ttl_seconds / delete_after_stop_seconds. Hidden: only
+    /// tests change it (`1` makes a 60 s TTL pass in one second).
+    #[arg(
+        long,
+        env = "LANGSMITH_SERVER_TTL_UNIT_SECONDS",
+        default_value_t = 60,
+        hide = true
+    )]
+    pub ttl_unit_seconds: u64,
 }
 
 /// Settings of one server instance.
@@ -53,6 +74,8 @@ pub struct ServerConfig {
     pub state_dir: PathBuf,
     pub api_key: Option<String>,
     pub runtime: PathBuf,
+    pub default_source: default_snapshot::DefaultSource,
+    pub ttl_unit_seconds: u64,
 }
 
 /// The default state directory, shared with the CLI's embedded default:
@@ -74,6 +97,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         state_dir: args.state_dir.unwrap_or_else(default_state_dir),
         api_key: args.api_key.filter(|k| !k.is_empty()),
         runtime: args.runtime,
+        default_source: match args.default_image.filter(|i| !i.trim().is_empty()) {
+            Some(image) => default_snapshot::DefaultSource::Image(image.trim().to_string()),
+            None => default_snapshot::DefaultSource::Debian,
+        },
+        ttl_unit_seconds: args.ttl_unit_seconds.max(1),
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
@@ -97,6 +125,8 @@ pub async fn serve(
     let started = startup::start(&listener, &config).await?;
     let app = routes::router(started.state.clone(), started.key.clone());
     recovery::recover(&started.state).await;
+    // Ends with the server (aborted below); sandboxes it did not get to wait for the next run.
+    let reaper = reaper::spawn(started.state.clone());
     startup::announce(&started)?;
     tracing::info!("serving the sandbox API at {}", started.state.public_url);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -109,6 +139,7 @@ pub async fn serve(
         result = server => result.context("serving HTTP")?,
         _ = async { let _ = stop_rx.await; tokio::time::sleep(Duration::from_secs(3)).await } => {}
     }
+    reaper.abort();
     startup::retire(&started);
     tracing::info!("server stopped; sandboxes keep running");
     Ok(())

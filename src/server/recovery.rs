@@ -41,6 +41,10 @@ async fn recover_sandboxes(state: &AppState) -> Result<(), super::store::StoreEr
         }
     }
     for mut sb in known {
+        // A capture interrupted by the crash leaves its sandbox frozen.
+        if let Err(e) = state.runtime.thaw(&sb.id).await {
+            tracing::warn!("thawing sandbox {}: {e}", sb.name);
+        }
         let running = state.runtime.state(&sb.id).await == ContainerState::Running;
         match sb.status.as_str() {
             status::DELETING => {

@@ -2,11 +2,16 @@
 //! the data-plane router under `/dp/{sandbox_id}`, and `/healthz` — all behind the API key.
 
 use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 
 use super::auth::{ApiKey, require_api_key};
+use super::error::ApiError;
 use super::state::AppState;
-use super::{boxes, dataplane, snapshots};
+use super::{boxes, capture, dataplane, registries, snapshots};
 
 pub fn router(state: AppState, key: ApiKey) -> Router {
     let control = Router::new()
@@ -18,10 +23,22 @@ pub fn router(state: AppState, key: ApiKey) -> Router {
         .route("/boxes/{name}/status", get(boxes::status))
         .route("/boxes/{name}/start", post(boxes::start))
         .route("/boxes/{name}/stop", post(boxes::stop))
+        .route("/boxes/{name}/snapshot", post(capture::capture))
         .route("/snapshots", post(snapshots::create).get(snapshots::list))
         .route(
             "/snapshots/{reference}",
             get(snapshots::get).delete(snapshots::delete),
+        )
+        .route("/snapshots-by-name/{name}", get(snapshots::by_name))
+        .route(
+            "/registries",
+            post(registries::create).get(registries::list),
+        )
+        .route(
+            "/registries/{name}",
+            get(registries::get)
+                .patch(registries::update)
+                .delete(registries::delete),
         );
 
     Router::new()
@@ -33,7 +50,33 @@ pub fn router(state: AppState, key: ApiKey) -> Router {
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
-        .fallback(|| async { super::error::ApiError::NotFound("no such endpoint".into()) })
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(key, require_api_key))
+        .layer(axum::middleware::from_fn(read_body_first))
         .with_state(state)
+}
+
+/// Control-plane bodies are small JSON documents; anything larger is refused.
+const CONTROL_BODY_LIMIT: usize = 4 << 20;
+
+/// Read a control-plane request's whole body before anything answers it (the key check,
+/// a 404, a handler that needs no body). A reply sent while the body is still unread makes
+/// the connection unusable, and keep-alive clients such as the official SDK only find out
+/// on their next request. Data-plane requests stream through untouched (uploads are large).
+async fn read_body_first(req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/dp/") {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, CONTROL_BODY_LIMIT).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(_) => ApiError::TooLarge(format!(
+            "request body larger than {} MiB",
+            CONTROL_BODY_LIMIT >> 20
+        ))
+        .into_response(),
+    }
 }

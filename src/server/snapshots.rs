@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::builder;
 use super::error::ApiError;
 use super::json::ApiJson;
+use super::registries;
 use super::state::{AppState, now};
 use super::store::SnapshotRecord;
 use super::validate;
@@ -37,12 +38,17 @@ pub async fn create(
     validate::capacity("fs_capacity_bytes", capacity)?;
     let tag = req.tag.clone().unwrap_or_else(|| DEFAULT_TAG.to_string());
     validate::tag(&tag)?;
-    if let Some(id) = &req.registry_id {
-        return Err(ApiError::NotFound(format!(
-            "registry '{id}' not found; pass registry_url, registry_username and registry_password instead"
-        )));
-    }
-    let credentials = builder::credentials(&req);
+    // A stored registry (`registry_id`) wins over inline `registry_*` fields.
+    let (registry_url, credentials) = match req.registry_id.as_deref().filter(|i| !i.is_empty()) {
+        Some(id) => {
+            let (url, credentials) = registries::for_build(&state, id)?;
+            (Some(url), credentials)
+        }
+        None => (
+            req.registry_url.clone().filter(|u| !u.is_empty()),
+            builder::credentials(&req),
+        ),
+    };
 
     let ts = now();
     let snapshot = Snapshot {
@@ -51,6 +57,7 @@ pub async fn create(
         status: snapshot_status::BUILDING.into(),
         fs_capacity_bytes: capacity,
         docker_image: Some(req.docker_image.trim().to_string()),
+        registry_id: req.registry_id.clone().filter(|i| !i.is_empty()),
         tags: Vec::new(),
         run_config: req.run_config.clone(),
         created_at: ts.clone(),
@@ -67,7 +74,7 @@ pub async fn create(
         state.clone(),
         snapshot.id.clone(),
         req.docker_image.trim().to_string(),
-        req.registry_url.clone().filter(|u| !u.is_empty()),
+        registry_url,
         credentials,
     );
     Ok((StatusCode::CREATED, Json(snapshot)))
@@ -137,6 +144,41 @@ pub async fn delete(
     // A build still running notices the record is gone and removes its own output.
     let _ = tokio::fs::remove_dir_all(state.dirs.snapshot_dir(&id)).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /snapshots-by-name/{name}`: the tags under a name; 404 if no snapshot has it.
+pub async fn by_name(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if split_reference(&name).0 != name {
+        return Err(ApiError::validation(
+            "name",
+            format!("'{name}' includes a tag; pass the name alone"),
+        ));
+    }
+    let named: Vec<SnapshotRecord> = state
+        .store
+        .snapshots()?
+        .into_iter()
+        .filter(|r| r.snapshot.name == name)
+        .collect();
+    if named.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no snapshot has ever been published as '{name}'"
+        )));
+    }
+    let mut tags: Vec<serde_json::Value> = named
+        .iter()
+        .flat_map(|r| {
+            r.snapshot
+                .tags
+                .iter()
+                .map(|t| serde_json::json!({"tag": t, "snapshot_id": r.snapshot.id}))
+        })
+        .collect();
+    tags.sort_by(|a, b| a["tag"].as_str().cmp(&b["tag"].as_str()));
+    Ok(Json(serde_json::json!({"name": name, "tags": tags})))
 }
 
 /// Resolve a snapshot reference: a UUID, `name:tag`, or a bare `name` (= `name:latest`,

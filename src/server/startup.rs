@@ -11,7 +11,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use super::ServerConfig;
 use super::auth::ApiKey;
-use super::state::{AppState, HostLimits, StateDirs};
+use super::state::{AppState, Features, HostLimits, StateDirs};
 use super::store::Store;
 use crate::runtime::{Runtime, RuntimeConfig};
 
@@ -65,7 +65,18 @@ pub async fn start(
         addr.ip().to_string()
     };
     let public_url = format!("http://{host}:{}", addr.port());
-    let state = AppState::new(store, runtime, dirs, public_url, HostLimits::detect());
+    let features = Features {
+        default_source: config.default_source.clone(),
+        ttl_unit_seconds: config.ttl_unit_seconds,
+    };
+    let state = AppState::new(
+        store,
+        runtime,
+        dirs,
+        public_url,
+        HostLimits::detect(),
+        features,
+    );
     Ok(Started {
         state,
         key: ApiKey(Arc::new(key)),

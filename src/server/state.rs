@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::activity::Activity;
+use super::default_snapshot::{DefaultBuilds, DefaultSource};
 use super::store::Store;
 use crate::runtime::Runtime;
 
@@ -63,6 +65,16 @@ impl HostLimits {
     }
 }
 
+/// Server settings the features below the HTTP layer need.
+#[derive(Debug, Clone)]
+pub struct Features {
+    /// What `system/default` is built from when a create names no snapshot.
+    pub default_source: DefaultSource,
+    /// Seconds the idle reaper counts per 60 seconds of a TTL (60 in production; tests
+    /// shrink it so a 60 s TTL passes in a second).
+    pub ttl_unit_seconds: u64,
+}
+
 #[derive(Clone)]
 pub struct AppState(pub Arc<Inner>);
 
@@ -73,6 +85,11 @@ pub struct Inner {
     /// Base of every `dataplane_url`: `http://HOST:PORT` of this server.
     pub public_url: String,
     pub host: HostLimits,
+    /// Data-plane activity, for idle stops.
+    pub activity: Activity,
+    pub features: Features,
+    /// The default snapshot's build in flight, if any.
+    pub default_builds: DefaultBuilds,
     /// One lock per sandbox so lifecycle operations on it never interleave.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -91,6 +108,7 @@ impl AppState {
         dirs: StateDirs,
         public_url: String,
         host: HostLimits,
+        features: Features,
     ) -> Self {
         AppState(Arc::new(Inner {
             store,
@@ -98,6 +116,9 @@ impl AppState {
             dirs,
             public_url,
             host,
+            activity: Activity::default(),
+            features,
+            default_builds: DefaultBuilds::default(),
             locks: Mutex::new(HashMap::new()),
         }))
     }

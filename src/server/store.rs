@@ -1,4 +1,4 @@
-//! Durable state: snapshots and sandboxes in SQLite.
+//! Durable state: snapshots and sandboxes in SQLite (registries: `registry_store`).
 //!
 //! Each row keeps a few indexed columns (id, name) and the whole record as a JSON document,
 //! so adding a field never needs a migration. Every write is committed (WAL, `synchronous =
@@ -49,6 +49,11 @@ CREATE TABLE IF NOT EXISTS snapshots (
     name TEXT NOT NULL,
     doc TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS registries (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    doc TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sandboxes (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -68,7 +73,7 @@ impl Store {
         })
     }
 
-    fn with<T>(
+    pub(super) fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -181,7 +186,10 @@ impl Store {
         Ok(out)
     }
 
-    fn all_docs<T: serde::de::DeserializeOwned>(&self, table: &str) -> Result<Vec<T>, StoreError> {
+    pub(super) fn all_docs<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+    ) -> Result<Vec<T>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!("SELECT doc FROM {table}"))?;
             let docs = stmt
@@ -199,7 +207,7 @@ impl Store {
     }
 }
 
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
+pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }

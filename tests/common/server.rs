@@ -25,8 +25,21 @@ impl TestServer {
         server
     }
 
+    /// Start a server with a fresh state directory, extra server flags and environment.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        let mut server = TestServer::launch(&state_dir, args, env);
+        server._dir = Some(dir);
+        server
+    }
+
     /// Start a server on an existing state directory (restarts).
     pub fn start_in(state_dir: &Path) -> TestServer {
+        TestServer::launch(state_dir, &[], &[])
+    }
+
+    fn launch(state_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> TestServer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_langsmith"));
         cmd.args([
             "server",
@@ -37,6 +50,8 @@ impl TestServer {
             "--state-dir",
         ])
         .arg(state_dir)
+        .args(args)
+        .envs(env.iter().copied())
         .env("LANGSMITH_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

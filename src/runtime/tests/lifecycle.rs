@@ -1,7 +1,7 @@
 //! Start, stop, restart and destroy: files survive a stop, destroy leaves nothing, and a
 //! failed start cleans up after itself.
 
-use super::fixture::{Fixture, run};
+use super::fixture::{Fixture, MIB, run};
 use crate::runtime::{ContainerState, RuntimeError};
 
 #[tokio::test]
@@ -138,4 +138,57 @@ async fn bad_input_is_refused_before_anything_happens() {
     let error = runtime.start(&spec).await.expect_err("missing snapshot");
     assert!(matches!(error, RuntimeError::SnapshotMissing(_)), "{error}");
     assert!(!fixture.sandbox_dir("ok").exists());
+}
+
+#[tokio::test]
+async fn a_larger_capacity_grows_the_upper_image_and_keeps_its_files() {
+    let fixture = Fixture::new();
+    let runtime = &fixture.runtime;
+    let id = "grow";
+    let mut spec = fixture.spec(id);
+    spec.fs_capacity_bytes = 32 * MIB;
+    runtime.start(&spec).await.expect("start at 32 MiB");
+    fixture.exec_ok(id, "dd if=/dev/zero of=/root/first bs=1M count=20 && sync");
+    runtime.stop(id).await.expect("stop");
+
+    spec.fs_capacity_bytes = 96 * MIB;
+    runtime.start(&spec).await.expect("start at 96 MiB");
+    assert_eq!(
+        std::fs::metadata(runtime.upper_image(id)).unwrap().len(),
+        96 * MIB as u64
+    );
+    assert_eq!(fixture.exec_ok(id, "stat -c %s /root/first"), "20971520\n");
+    fixture.exec_ok(id, "dd if=/dev/zero of=/root/second bs=1M count=50 && sync");
+    runtime.stop(id).await.expect("stop");
+
+    // A smaller capacity never shrinks the image (that could lose files).
+    spec.fs_capacity_bytes = 16 * MIB;
+    runtime.start(&spec).await.expect("start asking for less");
+    assert_eq!(
+        std::fs::metadata(runtime.upper_image(id)).unwrap().len(),
+        96 * MIB as u64
+    );
+    assert_eq!(fixture.exec_ok(id, "stat -c %s /root/second"), "52428800\n");
+    runtime.stop(id).await.expect("stop");
+
+    // A filesystem the check cannot repair (no superblock) is a clear error, and nothing stays.
+    {
+        use std::os::unix::fs::FileExt;
+        let image = std::fs::OpenOptions::new()
+            .write(true)
+            .open(runtime.upper_image(id))
+            .unwrap();
+        image.write_all_at(&[0u8; 1024], 1024).unwrap();
+    }
+    spec.fs_capacity_bytes = 128 * MIB;
+    let error = runtime.start(&spec).await.expect_err("unrepairable image");
+    assert!(matches!(error, RuntimeError::GrowDisk { .. }), "{error}");
+    assert!(error.to_string().contains("e2fsck"), "{error}");
+    assert_eq!(runtime.state(id).await, ContainerState::Absent);
+    // The unfinished grow is retried even when the old capacity is asked for again.
+    spec.fs_capacity_bytes = 96 * MIB;
+    let error = runtime.start(&spec).await.expect_err("still unrepairable");
+    assert!(matches!(error, RuntimeError::GrowDisk { .. }), "{error}");
+    runtime.destroy(id).await.expect("destroy");
+    fixture.assert_no_trace(id).await;
 }

@@ -2,6 +2,7 @@
 //! and the real `langsmith` binary as the agent. They need root.
 
 mod fixture;
+mod host_disk;
 mod isolation;
 mod lifecycle;
 mod recovery;

@@ -156,7 +156,7 @@ fn extract_entries(blob: &Path, compression: LayerCompression, tree: &Path) -> R
             replace_conflicting(&target, is_dir)
                 .map_err(|e| format!("replacing {}: {e}", path.display()))?;
             if is_dir && let Ok(mtime) = entry.header().mtime() {
-                directory_mtimes.push((target, mtime));
+                directory_mtimes.push((path.clone(), mtime));
             }
         }
         // `unpack_in` refuses to write through symlinks that lead out of the tree.
@@ -167,8 +167,15 @@ fn extract_entries(blob: &Path, compression: LayerCompression, tree: &Path) -> R
             return Err(format!("entry {} escapes the image root", path.display()));
         }
     }
-    // Writing children bumped directory mtimes; put the recorded ones back.
-    for (dir, mtime) in directory_mtimes {
+    // Writing children bumped directory mtimes; put the recorded ones back. A later entry of
+    // this layer may have replaced a parent with a symlink, so each path is resolved afresh
+    // (no symlinked component) and skipped unless it still names a real directory.
+    for (relative, mtime) in directory_mtimes {
+        let Some(dir) = resolve_in_tree(tree, &relative)
+            .filter(|dir| fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()))
+        else {
+            continue;
+        };
         let time = nix::sys::time::TimeSpec::new(mtime as libc::time_t, 0);
         let _ = nix::sys::stat::utimensat(
             nix::fcntl::AT_FDCWD,

@@ -265,3 +265,24 @@ fn media_types_map_to_compression() {
         Option::None
     );
 }
+
+#[test]
+fn directory_times_are_never_applied_through_a_later_symlink() {
+    let (scratch, tree) = setup();
+    let outside = scratch.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("shadow"), "host file").unwrap();
+    let before = fs::metadata(outside.join("shadow")).unwrap().mtime();
+    // `a/shadow` is recorded as a directory, then `a` becomes a symlink out of the tree.
+    Layer::new()
+        .dir("a")
+        .dir("a/shadow")
+        .symlink("a", outside.to_str().unwrap())
+        .apply(scratch.path(), &tree)
+        .unwrap();
+    assert!(fs::symlink_metadata(tree.join("a")).unwrap().is_symlink());
+    assert_eq!(
+        fs::metadata(outside.join("shadow")).unwrap().mtime(),
+        before
+    );
+}
