@@ -122,9 +122,10 @@ fn spawn_with_pipes(
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    // SAFETY: setsid, open and write are async-signal-safe and touch no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
+            first_to_go_under_oom();
             nix::unistd::setsid()
                 .map(drop)
                 .map_err(std::io::Error::from)
@@ -156,9 +157,10 @@ fn spawn_on_pty(mut cmd: Command, program: String) -> Result<Spawned, SpawnError
     if std::env::var_os("TERM").is_none() {
         cmd.env("TERM", "xterm-256color");
     }
-    // SAFETY: setsid and ioctl are async-signal-safe; fd 0 is the PTY slave at this point.
+    // SAFETY: setsid, ioctl, open and write are async-signal-safe; fd 0 is the PTY slave.
     unsafe {
         cmd.pre_exec(|| {
+            first_to_go_under_oom();
             nix::unistd::setsid().map_err(std::io::Error::from)?;
             if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
@@ -179,6 +181,24 @@ fn spawn_on_pty(mut cmd: Command, program: String) -> Result<Spawned, SpawnError
         stderr: None,
         pty: Some(master),
     })
+}
+
+/// Marks the (forked, not yet exec'd) command as the OOM killer's first choice, so a command
+/// that exhausts the sandbox's memory (a leak, a fork bomb) never takes the agent — PID 1,
+/// whose death ends the whole sandbox — with it. Raising the score needs no privilege, and
+/// every process the command starts inherits it. Best effort: without /proc it is skipped.
+/// Only async-signal-safe calls: it runs between fork and exec.
+fn first_to_go_under_oom() {
+    const PATH: &[u8] = b"/proc/self/oom_score_adj\0";
+    const MOST_EXPENDABLE: &[u8] = b"1000";
+    // SAFETY: PATH is NUL-terminated; the fd is closed before returning.
+    unsafe {
+        let fd = libc::open(PATH.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            let _ = libc::write(fd, MOST_EXPENDABLE.as_ptr().cast(), MOST_EXPENDABLE.len());
+            libc::close(fd);
+        }
+    }
 }
 
 /// The program and its arguments for `program`.

@@ -137,15 +137,26 @@ pub async fn unmount_all(layout: &SandboxLayout) -> Result<(), RuntimeError> {
     }
 }
 
-/// Detaches every loop device backed by `file`.
+/// Detaches every loop device backed by `file`. A device that autoclear releases between the
+/// listing and the detach (the kernel frees it lazily after the last unmount) is not an error.
 async fn detach_loops(file: &Path) -> Result<(), RuntimeError> {
-    let output = host::run("losetup", [arg("-j"), file.into()]).await?;
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        if let Some((device, _)) = line.split_once(':') {
-            host::run("losetup", [arg("-d"), arg(device)]).await?;
+    for device in loops_backed_by(file).await? {
+        if let Err(error) = host::run("losetup", [arg("-d"), arg(&device)]).await
+            && loops_backed_by(file).await?.contains(&device)
+        {
+            return Err(error);
         }
     }
     Ok(())
+}
+
+/// Loop devices (`/dev/loopN`) currently bound to `file`.
+async fn loops_backed_by(file: &Path) -> Result<Vec<String>, RuntimeError> {
+    let output = host::run("losetup", [arg("-j"), file.into()]).await?;
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_once(':').map(|(device, _)| device.to_string()))
+        .collect())
 }
 
 /// Mount points at or below `dir`, in the order they were mounted.

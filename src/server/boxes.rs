@@ -144,6 +144,11 @@ pub async fn create(
              it keeps starting: poll its status",
             now_sb.name
         ))),
+        // A delete that came in once the boot finished: the sandbox is going, not broken.
+        status::DELETING => Err(ApiError::NotFound(format!(
+            "sandbox '{}' was deleted while starting",
+            now_sb.name
+        ))),
         other => Err(ApiError::Internal(format!(
             "sandbox ended up {other} while starting"
         ))),

@@ -1,8 +1,8 @@
 //! Start-up reconciliation: after a crash or restart, make every record tell the truth.
 //!
 //! Builds that were running are failed (their scratch space is gone); sandboxes are matched
-//! with the containers that still run; half-finished deletes are finished; containers no
-//! record knows about are destroyed.
+//! with the containers that still run; interrupted creates and starts are finished;
+//! half-finished deletes are finished; containers no record knows about are destroyed.
 
 use super::lifecycle;
 use super::state::{AppState, now};
@@ -51,11 +51,18 @@ async fn recover_sandboxes(state: &AppState) -> Result<(), super::store::StoreEr
                 let _ = lifecycle::spawn_destroy(state.clone(), sb.id.clone()).await;
                 continue;
             }
-            status::READY | status::PROVISIONING if running => {
+            status::PROVISIONING => {
+                // A create or start the crash interrupted: finish it. The boot reuses a
+                // container that runs, replaces a half-made one, and records `ready` or
+                // `failed` with the reason.
+                drop(lifecycle::spawn_boot(state.clone(), sb.id.clone()));
+                continue;
+            }
+            status::READY if running => {
                 sb.status = status::READY.into();
                 sb.status_message = None;
             }
-            status::READY | status::PROVISIONING => {
+            status::READY => {
                 // Its container is gone (e.g. the machine restarted): clean up what is
                 // left and report it stopped; its files are kept and `start` brings it back.
                 let _ = state.runtime.stop(&sb.id).await;

@@ -1,0 +1,62 @@
+//! Durable state: a server killed with SIGKILL at an awkward moment comes back with every
+//! record truthful, running sandboxes still running, and nothing left behind once the
+//! sandboxes are deleted (`crash`); many concurrent creates and deletes leave nothing
+//! half-made (`concurrency`).
+
+mod concurrency;
+mod crash;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::api::Api;
+use crate::common::process::wait_for;
+
+const MIB: i64 = 1 << 20;
+
+/// After every sandbox of `state_dir` is deleted: no container in its runc root, no mount
+/// under it and no loop device backed by a file under it.
+pub fn assert_no_leftovers(state_dir: &Path) {
+    let root = state_dir.join("runtime/runc");
+    let list = Command::new("runc")
+        .arg("--root")
+        .arg(&root)
+        .args(["list", "-q"])
+        .output()
+        .unwrap();
+    let containers = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        containers.trim().is_empty(),
+        "containers left: {containers}"
+    );
+    let prefix = state_dir.to_string_lossy().to_string();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mounts: Vec<&str> = mountinfo
+        .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&prefix)))
+        .collect();
+    assert!(mounts.is_empty(), "mounts left: {mounts:#?}");
+    let loops = Command::new("losetup")
+        .args(["--list", "--noheadings", "--output", "NAME,BACK-FILE"])
+        .output()
+        .unwrap();
+    let loops = String::from_utf8_lossy(&loops.stdout);
+    let ours: Vec<&str> = loops.lines().filter(|l| l.contains(&prefix)).collect();
+    assert!(ours.is_empty(), "loop devices left: {ours:#?}");
+}
+
+/// Poll the sandbox `name` until its status is no longer `provisioning`; returns its JSON.
+fn settled(api: &Api, name: &str) -> Value {
+    wait_for(
+        "the sandbox to leave provisioning",
+        Duration::from_secs(120),
+        || {
+            let r = api.call("GET", &format!("/api/v2/sandboxes/boxes/{name}"), None);
+            assert_eq!(r.status, 200, "{}", r.body);
+            (r.body["status"] != "provisioning").then_some(r.body)
+        },
+    )
+}
