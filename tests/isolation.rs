@@ -124,3 +124,39 @@ fn delete_leaves_no_container_mount_or_loop_device() {
             .exists()
     );
 }
+
+/// A user killing every process it can (`kill -9 -1` spares only PID 1) takes the agent's
+/// data-plane server with it; PID 1 starts it again and the sandbox keeps answering.
+#[test]
+fn the_agent_comes_back_after_kill_minus_one() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let snapshot = api.ready_snapshot("k1", image::tiny(), 64 * MIB);
+    let sb = api.ready_sandbox("k1", &snapshot, json!({}));
+    let dp = sb["dataplane_url"].as_str().unwrap().to_string();
+    // The request itself dies with the server that runs it: its answer does not matter.
+    let _ = api
+        .raw()
+        .post(format!("{dp}/execute"))
+        .header("X-Api-Key", crate::common::server::API_KEY)
+        .json(&json!({"command": "kill -9 -1", "shell": "/bin/sh"}))
+        .send();
+    crate::common::process::wait_for(
+        "the agent to answer again",
+        std::time::Duration::from_secs(30),
+        || {
+            let resp = api
+                .raw()
+                .post(format!("{dp}/execute"))
+                .header("X-Api-Key", crate::common::server::API_KEY)
+                .json(&json!({"command": "echo back", "shell": "/bin/sh"}))
+                .send()
+                .ok()?;
+            let body: serde_json::Value = resp.json().ok()?;
+            (body["stdout"] == "back\n").then_some(())
+        },
+    );
+    let r = api.call("GET", "/api/v2/sandboxes/boxes/k1", None);
+    assert_eq!(r.body["status"], "ready");
+    api.delete_sandbox("k1");
+}

@@ -195,13 +195,13 @@ fn fork_bomb_and_recover(api: &Api, victim: &Value, bystander: &Value) -> Stoppe
     assert_eq!(api.exec(bystander, "echo fine").stdout, "fine\n");
     let host = std::process::Command::new("true").status().unwrap();
     assert!(host.success(), "the host could not start a process");
-    // Recovered: a command runs again (and clears what is left of the bomb), and the
+    // Recovered: the bomb gives up forking after 10 s, a command runs again, and the
     // processes are gone.
     wait_for(
         "the sandbox to answer again",
         Duration::from_secs(300),
         || {
-            let out = try_exec(api, victim, "kill -9 -1 2>/dev/null; echo back");
+            let out = try_exec(api, victim, "echo back");
             (out.as_deref() == Some("back\n")).then_some(())
         },
     );
