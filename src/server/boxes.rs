@@ -5,7 +5,6 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 
 use super::default_snapshot;
 use super::error::ApiError;
@@ -155,17 +154,9 @@ pub async fn create(
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    name_contains: Option<String>,
-    status: Option<String>,
-    limit: Option<i64>,
-    offset: Option<i64>,
-}
-
 pub async fn list(
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<validate::ListQuery>,
 ) -> Result<Json<SandboxList>, ApiError> {
     let all: Vec<Sandbox> = state
         .store

@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
 
 use super::builder;
 use super::error::ApiError;
@@ -80,17 +79,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(snapshot)))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    name_contains: Option<String>,
-    status: Option<String>,
-    limit: Option<i64>,
-    offset: Option<i64>,
-}
-
 pub async fn list(
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<validate::ListQuery>,
 ) -> Result<Json<SnapshotList>, ApiError> {
     let needle = q.name_contains.as_deref().map(str::to_lowercase);
     let all: Vec<Snapshot> = state

@@ -103,6 +103,15 @@ pub fn ttl(field: &str, seconds: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Filters and paging shared by the list endpoints of sandboxes and snapshots.
+#[derive(Debug, serde::Deserialize)]
+pub struct ListQuery {
+    pub name_contains: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
 /// Limit/offset paging. Without a limit everything is returned: the official SDK's
 /// `list_*` calls cannot page, so a local server is friendlier returning all.
 pub fn page<T>(

@@ -31,13 +31,25 @@ pub fn shared() -> &'static Registry {
 
 fn start() -> Registry {
     let dir = tempfile::tempdir().unwrap();
+    let (child, host) = spawn(dir.path(), "");
+    Registry {
+        host,
+        _child: child,
+        _dir: dir,
+    }
+}
+
+/// Start `docker-registry` on a free loopback port with its storage under `dir` and
+/// `extra_config` (YAML, e.g. an `auth:` section) appended to its config; returns the process
+/// and `127.0.0.1:PORT` once it accepts connections.
+pub fn spawn(dir: &std::path::Path, extra_config: &str) -> (std::process::Child, String) {
     let port = free_port();
-    let config = dir.path().join("config.yml");
+    let config = dir.join("config.yml");
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra_config}",
+            dir.join("data").display()
         ),
     )
     .unwrap();
@@ -52,13 +64,7 @@ fn start() -> Registry {
         .expect("starting docker-registry (apt-get install docker-registry)");
     let host = format!("127.0.0.1:{port}");
     wait_for("docker-registry to answer", Duration::from_secs(30), || {
-        let resp = std::net::TcpStream::connect(&host).ok()?;
-        drop(resp);
-        Some(())
+        std::net::TcpStream::connect(&host).ok().map(drop)
     });
-    Registry {
-        host,
-        _child: child,
-        _dir: dir,
-    }
+    (child, host)
 }

@@ -1,11 +1,11 @@
 //! A real `docker-registry` on loopback that demands HTTP basic auth (bcrypt htpasswd),
 //! holding the tiny test image pushed with credentials.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command};
 
 use crate::common::image::build_tiny_layout;
-use crate::common::process::{die_with_parent, free_port, run_ok, wait_for};
+use crate::common::process::run_ok;
+use crate::common::registry::spawn;
 
 pub struct PrivateRegistry {
     /// `127.0.0.1:PORT`
@@ -19,7 +19,6 @@ impl PrivateRegistry {
     /// as `private/tiny:1`.
     pub fn with_tiny_image(user: &str, password: &str) -> PrivateRegistry {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let hash = run_ok(Command::new("python3").args([
             "-c",
             "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))",
@@ -27,29 +26,12 @@ impl PrivateRegistry {
         ]));
         let htpasswd = dir.path().join("htpasswd");
         std::fs::write(&htpasswd, format!("{user}:{}\n", hash.trim())).unwrap();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-                dir.path().join("data").display(),
+        let (child, host) = spawn(
+            dir.path(),
+            &format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
                 htpasswd.display()
             ),
-        )
-        .unwrap();
-        let mut cmd = Command::new("docker-registry");
-        cmd.arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        die_with_parent(&mut cmd);
-        let child = cmd.spawn().expect("starting docker-registry");
-        let host = format!("127.0.0.1:{port}");
-        wait_for(
-            "the private registry to answer",
-            Duration::from_secs(30),
-            || std::net::TcpStream::connect(&host).ok().map(drop),
         );
         let layout = dir.path().join("layout");
         let scratch = dir.path().join("scratch");
