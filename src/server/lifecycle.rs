@@ -11,8 +11,13 @@ use super::state::{AppState, now};
 use crate::api::{Sandbox, status};
 use crate::runtime::SandboxSpec;
 
-/// Process limit of every sandbox: generous for real workloads, fatal to fork bombs.
-pub const PIDS_LIMIT: i64 = 2048;
+/// A sandbox's process limit, scaled to its memory: one process per 512 KiB, between 128
+/// and 4096. A fork bomb then runs into the pids limit while memory is still free, so its
+/// processes can run to their end; were memory exhausted first, thousands of processes
+/// would stall in reclaim and the OOM killer would take many minutes to clear them.
+pub fn pids_limit(mem_bytes: i64) -> i64 {
+    (mem_bytes / (512 << 10)).clamp(128, 4096)
+}
 
 /// Boot the sandbox (which must be `provisioning`) and record `ready` or `failed`.
 pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
@@ -133,7 +138,7 @@ fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, String> {
         fs_capacity_bytes: sb
             .fs_capacity_bytes
             .unwrap_or(snap.snapshot.fs_capacity_bytes),
-        pids_limit: PIDS_LIMIT,
+        pids_limit: pids_limit(sb.mem_bytes.unwrap_or(1 << 30)),
         env,
         cwd: sb
             .run_config
@@ -141,4 +146,17 @@ fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, String> {
             .and_then(|r| r.work_dir.clone())
             .or(snap.image_workdir.clone()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pids_limit;
+
+    #[test]
+    fn the_pids_limit_scales_with_memory_within_bounds() {
+        assert_eq!(pids_limit(256 << 20), 512);
+        assert_eq!(pids_limit(1 << 30), 2048);
+        assert_eq!(pids_limit(16 << 20), 128);
+        assert_eq!(pids_limit(64 << 30), 4096);
+    }
 }
