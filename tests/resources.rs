@@ -283,6 +283,9 @@ fn memory_disk_and_process_limits_hold_and_updates_apply_at_restart() {
     });
     let limit = cgroup_file("memory", &sb, "memory.limit_in_bytes");
     assert_eq!(limit.trim(), (512 * MIB).to_string());
+    // …and it is what the sandbox itself sees.
+    let inside = api.exec(&sb, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes");
+    assert_eq!(inside.stdout.trim(), (512 * MIB).to_string(), "{inside:?}");
 
     api.delete_sandbox("lim");
     api.delete_sandbox("bomb");
