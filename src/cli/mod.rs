@@ -254,11 +254,7 @@ fn print_help(path: &[&str]) {
     let _ = target.print_help();
 }
 
-/// The script API reference: the `//!` header of `src/script/mod.rs`.
+/// The script API reference.
 pub fn script_reference() -> String {
-    include_str!("../script/mod.rs")
-        .lines()
-        .filter_map(|l| l.strip_prefix("//!"))
-        .map(|l| format!("{}\n", l.strip_prefix(' ').unwrap_or(l)))
-        .collect()
+    crate::script::REFERENCE.to_string()
 }

@@ -1,16 +1,34 @@
 //! `langsmith shell`: a rustyline REPL evaluating Rhai with the same bindings as scripts.
-//! Variables persist between lines; a line whose parse is incomplete continues on the next;
-//! results go through the CLI's output layer; errors are printed and the REPL continues.
-//! History lives in `<data dir>/langsmith/history`.
+//!
+//! Variables and functions persist between lines; a line whose parse is incomplete (an open
+//! block, bracket or string) continues on the next, and an empty line forces evaluation.
+//! Results go through the CLI's output layer; errors are printed and the REPL continues.
+//! Tab completes (see [`helper`]), hints appear dimmed, history lives in
+//! `<data dir>/langsmith/history`. Ctrl-C at the prompt clears the line, Ctrl-D (or `quit`)
+//! exits, Ctrl-C during an evaluation cancels it and kills the remote commands it started.
+
+mod catalog;
+mod context;
+mod helper;
+mod interrupt;
+mod names;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use rhai::{Dynamic, Scope};
-use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
+use rustyline::history::DefaultHistory;
+use rustyline::{CompletionType, Config, Editor};
 
+use self::catalog::Catalog;
+use self::helper::ReplHelper;
+use self::interrupt::InterruptGuard;
+use self::names::NameCache;
 use crate::cli::output::{self, Format};
 use crate::script::{ScriptHost, bridge};
 
-fn history_path() -> Option<std::path::PathBuf> {
+fn history_path() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("langsmith").join("history"))
 }
 
@@ -21,15 +39,46 @@ fn incomplete(err: &rhai::ParseError) -> bool {
     matches!(*err.0, P::UnexpectedEOF | P::MissingToken(..))
 }
 
+/// The scope's variables with their type names, for completion after `name.`.
+fn variable_types(host: &ScriptHost, scope: &Scope) -> BTreeMap<String, String> {
+    scope
+        .iter_raw()
+        .map(|(name, _, value)| {
+            let ty = host.engine.map_type_name(value.type_name());
+            (name.to_string(), ty.to_string())
+        })
+        .collect()
+}
+
+fn save_history(editor: &mut Editor<ReplHelper, DefaultHistory>, path: &Option<PathBuf>) {
+    if let Some(path) = path {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = editor.save_history(path);
+    }
+}
+
 /// Run the REPL until EOF (Ctrl-D) or `quit`.
 pub fn run(host: ScriptHost, format: Format) -> Result<u8, String> {
-    let mut editor = DefaultEditor::new().map_err(|e| format!("starting the shell: {e}"))?;
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .auto_add_history(false)
+        .build();
+    let mut editor: Editor<ReplHelper, DefaultHistory> =
+        Editor::with_config(config).map_err(|e| format!("starting the shell: {e}"))?;
+    let helper = ReplHelper::new(
+        Catalog::from_engine(&host.engine),
+        NameCache::new(host.bridge.clone()),
+    );
+    editor.set_helper(Some(helper));
     let history = history_path();
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
     eprintln!(
-        "langsmith shell — Rhai with sandbox bindings. `langsmith help-script` lists them; Ctrl-D quits."
+        "langsmith shell — Rhai with sandbox bindings. Tab completes; `langsmith help-script` \
+         documents them; Ctrl-C cancels, Ctrl-D quits."
     );
     let mut scope = Scope::new();
     // Functions defined on earlier lines; statements are evaluated once, functions kept.
@@ -53,13 +102,23 @@ pub fn run(host: ScriptHost, format: Format) -> Result<u8, String> {
                     Err(e) => eprintln!("{e}"),
                     Ok(ast) => {
                         let _ = editor.add_history_entry(buffer.trim_end());
+                        save_history(&mut editor, &history);
                         let ast = functions.merge(&ast);
                         functions = ast.clone_functions_only();
                         bridge::clear_interrupt();
-                        let result = host.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast);
+                        let result = {
+                            let _ctrl_c = InterruptGuard::arm(&host.handle, &host.bridge);
+                            host.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+                        };
+                        // A Ctrl-C must not linger into the completions of the next prompt.
+                        bridge::clear_interrupt();
                         match crate::script::finish(result) {
                             Ok(value) => print!("{}", output::render(&value, format).0),
                             Err(message) => eprintln!("error: {message}"),
+                        }
+                        let variables = variable_types(&host, &scope);
+                        if let Some(h) = editor.helper_mut() {
+                            h.set_variables(variables);
                         }
                     }
                 }
@@ -70,11 +129,6 @@ pub fn run(host: ScriptHost, format: Format) -> Result<u8, String> {
             Err(e) => return Err(format!("reading input: {e}")),
         }
     }
-    if let Some(path) = &history {
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let _ = editor.save_history(path);
-    }
+    save_history(&mut editor, &history);
     Ok(0)
 }

@@ -10,7 +10,7 @@ use rhai::{Dynamic, EvalAltResult, Map, Position};
 use tokio::runtime::Handle;
 use tokio::sync::{OnceCell, watch};
 
-use crate::client::{Client, ClientError, ConfigInputs};
+use crate::client::{Client, ClientError, Command, ConfigInputs};
 
 /// Shared by every binding object of one engine.
 #[derive(Debug)]
@@ -18,6 +18,8 @@ pub struct Bridge {
     handle: Handle,
     inputs: ConfigInputs,
     client: OnceCell<Client>,
+    /// Remote commands started through this bridge, killed by [`Bridge::interrupt`].
+    running: std::sync::Mutex<Vec<Command>>,
 }
 
 /// Result type of every binding.
@@ -59,7 +61,29 @@ impl Bridge {
             handle,
             inputs,
             client: OnceCell::new(),
+            running: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Remember a started remote command so that [`Bridge::interrupt`] can kill it.
+    pub fn track(&self, command: &Command) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.push(command.clone());
+    }
+
+    /// Ctrl-C: the blocked call returns the (uncatchable) error "interrupted", and every remote
+    /// command started through this bridge is killed (a finished one ignores the kill).
+    pub fn interrupt(&self) {
+        interrupt_channel().0.send_replace(true);
+        let running = std::mem::take(&mut *self.running.lock().unwrap_or_else(|e| e.into_inner()));
+        for command in running {
+            command.kill();
+        }
+    }
+
+    /// Whether Ctrl-C was pressed since the last [`clear_interrupt`] (for `on_progress`).
+    pub fn interrupted() -> bool {
+        interrupted()
     }
 
     /// Run a future to completion from the script thread; Ctrl-C aborts it.

@@ -6,45 +6,9 @@
 //! printed by the CLI's output layer (JSON, or tables with `--format pretty`); scripts never
 //! format output themselves.
 //!
-//! # Script API
-//!
-//! Every command-line subcommand gets its parsed arguments as the constant map `args`
-//! (flag names in snake_case, e.g. `args.snapshot_id`). `langsmith run FILE.rhai A B` gets
-//! `args.argv == ["A", "B"]`.
-//!
-//! **Sandboxes** — `sandbox_create(#{name, snapshot_id, vcpus, mem_bytes, fs_capacity_bytes,
-//! proxy_config, wait_for_ready, timeout, …})`, `sandbox_get(name)`, `sandbox_resolve(name)`
-//! (must be ready, with a dataplane URL), `sandbox_list()`, `sandbox_update(name, #{vcpus,
-//! mem_bytes, fs_capacity_bytes, proxy_config})`, `sandbox_delete(name)`, `sandbox_start(name)`,
-//! `sandbox_stop(name)`, `sandbox_wait(name, timeout_secs)`.
-//! A `Sandbox` has `id name status status_message dataplane_url snapshot_id vcpus mem_bytes
-//! fs_capacity_bytes created_at updated_at` and
-//! `exec(cmd)` / `exec(cmd, #{shell, env, cwd, timeout, stream})` → `#{stdout, stderr,
-//! exit_code}` (`stream: true` prints output live instead of collecting it),
-//! `command(cmd[, opts])` → `Command` (`stdin: true` keeps stdin open),
-//! `read(path)` → string, `read_bytes(path)` → blob, `write(path, string|blob)`,
-//! `start()`, `stop()`, `delete()`, `refresh()`, `wait([timeout_secs])`, `to_map()`.
-//!
-//! **Snapshots** — `snapshot_build(#{name, docker_image, fs_capacity_bytes, registry_url,
-//! registry_username, registry_password})`, `snapshot_capture(sandbox_name, #{name,
-//! checkpoint})`, `snapshot_get(id)`, `snapshot_list()`, `snapshot_wait(id, timeout_secs)`,
-//! `snapshot_delete(id)`. A `Snapshot` has `id name status status_message docker_image
-//! image_digest source_sandbox_id fs_capacity_bytes fs_used_bytes created_at updated_at` and
-//! `wait([timeout_secs])`, `refresh()`, `delete()`, `to_map()`.
-//!
-//! **Commands** — `Command` (from `Sandbox.command`) has `id`, `pid`, `next()` → `#{type: "stdout" |
-//! "stderr", data}` / `#{type: "exit", exit_code}` / `()` when done, `wait()` → `#{stdout,
-//! stderr, exit_code}`, `send(text)`, `close_stdin()`, `kill()`.
-//!
-//! **Helpers** — `parse_size("4gb", "--capacity")` → bytes, `parse_json_arg(text_or_@file,
-//! flag)`, `shell_join(argv)`, `go_quote(text)`, `connect()` (resolve endpoint and key now),
-//! `exit_status(code)` (a value that makes the CLI print nothing and exit with `code`;
-//! Rhai's own `exit(value)` stops a script with `value` as its result), `sleep(secs)`, `eprint(text)`,
-//! `is_terminal_stderr()`.
-//!
-//! **Errors** — API failures are catchable: `try { … } catch (e) { e.status; e.type;
-//! e.message; e.text }` (`status` is `()` when there was no HTTP answer; `text` is the line the
-//! CLI prints, e.g. `getting sandbox: HTTP 404: …`). Argument errors are thrown strings.
+//! The script API is documented in one reference, `reference.md` next to this file, printed
+//! by `langsmith help-script`; a test checks that every registered function, method and
+//! property appears in it.
 
 pub mod bridge;
 pub mod builtins;
@@ -53,6 +17,7 @@ pub mod helpers;
 pub mod sandbox;
 mod sandbox_fns;
 pub mod snapshot;
+mod streaming;
 
 use std::sync::Arc;
 
@@ -66,22 +31,32 @@ pub use snapshot::SnapshotObj;
 
 use crate::client::ConfigInputs;
 
+/// The script API reference (`langsmith help-script`).
+pub const REFERENCE: &str = include_str!("reference.md");
+
 /// The engine with every binding registered.
 pub struct ScriptHost {
     pub engine: Engine,
     pub bridge: Arc<Bridge>,
+    /// The runtime the bridge drives client calls on (the REPL listens for Ctrl-C on it).
+    pub handle: tokio::runtime::Handle,
 }
 
 impl ScriptHost {
     pub fn new(handle: tokio::runtime::Handle, inputs: ConfigInputs) -> Self {
-        let bridge = Bridge::new(handle, inputs);
+        let bridge = Bridge::new(handle.clone(), inputs);
         let mut engine = Engine::new();
         engine.on_progress(|_| bridge::interrupted().then(|| Dynamic::from("interrupted")));
         snapshot::register(&mut engine, &bridge);
         sandbox::register(&mut engine, &bridge);
         command::register(&mut engine);
+        streaming::register(&mut engine);
         helpers::register(&mut engine, &bridge);
-        ScriptHost { engine, bridge }
+        ScriptHost {
+            engine,
+            bridge,
+            handle,
+        }
     }
 
     /// Compile a script, naming its origin in syntax errors. A `#!` first line (shebang) is
@@ -142,6 +117,43 @@ mod tests {
         for (name, src) in builtins::BUILTINS.iter().chain(builtins::EXAMPLES) {
             host.compile(name, src).unwrap();
         }
+    }
+
+    /// Whether `word` occurs in `text` as a whole identifier.
+    fn mentions(text: &str, word: &str) -> bool {
+        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        text.match_indices(word).any(|(i, _)| {
+            let before = text[..i].chars().next_back();
+            let after = text[i + word.len()..].chars().next();
+            !before.is_some_and(ident) && !after.is_some_and(ident)
+        })
+    }
+
+    #[test]
+    fn the_reference_documents_every_registered_function_method_and_property() {
+        let (_rt, host) = host();
+        let signatures = host.engine.gen_fn_signatures(false);
+        assert!(signatures.len() > 50, "{signatures:?}");
+        let mut missing = std::collections::BTreeSet::new();
+        for sig in &signatures {
+            let name = &sig[..sig.find('(').unwrap()];
+            let name = name.strip_prefix("get$").unwrap_or(name);
+            let receiver = sig
+                .split_once("(_: &mut ")
+                .map(|(_, rest)| rest.split([',', ')']).next().unwrap());
+            if !mentions(REFERENCE, name) {
+                missing.insert(name.to_string());
+            }
+            if let Some(ty) = receiver
+                && !mentions(REFERENCE, ty)
+            {
+                missing.insert(ty.to_string());
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "undocumented in src/script/reference.md: {missing:?}"
+        );
     }
 
     #[test]

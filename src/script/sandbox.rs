@@ -47,6 +47,7 @@ impl SandboxObj {
         let cmd = self.bridge.call("execute", |c| async move {
             c.exec(&dp, &command, &options).await
         })?;
+        self.bridge.track(&cmd);
         Ok(CommandObj {
             command: cmd,
             bridge: self.bridge.clone(),

@@ -1,4 +1,5 @@
-//! The `sandbox_*` module functions: create, get, resolve, list, update, delete, start, stop, wait.
+//! The `sandbox_*` module functions: create, get (also as `sandbox(name)`), resolve, list,
+//! update, delete, start, stop, wait.
 
 use std::sync::Arc;
 
@@ -19,18 +20,17 @@ pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {
             Ok(wrap(&b, data))
         },
     );
-    let b = bridge.clone();
-    engine.register_fn(
-        "sandbox_get",
-        move |name: &str| -> ScriptResult<SandboxObj> {
+    for name in ["sandbox_get", "sandbox"] {
+        let b = bridge.clone();
+        engine.register_fn(name, move |name: &str| -> ScriptResult<SandboxObj> {
             let name = name.to_string();
             let data = b.call(
                 "getting sandbox",
                 |c| async move { c.get_sandbox(&name).await },
             )?;
             Ok(wrap(&b, data))
-        },
-    );
+        });
+    }
     let b = bridge.clone();
     engine.register_fn("sandbox_resolve", move |name: &str| resolve_ready(&b, name));
     let b = bridge.clone();

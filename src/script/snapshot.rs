@@ -124,18 +124,17 @@ pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {
             Ok(SnapshotObj::new(&b, data))
         },
     );
-    let b = bridge.clone();
-    engine.register_fn(
-        "snapshot_get",
-        move |id: &str| -> ScriptResult<SnapshotObj> {
+    for name in ["snapshot_get", "snapshot"] {
+        let b = bridge.clone();
+        engine.register_fn(name, move |id: &str| -> ScriptResult<SnapshotObj> {
             let id = id.to_string();
             let data = b.call(
                 "getting snapshot",
                 |c| async move { c.get_snapshot(&id).await },
             )?;
             Ok(SnapshotObj::new(&b, data))
-        },
-    );
+        });
+    }
     let b = bridge.clone();
     engine.register_fn("snapshot_list", move || -> ScriptResult<Array> {
         let list = b.call(
