@@ -7,6 +7,7 @@ mod api_surface;
 mod capture;
 mod cli_commands;
 mod durability;
+mod examples;
 mod isolation;
 mod resources;
 mod script;

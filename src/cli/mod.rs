@@ -33,9 +33,14 @@ pub fn main() -> ExitCode {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let cli = match Cli::try_parse_from(argv) {
+    let cli = match Cli::try_parse_from(argv.clone()) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            // Rendered again from the tree with the user's scripts, so they are listed.
+            let e = with_user_scripts(Cli::command())
+                .try_get_matches_from(argv)
+                .err()
+                .unwrap_or(e);
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
@@ -242,7 +247,7 @@ fn external(parent: &str, argv: Vec<String>) -> Result<Option<(String, Map)>, St
 
 /// Help of the (sub)command at `path`, on stdout.
 fn print_help(path: &[&str]) {
-    let mut cmd = Cli::command();
+    let mut cmd = with_user_scripts(Cli::command());
     cmd.build();
     let mut target = &mut cmd;
     for name in path {
@@ -252,6 +257,31 @@ fn print_help(path: &[&str]) {
         target = target.find_subcommand_mut(name).expect("checked above");
     }
     let _ = target.print_help();
+}
+
+/// The command tree plus the subcommands that user scripts add (`sandbox/hello.rhai` →
+/// `sandbox hello`), for help output. Parsing itself reaches them as external subcommands.
+fn with_user_scripts(cmd: clap::Command) -> clap::Command {
+    let add = |mut parent: clap::Command, dir: &str| {
+        for (name, about) in crate::script::builtins::user_commands(dir) {
+            // clap names are `&'static str` without its `string` feature; this runs once,
+            // only to print help, so leaking a few short strings is harmless.
+            let name: &'static str = Box::leak(name.into_boxed_str());
+            parent = parent.subcommand(
+                clap::Command::new(name).about(about).arg(
+                    clap::Arg::new("args")
+                        .num_args(0..)
+                        .trailing_var_arg(true)
+                        .allow_hyphen_values(true),
+                ),
+            );
+        }
+        parent
+    };
+    cmd.mut_subcommand("sandbox", |sandbox| {
+        add(sandbox, "sandbox")
+            .mut_subcommand("snapshot", |snapshot| add(snapshot, "sandbox/snapshot"))
+    })
 }
 
 /// The script API reference.

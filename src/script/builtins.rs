@@ -80,6 +80,18 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "examples/stream",
         include_str!("../../scripts/examples/stream.rhai"),
     ),
+    (
+        "examples/fanout",
+        include_str!("../../scripts/examples/fanout.rhai"),
+    ),
+    (
+        "examples/snapshot_reuse",
+        include_str!("../../scripts/examples/snapshot_reuse.rhai"),
+    ),
+    (
+        "examples/test_suite",
+        include_str!("../../scripts/examples/test_suite.rhai"),
+    ),
 ];
 
 /// The user scripts folder, if one can be named.
@@ -119,4 +131,40 @@ pub fn find(name: &str) -> Result<Option<Found>, std::io::Error> {
             origin: format!("built-in {n}.rhai"),
             source: Cow::Borrowed(src),
         }))
+}
+
+/// User scripts that add subcommands under `parent` (e.g. `sandbox`): `(name, description)`
+/// for each `<scripts dir>/<parent>/<name>.rhai` that is not a built-in, sorted. The
+/// description is the script's first `//` comment line (after any shebang).
+pub fn user_commands(parent: &str) -> Vec<(String, String)> {
+    let Some(dir) = user_dir().map(|d| d.join(parent)) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, String)> = entries
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".rhai")?
+                .to_string();
+            let builtin = format!("{parent}/{name}");
+            if BUILTINS.iter().any(|(n, _)| *n == builtin) {
+                return None; // an override: already listed with its built-in description
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let about = text
+                .lines()
+                .filter(|l| !l.starts_with("#!"))
+                .find_map(|l| l.trim().strip_prefix("//"))
+                .map(|l| l.trim().to_string())
+                .unwrap_or_else(|| format!("User script {}", path.display()));
+            Some((name, about))
+        })
+        .collect();
+    found.sort();
+    found
 }

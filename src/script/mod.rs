@@ -18,6 +18,7 @@ pub mod sandbox;
 mod sandbox_fns;
 pub mod snapshot;
 mod streaming;
+mod transfer;
 
 use std::sync::Arc;
 
@@ -51,6 +52,7 @@ impl ScriptHost {
         sandbox::register(&mut engine, &bridge);
         command::register(&mut engine);
         streaming::register(&mut engine);
+        transfer::register(&mut engine);
         helpers::register(&mut engine, &bridge);
         ScriptHost {
             engine,

@@ -83,6 +83,16 @@ impl SandboxObj {
         }
     }
 
+    /// The contents of a file in the sandbox.
+    pub fn read_file(&self, path: &str) -> ScriptResult<Blob> {
+        read(self, path)
+    }
+
+    /// Create or replace a file in the sandbox.
+    pub fn write_file(&self, path: &str, data: Vec<u8>) -> ScriptResult<()> {
+        write(self, path, data)
+    }
+
     fn wait(&mut self, timeout: i64) -> ScriptResult<SandboxObj> {
         let (name, secs) = (self.data.name.clone(), timeout.max(0) as u64);
         self.bridge
