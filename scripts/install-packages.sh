@@ -14,6 +14,7 @@ packages=(
   python3 python3-venv        # the official SDK conformance tests
   ca-certificates
   mmdebstrap      # builds the default Debian snapshot (system/default) on first use
+  tmux            # terminal tests of the shell and the console
   "$@"
 )
 

@@ -9,6 +9,7 @@ mod cli_commands;
 mod durability;
 mod examples;
 mod isolation;
+mod repl;
 mod resources;
 mod script;
 mod sdk;

@@ -40,3 +40,216 @@ fn the_repl_evaluates_lines_with_the_bindings() {
         out.stderr
     );
 }
+
+/// Write `source` to a temporary `.rhai` file and `langsmith run` it with `args`.
+fn run_source(server: &TestServer, source: &str, args: &[&str]) -> cli::CliOutput {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.rhai");
+    std::fs::write(&file, source).unwrap();
+    let mut argv = vec!["run", file.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    cli::run(server, &argv)
+}
+
+#[test]
+fn commands_stream_to_callbacks_take_input_and_can_be_killed() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let snapshot = api.ready_snapshot("api-tiny", image::tiny(), 64 << 20);
+    let source = r#"
+        let sb = sandbox_create(#{ name: "api-box", snapshot_id: args.argv[0], wait_for_ready: true });
+        let r = #{};
+        // Synchronous exec with options.
+        r.plain = sb.exec("echo $GREETING from $(pwd); echo oops >&2; exit 4",
+                         #{ env: #{ GREETING: "hi" }, cwd: "/tmp" });
+        // A callback per chunk, in order, with its kind.
+        let chunks = [];
+        let streamed = sb.exec("echo one; echo two >&2; echo three", |kind, data| chunks.push(`${kind}:${data}`));
+        r.chunks = chunks;
+        r.streamed_exit = streamed.exit_code;
+        // The same on a background command, which a callback stops by returning false.
+        let seen = [];
+        let endless = sb.command("while true; do echo tick; sleep 0.1; done");
+        r.each_exit = endless.each(|kind, data| { seen.push(data); seen.len() < 3 }).exit_code;
+        r.each_seen_at_least = seen.len() >= 3;
+        // stdin: send, then close; the command sees both lines and EOF.
+        let cat = sb.command("cat; echo end", #{ stdin: true });
+        cat.send("line 1\n");
+        cat.send("line 2\n");
+        cat.close_stdin();
+        r.cat = cat.wait();
+        // kill: SIGKILL, reported as 128 + 9.
+        let sleeper = sb.command("sleep 600");
+        sleeper.kill();
+        r.killed = sleeper.wait().exit_code;
+        // Files, both ways, text and bytes.
+        sb.write("/root/a/b.txt", "text\n");
+        r.text = sb.read("/root/a/b.txt");
+        sb.write("/root/bin.dat", blob(3, 0xff));
+        r.bytes = sb.read_bytes("/root/bin.dat").len();
+        // Catchable errors carry status, type and message.
+        try { sandbox("no-such-box") } catch (e) { r.error = #{ status: e.status, type: e.type, message: e.message }; }
+        try { sb.read("/no/such/file") } catch (e) { r.file_error = e.status; }
+        // Lifecycle: stop and start keep the files.
+        sb.stop();
+        sb.start();
+        sb.wait();
+        r.after_restart = sb.exec("cat /root/a/b.txt").stdout;
+        sb.delete();
+        r
+    "#;
+    let out = run_source(&server, source, &[&snapshot]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["plain"]["stdout"], "hi from /tmp\n", "{r}");
+    assert_eq!(r["plain"]["stderr"], "oops\n");
+    assert_eq!(r["plain"]["exit_code"], 4);
+    let chunks: Vec<String> = r["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let stdout: String = chunks
+        .iter()
+        .filter_map(|c| c.strip_prefix("stdout:"))
+        .collect();
+    let stderr: String = chunks
+        .iter()
+        .filter_map(|c| c.strip_prefix("stderr:"))
+        .collect();
+    assert_eq!(
+        (stdout.as_str(), stderr.as_str()),
+        ("one\nthree\n", "two\n")
+    );
+    assert_eq!(r["streamed_exit"], 0);
+    assert_eq!(r["each_exit"], 137, "returning false kills: {r}");
+    assert_eq!(r["each_seen_at_least"], true);
+    assert_eq!(r["cat"]["stdout"], "line 1\nline 2\nend\n");
+    assert_eq!(r["killed"], 137);
+    assert_eq!(r["text"], "text\n");
+    assert_eq!(r["bytes"], 3);
+    assert_eq!(r["error"]["status"], 404, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert!(r["error"]["type"].as_str().is_some());
+    assert_eq!(r["file_error"], 404, "{r}");
+    assert_eq!(r["after_restart"], "text\n");
+    let gone = api.call("GET", "/api/v2/sandboxes/boxes/api-box", None);
+    assert_eq!(gone.status, 404);
+}
+
+/// `langsmith ARGS…` with its config directory at `config` (no server needed).
+fn run_with_config(config: &std::path::Path, args: &[&str]) -> cli::CliOutput {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_langsmith"))
+        .args(args)
+        .env("XDG_CONFIG_HOME", config)
+        .env_remove("LANGSMITH_SCRIPTS_DIR")
+        .output()
+        .unwrap();
+    cli::CliOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_user_script_in_the_config_folder_becomes_a_sandbox_subcommand() {
+    let config = tempfile::tempdir().unwrap();
+    let scripts = config.path().join("langsmith/scripts/sandbox");
+    std::fs::create_dir_all(scripts.join("snapshot")).unwrap();
+    std::fs::write(
+        scripts.join("hello.rhai"),
+        "// Greet whoever is named.\n#{ greeting: `hello ${args.argv[0]}`, rest: args.argv }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        scripts.join("snapshot/tidy.rhai"),
+        "// Tidy up snapshots.\n\"tidy\"\n",
+    )
+    .unwrap();
+    // An override of a built-in: `sandbox list` now runs the user's script.
+    std::fs::write(scripts.join("list.rhai"), "[\"overridden\"]\n").unwrap();
+
+    let out = run_with_config(config.path(), &["sandbox", "hello", "world", "--loud"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["greeting"], "hello world");
+    assert_eq!(r["rest"], serde_json::json!(["world", "--loud"]));
+
+    let help = run_with_config(config.path(), &["sandbox", "--help"]);
+    assert_eq!(help.code, 0);
+    assert!(
+        help.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("hello") && l.contains("Greet whoever is named.")),
+        "{}",
+        help.stdout
+    );
+    let help = run_with_config(config.path(), &["sandbox", "snapshot", "--help"]);
+    assert!(
+        help.stdout.contains("Tidy up snapshots."),
+        "{}",
+        help.stdout
+    );
+    assert!(!help.stdout.contains("hello"), "{}", help.stdout);
+
+    let out = run_with_config(config.path(), &["sandbox", "list"]);
+    assert_eq!(
+        out.json(),
+        serde_json::json!(["overridden"]),
+        "{}",
+        out.stderr
+    );
+
+    // Without the folder the subcommand is unknown again (help, as in the GA CLI).
+    let empty = tempfile::tempdir().unwrap();
+    let help = run_with_config(empty.path(), &["sandbox", "--help"]);
+    assert!(!help.stdout.contains("hello"), "{}", help.stdout);
+}
+
+#[test]
+fn scripts_run_by_file_and_by_shebang_receive_their_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("args.rhai");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/env langsmith\n// Echo the arguments.\n#{ argv: args.argv, n: args.argv.len() }\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let expected = serde_json::json!({"argv": ["a", "b c", "--flag"], "n": 3});
+
+    let by_run = run_with_config(
+        dir.path(),
+        &["run", script.to_str().unwrap(), "a", "b c", "--flag"],
+    );
+    assert_eq!(by_run.code, 0, "{}", by_run.stderr);
+    assert_eq!(by_run.json(), expected);
+
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_langsmith"))
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new(&script)
+        .args(["a", "b c", "--flag"])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value, expected);
+}
