@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rhai::{Array, Blob, Dynamic, Engine, Map};
 
-use super::bridge::{Bridge, ScriptResult, opt, user_error};
+use super::bridge::{Bridge, ScriptResult, client_error, opt, user_error};
 use super::command::{CommandObj, exec_options, output_map};
 use super::snapshot::from_map;
 use crate::api::{CreateSandboxRequest, Sandbox, UpdateSandboxRequest, status};
@@ -40,13 +40,17 @@ impl SandboxObj {
         }
     }
 
-    /// Start a command; the caller decides how to consume it.
+    /// Start a command; the caller decides how to consume it. With `forward_stdin` this
+    /// process's stdin is copied to it; with `pty` its window follows the local terminal.
     pub fn spawn(&self, command: &str, opts: &Map) -> ScriptResult<CommandObj> {
-        let (dp, options) = (self.dataplane()?, exec_options(opts)?);
-        let command = command.to_string();
-        let cmd = self.bridge.call("execute", |c| async move {
-            c.exec(&dp, &command, &options).await
-        })?;
+        let (dp, (options, local)) = (self.dataplane()?, exec_options(opts)?);
+        let cmd = self.bridge.start_command(&dp, command, &options)?;
+        if local.forward_stdin {
+            cmd.forward_stdin(std::io::stdin(), options.pty);
+        }
+        if options.pty {
+            self.bridge.enter(|| cmd.follow_terminal_size());
+        }
         Ok(CommandObj {
             command: cmd,
             bridge: self.bridge.clone(),
@@ -64,15 +68,16 @@ impl SandboxObj {
             return handle.wait();
         }
         let bridge = &self.bridge;
+        let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
         loop {
             let event = bridge.block_on(handle.command.next_event())?;
             match event {
-                Some(ExecEvent::Stdout(s)) => write_out(&mut std::io::stdout(), &s),
-                Some(ExecEvent::Stderr(s)) => write_out(&mut std::io::stderr(), &s),
+                Some(ExecEvent::Stdout(s)) => write_out(&mut stdout, &s),
+                Some(ExecEvent::Stderr(s)) => write_out(&mut stderr, &s),
                 Some(ExecEvent::Exit(code)) => {
                     return Ok(output_map(String::new(), String::new(), code));
                 }
-                Some(ExecEvent::Error(e)) => return Err(super::bridge::client_error(e, None)),
+                Some(ExecEvent::Error(e)) => return Err(client_error(e, Some("execute"))),
                 None => {
                     return Err(user_error(
                         "execute: the command's event stream ended early",
