@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
+use tokio_tungstenite::tungstenite::Message;
 
 use super::ClientError;
 use super::exec::{Control, ExecEvent, StdinItem};
+use super::exec_socket::{Socket, connect, send};
 use crate::api::exec::{ClientMessage, ExecuteMessage, ServerMessage};
 
 /// Re-attachments tried after a socket drops (the count restarts after each `started`).
@@ -18,8 +19,6 @@ const MAX_RECONNECTS: u32 = 5;
 
 /// What [`super::Starting::started`] waits for: the session id and pid, or why it failed.
 pub(super) type Started = Result<(String, Option<u32>), ClientError>;
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub(super) struct Session {
     url: String,
@@ -119,34 +118,9 @@ impl Session {
     /// Open a socket and send `execute` (before the first `started`, re-sending the same
     /// `command_id` is idempotent) or `reconnect` from our offsets.
     async fn attach(&self) -> Result<Socket, Ended> {
-        let refuse = |error: ClientError, retryable| Ended::Lost { error, retryable };
-        let mut request = self.url.as_str().into_client_request().map_err(|e| {
-            refuse(
-                ClientError::Config(format!("bad dataplane URL: {e}")),
-                false,
-            )
-        })?;
-        let key = self.api_key.parse().map_err(|_| {
-            refuse(
-                ClientError::Config("API key is not a valid header value".into()),
-                false,
-            )
-        })?;
-        request.headers_mut().insert("X-Api-Key", key);
-        let (mut socket, _) = match tokio_tungstenite::connect_async(request).await {
-            Ok(ok) => ok,
-            Err(tungstenite::Error::Http(resp)) => {
-                let status = resp.status().as_u16();
-                let body = resp
-                    .body()
-                    .as_deref()
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default();
-                let retryable = status == 429 || status >= 500;
-                return Err(refuse(ClientError::from_response(status, &body), retryable));
-            }
-            Err(e) => return Err(lost(e)),
-        };
+        let mut socket = connect(&self.url, &self.api_key)
+            .await
+            .map_err(|(error, retryable)| Ended::Lost { error, retryable })?;
         let first = match (&self.started, self.execute.command_id.clone()) {
             (None, Some(command_id)) => ClientMessage::Reconnect {
                 command_id,
@@ -310,9 +284,4 @@ impl Session {
             ExecEvent::Stderr(fresh)
         })
     }
-}
-
-async fn send(socket: &mut Socket, msg: &ClientMessage) -> Result<(), tungstenite::Error> {
-    let text = serde_json::to_string(msg).expect("client messages serialise");
-    socket.send(Message::text(text)).await
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod exec;
 mod exec_local;
 mod exec_session;
+mod exec_socket;
 pub mod files;
 pub mod sandbox;
 pub mod snapshot;

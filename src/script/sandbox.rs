@@ -72,8 +72,14 @@ impl SandboxObj {
         loop {
             let event = bridge.block_on(handle.command.next_event())?;
             match event {
-                Some(ExecEvent::Stdout(s)) => write_out(&mut stdout, &s),
-                Some(ExecEvent::Stderr(s)) => write_out(&mut stderr, &s),
+                Some(ExecEvent::Stdout(s)) => {
+                    if !write_out(&mut stdout, &s) {
+                        return reader_gone(&handle);
+                    }
+                }
+                Some(ExecEvent::Stderr(s)) => {
+                    let _ = write_out(&mut stderr, &s);
+                }
                 Some(ExecEvent::Exit(code)) => {
                     return Ok(output_map(String::new(), String::new(), code));
                 }
@@ -105,9 +111,26 @@ impl SandboxObj {
     }
 }
 
-fn write_out(out: &mut impl Write, s: &str) {
-    let _ = out.write_all(s.as_bytes());
-    let _ = out.flush();
+/// Write and flush; `false` when the reader closed the pipe.
+fn write_out(out: &mut impl Write, s: &str) -> bool {
+    let written = out.write_all(s.as_bytes()).and_then(|()| out.flush());
+    !matches!(written, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Whoever read our stdout is gone (`exec … | head`): kill the command, as a local pipeline
+/// would by SIGPIPE, wait until the sandbox confirms, and report 128 + SIGPIPE.
+fn reader_gone(handle: &CommandObj) -> ScriptResult<Map> {
+    handle.command.kill();
+    while let Some(event) = handle.bridge.block_on(handle.command.next_event())? {
+        if matches!(event, ExecEvent::Exit(_) | ExecEvent::Error(_)) {
+            break;
+        }
+    }
+    Ok(output_map(
+        String::new(),
+        String::new(),
+        128 + libc::SIGPIPE,
+    ))
 }
 
 pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {

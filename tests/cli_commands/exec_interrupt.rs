@@ -1,6 +1,6 @@
 //! `langsmith sandbox exec` when things go wrong mid-command: Ctrl-C kills the remote command
-//! and exits 130; a crash and restart of the server is survived by re-attaching from byte
-//! offsets, so every byte of output arrives exactly once.
+//! and exits 130, so does a reader closing the CLI's stdout (exit 141); a crash and restart of
+//! the server is survived by re-attaching from byte offsets, so every byte arrives exactly once.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
@@ -97,4 +97,34 @@ fn a_server_crash_mid_command_is_survived_with_every_byte_once() {
             expected.len()
         );
     }
+}
+
+#[test]
+fn a_closed_stdout_kills_the_remote_command_like_sigpipe() {
+    let (server, api, sb) = sandbox("x");
+    let marker = "pipe-marker-9c2e";
+    let script = format!("while :; do echo {marker}; done");
+    let mut child = cli::spawn(
+        &server,
+        &["sandbox", "exec", "x", "--", "sh", "-c", &script],
+        Stdio::null(),
+    );
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), marker);
+    drop(stdout); // as `… | head -1` would
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(141), "{stderr}");
+    assert!(
+        !running(&api, &sb, marker),
+        "the remote command outlived its reader"
+    );
 }
