@@ -4,6 +4,8 @@
 //! the submodules.
 
 mod errors;
+mod exec;
+mod exec_interrupt;
 mod sandboxes;
 mod snapshots;
 mod table;

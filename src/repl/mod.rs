@@ -26,7 +26,7 @@ use self::helper::ReplHelper;
 use self::interrupt::Interrupts;
 use self::names::NameCache;
 use crate::cli::output::{self, Format};
-use crate::script::{ScriptHost, bridge};
+use crate::script::ScriptHost;
 
 fn history_path() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("langsmith").join("history"))
@@ -108,13 +108,13 @@ pub fn run(host: ScriptHost, format: Format) -> Result<u8, String> {
                         save_history(&mut editor, &history);
                         let ast = functions.merge(&ast);
                         functions = ast.clone_functions_only();
-                        bridge::clear_interrupt();
+                        host.bridge.clear_interrupt();
                         let result = {
                             let _ctrl_c = interrupts.arm();
                             host.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
                         };
                         // A Ctrl-C must not linger into the completions of the next prompt.
-                        bridge::clear_interrupt();
+                        host.bridge.clear_interrupt();
                         match crate::script::finish(result) {
                             Ok(value) => print!("{}", output::render(&value, format).0),
                             Err(message) => eprintln!("error: {message}"),

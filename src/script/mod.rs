@@ -2,9 +2,9 @@
 //! bindings, the async bridge, and the built-in scripts behind every `sandbox` subcommand.
 //!
 //! Scripts run on a plain thread (never a tokio worker); client calls block on the runtime
-//! through [`bridge::Bridge`]. Ctrl-C stops a script (not catchable). A script's value is
-//! printed by the CLI's output layer (JSON, or tables with `--format pretty`); scripts never
-//! format output themselves.
+//! through [`bridge::Bridge`]. Ctrl-C kills the script's remote commands and stops it.
+//! A script's value is printed by the CLI's output layer (JSON, or tables with
+//! `--format pretty`); scripts never format output themselves.
 //!
 //! The script API is documented in one reference, `reference.md` next to this file, printed
 //! by `langsmith help-script`; a test checks that every registered function, method and
@@ -47,7 +47,8 @@ impl ScriptHost {
     pub fn new(handle: tokio::runtime::Handle, inputs: ConfigInputs) -> Self {
         let bridge = Bridge::new(handle.clone(), inputs);
         let mut engine = Engine::new();
-        engine.on_progress(|_| bridge::interrupted().then(|| Dynamic::from("interrupted")));
+        let watched = bridge.clone();
+        engine.on_progress(move |_| watched.interrupted().then(|| Dynamic::from("interrupted")));
         snapshot::register(&mut engine, &bridge);
         sandbox::register(&mut engine, &bridge);
         command::register(&mut engine);
