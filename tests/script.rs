@@ -253,3 +253,23 @@ fn scripts_run_by_file_and_by_shebang_receive_their_arguments() {
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(value, expected);
 }
+
+#[test]
+fn the_readme_scripting_example_runs() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let snapshot = api.ready_snapshot("readme-tiny", image::tiny(), 64 << 20);
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("```rhai\n")
+        .expect("a rhai example in the README")
+        + 8;
+    let source = &readme[start..start + readme[start..].find("```").unwrap()];
+    let out = run_source(&server, source, &[&snapshot]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("typed\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("stdout: 1\n"), "{}", out.stdout);
+    assert!(!out.stdout.contains("failed:"), "{}", out.stdout);
+    let gone = api.call("GET", "/api/v2/sandboxes/boxes/demo", None);
+    assert_eq!(gone.status, 404);
+}

@@ -13,6 +13,7 @@ pub mod output;
 mod output_tests;
 pub mod table;
 pub mod text;
+mod user_scripts;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ use rhai::{Dynamic, Map};
 use self::args::{Cli, Command, SandboxSub, SnapshotSub};
 use self::errors::{clap_message, exact_name, print_error};
 use self::output::Format;
+use self::user_scripts::with_user_scripts;
 use crate::client::ConfigInputs;
 use crate::script::ScriptHost;
 
@@ -283,31 +285,6 @@ fn print_help(path: &[&str]) {
         target = target.find_subcommand_mut(name).expect("checked above");
     }
     let _ = target.print_help();
-}
-
-/// The command tree plus the subcommands that user scripts add (`sandbox/hello.rhai` →
-/// `sandbox hello`), for help output. Parsing itself reaches them as external subcommands.
-fn with_user_scripts(cmd: clap::Command) -> clap::Command {
-    let add = |mut parent: clap::Command, dir: &str| {
-        for (name, about) in crate::script::builtins::user_commands(dir) {
-            // clap names are `&'static str` without its `string` feature; this runs once,
-            // only to print help, so leaking a few short strings is harmless.
-            let name: &'static str = Box::leak(name.into_boxed_str());
-            parent = parent.subcommand(
-                clap::Command::new(name).about(about).arg(
-                    clap::Arg::new("args")
-                        .num_args(0..)
-                        .trailing_var_arg(true)
-                        .allow_hyphen_values(true),
-                ),
-            );
-        }
-        parent
-    };
-    cmd.mut_subcommand("sandbox", |sandbox| {
-        add(sandbox, "sandbox")
-            .mut_subcommand("snapshot", |snapshot| add(snapshot, "sandbox/snapshot"))
-    })
 }
 
 /// The script API reference.
