@@ -182,3 +182,47 @@ impl Highlighter for ReplHelper {
 impl Validator for ReplHelper {}
 
 impl Helper for ReplHelper {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ConfigInputs;
+    use crate::script::ScriptHost;
+
+    fn replacements(pairs: &[Pair]) -> Vec<&str> {
+        pairs.iter().map(|p| p.replacement.as_str()).collect()
+    }
+
+    #[test]
+    fn completion_follows_the_variable_types_of_the_scope() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let host = ScriptHost::new(rt.handle().clone(), ConfigInputs::default());
+        let mut helper = ReplHelper::new(
+            Catalog::from_engine(&host.engine),
+            NameCache::new(host.bridge.clone()),
+        );
+        helper.set_variables(BTreeMap::from([
+            ("sb".to_string(), "Sandbox".to_string()),
+            ("cmd".to_string(), "Command".to_string()),
+            ("sandboxes".to_string(), "array".to_string()),
+        ]));
+        let (start, pairs) = helper.candidates("let r = sb.ex", 13);
+        assert_eq!((start, replacements(&pairs)), (11, vec!["exec"]));
+        let (_, pairs) = helper.candidates("cmd.k", 5);
+        assert_eq!(replacements(&pairs), vec!["kill"]);
+        let (_, pairs) = helper.candidates("sandboxes.pu", 12);
+        assert_eq!(replacements(&pairs), vec!["push"]);
+        let (_, pairs) = helper.candidates("sandbox_c", 9);
+        assert_eq!(replacements(&pairs), vec!["sandbox_create"]);
+        let (_, pairs) = helper.candidates("sandb", 5);
+        assert!(replacements(&pairs).contains(&"sandboxes"), "variables too");
+        assert_eq!(
+            helper.signature_hint("cmd.send(", 9).as_deref(),
+            Some("send(string)")
+        );
+        assert_eq!(helper.signature_hint("nothing(", 8), None);
+    }
+}

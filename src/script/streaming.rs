@@ -4,7 +4,8 @@
 //! The callback is a Rhai function pointer (closures capture by reference, so it can append to
 //! the caller's variables) called on the script thread with `kind` = `"stdout"` or `"stderr"`
 //! and the chunk as a string, in the order the chunks arrived. Returning `false` kills the
-//! command (its exit still ends the call). The call returns `#{stdout: "", stderr: "",
+//! command (its exit still ends the call); an error thrown by the callback kills it too and
+//! ends the call with that error. The call returns `#{stdout: "", stderr: "",
 //! exit_code}`: output went to the callback, not into memory.
 
 use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext};
@@ -36,7 +37,14 @@ pub fn each(ctx: &NativeCallContext, command: &CommandObj, callback: &FnPtr) -> 
             continue; // drain what was in flight before the kill
         }
         let verdict: Dynamic =
-            callback.call_within_context(ctx, (Dynamic::from(kind), Dynamic::from(data)))?;
+            match callback.call_within_context(ctx, (Dynamic::from(kind), Dynamic::from(data))) {
+                Ok(v) => v,
+                Err(e) => {
+                    // The script will not read the rest: nothing should keep running for it.
+                    command.command.kill();
+                    return Err(e);
+                }
+            };
         if verdict.as_bool() == Ok(false) {
             command.command.kill();
             killed = true;
