@@ -72,6 +72,15 @@ fn commands_stream_to_callbacks_take_input_and_can_be_killed() {
         let endless = sb.command("while true; do echo tick; sleep 0.1; done");
         r.each_exit = endless.each(|kind, data| { seen.push(data); seen.len() < 3 }).exit_code;
         r.each_seen_at_least = seen.len() >= 3;
+        // A callback that throws ends the call with its error and kills the command.
+        try {
+            sb.exec("while true; do echo thrower-77; sleep 0.1; done", |kind, data| throw "enough");
+        } catch (e) { r.thrown = e; }
+        r.thrower_gone = false;
+        for attempt in 0..300 {
+            if !sb.exec("ps -o args").stdout.contains("thrower-77") { r.thrower_gone = true; break; }
+            sleep(0.1);
+        }
         // stdin: send, then close; the command sees both lines and EOF.
         let cat = sb.command("cat; echo end", #{ stdin: true });
         cat.send("line 1\n");
@@ -125,6 +134,11 @@ fn commands_stream_to_callbacks_take_input_and_can_be_killed() {
     assert_eq!(r["streamed_exit"], 0);
     assert_eq!(r["each_exit"], 137, "returning false kills: {r}");
     assert_eq!(r["each_seen_at_least"], true);
+    assert_eq!(r["thrown"], "enough");
+    assert_eq!(
+        r["thrower_gone"], true,
+        "the command outlived its callback's error"
+    );
     assert_eq!(r["cat"]["stdout"], "line 1\nline 2\nend\n");
     assert_eq!(r["killed"], 137);
     assert_eq!(r["text"], "text\n");

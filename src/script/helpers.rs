@@ -51,7 +51,9 @@ pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {
     let b = bridge.clone();
     engine.register_fn("sleep", move |secs: f64| -> ScriptResult<()> {
         let pause = std::time::Duration::from_secs_f64(secs.max(0.0));
-        b.block_on(tokio::time::sleep(pause))
+        // The timer is made inside the runtime (a `Sleep` built on the script thread has no
+        // reactor to register with).
+        b.block_on(async move { tokio::time::sleep(pause).await })
     });
     let b = bridge.clone();
     engine.register_fn("connect", move || -> ScriptResult<()> {

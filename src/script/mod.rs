@@ -160,6 +160,19 @@ mod tests {
     }
 
     #[test]
+    fn sleep_waits_on_the_runtime_from_the_script_thread() {
+        // The CLI's runtime is multi-threaded; a current-thread one cannot drive timers from
+        // `Handle::block_on`.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let host = ScriptHost::new(rt.handle().clone(), ConfigInputs::default());
+        host.engine.eval::<()>("sleep(0.01)").unwrap();
+    }
+
+    #[test]
     fn argument_errors_come_before_any_api_call() {
         let (_rt, host) = host();
         let mut args = Map::new();
