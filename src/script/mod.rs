@@ -27,7 +27,8 @@
 //! stdin open for `send` (otherwise the command sees EOF); `forward_stdin: true` copies this
 //! process's stdin to the command until EOF, then closes it (invalid UTF-8 becomes U+FFFD);
 //! `pty: true` runs under a pseudo-terminal (output all on stdout; sized like, and following,
-//! the local terminal if there is one; a forwarded stdin ends with Ctrl-D instead of a close).
+//! the local terminal if there is one; the local `TERM` is passed on unless `env` sets it; a
+//! forwarded stdin ends with Ctrl-D instead of a close).
 //! `exit_code` is 128 + signal number when a signal killed the command (`kill -9` → 137).
 //! `read(path)` → string, `read_bytes(path)` → blob, `write(path, string|blob)`,
 //! `start()`, `stop()`, `delete()`, `refresh()`, `wait([timeout_secs])`, `to_map()`.
