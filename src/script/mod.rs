@@ -44,7 +44,8 @@
 //! "stderr", data}` / `#{type: "exit", exit_code}` / `()` when done, `wait()` → `#{stdout,
 //! stderr, exit_code}`, `send(text)`, `close_stdin()`, `kill()`, `resize(cols, rows)` (PTY).
 //! A dropped connection is re-attached by itself from byte offsets: no output is lost or
-//! repeated.
+//! repeated (unless the sandbox no longer holds it after a long disconnection: streaming
+//! `exec` then says on stderr how many bytes were lost).
 //!
 //! **Helpers** — `parse_size("4gb", "--capacity")` → bytes, `parse_json_arg(text_or_@file,
 //! flag)`, `shell_join(argv)`, `go_quote(text)`, `connect()` (resolve endpoint and key now),

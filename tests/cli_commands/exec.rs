@@ -76,6 +76,7 @@ fn a_hundred_megabytes_stream_through_intact_at_bounded_memory() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(total, 105_888_897, "{stderr}");
     assert_eq!(hex::encode(hasher.finalize()), expected);
+    eprintln!("peak RSS of the CLI: {peak_kib} KiB");
     // The whole output is 101 MiB; a client that buffered it would show it here (the CLI
     // normally peaks near 23 MiB).
     assert!(
