@@ -280,9 +280,14 @@ impl Session {
             // The server no longer held bytes we had not seen (its replay window moved on).
             self.lost[stream].fetch_add(offset - seen, Ordering::Relaxed);
         }
-        let skip = seen.saturating_sub(offset) as usize;
+        let mut skip = seen.saturating_sub(offset) as usize;
+        // Offsets count raw bytes; only invalid UTF-8 (sent as U+FFFD) can put the cut inside
+        // a character, and then the rest of that character is not worth a lost chunk.
+        while !data.is_char_boundary(skip) {
+            skip += 1;
+        }
         self.offsets[stream] = end;
-        let fresh = data.get(skip..)?.to_string();
+        let fresh = data[skip..].to_string();
         Some(if stream == 0 {
             ExecEvent::Stdout(fresh)
         } else {
@@ -290,3 +295,7 @@ impl Session {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "exec_session_tests.rs"]
+mod tests;
