@@ -6,6 +6,7 @@
 mod errors;
 mod exec;
 mod exec_interrupt;
+mod exec_tty;
 mod sandboxes;
 mod snapshots;
 mod table;

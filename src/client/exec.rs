@@ -11,10 +11,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::exec_session::{Session, Started};
+use super::exec_session::{LostBytes, Session, Started};
 use super::files::dataplane_url;
 use super::{Client, ClientError};
 use crate::api::exec::ExecuteMessage;
@@ -102,6 +103,7 @@ impl Killer {
 
 /// A command whose session task runs but whose `started` may not have arrived yet.
 pub struct Starting {
+    lost: LostBytes,
     started: oneshot::Receiver<Started>,
     events: mpsc::Receiver<ExecEvent>,
     control: mpsc::UnboundedSender<Control>,
@@ -124,6 +126,7 @@ impl Starting {
                 events: Arc::new(Mutex::new(self.events)),
                 control: self.control,
                 stdin: self.stdin,
+                lost: self.lost,
             }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(ClientError::Protocol(
@@ -141,6 +144,7 @@ pub struct Command {
     events: Arc<Mutex<mpsc::Receiver<ExecEvent>>>,
     control: mpsc::UnboundedSender<Control>,
     pub(super) stdin: mpsc::Sender<StdinItem>,
+    lost: LostBytes,
 }
 
 impl std::fmt::Debug for Control {
@@ -205,6 +209,13 @@ impl Command {
             control: self.control.clone(),
         }
     }
+
+    /// `(stdout, stderr)` bytes never delivered: after a long disconnection the server may no
+    /// longer hold them (its replay window is bounded); the rest of the output still follows.
+    pub fn lost_bytes(&self) -> (u64, u64) {
+        let [out, err] = &*self.lost;
+        (out.load(Ordering::Relaxed), err.load(Ordering::Relaxed))
+    }
 }
 
 /// `http://` → `ws://`, anything else → `wss://`; `/execute/ws` appended.
@@ -236,15 +247,18 @@ impl Client {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_BUFFER);
         let (started_tx, started_rx) = oneshot::channel();
+        let lost = LostBytes::default();
         let session = Session::new(
             exec_ws_url(dataplane),
             self.api_key().to_string(),
             execute,
             events_tx,
             started_tx,
+            lost.clone(),
         );
         tokio::spawn(session.run(control_rx, stdin_rx));
         Starting {
+            lost,
             started: started_rx,
             events: events_rx,
             control: control_tx,

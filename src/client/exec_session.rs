@@ -3,6 +3,8 @@
 //! a dropped socket. Output waits for the reader (bounded channel) while controls keep flowing,
 //! so `kill` is never stuck behind unread output.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -20,12 +22,17 @@ const MAX_RECONNECTS: u32 = 5;
 /// What [`super::Starting::started`] waits for: the session id and pid, or why it failed.
 pub(super) type Started = Result<(String, Option<u32>), ClientError>;
 
+/// Shared with the [`super::Command`]: stdout and stderr bytes lost to a replay window.
+pub(super) type LostBytes = Arc<[AtomicU64; 2]>;
+
 pub(super) struct Session {
     url: String,
     api_key: String,
     execute: ExecuteMessage,
     /// Bytes of stdout/stderr delivered so far.
     offsets: [u64; 2],
+    /// Bytes of stdout/stderr skipped because the server no longer held them at a reconnect.
+    lost: LostBytes,
     events: mpsc::Sender<ExecEvent>,
     /// Present until `started` (or a failure) was reported to the starter.
     started: Option<oneshot::Sender<Started>>,
@@ -63,12 +70,14 @@ impl Session {
         execute: ExecuteMessage,
         events: mpsc::Sender<ExecEvent>,
         started: oneshot::Sender<Started>,
+        lost: LostBytes,
     ) -> Self {
         Session {
             url,
             api_key,
             execute,
             offsets: [0, 0],
+            lost,
             events,
             started: Some(started),
             aborted: false,
@@ -269,15 +278,16 @@ impl Session {
         }
         if offset > seen {
             // The server no longer held bytes we had not seen (its replay window moved on).
-            tracing::warn!(
-                "exec output gap: {} bytes of {} were dropped by the server",
-                offset - seen,
-                if stream == 0 { "stdout" } else { "stderr" }
-            );
+            self.lost[stream].fetch_add(offset - seen, Ordering::Relaxed);
         }
-        let skip = seen.saturating_sub(offset) as usize;
+        let mut skip = seen.saturating_sub(offset) as usize;
+        // Offsets count raw bytes; only invalid UTF-8 (sent as U+FFFD) can put the cut inside
+        // a character, and then the rest of that character is not worth a lost chunk.
+        while !data.is_char_boundary(skip) {
+            skip += 1;
+        }
         self.offsets[stream] = end;
-        let fresh = data.get(skip..)?.to_string();
+        let fresh = data[skip..].to_string();
         Some(if stream == 0 {
             ExecEvent::Stdout(fresh)
         } else {
@@ -285,3 +295,7 @@ impl Session {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "exec_session_tests.rs"]
+mod tests;

@@ -24,7 +24,8 @@ pub struct Bridge {
     handle: Handle,
     inputs: ConfigInputs,
     client: OnceCell<Client>,
-    interrupt: watch::Sender<bool>,
+    /// Interrupts since the last clear; `0` = not interrupted.
+    interrupt: watch::Sender<u32>,
     /// Commands started through this bridge whose session may still run. Locked around both
     /// starting a command and interrupting, so no command escapes an interrupt.
     commands: Mutex<Vec<Killer>>,
@@ -68,7 +69,7 @@ impl Bridge {
             handle,
             inputs,
             client: OnceCell::new(),
-            interrupt: watch::channel(false).0,
+            interrupt: watch::channel(0).0,
             commands: Mutex::new(Vec::new()),
         })
     }
@@ -78,7 +79,7 @@ impl Bridge {
     /// [`interrupted_error`] until [`Self::clear_interrupt`]. Callable from any thread.
     pub fn interrupt(&self) {
         let commands = self.commands.lock().unwrap_or_else(|e| e.into_inner());
-        self.interrupt.send_replace(true);
+        self.interrupt.send_modify(|n| *n = n.saturating_add(1));
         for killer in commands.iter() {
             killer.abort();
         }
@@ -87,12 +88,12 @@ impl Bridge {
     /// Whether [`Self::interrupt`] was called since the last [`Self::clear_interrupt`]. Cheap
     /// enough for `Engine::on_progress`.
     pub fn interrupted(&self) -> bool {
-        *self.interrupt.borrow()
+        *self.interrupt.borrow() > 0
     }
 
     /// Forget an earlier interrupt (the REPL calls this before each evaluation).
     pub fn clear_interrupt(&self) {
-        self.interrupt.send_replace(false);
+        self.interrupt.send_replace(0);
     }
 
     /// Call [`Self::interrupt`] on every SIGINT until the returned guard is dropped. The
@@ -111,17 +112,23 @@ impl Bridge {
         })))
     }
 
-    /// Wait (at most `limit`) until every command started through this bridge has ended, e.g.
-    /// so the kills of an interrupt reach the sandbox before the process exits.
+    /// Wait (at most `limit`, and only until the next interrupt: a second Ctrl-C means "now")
+    /// until every command started through this bridge has ended, e.g. so the kills of an
+    /// interrupt reach the sandbox before the process exits.
     pub fn settle(&self, limit: Duration) {
         let killers: Vec<Killer> = self
             .commands
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let mut rx = self.interrupt.subscribe();
+        let seen = *rx.borrow_and_update();
         self.handle.block_on(async move {
             let all = futures_util::future::join_all(killers.iter().map(Killer::finished));
-            let _ = tokio::time::timeout(limit, all).await;
+            tokio::select! {
+                _ = tokio::time::timeout(limit, all) => {}
+                _ = rx.wait_for(|n| *n > seen) => {}
+            }
         });
     }
 
@@ -131,7 +138,7 @@ impl Bridge {
         self.handle.block_on(async move {
             tokio::select! {
                 biased;
-                _ = rx.wait_for(|stop| *stop) => Err(interrupted_error()),
+                _ = rx.wait_for(|n| *n > 0) => Err(interrupted_error()),
                 out = fut => Ok(out),
             }
         })
@@ -236,42 +243,5 @@ pub fn opt<T: Into<Dynamic>>(v: Option<T>) -> Dynamic {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bridge() -> (tokio::runtime::Runtime, Arc<Bridge>) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let bridge = Bridge::new(rt.handle().clone(), ConfigInputs::default());
-        (rt, bridge)
-    }
-
-    #[test]
-    fn an_interrupt_ends_a_blocked_call_with_a_catchable_error() {
-        let (_rt, bridge) = bridge();
-        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
-        let blocked = {
-            let bridge = bridge.clone();
-            std::thread::spawn(move || {
-                bridge.block_on(async move {
-                    entered_tx.send(()).unwrap();
-                    std::future::pending::<()>().await
-                })
-            })
-        };
-        entered_rx.recv().unwrap();
-        assert!(!bridge.interrupted());
-        bridge.interrupt();
-        let err = blocked.join().unwrap().unwrap_err();
-        assert!(matches!(*err, EvalAltResult::ErrorRuntime(..)), "{err:?}");
-        assert_eq!(error_text(&err), "interrupted");
-        assert!(bridge.interrupted());
-        // Sticky until cleared: a later call fails at once, then works again after clearing.
-        assert!(bridge.block_on(async { 1 }).is_err());
-        bridge.clear_interrupt();
-        assert_eq!(bridge.block_on(async { 1 }).unwrap(), 1);
-    }
-}
+#[path = "bridge_tests.rs"]
+mod tests;

@@ -116,15 +116,27 @@ pub fn exec_options(opts: &Map) -> ScriptResult<(ExecOptions, LocalIo)> {
         forward_stdin: flag(opts, "forward_stdin")?,
     };
     let stdin = flag(opts, "stdin")? || local.forward_stdin;
+    let pty = flag(opts, "pty")?;
+    let env = if pty { with_local_term(env) } else { env };
     let options = ExecOptions {
         shell: text("shell")?,
         env,
         cwd: text("cwd")?,
         timeout_seconds: timeout,
         close_stdin: !stdin,
-        pty: flag(opts, "pty")?,
+        pty,
     };
     Ok((options, local))
+}
+
+/// Programs under a PTY need `TERM` to draw: pass on the local one unless `env` sets it.
+fn with_local_term(env: Option<BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
+    let Ok(term) = std::env::var("TERM") else {
+        return env;
+    };
+    let mut env = env.unwrap_or_default();
+    env.entry("TERM".into()).or_insert(term);
+    Some(env)
 }
 
 pub fn register(engine: &mut Engine) {

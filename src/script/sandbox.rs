@@ -81,9 +81,13 @@ impl SandboxObj {
                     let _ = write_out(&mut stderr, &s);
                 }
                 Some(ExecEvent::Exit(code)) => {
+                    warn_if_lost(&handle);
                     return Ok(output_map(String::new(), String::new(), code));
                 }
-                Some(ExecEvent::Error(e)) => return Err(client_error(e, Some("execute"))),
+                Some(ExecEvent::Error(e)) => {
+                    warn_if_lost(&handle);
+                    return Err(client_error(e, Some("execute")));
+                }
                 None => {
                     return Err(user_error(
                         "execute: the command's event stream ended early",
@@ -118,6 +122,18 @@ impl SandboxObj {
                 |c| async move { c.get_sandbox(&name).await },
             )?;
         Ok(self.clone())
+    }
+}
+
+/// Say on stderr when output was lost to the server's bounded replay window (a reconnect
+/// long after the drop), so a gap in the streamed output is never silent.
+fn warn_if_lost(handle: &CommandObj) {
+    let (out, err) = handle.command.lost_bytes();
+    if out + err > 0 {
+        eprintln!(
+            "langsmith: {out} bytes of stdout and {err} of stderr were lost while reconnecting \
+             (the sandbox no longer held them)"
+        );
     }
 }
 

@@ -1,6 +1,7 @@
 //! `langsmith sandbox exec` when things go wrong mid-command: Ctrl-C kills the remote command
 //! and exits 130, so does a reader closing the CLI's stdout (exit 141); a crash and restart of
-//! the server is survived by re-attaching from byte offsets, so every byte arrives exactly once.
+//! the server is survived by re-attaching from byte offsets, so every byte arrives exactly once;
+//! output the sandbox no longer holds by the time the client is back is reported, not skipped.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
@@ -126,5 +127,64 @@ fn a_closed_stdout_kills_the_remote_command_like_sigpipe() {
     assert!(
         !running(&api, &sb, marker),
         "the remote command outlived its reader"
+    );
+}
+
+#[test]
+fn output_the_sandbox_no_longer_holds_is_reported_not_silently_skipped() {
+    let (mut server, api, sb) = sandbox("x");
+    assert_eq!(api.exec(&sb, "mkfifo /tmp/gate /tmp/done").exit_code, 0);
+    // After the gate, ~39 MB (more than the agent's replay window of 16 MiB) is produced
+    // while no client is attached, then `/tmp/done` tells the test it is all out.
+    let script = "echo before; cat /tmp/gate >/dev/null; seq 1 5000000; : > /tmp/done";
+    let mut child = cli::spawn(
+        &server,
+        &["sandbox", "exec", "x", "--", "sh", "-c", script],
+        Stdio::null(),
+    );
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "before\n");
+    let pid = child.id() as i32;
+    // A stopped CLI cannot re-attach while the output runs past what the sandbox keeps.
+    // SAFETY: plain kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    server.crash_and_restart();
+    let api = crate::common::api::Api::new(&server);
+    assert_eq!(api.exec(&sb, ": > /tmp/gate; cat /tmp/done").exit_code, 0);
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let produced: usize = "before\n".len()
+        + (1..=5_000_000)
+            .map(|i| format!("{i}\n").len())
+            .sum::<usize>();
+    let got = first.len() + rest.len();
+    assert!(
+        got < produced,
+        "nothing was lost: the test did not outrun the replay window"
+    );
+    assert!(
+        rest.ends_with("\n4999999\n5000000\n"),
+        "the output must go on to its end"
+    );
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "langsmith: {} bytes of stdout and 0 of stderr were lost while reconnecting \
+             (the sandbox no longer held them)",
+            produced - got
+        )
     );
 }
