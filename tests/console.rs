@@ -171,3 +171,28 @@ fn a_console_is_refused_without_a_terminal_or_an_agent() {
         "{\"error\": \"accepts 1 arg(s), received 0\"}\n"
     );
 }
+
+#[test]
+fn a_console_opened_from_the_repl_hands_the_terminal_back() {
+    let (server, _api) = sandbox("console-repl");
+    let tmux = start_tmux(&server, &[]);
+    tmux.type_line(&format!("{BIN} shell; echo repl-exit=$?"));
+    tmux.wait_for("the REPL's prompt", |s| s.contains("langsmith> "));
+    tmux.type_line(r#"console("console-repl", #{env: ["PS1=\\u@box> "]})"#);
+    tmux.wait_for_count(PROMPT, 1);
+    tmux.type_line("exit");
+    tmux.wait_for_count("langsmith> ", 2);
+    // The REPL reads the keyboard again: nothing left over from the console swallows keys.
+    tmux.type_line("6 * 7 + 1000");
+    tmux.wait_for("the REPL's answer", |s| {
+        s.lines().any(|l| l.trim() == "1042")
+    });
+    // The console's signal handlers are gone: SIGTERM ends the REPL as before.
+    let repl = tmux.foreground_child();
+    // SAFETY: plain kill(2) of the REPL this test started in its pane.
+    assert_eq!(unsafe { libc::kill(repl, libc::SIGTERM) }, 0);
+    assert_eq!(
+        tmux.wait_for_number("repl-exit="),
+        128 + libc::SIGTERM as i64
+    );
+}

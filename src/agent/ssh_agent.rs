@@ -134,7 +134,7 @@ impl AgentForward {
 
     /// Applies a client frame: bytes for a channel, or its close. Never waits: a connection
     /// that does not read its answers loses its channel instead.
-    pub fn from_client(&self, message: ClientMessage) {
+    pub fn apply_client_frame(&self, message: ClientMessage) {
         let mut state = lock(&self.state);
         match message {
             ClientMessage::SshAgentData { channel_id, data } => {
@@ -240,7 +240,7 @@ pub async fn next_frame(route: &mut Option<Route>) -> String {
 /// Hands a client's agent frame to `session`'s forward (ignored without one).
 pub fn from_client(session: &Session, message: ClientMessage) {
     if let Some(forward) = session.ssh_agent.get() {
-        forward.from_client(message);
+        forward.apply_client_frame(message);
     }
 }
 

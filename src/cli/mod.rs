@@ -14,6 +14,8 @@ mod output_tests;
 pub mod table;
 #[cfg(unix)]
 pub mod terminal;
+#[cfg(unix)]
+pub mod terminal_events;
 pub mod text;
 
 use std::ffi::OsString;

@@ -140,21 +140,32 @@ fn console(bridge: &Arc<Bridge>, name: &str, opts: Map) -> ScriptResult<()> {
         .enable_all()
         .build()
         .map_err(|e| user_error(format!("starting the console's runtime: {e}")))?;
-    runtime
-        .block_on(session::run(client, dataplane, options))
-        .map_err(|e| super::bridge::client_error(e, None))
+    // A thread of its own: the caller may be inside another runtime's context (where
+    // `block_on` is refused), and a panic in the session must not cross into the script.
+    let ended = std::thread::scope(|scope| {
+        scope
+            .spawn(|| runtime.block_on(session::run(client, dataplane, options)))
+            .join()
+    });
+    match ended {
+        Ok(result) => result.map_err(|e| super::bridge::client_error(e, None)),
+        Err(_) => Err(user_error(
+            "the console failed unexpectedly (see the message above)",
+        )),
+    }
 }
 
 #[cfg(unix)]
 mod session {
     use tokio::sync::mpsc;
 
-    use crate::cli::terminal::{KeyboardReader, RawMode, watch_signals, window_size};
+    use crate::cli::terminal::{RawMode, window_size};
+    use crate::cli::terminal_events::TerminalEvents;
     use crate::client::console::{ConsoleInput, ConsoleOptions};
     use crate::client::{Client, ClientError};
 
-    /// Starts the shell, then relays with the terminal in raw mode; the guards restore the
-    /// terminal and stop the keyboard thread on every way out of this function.
+    /// Starts the shell, then relays with the terminal in raw mode. The guards restore the
+    /// terminal, then the signal handlers, on every way out of this function.
     pub async fn run(
         client: Client,
         dataplane: String,
@@ -163,20 +174,16 @@ mod session {
         let local = |what: &str, e: std::io::Error| ClientError::Config(format!("{what}: {e}"));
         let console = client.open_console(&dataplane, &options).await?;
         let (inputs, received) = mpsc::channel(64);
-        let signals = watch_signals(inputs.clone()).map_err(|e| local("watching signals", e))?;
-        let signals = tokio::spawn(signals);
-        let raw = RawMode::enable().map_err(|e| local("putting the terminal in raw mode", e))?;
         if let Some((cols, rows)) = window_size() {
             let _ = inputs.send(ConsoleInput::Resize { cols, rows }).await;
         }
-        let keyboard =
-            KeyboardReader::start(inputs.clone()).map_err(|e| local("reading the keyboard", e))?;
-        drop(inputs);
+        let events =
+            TerminalEvents::start(inputs).map_err(|e| local("watching the terminal", e))?;
+        let raw = RawMode::enable().map_err(|e| local("putting the terminal in raw mode", e))?;
         let mut stdout = std::io::stdout();
         let ended = console.run(received, &mut stdout).await;
-        drop(keyboard);
-        signals.abort();
         drop(raw);
+        drop(events);
         ended
     }
 }
