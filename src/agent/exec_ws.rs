@@ -79,11 +79,11 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
     if send(&mut sink, &started).await.is_err() {
         return;
     }
-    let mut agent_route = super::ssh_agent::route_for(&session);
+    let mut agent_route = super::ssh_agent_session::route_for(&session);
     let mut control = tokio::spawn(super::control::run(session, stream));
     loop {
         tokio::select! {
-            frame = super::ssh_agent::next_frame(&mut agent_route) => {
+            frame = super::ssh_agent_session::next_frame(&mut agent_route) => {
                 if sink.send(Message::Text(frame.into())).await.is_err() {
                     break;
                 }
@@ -122,7 +122,7 @@ fn start_or_attach(app: &AppState, execute: ExecuteMessage) -> Result<Attachment
     let forward_agent = execute.ssh_agent_forward.unwrap_or(false);
     let mut request = start_request(execute)?;
     let agent = forward_agent
-        .then(|| super::ssh_agent::prepare(&mut request.spawn))
+        .then(|| super::ssh_agent_session::prepare(&mut request.spawn))
         .transpose()
         .map_err(|e| refuse("SpawnFailed", e.to_string()))?;
     let session = app
@@ -130,7 +130,7 @@ fn start_or_attach(app: &AppState, execute: ExecuteMessage) -> Result<Attachment
         .get_or_start(&command_id, request)
         .map_err(|e| refuse("SpawnFailed", e.to_string()))?;
     if let Some(agent) = agent {
-        super::ssh_agent::adopt(&session, agent);
+        super::ssh_agent_session::adopt(&session, agent);
     }
     Ok(session.attach(0, 0))
 }

@@ -18,6 +18,8 @@ mod exec_session;
 pub mod files;
 pub mod sandbox;
 pub mod snapshot;
+#[cfg(unix)]
+mod utf8_input;
 
 use std::sync::{Arc, Once};
 use std::time::Duration;
