@@ -120,11 +120,13 @@ fn the_terminal_is_restored_after_a_failure_sigterm_or_a_deleted_sandbox() {
     api.delete_sandbox("console-fail");
     assert_eq!(tmux.wait_for_number("deleted-exit="), 1);
     let screen = tmux.screen();
-    let error = screen
+    let reported = screen
         .lines()
-        .rev()
-        .find(|l| l.starts_with(r#"{"error": "#));
-    assert!(error.is_some(), "the failure is reported: {screen}");
+        .any(|l| l.starts_with(r#"{"error": "websocket closed before the shell exited"#));
+    assert!(
+        reported,
+        "the failure is reported on its own line: {screen}"
+    );
     assert_terminal_restored(&tmux, "deleted");
 }
 

@@ -64,6 +64,8 @@ pub struct Console {
     socket: Socket,
     pub command_id: String,
     ssh_agent: Option<PathBuf>,
+    /// Last byte shown, to end on a fresh line.
+    last_byte: Option<u8>,
 }
 
 /// `TERM`, `COLORTERM`, `LANG`, `LC_*` and the colour switches of this process, when non-empty.
@@ -123,6 +125,7 @@ impl Client {
             socket,
             command_id,
             ssh_agent: opts.ssh_agent.clone(),
+            last_byte: None,
         })
     }
 }
@@ -179,9 +182,8 @@ impl Console {
                             break end;
                         }
                     }
-                    Some(Ok(Message::Close(_))) | None => break Err(ClientError::Transport(
-                        "websocket closed before the shell exited".into(),
-                    )),
+                    Some(Ok(Message::Close(frame))) => break Err(closed_early(frame)),
+                    None => break Err(closed_early(None)),
                     Some(Ok(_)) => {}
                     Some(Err(e)) => break Err(ClientError::Transport(format!("websocket read: {e}"))),
                 },
@@ -205,7 +207,17 @@ impl Console {
         };
         drop(agent); // closes every local agent connection
         let _ = self.socket.close(None).await;
+        if self.last_byte.is_some_and(|byte| byte != b'\n') {
+            write_out(out, b"\r\n"); // whatever the CLI prints next starts on its own line
+        }
         ended
+    }
+
+    fn show(&mut self, out: &mut (dyn Write + Send), bytes: &[u8]) {
+        if let Some(&last) = bytes.last() {
+            self.last_byte = Some(last);
+        }
+        write_out(out, bytes);
     }
 
     /// Applies one server frame; `Some` when the console is over.
@@ -216,13 +228,13 @@ impl Console {
         agent: &mut Option<AgentChannels>,
     ) -> Option<Result<(), ClientError>> {
         let Ok(value) = serde_json::from_slice::<serde_json::Value>(frame) else {
-            write_out(out, frame); // not JSON: shown as it came (GA behaviour)
+            self.show(out, frame); // not JSON: shown as it came (GA behaviour)
             return None;
         };
         if let Ok(message) = serde_json::from_value::<ServerMessage>(value.clone()) {
             return match message {
                 ServerMessage::Stdout { data, .. } | ServerMessage::Stderr { data, .. } => {
-                    write_out(out, data.as_bytes());
+                    self.show(out, data.as_bytes());
                     None
                 }
                 ServerMessage::Exit { .. } => Some(Ok(())),
@@ -239,6 +251,20 @@ impl Console {
         }
         None // unknown types are ignored
     }
+}
+
+/// The socket ended without `exit`: the sandbox went away (stopped, deleted) or the
+/// connection broke. The close code and reason say which, when the server gave them.
+fn closed_early(frame: Option<tungstenite::protocol::CloseFrame>) -> ClientError {
+    let detail = match frame {
+        Some(frame) if !frame.reason.is_empty() => format!(" ({}: {})", frame.code, frame.reason),
+        Some(frame) => format!(" ({})", frame.code),
+        None => String::new(),
+    };
+    ClientError::Transport(format!(
+        "websocket closed before the shell exited{detail}; check the sandbox with: \
+         langsmith sandbox get NAME"
+    ))
 }
 
 async fn next_agent_frame(agent: &mut Option<AgentChannels>) -> ClientMessage {

@@ -1,9 +1,10 @@
 //! The client's end of SSH-agent forwarding on a console socket (`spec/cli.md` §7): every
 //! channel the sandbox opens becomes one connection to the local agent (`SSH_AUTH_SOCK`).
-//! The first `ssh_agent_data` of a channel connects it (a failed connect drops the message
-//! silently, as GA does); the local agent's answers go back in chunks of at most 16 KiB; when
-//! the local agent closes, `ssh_agent_close` is sent back (GC behaviour). Dropping
-//! [`AgentChannels`] closes every local connection.
+//! The first `ssh_agent_data` of a channel connects it (when that fails the message is dropped
+//! as in GA, but the channel is closed back so the in-sandbox client does not wait forever);
+//! the local agent's answers go back in chunks of at most 16 KiB; when the local agent closes,
+//! `ssh_agent_close` is sent back (GC behaviour). Dropping [`AgentChannels`] closes every
+//! local connection.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -63,7 +64,10 @@ impl AgentChannels {
                 };
                 if !self.channels.contains_key(&channel_id) {
                     let Ok(stream) = UnixStream::connect(&self.socket).await else {
-                        return; // no local agent: dropped silently, the remote side times out
+                        // No local agent: the in-sandbox client gets EOF instead of waiting.
+                        let close = ClientMessage::SshAgentClose { channel_id };
+                        let _ = self.outbound_tx.try_send(close);
+                        return;
                     };
                     let local = self.open(channel_id.clone(), stream);
                     self.channels.insert(channel_id.clone(), local);

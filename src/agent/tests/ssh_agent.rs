@@ -185,3 +185,21 @@ async fn another_user_cannot_reach_a_forwarded_socket() {
     assert_eq!(rest.terminal, super::exit(0));
     wait_until_gone(Path::new(&socket).parent().unwrap());
 }
+
+#[tokio::test]
+async fn without_a_local_agent_the_channel_is_closed_instead_of_left_waiting() {
+    let agent = TestAgent::start().await;
+    let mut ws = agent.ws().await;
+    let mut execute = super::execute(r#"ssh-add -L; echo "rc=$?""#);
+    execute["shell"] = json!("/bin/sh");
+    execute["ssh_agent_forward"] = json!(true);
+    ws.send(execute).await;
+    let mut channels = AgentChannels::new(agent.dir.path().join("no-agent-here.sock"));
+    let relayed = tokio::time::timeout(Duration::from_secs(60), relay(&mut ws, &mut channels));
+    let (stdout, terminal) = relayed
+        .await
+        .expect("ssh-add must see the channel closed, not wait for an answer");
+    assert_eq!(terminal, ServerMessage::Exit { exit_code: 0 });
+    let rc = stdout.lines().find_map(|l| l.strip_prefix("rc=")).unwrap();
+    assert_ne!(rc, "0", "{stdout}");
+}
