@@ -24,8 +24,8 @@ use crate::api::exec::{ClientMessage, MAX_SSH_AGENT_CHUNK, SshAgentMessage};
 
 /// Frames queued towards one attachment before a channel's reader waits (back-pressure).
 const OUTBOUND_FRAMES: usize = 64;
-/// Client chunks queued for one in-sandbox connection; a reader that stops reading for this
-/// long loses its channel rather than holding the socket's control loop.
+/// Client chunks queued for one in-sandbox connection; a connection that leaves this many
+/// unread loses its channel rather than stalling the socket's control loop.
 const INBOUND_CHUNKS: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
