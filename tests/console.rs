@@ -77,6 +77,13 @@ fn a_console_runs_commands_follows_resizes_and_restores_the_terminal() {
 
     tmux.type_line("echo marker-$((6*7)) ünïcødé");
     tmux.wait_for("the command's output", |s| s.contains("marker-42 ünïcødé"));
+    // The terminal's type and the locale travel with the console.
+    tmux.type_line(r#"echo "lang=$LANG term=$TERM""#);
+    let forwarded = "lang=C.UTF-8 term=";
+    tmux.wait_for("the forwarded environment", |s| {
+        s.lines()
+            .any(|l| l.starts_with(forwarded) && l.trim_end().len() > forwarded.len())
+    });
 
     let (cols, rows) = tmux.pane_size();
     tmux.type_line("stty size");
