@@ -6,6 +6,7 @@ mod common;
 mod api_surface;
 mod capture;
 mod cli_commands;
+mod console;
 mod durability;
 mod isolation;
 mod resources;

@@ -79,9 +79,15 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
     if send(&mut sink, &started).await.is_err() {
         return;
     }
+    let mut agent_route = super::ssh_agent_session::route_for(&session);
     let mut control = tokio::spawn(super::control::run(session, stream));
     loop {
         tokio::select! {
+            frame = super::ssh_agent_session::next_frame(&mut agent_route) => {
+                if sink.send(Message::Text(frame.into())).await.is_err() {
+                    break;
+                }
+            }
             event = attachment.next() => {
                 let (message, last) = to_message(event);
                 if send(&mut sink, &message).await.is_err() {
@@ -96,6 +102,7 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
         }
     }
     control.abort();
+    drop(agent_route);
     // Detach before completing the close handshake: once the client sees the close, the
     // session has already applied `kill_on_disconnect` / the idle timer for this socket.
     drop(attachment);
@@ -112,11 +119,19 @@ fn start_or_attach(app: &AppState, execute: ExecuteMessage) -> Result<Attachment
     if let Some(existing) = app.registry.get(&command_id) {
         return Ok(existing.attach(0, 0)); // idempotent start: never spawn twice (spec §3.8)
     }
-    let request = start_request(execute)?;
+    let forward_agent = execute.ssh_agent_forward.unwrap_or(false);
+    let mut request = start_request(execute)?;
+    let agent = forward_agent
+        .then(|| super::ssh_agent_session::prepare(&mut request.spawn))
+        .transpose()
+        .map_err(|e| refuse("SpawnFailed", e.to_string()))?;
     let session = app
         .registry
         .get_or_start(&command_id, request)
         .map_err(|e| refuse("SpawnFailed", e.to_string()))?;
+    if let Some(agent) = agent {
+        super::ssh_agent_session::adopt(&session, agent);
+    }
     Ok(session.attach(0, 0))
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Module map: [`init`] PID 1 duties · [`app`] router and error envelope · [`exec_ws`] /
 //! [`control`] the WebSocket exec protocol · [`exec_http`] legacy one-shot exec · [`registry`] sessions by id ·
-//! [`session`] / [`attachment`] one command's state and its readers · [`lifecycle`] pumps, timeouts, expiry ·
+//! [`session`] / [`attachment`] one command's state and its readers · [`ssh_agent`] / [`ssh_agent_session`] agent forwarding · [`lifecycle`] pumps, timeouts, expiry ·
 //! [`output`] bounded UTF-8-aware output buffers · [`spawn`] / [`pty`] / [`user`] starting
 //! processes · [`files`] / [`range`] uploads and downloads.
 
@@ -21,6 +21,8 @@ mod range;
 mod registry;
 mod session;
 mod spawn;
+mod ssh_agent;
+mod ssh_agent_session;
 mod user;
 
 #[cfg(test)]

@@ -61,6 +61,8 @@ pub struct Session {
     pub(super) progress: watch::Sender<()>,
     stdin: tokio::sync::Mutex<Option<BoxedWriter>>,
     pty: Option<PtyMaster>,
+    /// The forwarded SSH agent (`ssh_agent_forward: true`), set right after the spawn.
+    pub ssh_agent: std::sync::OnceLock<Arc<super::ssh_agent::AgentForward>>,
 }
 
 pub(super) struct State {
@@ -100,6 +102,7 @@ impl Session {
             progress: watch::Sender::new(()),
             stdin: tokio::sync::Mutex::new(stdin),
             pty,
+            ssh_agent: std::sync::OnceLock::new(),
         }
     }
 

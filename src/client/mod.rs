@@ -6,6 +6,10 @@
 //! with `X-Api-Key`. Nothing here assumes the local backend.
 
 pub mod config;
+#[cfg(unix)]
+pub mod console;
+#[cfg(unix)]
+pub mod console_agent;
 #[cfg(target_os = "linux")]
 pub mod embedded;
 pub mod error;
@@ -14,6 +18,8 @@ mod exec_session;
 pub mod files;
 pub mod sandbox;
 pub mod snapshot;
+#[cfg(unix)]
+mod utf8_input;
 
 use std::sync::{Arc, Once};
 use std::time::Duration;

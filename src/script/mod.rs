@@ -25,6 +25,10 @@
 //! `read(path)` → string, `read_bytes(path)` → blob, `write(path, string|blob)`,
 //! `start()`, `stop()`, `delete()`, `refresh()`, `wait([timeout_secs])`, `to_map()`.
 //!
+//! **Console** — `console(name)` / `console(name, #{shell, forward_ssh_agent, env})`: an
+//! interactive shell in the sandbox on this terminal until it exits (`env` is an array of
+//! `"KEY=VALUE"` / `"KEY"`, or a map); fails with `stdin is not a terminal` without one.
+//!
 //! **Snapshots** — `snapshot_build(#{name, docker_image, fs_capacity_bytes, registry_url,
 //! registry_username, registry_password})`, `snapshot_capture(sandbox_name, #{name,
 //! checkpoint})`, `snapshot_get(id)`, `snapshot_list()`, `snapshot_wait(id, timeout_secs)`,
@@ -49,6 +53,7 @@
 pub mod bridge;
 pub mod builtins;
 pub mod command;
+pub mod console;
 pub mod helpers;
 pub mod sandbox;
 mod sandbox_fns;
@@ -80,6 +85,7 @@ impl ScriptHost {
         snapshot::register(&mut engine, &bridge);
         sandbox::register(&mut engine, &bridge);
         command::register(&mut engine);
+        console::register(&mut engine, &bridge);
         helpers::register(&mut engine, &bridge);
         ScriptHost { engine, bridge }
     }

@@ -5,6 +5,7 @@ mod exec_http;
 mod exec_sessions;
 mod exec_streams;
 mod files;
+mod ssh_agent;
 
 use std::path::PathBuf;
 
