@@ -11,15 +11,20 @@ mod app;
 mod attachment;
 mod control;
 mod exec_http;
+mod exec_sse;
 mod exec_ws;
 mod files;
+mod glob;
+mod grep;
 mod init;
 mod lifecycle;
 mod output;
 mod pty;
 mod range;
 mod registry;
+mod search;
 mod session;
+mod shutdown;
 mod spawn;
 mod user;
 
@@ -60,16 +65,30 @@ pub async fn serve(
     listener: tokio::net::UnixListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_retaining(listener, shutdown, output::DEFAULT_RETAINED_BYTES).await
+}
+
+/// [`serve`] with `retained_bytes` of replay buffer per output stream of each session.
+pub(crate) async fn serve_retaining(
+    listener: tokio::net::UnixListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    retained_bytes: usize,
+) -> anyhow::Result<()> {
     let state = app::AppState {
-        registry: registry::Registry::new(output::DEFAULT_RETAINED_BYTES),
+        registry: registry::Registry::new(retained_bytes),
+        shutdown: shutdown::Shutdown::default(),
     };
+    let goodbye = state.shutdown.clone();
     let router = app::router(state);
     // Not a graceful shutdown: open exec sockets would hold it forever, and the sandbox's
-    // processes die with it anyway.
+    // processes die with it anyway. Open streams are told (1001 / `ServerShuttingDown`),
+    // which takes a moment at most.
     tokio::select! {
-        served = axum::serve(listener, router) => served.context("the agent's server failed"),
-        () = shutdown => Ok(()),
+        served = axum::serve(listener, router) => return served.context("the agent's server failed"),
+        () = shutdown => {}
     }
+    goodbye.begin_and_drain().await;
+    Ok(())
 }
 
 /// Binds `path` (replacing a stale socket left by a previous run) readable by its owner only.

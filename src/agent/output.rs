@@ -49,6 +49,11 @@ impl StreamBuffer {
         self.start + self.bytes.len() as u64
     }
 
+    /// Most bytes ever retained at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub fn mark_eof(&mut self) {
         self.eof = true;
     }
@@ -96,6 +101,33 @@ impl StreamBuffer {
             offset: cursor,
             raw_len: raw.len(),
             data: String::from_utf8_lossy(&raw).into_owned(),
+        })
+    }
+}
+
+/// Raw bytes ready to be sent where no text is needed (the SSE variant's base64 payloads):
+/// `bytes` are the stream's bytes `offset..offset + bytes.len()`, cut anywhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawChunk {
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl StreamBuffer {
+    /// The next raw chunk (at most [`MAX_OUTPUT_CHUNK`] bytes) for a reader at `cursor`.
+    pub fn raw_at(&self, cursor: u64) -> Option<RawChunk> {
+        let cursor = self.clamp_cursor(cursor);
+        let from = (cursor - self.start) as usize;
+        let until = self.bytes.len().min(from + MAX_OUTPUT_CHUNK);
+        if from == until {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(until - from);
+        let (a, b) = self.bytes.as_slices();
+        copy_range(a, b, from, until, &mut bytes);
+        Some(RawChunk {
+            offset: cursor,
+            bytes,
         })
     }
 }

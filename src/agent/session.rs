@@ -33,10 +33,10 @@ pub enum Outcome {
     Error { error_type: String, message: String },
 }
 
-/// What an attachment delivers next.
+/// What an attachment delivers next: text chunks for the WebSocket, raw ones for SSE.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    Output(StreamKind, Chunk),
+pub enum Event<C = Chunk> {
+    Output(StreamKind, C),
     /// Every retained byte from the cursors was delivered; the session is over.
     Finished(Outcome),
 }
@@ -70,6 +70,9 @@ pub(super) struct State {
     next_reader: u64,
     /// Bumped on every attach, so an idle timer can tell whether anyone came back meanwhile.
     attach_generation: u64,
+    /// Offsets the SSE client last acknowledged (spec §4.2): bytes from here on are kept
+    /// even while no response is streaming, until a later `resume` acknowledges them.
+    pub(super) ack_hold: Option<[u64; 2]>,
     pub(super) outcome: Option<Outcome>,
 }
 
@@ -94,6 +97,7 @@ impl Session {
                 readers: HashMap::new(),
                 next_reader: 0,
                 attach_generation: 0,
+                ack_hold: None,
                 outcome: None,
             }),
             changed: watch::Sender::new(()),
@@ -145,6 +149,7 @@ impl Session {
                 let keep_from = state
                     .readers
                     .values()
+                    .chain(&state.ack_hold)
                     .map(|cursors| cursors[kind as usize])
                     .min()
                     .unwrap_or(u64::MAX);
@@ -157,6 +162,22 @@ impl Session {
             data = &data[taken..];
             self.changed.send_replace(());
         }
+    }
+
+    /// Keeps every byte from `cursors` on until the next acknowledgement (SSE `start` /
+    /// `resume`). The latest acknowledgement wins, so it may also release held bytes.
+    pub fn hold_for_ack(&self, cursors: [u64; 2]) {
+        self.lock().ack_hold = Some(cursors);
+        self.progress.send_replace(());
+    }
+
+    pub fn ack_hold(&self) -> Option<[u64; 2]> {
+        self.lock().ack_hold
+    }
+
+    /// Bytes retained per stream at most.
+    pub fn retained_capacity(&self) -> usize {
+        self.lock().streams[0].capacity()
     }
 
     pub fn mark_eof(&self, kind: StreamKind) {
