@@ -2,10 +2,24 @@
 //! (exec sessions, files) over a unix socket that the server proxies `{dataplane_url}/…` to.
 //!
 //! Module map: [`init`] PID 1 duties · [`app`] router and error envelope · [`exec_ws`] /
-//! [`control`] the WebSocket exec protocol · [`exec_http`] legacy one-shot exec · [`registry`] sessions by id ·
-//! [`session`] / [`attachment`] one command's state and its readers · [`lifecycle`] pumps, timeouts, expiry ·
+//! [`control`] the WebSocket exec protocol · [`exec_sse`] its one-way SSE variant ·
+//! [`exec_http`] legacy one-shot exec · [`registry`] sessions by id · [`session`] /
+//! [`attachment`] one command's state and its readers · [`lifecycle`] pumps, timeouts, expiry ·
 //! [`output`] bounded UTF-8-aware output buffers · [`spawn`] / [`pty`] / [`user`] starting
-//! processes · [`files`] / [`range`] uploads and downloads.
+//! processes · [`files`] / [`range`] uploads and downloads · [`search`] / [`glob`] / [`grep`]
+//! file search · [`shutdown`] the goodbye to open streams.
+//!
+//! Replay is bounded: each session retains at most 16 MiB per output stream
+//! ([`output::DEFAULT_RETAINED_BYTES`]). An attached reader (or an SSE client's acknowledged
+//! offsets) holds back the command rather than lose bytes it has not been sent; with nobody
+//! attached the oldest bytes are overwritten. A reconnect asking for bytes no longer held starts
+//! at the oldest retained byte — a gap, never a repeat (spec §3.7 rule 3, A3): the official
+//! clients append every chunk they get and do not detect gaps, so re-sending older bytes would
+//! duplicate output, while skipping ahead only loses what the buffer could not keep. Each
+//! chunk's `offset` tells a careful client where the gap was.
+//!
+//! On SIGTERM (forwarded by PID 1) attached WebSockets are closed with 1001 and SSE responses
+//! end with `ServerShuttingDown`, so clients reattach instead of failing.
 
 mod app;
 mod attachment;

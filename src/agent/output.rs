@@ -1,7 +1,10 @@
 //! Retained output of one stream (stdout or stderr): a bounded byte window addressed by absolute
 //! byte offsets, and the rule that cuts it into `stdout`/`stderr` chunks only at UTF-8 boundaries.
 //!
-//! The buffer never grows past its capacity: bytes below `start` are gone. Whether old bytes may
+//! The buffer never grows past its capacity: bytes below `start` are gone, and a reader asking
+//! for them is moved up to `start` ([`StreamBuffer::clamp_cursor`]): the client sees a gap in
+//! offsets, never a byte twice, which is what the official SDK tolerates (it appends every
+//! chunk and does not look for gaps; spec §3.7, A3). Whether old bytes may
 //! be dropped (nobody needs them) or the producer must wait (an attached reader has not sent them
 //! yet) is decided by the session, which knows the readers; this type only does the arithmetic.
 
