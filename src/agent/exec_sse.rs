@@ -8,6 +8,9 @@
 //! so a broken response never loses output. When the retained window is full of bytes this
 //! response already sent, the command would stall on them, so the response ends with
 //! `ack_required` naming its cursors, and the client's immediate `resume` frees the room.
+//! A client that never comes back leaves the command stalled on a full window (like a pipe
+//! nobody reads) until `idle_timeout_seconds` kills it; a WebSocket that attaches meanwhile
+//! releases the hold and reads on.
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -125,9 +125,12 @@ impl Session {
         self.lock().attach_generation
     }
 
-    /// Attaches a reader at the requested offsets (clamped into the retained window).
+    /// Attaches a reader at the requested offsets (clamped into the retained window). Any SSE
+    /// acknowledgement hold is released: the newest reader decides what must be kept, and an
+    /// SSE response re-establishes its hold right after attaching.
     pub fn attach(self: &Arc<Self>, stdout_offset: u64, stderr_offset: u64) -> Attachment {
         let mut state = self.lock();
+        state.ack_hold = None;
         let cursors = [
             state.streams[0].clamp_cursor(stdout_offset),
             state.streams[1].clamp_cursor(stderr_offset),
@@ -136,6 +139,8 @@ impl Session {
         state.next_reader += 1;
         state.attach_generation += 1;
         state.readers.insert(id, cursors);
+        drop(state);
+        self.progress.send_replace(()); // a released hold may have made room
         Attachment::new(Arc::clone(self), id)
     }
 

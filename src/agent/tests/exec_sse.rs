@@ -236,3 +236,30 @@ async fn timeouts_and_bad_requests_answer_like_the_websocket() {
         (400, &json!("InvalidRequest"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_reattaching_releases_an_abandoned_sse_hold() {
+    let window = 64 * 1024;
+    let agent = TestAgent::start_with(window, std::future::pending());
+    let body = start_body("seq 1 60000");
+    let id = body["command_id"].as_str().unwrap().to_string();
+    let (mut cursors, mut got) = ([0u64, 0], Received::default());
+    read_response(
+        &mut Sse::post(&agent, "/execute/stream/start", body).await,
+        &mut cursors,
+        &mut got,
+    )
+    .await;
+    assert_eq!(got.last.unwrap().0, "ack_required"); // and the SSE client never resumes
+
+    let mut ws = agent.ws().await;
+    ws.send(json!({"type": "reconnect", "command_id": id,
+                   "stdout_offset": cursors[0], "stderr_offset": 0}))
+        .await;
+    let t = ws.transcript().await;
+    assert_eq!(t.first_offsets[0], Some(cursors[0]));
+    let expected: String = (1..=60000).map(|n| format!("{n}\n")).collect();
+    let sse_part = String::from_utf8(got.streams[0].clone()).unwrap();
+    assert_eq!(sse_part + t.stdout.as_str(), expected);
+    assert_eq!(t.terminal, super::exit(0));
+}
