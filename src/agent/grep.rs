@@ -84,8 +84,14 @@ pub fn find(request: &GrepRequest) -> Result<GrepResponse, SearchError> {
                 .admits(search::relative(&root, &entry))
                 .then(|| entry.into_path())
         }))
-    } else {
+    } else if meta.is_file() {
         Box::new(std::iter::once(root.clone()))
+    } else {
+        // A FIFO or device could block the search forever or never end.
+        return Err(SearchError::InvalidRequest(format!(
+            "{} is neither a directory nor a regular file",
+            request.path
+        )));
     };
     let finder = Finder::new(request.pattern.as_bytes());
     let budget = Budget::start();
@@ -138,7 +144,16 @@ fn scan(
         }
         number += 1;
         if !line.ends_with(b"\n") && line.len() as u64 == MAX_LINE {
-            reader.skip_until(b'\n')?; // the rest of an overlong line is not searched
+            // The rest of an overlong line is not searched, only skipped, a block at a time
+            // so that a file without line breaks still respects the deadline.
+            let mut rest = Vec::new();
+            while !budget.spent() {
+                rest.clear();
+                let read = (&mut reader).take(MAX_LINE).read_until(b'\n', &mut rest)?;
+                if read == 0 || rest.ends_with(b"\n") {
+                    break;
+                }
+            }
         }
         if finder.find(&line).is_some() {
             if found.matches.len() == found.limit {

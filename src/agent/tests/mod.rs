@@ -6,6 +6,7 @@ mod exec_sessions;
 mod exec_sse;
 mod exec_streams;
 mod files;
+mod grep;
 mod replay;
 mod search;
 

@@ -1,4 +1,5 @@
-//! `/glob` and `/grep` over a real tree in a temporary directory.
+//! `/glob` (and the errors and caps `/grep` shares with it) over a real tree in a temporary
+//! directory.
 
 use std::os::unix::fs::symlink;
 
@@ -7,7 +8,7 @@ use serde_json::{Value, json};
 use super::TestAgent;
 
 /// A small tree: sources at several depths, a binary file, and a link leading out of it.
-fn tree(agent: &TestAgent) -> String {
+pub(super) fn tree(agent: &TestAgent) -> String {
     let root = agent.path("tree");
     let write = |rel: &str, content: &[u8]| {
         let path = std::path::Path::new(&root).join(rel);
@@ -25,7 +26,7 @@ fn tree(agent: &TestAgent) -> String {
     root
 }
 
-fn paths(answer: &Value) -> Vec<String> {
+pub(super) fn paths(answer: &Value) -> Vec<String> {
     let mut paths: Vec<String> = answer["matches"]
         .as_array()
         .unwrap()
@@ -123,80 +124,6 @@ async fn glob_and_grep_cap_results_and_say_so() {
             &capped["truncated"]
         ),
         (1, &json!(true))
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grep_finds_literal_lines_in_text_files_with_glob_filters() {
-    let agent = TestAgent::start().await;
-    let root = tree(&agent);
-    let (status, all) = agent
-        .post_json("/grep", json!({"pattern": "TODO", "path": root}))
-        .await;
-    assert_eq!(status, 200, "{all}");
-    let mut found: Vec<(String, u64, String)> = all["matches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            let rel = m["path"]
-                .as_str()
-                .unwrap()
-                .strip_prefix(&format!("{root}/"))
-                .unwrap()
-                .to_string();
-            (
-                rel,
-                m["line"].as_u64().unwrap(),
-                m["text"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    found.sort();
-    assert_eq!(
-        found,
-        [
-            ("a.py".into(), 2, "# TODO top".into()),
-            ("pkg/b.py".into(), 2, "# TODO nested".into()),
-            ("pkg/notes.txt".into(), 1, "TODO in text".into()),
-        ],
-        "case-sensitive literal; binary files and links out of the root are skipped"
-    );
-
-    let (_, by_name) = agent
-        .post_json(
-            "/grep",
-            json!({"pattern": "TODO", "path": root, "glob": "*.py"}),
-        )
-        .await;
-    assert_eq!(
-        paths(&by_name),
-        [format!("{root}/a.py"), format!("{root}/pkg/b.py")]
-    );
-    let (_, by_path) = agent
-        .post_json(
-            "/grep",
-            json!({"pattern": "TODO", "path": root, "glob": "pkg/*.py"}),
-        )
-        .await;
-    assert_eq!(paths(&by_path), [format!("{root}/pkg/b.py")]);
-    let (_, regex_chars) = agent
-        .post_json("/grep", json!({"pattern": "x = 1", "path": root}))
-        .await;
-    assert_eq!(
-        paths(&regex_chars),
-        [format!("{root}/pkg/b.py")],
-        "no regex: spaces and `=` are literal"
-    );
-    let (_, one_file) = agent
-        .post_json(
-            "/grep",
-            json!({"pattern": "import", "path": format!("{root}/a.py")}),
-        )
-        .await;
-    assert_eq!(
-        one_file["matches"],
-        json!([{"path": format!("{root}/a.py"), "line": 1, "text": "import os"}])
     );
 }
 
