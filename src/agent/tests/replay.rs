@@ -42,6 +42,17 @@ async fn a_reconnect_below_the_retained_window_resumes_at_its_oldest_byte() {
     );
     assert_eq!(t.stdout, "x".repeat(window));
     assert_eq!(t.terminal, exit(0));
+
+    // The SSE variant resumes the same way: its first chunk names the oldest retained byte,
+    // which the SDK adopts as its cursor.
+    let resume = json!({"command_id": id, "stdout_offset": 0, "stderr_offset": 0});
+    let mut sse = Sse::post(&agent, "/execute/stream/resume", resume).await;
+    assert_eq!(sse.next().await.unwrap().0, "started");
+    let (name, first) = sse.next().await.unwrap();
+    assert_eq!(
+        (name.as_str(), &first["offset"]),
+        ("stdout", &json!(oldest))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
