@@ -13,5 +13,6 @@ mod resources;
 mod script;
 mod sdk;
 mod sdk_conformance;
+mod sdk_dataplane_files;
 mod server_features;
 mod workflow;

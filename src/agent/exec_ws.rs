@@ -22,9 +22,9 @@ pub async fn execute_ws(State(app): State<AppState>, upgrade: WebSocketUpgrade) 
 }
 
 /// A terminal failure before or instead of `started`.
-struct Refusal {
-    error_type: &'static str,
-    message: String,
+pub(super) struct Refusal {
+    pub error_type: &'static str,
+    pub message: String,
 }
 
 fn refuse(error_type: &'static str, message: impl Into<String>) -> Refusal {
@@ -35,6 +35,7 @@ fn refuse(error_type: &'static str, message: impl Into<String>) -> Refusal {
 }
 
 async fn serve_socket(app: AppState, socket: WebSocket) {
+    let _open = app.shutdown.stream_opened().await;
     let (mut sink, mut stream) = socket.split();
     let Some(first) = next_client_message(&mut stream).await else {
         return; // closed before saying anything
@@ -99,6 +100,12 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
                 }
             }
             _ = &mut control => break, // the client went away
+            () = app.shutdown.stopping() => {
+                // The session lives on as long as the sandbox does; tell the client to
+                // come back rather than leave it guessing (spec §3.10).
+                let _ = sink.send(close_going_away()).await;
+                break;
+            }
         }
     }
     control.abort();
@@ -110,7 +117,10 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
 }
 
 /// Starts the session named by `execute` (or finds it) and attaches from offset 0.
-fn start_or_attach(app: &AppState, execute: ExecuteMessage) -> Result<Attachment, Refusal> {
+pub(super) fn start_or_attach(
+    app: &AppState,
+    execute: ExecuteMessage,
+) -> Result<Attachment, Refusal> {
     let command_id = execute
         .command_id
         .clone()
@@ -249,6 +259,13 @@ async fn send(
 ) -> Result<(), axum::Error> {
     let text = serde_json::to_string(message).expect("server messages serialise");
     sink.send(Message::Text(text.into())).await
+}
+
+fn close_going_away() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: close_code::AWAY,
+        reason: "the sandbox agent is shutting down; reconnect".into(),
+    }))
 }
 
 fn close_normal() -> Message {

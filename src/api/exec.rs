@@ -162,6 +162,21 @@ pub struct ExecuteResponse {
     pub exit_code: i32,
 }
 
+/// Body of `POST {dp}/execute/stream/resume` (SSE variant, spec §4.2): where to continue, which
+/// also acknowledges every byte below these offsets. The start body is an [`ExecuteMessage`]
+/// without `type` (stdin is always at EOF there, and no PTY).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamResumeRequest {
+    pub command_id: String,
+    #[serde(default)]
+    pub stdout_offset: u64,
+    #[serde(default)]
+    pub stderr_offset: u64,
+}
+
+/// Seconds between `: ping` comments on an idle SSE exec stream (the SDK gives up after 60).
+pub const SSE_HEARTBEAT_SECONDS: u64 = 15;
+
 #[cfg(test)]
 mod tests {
     use super::*;
