@@ -4,6 +4,9 @@
 //! the submodules.
 
 mod errors;
+mod exec;
+mod exec_interrupt;
+mod exec_tty;
 mod sandboxes;
 mod snapshots;
 mod table;

@@ -154,7 +154,9 @@ fn spawn_on_pty(mut cmd: Command, program: String) -> Result<Spawned, SpawnError
     cmd.stdin(stdio(&slave).map_err(SpawnError::Pty)?)
         .stdout(stdio(&slave).map_err(SpawnError::Pty)?)
         .stderr(stdio(&slave).map_err(SpawnError::Pty)?);
-    if std::env::var_os("TERM").is_none() {
+    // A default only: the request's (or the agent's own) TERM wins.
+    let requested = cmd.as_std().get_envs().any(|(key, _)| key == "TERM");
+    if !requested && std::env::var_os("TERM").is_none() {
         cmd.env("TERM", "xterm-256color");
     }
     // SAFETY: setsid, ioctl, open and write are async-signal-safe; fd 0 is the PTY slave.

@@ -53,12 +53,27 @@ pub struct UpdateArgs {
     pub proxy_config: Option<String>,
 }
 
+/// `exec NAME [flags] -- COMMAND…`: GA's form plus flags GA lacks (all optional, so every GA
+/// command line means the same here).
 #[derive(Debug, Args, Serialize)]
 pub struct ExecArgs {
     #[serde(skip)]
     #[arg(value_name = "NAME")]
     pub positionals: Vec<String>,
+    /// Allocate a pseudo-terminal (sized like the local terminal, if there is one).
+    #[arg(short = 't', long, num_args = 0..=1, require_equals = true, default_value_t = false, default_missing_value = "true", action = ArgAction::Set)]
+    pub tty: bool,
+    /// Set an environment variable, KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory of the command.
+    #[arg(long, default_value = "", hide_default_value = true)]
+    pub cwd: String,
+    /// Kill the command after this many seconds (0 = no limit).
+    #[arg(long, default_value_t = 0, value_parser = go_int)]
+    pub timeout: i64,
     /// The command and its arguments, after `--`.
+    #[serde(skip)]
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }

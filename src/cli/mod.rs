@@ -118,6 +118,7 @@ fn run(cli: Cli) -> Result<u8, String> {
             let source = std::fs::read_to_string(&a.file)
                 .map_err(|e| format!("reading script {origin}: {e}"))?;
             let ast = host.compile(&origin, &source)?;
+            let _sigint = host.bridge.watch_sigint();
             let mut map = Map::new();
             map.insert(
                 "argv".into(),
@@ -128,8 +129,11 @@ fn run(cli: Cli) -> Result<u8, String> {
                     .into(),
             );
             map.insert("file".into(), origin.into());
-            let value = crate::script::finish(host.run(&ast, map))?;
-            return Ok(emit(&value, format));
+            let result = crate::script::finish(host.run(&ast, map));
+            if let Some(code) = interrupted(&host) {
+                return Ok(code);
+            }
+            return Ok(emit(&result?, format));
         }
         Command::Sandbox(sb) => match sb.command {
             None => {
@@ -144,8 +148,27 @@ fn run(cli: Cli) -> Result<u8, String> {
     };
     let rt = runtime()?;
     let host = ScriptHost::new(rt.handle().clone(), inputs);
-    let value = host.run_named(&name, args)?;
-    Ok(emit(&value, format))
+    let _sigint = host.bridge.watch_sigint();
+    let result = host.run_named(&name, args);
+    if let Some(code) = interrupted(&host) {
+        return Ok(code);
+    }
+    Ok(emit(&result?, format))
+}
+
+/// Exit status after Ctrl-C: 128 + SIGINT, as shells report it.
+const INTERRUPTED_EXIT: u8 = 130;
+/// How long an interrupted CLI waits for the sandbox to confirm its kills.
+const KILL_CONFIRM_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `Some(130)` when Ctrl-C interrupted the script — once the remote commands it killed are
+/// confirmed gone (or the wait gave up), so none outlives the CLI by accident.
+fn interrupted(host: &ScriptHost) -> Option<u8> {
+    if !host.bridge.interrupted() {
+        return None;
+    }
+    host.bridge.settle(KILL_CONFIRM_LIMIT);
+    Some(INTERRUPTED_EXIT)
 }
 
 /// Print a script's value; returns the exit status it asks for.
@@ -192,7 +215,10 @@ fn dispatch(sub: SandboxSub) -> Result<Option<(String, Map)>, String> {
             if a.command.is_empty() {
                 return Err("usage: langsmith sandbox exec <name> -- <command>".into());
             }
-            let mut map = Map::new();
+            let mut map: Map = rhai::serde::to_dynamic(&a)
+                .map_err(|e| e.to_string())?
+                .try_cast::<Map>()
+                .unwrap_or_default();
             map.insert("name".into(), name.into());
             let argv: rhai::Array = a.command.into_iter().map(Dynamic::from).collect();
             map.insert("command".into(), argv.into());

@@ -1,20 +1,29 @@
 //! Running commands over `WS {dp}/execute/ws` (`spec/dataplane.md` §3).
 //!
-//! [`Client::exec`] sends `execute`, waits for `started` and hands back a [`Command`]: a handle
-//! whose events (`stdout`/`stderr` chunks, then `exit` or a typed `error`) arrive on a channel
-//! while a background task owns the socket. The task tracks byte offsets; when the socket drops
-//! before a terminal message it re-attaches with `reconnect` from those offsets (≤ 5 tries,
-//! backoff 0.5·2ⁿ s), so every byte is delivered once.
+//! [`Client::start_exec`] spawns the background task that owns the socket and returns a
+//! [`Starting`] at once — its [`Killer`] can stop the command even before the server
+//! acknowledged it; [`Starting::started`] then waits for `started` and yields a [`Command`].
+//! Events (`stdout`/`stderr` chunks, then `exit` or a typed `error`) arrive on a bounded
+//! channel, so a slow reader back-pressures the socket instead of growing memory. The task
+//! tracks byte offsets; when the socket drops before a terminal message it re-attaches with
+//! `reconnect` from those offsets (≤ 5 tries in a row, backoff 0.5·2ⁿ s), so every byte is
+//! delivered exactly once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::exec_session::Session;
+use super::exec_session::{LostBytes, Session, Started};
 use super::files::dataplane_url;
 use super::{Client, ClientError};
 use crate::api::exec::ExecuteMessage;
+
+/// Events buffered between the socket and a slow reader (each ≤ 64 KiB of output).
+const EVENT_BUFFER: usize = 16;
+/// Chunks of forwarded stdin buffered before the local reader waits.
+pub(super) const STDIN_BUFFER: usize = 8;
 
 /// Options of one command; `None` leaves the server default.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +35,8 @@ pub struct ExecOptions {
     pub timeout_seconds: Option<i64>,
     /// Start with stdin at EOF (otherwise stdin is a pipe fed by [`Command::send_input`]).
     pub close_stdin: bool,
+    /// Run under a pseudo-terminal (stdout and stderr merge into `stdout`).
+    pub pty: bool,
 }
 
 /// What a running command reports, in order.
@@ -33,7 +44,7 @@ pub struct ExecOptions {
 pub enum ExecEvent {
     Stdout(String),
     Stderr(String),
-    /// Terminal: the command ended with this code.
+    /// Terminal: the command ended with this code (128 + signal number after a signal).
     Exit(i32),
     /// Terminal: a typed failure (`CommandTimeout`, …) or a lost connection.
     Error(ClientError),
@@ -47,10 +58,82 @@ pub struct ExecOutput {
     pub exit_code: i32,
 }
 
+/// Requests to the session task that are small and must never wait behind output.
 pub(super) enum Control {
     Input(String),
     CloseStdin,
     Kill,
+    /// Kill, and from now on drop output nobody may read instead of waiting for a reader.
+    Abort,
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
+}
+
+/// Forwarded local stdin, in order, on its own bounded channel (see [`Command::forward_stdin`]).
+pub(super) enum StdinItem {
+    Data(String),
+    Close,
+}
+
+/// Stops a command from any thread, before or after it started. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Killer {
+    control: mpsc::UnboundedSender<Control>,
+}
+
+impl Killer {
+    /// SIGKILL the command's process group and stop holding its output for a reader; the
+    /// session still ends only once the server confirmed the end (or gave up reconnecting).
+    pub fn abort(&self) {
+        let _ = self.control.send(Control::Abort);
+    }
+
+    /// Whether the session task has ended (the command's end was seen or the task gave up).
+    pub fn is_finished(&self) -> bool {
+        self.control.is_closed()
+    }
+
+    /// Resolves once the session task has ended.
+    pub async fn finished(&self) {
+        self.control.closed().await
+    }
+}
+
+/// A command whose session task runs but whose `started` may not have arrived yet.
+pub struct Starting {
+    lost: LostBytes,
+    started: oneshot::Receiver<Started>,
+    events: mpsc::Receiver<ExecEvent>,
+    control: mpsc::UnboundedSender<Control>,
+    stdin: mpsc::Sender<StdinItem>,
+}
+
+impl Starting {
+    pub fn killer(&self) -> Killer {
+        Killer {
+            control: self.control.clone(),
+        }
+    }
+
+    /// Wait for the server's `started` (or the reason there is none).
+    pub async fn started(self) -> Result<Command, ClientError> {
+        match self.started.await {
+            Ok(Ok((command_id, pid))) => Ok(Command {
+                command_id,
+                pid,
+                events: Arc::new(Mutex::new(self.events)),
+                control: self.control,
+                stdin: self.stdin,
+                lost: self.lost,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(ClientError::Protocol(
+                "exec session ended before it started".into(),
+            )),
+        }
+    }
 }
 
 /// A running command. Clones share the same event stream (each event is delivered once).
@@ -58,13 +141,21 @@ pub(super) enum Control {
 pub struct Command {
     pub command_id: String,
     pub pid: Option<u32>,
-    events: Arc<Mutex<mpsc::UnboundedReceiver<ExecEvent>>>,
+    events: Arc<Mutex<mpsc::Receiver<ExecEvent>>>,
     control: mpsc::UnboundedSender<Control>,
+    pub(super) stdin: mpsc::Sender<StdinItem>,
+    lost: LostBytes,
 }
 
 impl std::fmt::Debug for Control {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Control")
+    }
+}
+
+impl std::fmt::Debug for StdinItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StdinItem")
     }
 }
 
@@ -107,6 +198,24 @@ impl Command {
     pub fn close_stdin(&self) {
         let _ = self.control.send(Control::CloseStdin);
     }
+
+    /// Set the PTY window size (ignored without a PTY).
+    pub fn resize(&self, cols: u16, rows: u16) {
+        let _ = self.control.send(Control::Resize { cols, rows });
+    }
+
+    pub fn killer(&self) -> Killer {
+        Killer {
+            control: self.control.clone(),
+        }
+    }
+
+    /// `(stdout, stderr)` bytes never delivered: after a long disconnection the server may no
+    /// longer hold them (its replay window is bounded); the rest of the output still follows.
+    pub fn lost_bytes(&self) -> (u64, u64) {
+        let [out, err] = &*self.lost;
+        (out.load(Ordering::Relaxed), err.load(Ordering::Relaxed))
+    }
 }
 
 /// `http://` → `ws://`, anything else → `wss://`; `/execute/ws` appended.
@@ -119,13 +228,9 @@ pub fn exec_ws_url(dataplane: &str) -> String {
 }
 
 impl Client {
-    /// Start `command` (a shell string) and return once the server acknowledged it.
-    pub async fn exec(
-        &self,
-        dataplane: &str,
-        command: &str,
-        opts: &ExecOptions,
-    ) -> Result<Command, ClientError> {
+    /// Spawn the session task for `command` (a shell string) and return without waiting.
+    /// Must be called within the tokio runtime's context.
+    pub fn start_exec(&self, dataplane: &str, command: &str, opts: &ExecOptions) -> Starting {
         super::install_crypto_provider();
         let execute = ExecuteMessage {
             command: Some(command.to_string()),
@@ -134,33 +239,41 @@ impl Client {
             env: opts.env.clone(),
             cwd: opts.cwd.clone(),
             command_id: Some(uuid::Uuid::now_v7().simple().to_string()),
-            close_stdin: opts.close_stdin.then_some(true),
+            close_stdin: (opts.close_stdin && !opts.pty).then_some(true),
+            pty: opts.pty.then_some(true),
             ..Default::default()
         };
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::channel(EVENT_BUFFER);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let session = Session {
-            url: exec_ws_url(dataplane),
-            api_key: self.api_key().to_string(),
+        let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_BUFFER);
+        let (started_tx, started_rx) = oneshot::channel();
+        let lost = LostBytes::default();
+        let session = Session::new(
+            exec_ws_url(dataplane),
+            self.api_key().to_string(),
             execute,
-            offsets: [0, 0],
-            events: events_tx,
-            started: Some(started_tx),
-        };
-        tokio::spawn(session.run(control_rx));
-        match started_rx.await {
-            Ok(Ok((command_id, pid))) => Ok(Command {
-                command_id,
-                pid,
-                events: Arc::new(Mutex::new(events_rx)),
-                control: control_tx,
-            }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(ClientError::Protocol(
-                "exec session ended before it started".into(),
-            )),
+            events_tx,
+            started_tx,
+            lost.clone(),
+        );
+        tokio::spawn(session.run(control_rx, stdin_rx));
+        Starting {
+            lost,
+            started: started_rx,
+            events: events_rx,
+            control: control_tx,
+            stdin: stdin_tx,
         }
+    }
+
+    /// Start `command` (a shell string) and return once the server acknowledged it.
+    pub async fn exec(
+        &self,
+        dataplane: &str,
+        command: &str,
+        opts: &ExecOptions,
+    ) -> Result<Command, ClientError> {
+        self.start_exec(dataplane, command, opts).started().await
     }
 
     /// Run `command` to completion and collect its output.

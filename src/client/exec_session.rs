@@ -1,33 +1,43 @@
 //! The background task behind a [`super::Command`]: it owns the `/execute/ws` socket, forwards
-//! control messages, de-duplicates output by byte offset and re-attaches after a dropped socket.
+//! control messages and local stdin, de-duplicates output by byte offset and re-attaches after
+//! a dropped socket. Output waits for the reader (bounded channel) while controls keep flowing,
+//! so `kill` is never stuck behind unread output.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
+use tokio_tungstenite::tungstenite::Message;
 
 use super::ClientError;
-use super::exec::{Control, ExecEvent};
+use super::exec::{Control, ExecEvent, StdinItem};
+use super::exec_socket::{Socket, connect, send};
 use crate::api::exec::{ClientMessage, ExecuteMessage, ServerMessage};
 
 /// Re-attachments tried after a socket drops (the count restarts after each `started`).
 const MAX_RECONNECTS: u32 = 5;
 
-/// What [`super::Client::exec`] waits for: the session id and pid, or why it failed.
+/// What [`super::Starting::started`] waits for: the session id and pid, or why it failed.
 pub(super) type Started = Result<(String, Option<u32>), ClientError>;
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Shared with the [`super::Command`]: stdout and stderr bytes lost to a replay window.
+pub(super) type LostBytes = Arc<[AtomicU64; 2]>;
 
 pub(super) struct Session {
-    pub url: String,
-    pub api_key: String,
-    pub execute: ExecuteMessage,
+    url: String,
+    api_key: String,
+    execute: ExecuteMessage,
     /// Bytes of stdout/stderr delivered so far.
-    pub offsets: [u64; 2],
-    pub events: mpsc::UnboundedSender<ExecEvent>,
-    /// Present until `started` (or a failure) was reported to `exec`.
-    pub started: Option<oneshot::Sender<Started>>,
+    offsets: [u64; 2],
+    /// Bytes of stdout/stderr skipped because the server no longer held them at a reconnect.
+    lost: LostBytes,
+    events: mpsc::Sender<ExecEvent>,
+    /// Present until `started` (or a failure) was reported to the starter.
+    started: Option<oneshot::Sender<Started>>,
+    /// After an abort nobody waits for output: events are dropped when the reader lags.
+    aborted: bool,
 }
 
 /// Why one attachment ended.
@@ -38,12 +48,57 @@ enum Ended {
     Lost { error: ClientError, retryable: bool },
 }
 
+fn lost(error: impl ToString) -> Ended {
+    Ended::Lost {
+        error: ClientError::Transport(error.to_string()),
+        retryable: true,
+    }
+}
+
+/// The receiving ends the task serves besides the socket.
+pub(super) struct Inputs {
+    control: mpsc::UnboundedReceiver<Control>,
+    controls_open: bool,
+    stdin: mpsc::Receiver<StdinItem>,
+    stdin_open: bool,
+}
+
 impl Session {
-    pub async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>) {
+    pub fn new(
+        url: String,
+        api_key: String,
+        execute: ExecuteMessage,
+        events: mpsc::Sender<ExecEvent>,
+        started: oneshot::Sender<Started>,
+        lost: LostBytes,
+    ) -> Self {
+        Session {
+            url,
+            api_key,
+            execute,
+            offsets: [0, 0],
+            lost,
+            events,
+            started: Some(started),
+            aborted: false,
+        }
+    }
+
+    pub async fn run(
+        mut self,
+        control: mpsc::UnboundedReceiver<Control>,
+        stdin: mpsc::Receiver<StdinItem>,
+    ) {
+        let mut inputs = Inputs {
+            control,
+            controls_open: true,
+            stdin,
+            stdin_open: true,
+        };
         let mut failures = 0;
         loop {
             let ended = match self.attach().await {
-                Ok(socket) => self.pump(socket, &mut control, &mut failures).await,
+                Ok(socket) => self.pump(socket, &mut inputs, &mut failures).await,
                 Err(lost) => lost,
             };
             match ended {
@@ -51,7 +106,7 @@ impl Session {
                 Ended::Lost { error, retryable } => {
                     failures += 1;
                     if !retryable || failures > MAX_RECONNECTS {
-                        return self.fail(error.context("execute"));
+                        return self.fail(error).await;
                     }
                     let backoff = Duration::from_millis(500) * 2u32.pow(failures - 1);
                     tokio::time::sleep(backoff).await;
@@ -61,44 +116,20 @@ impl Session {
     }
 
     /// Report a terminal failure to whoever is waiting.
-    fn fail(&mut self, error: ClientError) {
+    async fn fail(&mut self, error: ClientError) {
         match self.started.take() {
             Some(tx) => drop(tx.send(Err(error))),
-            None => drop(self.events.send(ExecEvent::Error(error))),
+            None if self.aborted => drop(self.events.try_send(ExecEvent::Error(error))),
+            None => drop(self.events.send(ExecEvent::Error(error)).await),
         }
     }
 
     /// Open a socket and send `execute` (before the first `started`, re-sending the same
     /// `command_id` is idempotent) or `reconnect` from our offsets.
     async fn attach(&self) -> Result<Socket, Ended> {
-        let lost = |error: ClientError, retryable| Ended::Lost { error, retryable };
-        let mut request = self.url.as_str().into_client_request().map_err(|e| {
-            lost(
-                ClientError::Config(format!("bad dataplane URL: {e}")),
-                false,
-            )
-        })?;
-        let key = self.api_key.parse().map_err(|_| {
-            lost(
-                ClientError::Config("API key is not a valid header value".into()),
-                false,
-            )
-        })?;
-        request.headers_mut().insert("X-Api-Key", key);
-        let (mut socket, _) = match tokio_tungstenite::connect_async(request).await {
-            Ok(ok) => ok,
-            Err(tungstenite::Error::Http(resp)) => {
-                let status = resp.status().as_u16();
-                let body = resp
-                    .body()
-                    .as_deref()
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default();
-                let retryable = status == 429 || status >= 500;
-                return Err(lost(ClientError::from_response(status, &body), retryable));
-            }
-            Err(e) => return Err(lost(ClientError::Transport(e.to_string()), true)),
-        };
+        let mut socket = connect(&self.url, &self.api_key)
+            .await
+            .map_err(|(error, retryable)| Ended::Lost { error, retryable })?;
         let first = match (&self.started, self.execute.command_id.clone()) {
             (None, Some(command_id)) => ClientMessage::Reconnect {
                 command_id,
@@ -107,24 +138,12 @@ impl Session {
             },
             _ => ClientMessage::Execute(self.execute.clone()),
         };
-        send(&mut socket, &first)
-            .await
-            .map_err(|e| lost(ClientError::Transport(e.to_string()), true))?;
+        send(&mut socket, &first).await.map_err(lost)?;
         Ok(socket)
     }
 
     /// Relay one attachment until a terminal message or a failure.
-    async fn pump(
-        &mut self,
-        mut socket: Socket,
-        control: &mut mpsc::UnboundedReceiver<Control>,
-        failures: &mut u32,
-    ) -> Ended {
-        let lost = |e: String| Ended::Lost {
-            error: ClientError::Transport(e),
-            retryable: true,
-        };
-        let mut controls_open = true;
+    async fn pump(&mut self, mut socket: Socket, inputs: &mut Inputs, failures: &mut u32) -> Ended {
         loop {
             tokio::select! {
                 frame = socket.next() => {
@@ -132,34 +151,96 @@ impl Session {
                         Some(Ok(Message::Text(t))) => t.as_str().to_string(),
                         Some(Ok(Message::Binary(b))) => String::from_utf8_lossy(&b).into_owned(),
                         Some(Ok(Message::Close(_))) | None => {
-                            return lost("connection closed before the command ended".into())
+                            return lost("connection closed before the command ended")
                         }
                         Some(Ok(_)) => continue,
-                        Some(Err(e)) => return lost(e.to_string()),
+                        Some(Err(e)) => return lost(e),
                     };
                     let Ok(msg) = serde_json::from_str::<ServerMessage>(&text) else { continue };
-                    if let Some(done) = self.handle(msg, failures) {
+                    let (event, done) = self.handle(msg, failures);
+                    if let Some(event) = event
+                        && let Err(ended) = self.emit(event, &mut socket, inputs).await
+                    {
+                        return ended;
+                    }
+                    if done {
                         let _ = socket.close(None).await;
-                        return done;
+                        return Ended::Done;
                     }
                 }
-                ctl = control.recv(), if controls_open => {
-                    let msg = match ctl {
-                        Some(Control::Input(data)) => ClientMessage::Input { data },
-                        Some(Control::CloseStdin) => ClientMessage::CloseStdin,
-                        Some(Control::Kill) => ClientMessage::Kill,
-                        None => { controls_open = false; continue }
+                ctl = inputs.control.recv(), if inputs.controls_open => {
+                    if let Err(ended) = self.forward(ctl, &mut socket, inputs).await {
+                        return ended;
+                    }
+                }
+                item = inputs.stdin.recv(), if inputs.stdin_open => {
+                    let msg = match item {
+                        Some(StdinItem::Data(data)) => ClientMessage::Input { data },
+                        Some(StdinItem::Close) => ClientMessage::CloseStdin,
+                        None => { inputs.stdin_open = false; continue }
                     };
                     if let Err(e) = send(&mut socket, &msg).await {
-                        return lost(e.to_string());
+                        return lost(e);
                     }
                 }
             }
         }
     }
 
-    /// Apply one server message; `Some` when the attachment is over.
-    fn handle(&mut self, msg: ServerMessage, failures: &mut u32) -> Option<Ended> {
+    /// Send one control request on the socket.
+    async fn forward(
+        &mut self,
+        ctl: Option<Control>,
+        socket: &mut Socket,
+        inputs: &mut Inputs,
+    ) -> Result<(), Ended> {
+        let msg = match ctl {
+            Some(Control::Input(data)) => ClientMessage::Input { data },
+            Some(Control::CloseStdin) => ClientMessage::CloseStdin,
+            Some(Control::Kill) => ClientMessage::Kill,
+            Some(Control::Abort) => {
+                self.aborted = true;
+                ClientMessage::Kill
+            }
+            Some(Control::Resize { cols, rows }) => ClientMessage::Resize { cols, rows },
+            None => {
+                inputs.controls_open = false;
+                return Ok(());
+            }
+        };
+        send(socket, &msg).await.map_err(lost)
+    }
+
+    /// Hand an event to the reader, waiting for room while still forwarding controls. A reader
+    /// that went away (or an abort) means the event is dropped.
+    async fn emit(
+        &mut self,
+        event: ExecEvent,
+        socket: &mut Socket,
+        inputs: &mut Inputs,
+    ) -> Result<(), Ended> {
+        let events = self.events.clone();
+        loop {
+            if self.aborted {
+                let _ = events.try_send(event);
+                return Ok(());
+            }
+            tokio::select! {
+                permit = events.reserve() => {
+                    if let Ok(permit) = permit {
+                        permit.send(event);
+                    }
+                    return Ok(());
+                }
+                ctl = inputs.control.recv(), if inputs.controls_open => {
+                    self.forward(ctl, socket, inputs).await?;
+                }
+            }
+        }
+    }
+
+    /// Apply one server message: the event to hand on, and whether the attachment is over.
+    fn handle(&mut self, msg: ServerMessage, failures: &mut u32) -> (Option<ExecEvent>, bool) {
         match msg {
             ServerMessage::Started { command_id, pid } => {
                 *failures = 0;
@@ -167,46 +248,54 @@ impl Session {
                 if let Some(tx) = self.started.take() {
                     let _ = tx.send(Ok((command_id, pid)));
                 }
+                (None, false)
             }
-            ServerMessage::Stdout { data, offset } => self.deliver(0, data, offset),
-            ServerMessage::Stderr { data, offset } => self.deliver(1, data, offset),
-            ServerMessage::Exit { exit_code } => {
-                let _ = self.events.send(ExecEvent::Exit(exit_code));
-                return Some(Ended::Done);
-            }
+            ServerMessage::Stdout { data, offset } => (self.fresh(0, data, offset), false),
+            ServerMessage::Stderr { data, offset } => (self.fresh(1, data, offset), false),
+            ServerMessage::Exit { exit_code } => (Some(ExecEvent::Exit(exit_code)), true),
             ServerMessage::Error { error_type, error } => {
-                self.fail(ClientError::Exec {
+                let error = ClientError::Exec {
                     error_type,
                     message: error,
-                });
-                return Some(Ended::Done);
+                };
+                match self.started.take() {
+                    Some(tx) => {
+                        let _ = tx.send(Err(error));
+                        (None, true)
+                    }
+                    None => (Some(ExecEvent::Error(error)), true),
+                }
             }
         }
-        None
     }
 
-    /// Forward the part of a chunk not delivered yet (a replay after reconnect may overlap).
-    fn deliver(&mut self, stream: usize, data: String, offset: u64) {
+    /// The part of a chunk not delivered yet (a replay after reconnect may overlap).
+    fn fresh(&mut self, stream: usize, data: String, offset: u64) -> Option<ExecEvent> {
         let end = offset + data.len() as u64;
         let seen = self.offsets[stream];
         if end <= seen {
-            return;
+            return None;
         }
-        let skip = seen.saturating_sub(offset) as usize;
+        if offset > seen {
+            // The server no longer held bytes we had not seen (its replay window moved on).
+            self.lost[stream].fetch_add(offset - seen, Ordering::Relaxed);
+        }
+        let mut skip = seen.saturating_sub(offset) as usize;
+        // Offsets count raw bytes; only invalid UTF-8 (sent as U+FFFD) can put the cut inside
+        // a character, and then the rest of that character is not worth a lost chunk.
+        while !data.is_char_boundary(skip) {
+            skip += 1;
+        }
         self.offsets[stream] = end;
-        let Some(fresh) = data.get(skip..) else {
-            return;
-        };
-        let event = if stream == 0 {
-            ExecEvent::Stdout(fresh.to_string())
+        let fresh = data[skip..].to_string();
+        Some(if stream == 0 {
+            ExecEvent::Stdout(fresh)
         } else {
-            ExecEvent::Stderr(fresh.to_string())
-        };
-        let _ = self.events.send(event);
+            ExecEvent::Stderr(fresh)
+        })
     }
 }
 
-async fn send(socket: &mut Socket, msg: &ClientMessage) -> Result<(), tungstenite::Error> {
-    let text = serde_json::to_string(msg).expect("client messages serialise");
-    socket.send(Message::text(text)).await
-}
+#[cfg(test)]
+#[path = "exec_session_tests.rs"]
+mod tests;

@@ -14,7 +14,9 @@ pub mod console_agent;
 pub mod embedded;
 pub mod error;
 pub mod exec;
+mod exec_local;
 mod exec_session;
+mod exec_socket;
 pub mod files;
 pub mod sandbox;
 pub mod snapshot;
@@ -31,7 +33,8 @@ use serde::de::DeserializeOwned;
 
 pub use config::{ConfigInputs, Endpoint, Resolved};
 pub use error::ClientError;
-pub use exec::{Command, ExecEvent, ExecOptions, ExecOutput};
+pub use exec::{Command, ExecEvent, ExecOptions, ExecOutput, Killer, Starting};
+pub use exec_local::terminal_size;
 
 /// Default per-request timeout of control-plane calls (the GA CLI's).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

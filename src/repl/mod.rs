@@ -8,7 +8,7 @@ use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
 use crate::cli::output::{self, Format};
-use crate::script::{ScriptHost, bridge};
+use crate::script::ScriptHost;
 
 fn history_path() -> Option<std::path::PathBuf> {
     dirs::data_dir().map(|d| d.join("langsmith").join("history"))
@@ -55,8 +55,10 @@ pub fn run(host: ScriptHost, format: Format) -> Result<u8, String> {
                         let _ = editor.add_history_entry(buffer.trim_end());
                         let ast = functions.merge(&ast);
                         functions = ast.clone_functions_only();
-                        bridge::clear_interrupt();
+                        host.bridge.clear_interrupt();
+                        let sigint = host.bridge.watch_sigint();
                         let result = host.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast);
+                        drop(sigint);
                         match crate::script::finish(result) {
                             Ok(value) => print!("{}", output::render(&value, format).0),
                             Err(message) => eprintln!("error: {message}"),

@@ -1,16 +1,22 @@
 //! The bridge between the synchronous Rhai engine and the async client: scripts run on a plain
-//! thread and every client call is driven with [`Handle::block_on`], raced against Ctrl-C.
+//! thread and every client call is driven with [`Handle::block_on`], raced against an interrupt.
 //! The client is connected lazily on first use, so argument checks that come before the API-key
 //! check in the GA CLI still come first.
+//!
+//! Interrupts: [`Bridge::interrupt`] (what Ctrl-C calls, see [`Bridge::watch_sigint`]) kills
+//! every remote command started through the bridge that still runs and makes the blocked call
+//! fail with a catchable error whose `message` is `"interrupted"`. The flag stays set (every
+//! later call fails the same way) until [`Bridge::clear_interrupt`].
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rhai::{Dynamic, EvalAltResult, Map, Position};
 use tokio::runtime::Handle;
 use tokio::sync::{OnceCell, watch};
 
-use crate::client::{Client, ClientError, ConfigInputs};
+use crate::client::{Client, ClientError, Command, ConfigInputs, ExecOptions, Killer};
 
 /// Shared by every binding object of one engine.
 #[derive(Debug)]
@@ -18,57 +24,122 @@ pub struct Bridge {
     handle: Handle,
     inputs: ConfigInputs,
     client: OnceCell<Client>,
+    /// Interrupts since the last clear; `0` = not interrupted.
+    interrupt: watch::Sender<u32>,
+    /// Commands started through this bridge whose session may still run. Locked around both
+    /// starting a command and interrupting, so no command escapes an interrupt.
+    commands: Mutex<Vec<Killer>>,
 }
 
 /// Result type of every binding.
 pub type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
-
-/// Set to `true` by Ctrl-C; script evaluation and client calls stop when they see it.
-fn interrupt_channel() -> &'static (watch::Sender<bool>, watch::Receiver<bool>) {
-    static CHANNEL: OnceLock<(watch::Sender<bool>, watch::Receiver<bool>)> = OnceLock::new();
-    CHANNEL.get_or_init(|| watch::channel(false))
-}
-
-/// Whether Ctrl-C was pressed since the last [`clear_interrupt`].
-pub fn interrupted() -> bool {
-    *interrupt_channel().1.borrow()
-}
-
-/// Forget an earlier Ctrl-C (the REPL calls this before each evaluation).
-pub fn clear_interrupt() {
-    interrupt_channel().0.send_replace(false);
-}
 
 /// The error that stops a script and cannot be caught by `try`/`catch`.
 pub fn terminated() -> Box<EvalAltResult> {
     EvalAltResult::ErrorTerminated(Dynamic::from("interrupted"), Position::NONE).into()
 }
 
+/// The catchable error of a call cut short by [`Bridge::interrupt`]:
+/// `#{status: (), type: "Interrupted", message: "interrupted", text: "interrupted"}`.
+pub fn interrupted_error() -> Box<EvalAltResult> {
+    let mut map = Map::new();
+    map.insert("status".into(), Dynamic::UNIT);
+    map.insert("type".into(), "Interrupted".into());
+    map.insert("message".into(), "interrupted".into());
+    map.insert("text".into(), "interrupted".into());
+    EvalAltResult::ErrorRuntime(map.into(), Position::NONE).into()
+}
+
+/// Stops listening for SIGINT when dropped (see [`Bridge::watch_sigint`]).
+#[derive(Debug)]
+pub struct SigintWatch(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for SigintWatch {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
 impl Bridge {
-    /// A bridge over `handle`; installs the Ctrl-C listener on that runtime.
+    /// A bridge over `handle`. It does not listen for Ctrl-C by itself: see [`Self::watch_sigint`].
     pub fn new(handle: Handle, inputs: ConfigInputs) -> Arc<Self> {
-        static LISTENER: OnceLock<()> = OnceLock::new();
-        LISTENER.get_or_init(|| {
-            handle.spawn(async {
-                while tokio::signal::ctrl_c().await.is_ok() {
-                    interrupt_channel().0.send_replace(true);
-                }
-            });
-        });
         Arc::new(Bridge {
             handle,
             inputs,
             client: OnceCell::new(),
+            interrupt: watch::channel(0).0,
+            commands: Mutex::new(Vec::new()),
         })
     }
 
-    /// Run a future to completion from the script thread; Ctrl-C aborts it.
+    /// Kill every still-running command started through this bridge (SIGKILL via the data
+    /// plane's `kill`) and make the blocked call, and every later one, fail with
+    /// [`interrupted_error`] until [`Self::clear_interrupt`]. Callable from any thread.
+    pub fn interrupt(&self) {
+        let commands = self.commands.lock().unwrap_or_else(|e| e.into_inner());
+        self.interrupt.send_modify(|n| *n = n.saturating_add(1));
+        for killer in commands.iter() {
+            killer.abort();
+        }
+    }
+
+    /// Whether [`Self::interrupt`] was called since the last [`Self::clear_interrupt`]. Cheap
+    /// enough for `Engine::on_progress`.
+    pub fn interrupted(&self) -> bool {
+        *self.interrupt.borrow() > 0
+    }
+
+    /// Forget an earlier interrupt (the REPL calls this before each evaluation).
+    pub fn clear_interrupt(&self) {
+        self.interrupt.send_replace(0);
+    }
+
+    /// Call [`Self::interrupt`] on every SIGINT until the returned guard is dropped. The
+    /// handler is registered before this returns, so no early Ctrl-C is missed.
+    pub fn watch_sigint(self: &Arc<Self>) -> SigintWatch {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _context = self.handle.enter();
+        let Ok(mut sigint) = signal(SignalKind::interrupt()) else {
+            return SigintWatch(None);
+        };
+        let bridge = Arc::clone(self);
+        SigintWatch(Some(self.handle.spawn(async move {
+            while sigint.recv().await.is_some() {
+                bridge.interrupt();
+            }
+        })))
+    }
+
+    /// Wait (at most `limit`, and only until the next interrupt: a second Ctrl-C means "now")
+    /// until every command started through this bridge has ended, e.g. so the kills of an
+    /// interrupt reach the sandbox before the process exits.
+    pub fn settle(&self, limit: Duration) {
+        let killers: Vec<Killer> = self
+            .commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut rx = self.interrupt.subscribe();
+        let seen = *rx.borrow_and_update();
+        self.handle.block_on(async move {
+            let all = futures_util::future::join_all(killers.iter().map(Killer::finished));
+            tokio::select! {
+                _ = tokio::time::timeout(limit, all) => {}
+                _ = rx.wait_for(|n| *n > seen) => {}
+            }
+        });
+    }
+
+    /// Run a future to completion from the script thread; an interrupt aborts it.
     pub fn block_on<F: Future>(&self, fut: F) -> ScriptResult<F::Output> {
-        let mut rx = interrupt_channel().1.clone();
+        let mut rx = self.interrupt.subscribe();
         self.handle.block_on(async move {
             tokio::select! {
+                biased;
+                _ = rx.wait_for(|n| *n > 0) => Err(interrupted_error()),
                 out = fut => Ok(out),
-                _ = rx.wait_for(|stop| *stop) => Err(terminated()),
             }
         })
     }
@@ -93,6 +164,35 @@ impl Bridge {
         let client = self.client()?;
         self.block_on(call(client))?
             .map_err(|e| client_error(e, Some(context)))
+    }
+
+    /// Start a remote command that [`Self::interrupt`] will kill; returns once it started.
+    pub fn start_command(
+        &self,
+        dataplane: &str,
+        command: &str,
+        opts: &ExecOptions,
+    ) -> ScriptResult<Command> {
+        let client = self.client()?;
+        let starting = {
+            let mut commands = self.commands.lock().unwrap_or_else(|e| e.into_inner());
+            if self.interrupted() {
+                return Err(interrupted_error());
+            }
+            commands.retain(|k| !k.is_finished());
+            let _context = self.handle.enter();
+            let starting = client.start_exec(dataplane, command, opts);
+            commands.push(starting.killer());
+            starting
+        };
+        self.block_on(starting.started())?
+            .map_err(|e| client_error(e, Some("execute")))
+    }
+
+    /// Run `f` inside the runtime's context (for calls that spawn tasks).
+    pub fn enter<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _context = self.handle.enter();
+        f()
     }
 }
 
@@ -141,3 +241,7 @@ pub fn error_text(err: &EvalAltResult) -> String {
 pub fn opt<T: Into<Dynamic>>(v: Option<T>) -> Dynamic {
     v.map_or(Dynamic::UNIT, Into::into)
 }
+
+#[cfg(test)]
+#[path = "bridge_tests.rs"]
+mod tests;

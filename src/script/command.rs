@@ -1,5 +1,6 @@
 //! The `Command` object: a running command started by `Sandbox.command` (streaming, stdin,
 //! background work), plus the options map shared by `exec` and `command`.
+//! Every command is started through [`Bridge::start_command`], so an interrupt kills it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ impl CommandObj {
         let out = self
             .bridge
             .block_on(self.command.wait())?
-            .map_err(|e| client_error(e, None))?;
+            .map_err(|e| client_error(e, Some("execute")))?;
         Ok(output_map(out.stdout, out.stderr, out.exit_code))
     }
 
@@ -44,7 +45,7 @@ impl CommandObj {
                 map.insert("type".into(), "exit".into());
                 map.insert("exit_code".into(), (code as i64).into());
             }
-            Some(ExecEvent::Error(e)) => return Err(client_error(e, None)),
+            Some(ExecEvent::Error(e)) => return Err(client_error(e, Some("execute"))),
         }
         Ok(map.into())
     }
@@ -59,9 +60,27 @@ pub fn output_map(stdout: String, stderr: String, exit_code: i32) -> Map {
     map
 }
 
-/// Read `#{shell, env, cwd, timeout, stdin}` (all optional). Without `stdin: true` the command
-/// starts with stdin at EOF, as one-shot commands expect.
-pub fn exec_options(opts: &Map) -> ScriptResult<ExecOptions> {
+/// How a command is wired to this process (not part of the wire request).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalIo {
+    /// Copy this process's stdin to the command until EOF (`forward_stdin: true`).
+    pub forward_stdin: bool,
+}
+
+fn flag(opts: &Map, key: &str) -> ScriptResult<bool> {
+    match opts.get(key) {
+        None => Ok(false),
+        Some(v) if v.is_unit() => Ok(false),
+        Some(v) => v
+            .as_bool()
+            .map_err(|t| user_error(format!("exec option `{key}` must be a bool, not {t}"))),
+    }
+}
+
+/// Read `#{shell, env, cwd, timeout, stdin, pty, forward_stdin}` (all optional). Without
+/// `stdin: true` or `forward_stdin: true` the command starts with stdin at EOF, as one-shot
+/// commands expect.
+pub fn exec_options(opts: &Map) -> ScriptResult<(ExecOptions, LocalIo)> {
     let text =
         |key: &str| -> ScriptResult<Option<String>> {
             match opts.get(key) {
@@ -88,23 +107,43 @@ pub fn exec_options(opts: &Map) -> ScriptResult<ExecOptions> {
     };
     let timeout = match opts.get("timeout") {
         None => None,
+        Some(v) if v.is_unit() => None,
         Some(v) => Some(v.as_int().map_err(|t| {
             user_error(format!("exec option `timeout` must be an integer, not {t}"))
         })?),
     };
-    let stdin = opts
-        .get("stdin")
-        .is_some_and(|v| v.as_bool().unwrap_or(false));
-    Ok(ExecOptions {
+    let local = LocalIo {
+        forward_stdin: flag(opts, "forward_stdin")?,
+    };
+    let stdin = flag(opts, "stdin")? || local.forward_stdin;
+    let pty = flag(opts, "pty")?;
+    let env = if pty { with_local_term(env) } else { env };
+    let options = ExecOptions {
         shell: text("shell")?,
         env,
         cwd: text("cwd")?,
         timeout_seconds: timeout,
         close_stdin: !stdin,
-    })
+        pty,
+    };
+    Ok((options, local))
+}
+
+/// Programs under a PTY need `TERM` to draw: pass on the local one unless `env` sets it.
+fn with_local_term(env: Option<BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
+    let Ok(term) = std::env::var("TERM") else {
+        return env;
+    };
+    let mut env = env.unwrap_or_default();
+    env.entry("TERM".into()).or_insert(term);
+    Some(env)
 }
 
 pub fn register(engine: &mut Engine) {
+    engine.register_fn("is_terminal_stdin", || {
+        use std::io::IsTerminal;
+        std::io::stdin().is_terminal()
+    });
     engine
         .register_type_with_name::<CommandObj>("Command")
         .register_get("id", |c: &mut CommandObj| c.command.command_id.clone())
@@ -118,6 +157,10 @@ pub fn register(engine: &mut Engine) {
             c.command.send_input(data)
         })
         .register_fn("close_stdin", |c: &mut CommandObj| c.command.close_stdin())
+        .register_fn("resize", |c: &mut CommandObj, cols: i64, rows: i64| {
+            let clamp = |n: i64| n.clamp(1, i64::from(u16::MAX)) as u16;
+            c.command.resize(clamp(cols), clamp(rows))
+        })
         .register_fn("to_string", |c: &mut CommandObj| {
             format!("Command({})", c.command.command_id)
         })

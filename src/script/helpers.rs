@@ -48,21 +48,10 @@ pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {
         words.join(" ")
     });
     engine.register_fn("go_quote", |text: &str| go_quote(text));
-    engine.register_fn("sleep", |secs: f64| -> ScriptResult<()> {
-        let deadline =
-            std::time::Instant::now() + std::time::Duration::from_secs_f64(secs.max(0.0));
-        // Sleep in slices so Ctrl-C is noticed promptly.
-        loop {
-            if super::bridge::interrupted() {
-                return Err(super::bridge::terminated());
-            }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            std::thread::sleep(left.min(std::time::Duration::from_millis(100)));
-        }
-        Ok(())
+    let b = bridge.clone();
+    engine.register_fn("sleep", move |secs: f64| -> ScriptResult<()> {
+        let pause = std::time::Duration::from_secs_f64(secs.max(0.0));
+        b.block_on(tokio::time::sleep(pause))
     });
     let b = bridge.clone();
     engine.register_fn("connect", move || -> ScriptResult<()> {

@@ -2,9 +2,9 @@
 //! bindings, the async bridge, and the built-in scripts behind every `sandbox` subcommand.
 //!
 //! Scripts run on a plain thread (never a tokio worker); client calls block on the runtime
-//! through [`bridge::Bridge`]. Ctrl-C stops a script (not catchable). A script's value is
-//! printed by the CLI's output layer (JSON, or tables with `--format pretty`); scripts never
-//! format output themselves.
+//! through [`bridge::Bridge`]. Ctrl-C kills the script's remote commands and stops it.
+//! A script's value is printed by the CLI's output layer (JSON, or tables with
+//! `--format pretty`); scripts never format output themselves.
 //!
 //! # Script API
 //!
@@ -19,9 +19,17 @@
 //! `sandbox_stop(name)`, `sandbox_wait(name, timeout_secs)`.
 //! A `Sandbox` has `id name status status_message dataplane_url snapshot_id vcpus mem_bytes
 //! fs_capacity_bytes created_at updated_at` and
-//! `exec(cmd)` / `exec(cmd, #{shell, env, cwd, timeout, stream})` → `#{stdout, stderr,
-//! exit_code}` (`stream: true` prints output live instead of collecting it),
-//! `command(cmd[, opts])` → `Command` (`stdin: true` keeps stdin open),
+//! `exec(cmd)` / `exec(cmd, opts)` → `#{stdout, stderr, exit_code}` and `command(cmd[, opts])`
+//! → `Command`, where `opts` is `#{shell, env, cwd, timeout, stream, stdin, forward_stdin, pty}`
+//! (all optional): `shell` (default `/bin/bash`), `env` (a map), `cwd`, `timeout` (seconds,
+//! `0` = none, default 60; on expiry a catchable error of type `CommandTimeout`);
+//! `stream: true` (exec only) prints output live instead of collecting it; `stdin: true` keeps
+//! stdin open for `send` (otherwise the command sees EOF); `forward_stdin: true` copies this
+//! process's stdin to the command until EOF, then closes it (invalid UTF-8 becomes U+FFFD);
+//! `pty: true` runs under a pseudo-terminal (output all on stdout; sized like, and following,
+//! the local terminal if there is one; the local `TERM` is passed on unless `env` sets it; a
+//! forwarded stdin ends with Ctrl-D instead of a close).
+//! `exit_code` is 128 + signal number when a signal killed the command (`kill -9` → 137).
 //! `read(path)` → string, `read_bytes(path)` → blob, `write(path, string|blob)`,
 //! `start()`, `stop()`, `delete()`, `refresh()`, `wait([timeout_secs])`, `to_map()`.
 //!
@@ -38,17 +46,24 @@
 //!
 //! **Commands** — `Command` (from `Sandbox.command`) has `id`, `pid`, `next()` → `#{type: "stdout" |
 //! "stderr", data}` / `#{type: "exit", exit_code}` / `()` when done, `wait()` → `#{stdout,
-//! stderr, exit_code}`, `send(text)`, `close_stdin()`, `kill()`.
+//! stderr, exit_code}`, `send(text)`, `close_stdin()`, `kill()`, `resize(cols, rows)` (PTY).
+//! A dropped connection is re-attached by itself from byte offsets: no output is lost or
+//! repeated (unless the sandbox no longer holds it after a long disconnection: streaming
+//! `exec` then says on stderr how many bytes were lost).
 //!
 //! **Helpers** — `parse_size("4gb", "--capacity")` → bytes, `parse_json_arg(text_or_@file,
 //! flag)`, `shell_join(argv)`, `go_quote(text)`, `connect()` (resolve endpoint and key now),
-//! `exit_status(code)` (a value that makes the CLI print nothing and exit with `code`;
+//! `is_terminal_stdin()`, `exit_status(code)` (a value that makes the CLI print nothing and exit with `code`;
 //! Rhai's own `exit(value)` stops a script with `value` as its result), `sleep(secs)`, `eprint(text)`,
 //! `is_terminal_stderr()`.
 //!
 //! **Errors** — API failures are catchable: `try { … } catch (e) { e.status; e.type;
 //! e.message; e.text }` (`status` is `()` when there was no HTTP answer; `text` is the line the
 //! CLI prints, e.g. `getting sandbox: HTTP 404: …`). Argument errors are thrown strings.
+//!
+//! **Ctrl-C** — kills every remote command the script started that still runs, and the
+//! blocked call fails with `#{type: "Interrupted", message: "interrupted"}`; the script then
+//! stops at its next step. `langsmith run` and `langsmith sandbox …` exit with status 130.
 
 pub mod bridge;
 pub mod builtins;
@@ -81,7 +96,8 @@ impl ScriptHost {
     pub fn new(handle: tokio::runtime::Handle, inputs: ConfigInputs) -> Self {
         let bridge = Bridge::new(handle, inputs);
         let mut engine = Engine::new();
-        engine.on_progress(|_| bridge::interrupted().then(|| Dynamic::from("interrupted")));
+        let watched = bridge.clone();
+        engine.on_progress(move |_| watched.interrupted().then(|| Dynamic::from("interrupted")));
         snapshot::register(&mut engine, &bridge);
         sandbox::register(&mut engine, &bridge);
         command::register(&mut engine);

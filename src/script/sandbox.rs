@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rhai::{Array, Blob, Dynamic, Engine, Map};
 
-use super::bridge::{Bridge, ScriptResult, opt, user_error};
+use super::bridge::{Bridge, ScriptResult, client_error, opt, user_error};
 use super::command::{CommandObj, exec_options, output_map};
 use super::snapshot::from_map;
 use crate::api::{CreateSandboxRequest, Sandbox, UpdateSandboxRequest, status};
@@ -40,13 +40,17 @@ impl SandboxObj {
         }
     }
 
-    /// Start a command; the caller decides how to consume it.
+    /// Start a command; the caller decides how to consume it. With `forward_stdin` this
+    /// process's stdin is copied to it; with `pty` its window follows the local terminal.
     pub fn spawn(&self, command: &str, opts: &Map) -> ScriptResult<CommandObj> {
-        let (dp, options) = (self.dataplane()?, exec_options(opts)?);
-        let command = command.to_string();
-        let cmd = self.bridge.call("execute", |c| async move {
-            c.exec(&dp, &command, &options).await
-        })?;
+        let (dp, (options, local)) = (self.dataplane()?, exec_options(opts)?);
+        let cmd = self.bridge.start_command(&dp, command, &options)?;
+        if local.forward_stdin {
+            cmd.forward_stdin(std::io::stdin(), options.pty);
+        }
+        if options.pty {
+            self.bridge.enter(|| cmd.follow_terminal_size());
+        }
         Ok(CommandObj {
             command: cmd,
             bridge: self.bridge.clone(),
@@ -64,15 +68,26 @@ impl SandboxObj {
             return handle.wait();
         }
         let bridge = &self.bridge;
+        let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
         loop {
             let event = bridge.block_on(handle.command.next_event())?;
             match event {
-                Some(ExecEvent::Stdout(s)) => write_out(&mut std::io::stdout(), &s),
-                Some(ExecEvent::Stderr(s)) => write_out(&mut std::io::stderr(), &s),
+                Some(ExecEvent::Stdout(s)) => {
+                    if !write_out(&mut stdout, &s) {
+                        return reader_gone(&handle);
+                    }
+                }
+                Some(ExecEvent::Stderr(s)) => {
+                    let _ = write_out(&mut stderr, &s);
+                }
                 Some(ExecEvent::Exit(code)) => {
+                    warn_if_lost(&handle);
                     return Ok(output_map(String::new(), String::new(), code));
                 }
-                Some(ExecEvent::Error(e)) => return Err(super::bridge::client_error(e, None)),
+                Some(ExecEvent::Error(e)) => {
+                    warn_if_lost(&handle);
+                    return Err(client_error(e, Some("execute")));
+                }
                 None => {
                     return Err(user_error(
                         "execute: the command's event stream ended early",
@@ -100,9 +115,38 @@ impl SandboxObj {
     }
 }
 
-fn write_out(out: &mut impl Write, s: &str) {
-    let _ = out.write_all(s.as_bytes());
-    let _ = out.flush();
+/// Say on stderr when output was lost to the server's bounded replay window (a reconnect
+/// long after the drop), so a gap in the streamed output is never silent.
+fn warn_if_lost(handle: &CommandObj) {
+    let (out, err) = handle.command.lost_bytes();
+    if out + err > 0 {
+        eprintln!(
+            "langsmith: {out} bytes of stdout and {err} of stderr were lost while reconnecting \
+             (the sandbox no longer held them)"
+        );
+    }
+}
+
+/// Write and flush; `false` when the reader closed the pipe.
+fn write_out(out: &mut impl Write, s: &str) -> bool {
+    let written = out.write_all(s.as_bytes()).and_then(|()| out.flush());
+    !matches!(written, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Whoever read our stdout is gone (`exec … | head`): kill the command, as a local pipeline
+/// would by SIGPIPE, wait until the sandbox confirms, and report 128 + SIGPIPE.
+fn reader_gone(handle: &CommandObj) -> ScriptResult<Map> {
+    handle.command.kill();
+    while let Some(event) = handle.bridge.block_on(handle.command.next_event())? {
+        if matches!(event, ExecEvent::Exit(_) | ExecEvent::Error(_)) {
+            break;
+        }
+    }
+    Ok(output_map(
+        String::new(),
+        String::new(),
+        128 + libc::SIGPIPE,
+    ))
 }
 
 pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {

@@ -26,9 +26,35 @@ pub fn run(server: &TestServer, args: &[&str]) -> CliOutput {
     run_with_stdin(server, args, None)
 }
 
+/// Start `langsmith ARGS…` against `server` with piped stdout/stderr and the given stdin;
+/// the caller reads and waits.
+pub fn spawn(server: &TestServer, args: &[&str], stdin: Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_langsmith"))
+        .args(args)
+        .env("LANGSMITH_ENDPOINT", &server.url)
+        .env("LANGSMITH_API_KEY", API_KEY)
+        .env_remove("LANGSMITH_WORKSPACE_ID")
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running langsmith")
+}
+
 pub fn run_with_stdin(server: &TestServer, args: &[&str], stdin: Option<&[u8]>) -> CliOutput {
+    run_with_env(server, args, stdin, &[])
+}
+
+/// [`run_with_stdin`] with extra environment variables for the CLI.
+pub fn run_with_env(
+    server: &TestServer,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    env: &[(&str, &str)],
+) -> CliOutput {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_langsmith"));
     cmd.args(args)
+        .envs(env.iter().copied())
         .env("LANGSMITH_ENDPOINT", &server.url)
         .env("LANGSMITH_API_KEY", API_KEY)
         .env_remove("LANGSMITH_WORKSPACE_ID")

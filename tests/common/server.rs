@@ -40,11 +40,20 @@ impl TestServer {
     }
 
     fn launch(state_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        TestServer::launch_on("127.0.0.1:0", state_dir, args, env)
+    }
+
+    fn launch_on(
+        listen: &str,
+        state_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestServer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_langsmith"));
         cmd.args([
             "server",
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--api-key",
             API_KEY,
             "--state-dir",
@@ -82,6 +91,21 @@ impl TestServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// SIGKILL the server, as a crash would, and start a new one on the same port and state
+    /// directory: every URL handed out before (API and data plane) points at the new server.
+    pub fn crash_and_restart(&mut self) {
+        self.kill();
+        let listen = self
+            .url
+            .strip_prefix("http://")
+            .expect("the server URL is http://HOST:PORT")
+            .to_string();
+        let mut fresh = TestServer::launch_on(&listen, &self.state_dir, &[], &[]);
+        assert_eq!(fresh.url, self.url, "the restarted server moved");
+        // `fresh` owns no state directory, so dropping it after taking the child is a no-op.
+        self.child = fresh.child.take();
     }
 
     /// SIGTERM the server and wait for it to exit.
