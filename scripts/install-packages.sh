@@ -12,6 +12,8 @@ packages=(
   skopeo umoci    # build and push OCI images without Docker
   busybox-static bash-static  # the tiny libc-free test image
   python3 python3-venv        # the official SDK conformance tests
+  tmux            # a real terminal for the console tests
+  openssh-client  # ssh-agent, ssh-add, ssh-keygen: the SSH-agent forwarding tests
   ca-certificates
   mmdebstrap      # builds the default Debian snapshot (system/default) on first use
   tmux            # terminal tests of the shell and the console

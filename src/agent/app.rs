@@ -11,13 +11,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::registry::Registry;
-use super::{exec_http, exec_ws, files};
+use super::shutdown::Shutdown;
+use super::{exec_http, exec_sse, exec_ws, files, glob, grep};
 use crate::api::ErrorBody;
 
 /// State shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
+    pub shutdown: Shutdown,
 }
 
 /// All data-plane routes the agent serves.
@@ -32,6 +34,10 @@ pub fn router(state: AppState) -> Router {
             post(files::upload).layer(DefaultBodyLimit::disable()),
         )
         .route("/download", get(files::download))
+        .route("/glob", post(glob::glob))
+        .route("/grep", post(grep::grep))
+        .route("/execute/stream/start", post(exec_sse::start))
+        .route("/execute/stream/resume", post(exec_sse::resume))
         .with_state(state)
 }
 

@@ -1,12 +1,14 @@
-//! One socket's cursor pair on a session: it yields the session's output from its own offsets,
-//! alternating between the streams, and the outcome once everything was delivered. Dropping
-//! it detaches from the session (which may then arm the idle timer or kill the command).
+//! One socket's (or SSE response's) cursor pair on a session: it yields the session's output
+//! from its own offsets, alternating between the streams, and the outcome once everything was
+//! delivered. Dropping it detaches from the session (which may then arm the idle timer or
+//! kill the command).
 
 use std::sync::Arc;
 
+use super::output::{Chunk, RawChunk, StreamBuffer};
 use super::session::{Event, Session, State, StreamKind};
 
-/// One socket's view of a session; detaches when dropped.
+/// One reader's view of a session; detaches when dropped.
 pub struct Attachment {
     session: Arc<Session>,
     id: u64,
@@ -26,18 +28,51 @@ impl Attachment {
         &self.session
     }
 
-    /// The next chunk (alternating between streams that have output) or the final outcome.
+    /// Where this reader stands in (stdout, stderr): everything below was delivered.
+    pub fn cursors(&self) -> [u64; 2] {
+        let state = self.session.lock();
+        state.readers.get(&self.id).copied().unwrap_or_default()
+    }
+
+    /// The next text chunk (split only at UTF-8 boundaries, alternating between streams that
+    /// have output) or the final outcome.
     pub async fn next(&mut self) -> Event {
+        self.next_with(|buffer, cursor| {
+            let chunk: Chunk = buffer.chunk_at(cursor)?;
+            let end = chunk.offset + chunk.raw_len as u64;
+            Some((chunk, end))
+        })
+        .await
+    }
+
+    /// Like [`Attachment::next`], but raw bytes cut anywhere (the SSE variant's payloads).
+    pub async fn next_raw(&mut self) -> Event<RawChunk> {
+        self.next_with(|buffer, cursor| {
+            let chunk = buffer.raw_at(cursor)?;
+            let end = chunk.offset + chunk.bytes.len() as u64;
+            Some((chunk, end))
+        })
+        .await
+    }
+
+    /// `take` cuts the next chunk at a cursor and says where it ends.
+    async fn next_with<C>(
+        &mut self,
+        take: impl Fn(&StreamBuffer, u64) -> Option<(C, u64)>,
+    ) -> Event<C> {
         loop {
             let mut changed = self.session.changed.subscribe();
-            if let Some(event) = self.poll_event() {
+            if let Some(event) = self.poll_event(&take) {
                 return event;
             }
             let _ = changed.changed().await;
         }
     }
 
-    fn poll_event(&mut self) -> Option<Event> {
+    fn poll_event<C>(
+        &mut self,
+        take: &impl Fn(&StreamBuffer, u64) -> Option<(C, u64)>,
+    ) -> Option<Event<C>> {
         let mut state = self.session.lock();
         let State {
             streams,
@@ -51,8 +86,8 @@ impl Attachment {
             StreamKind::Stderr => [StreamKind::Stdout, StreamKind::Stderr],
         };
         for kind in order {
-            if let Some(chunk) = streams[kind as usize].chunk_at(cursors[kind as usize]) {
-                cursors[kind as usize] = chunk.offset + chunk.raw_len as u64;
+            if let Some((chunk, end)) = take(&streams[kind as usize], cursors[kind as usize]) {
+                cursors[kind as usize] = end;
                 self.last_sent = kind;
                 drop(state);
                 self.session.progress.send_replace(());

@@ -54,6 +54,9 @@ pub async fn run(session: Arc<Session>, mut stream: SplitStream<WebSocket>) {
                     Some(Some(ClientMessage::CloseStdin)) => queue.push_back(StdinOp::Close),
                     Some(Some(ClientMessage::Kill)) => session.kill(),
                     Some(Some(ClientMessage::Resize { cols, rows })) => session.resize(cols, rows),
+                    Some(Some(agent @ (ClientMessage::SshAgentData { .. } | ClientMessage::SshAgentClose { .. }))) => {
+                        super::ssh_agent_session::from_client(&session, agent)
+                    }
                     Some(_) => {} // unknown or out-of-place messages are ignored (spec §3.3)
                 }
             }

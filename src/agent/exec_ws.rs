@@ -22,9 +22,9 @@ pub async fn execute_ws(State(app): State<AppState>, upgrade: WebSocketUpgrade) 
 }
 
 /// A terminal failure before or instead of `started`.
-struct Refusal {
-    error_type: &'static str,
-    message: String,
+pub(super) struct Refusal {
+    pub error_type: &'static str,
+    pub message: String,
 }
 
 fn refuse(error_type: &'static str, message: impl Into<String>) -> Refusal {
@@ -35,6 +35,7 @@ fn refuse(error_type: &'static str, message: impl Into<String>) -> Refusal {
 }
 
 async fn serve_socket(app: AppState, socket: WebSocket) {
+    let _open = app.shutdown.stream_opened().await;
     let (mut sink, mut stream) = socket.split();
     let Some(first) = next_client_message(&mut stream).await else {
         return; // closed before saying anything
@@ -79,9 +80,15 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
     if send(&mut sink, &started).await.is_err() {
         return;
     }
+    let mut agent_route = super::ssh_agent_session::route_for(&session);
     let mut control = tokio::spawn(super::control::run(session, stream));
     loop {
         tokio::select! {
+            frame = super::ssh_agent_session::next_frame(&mut agent_route) => {
+                if sink.send(Message::Text(frame.into())).await.is_err() {
+                    break;
+                }
+            }
             event = attachment.next() => {
                 let (message, last) = to_message(event);
                 if send(&mut sink, &message).await.is_err() {
@@ -93,9 +100,16 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
                 }
             }
             _ = &mut control => break, // the client went away
+            () = app.shutdown.stopping() => {
+                // The session lives on as long as the sandbox does; tell the client to
+                // come back rather than leave it guessing (spec §3.10).
+                let _ = sink.send(close_going_away()).await;
+                break;
+            }
         }
     }
     control.abort();
+    drop(agent_route);
     // Detach before completing the close handshake: once the client sees the close, the
     // session has already applied `kill_on_disconnect` / the idle timer for this socket.
     drop(attachment);
@@ -103,7 +117,10 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
 }
 
 /// Starts the session named by `execute` (or finds it) and attaches from offset 0.
-fn start_or_attach(app: &AppState, execute: ExecuteMessage) -> Result<Attachment, Refusal> {
+pub(super) fn start_or_attach(
+    app: &AppState,
+    execute: ExecuteMessage,
+) -> Result<Attachment, Refusal> {
     let command_id = execute
         .command_id
         .clone()
@@ -112,11 +129,19 @@ fn start_or_attach(app: &AppState, execute: ExecuteMessage) -> Result<Attachment
     if let Some(existing) = app.registry.get(&command_id) {
         return Ok(existing.attach(0, 0)); // idempotent start: never spawn twice (spec §3.8)
     }
-    let request = start_request(execute)?;
+    let forward_agent = execute.ssh_agent_forward.unwrap_or(false);
+    let mut request = start_request(execute)?;
+    let agent = forward_agent
+        .then(|| super::ssh_agent_session::prepare(&mut request.spawn))
+        .transpose()
+        .map_err(|e| refuse("SpawnFailed", e.to_string()))?;
     let session = app
         .registry
         .get_or_start(&command_id, request)
         .map_err(|e| refuse("SpawnFailed", e.to_string()))?;
+    if let Some(agent) = agent {
+        super::ssh_agent_session::adopt(&session, agent);
+    }
     Ok(session.attach(0, 0))
 }
 
@@ -234,6 +259,13 @@ async fn send(
 ) -> Result<(), axum::Error> {
     let text = serde_json::to_string(message).expect("server messages serialise");
     sink.send(Message::Text(text.into())).await
+}
+
+fn close_going_away() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: close_code::AWAY,
+        reason: "the sandbox agent is shutting down; reconnect".into(),
+    }))
 }
 
 fn close_normal() -> Message {

@@ -2,25 +2,47 @@
 //! (exec sessions, files) over a unix socket that the server proxies `{dataplane_url}/…` to.
 //!
 //! Module map: [`init`] PID 1 duties · [`app`] router and error envelope · [`exec_ws`] /
-//! [`control`] the WebSocket exec protocol · [`exec_http`] legacy one-shot exec · [`registry`] sessions by id ·
-//! [`session`] / [`attachment`] one command's state and its readers · [`lifecycle`] pumps, timeouts, expiry ·
+//! [`control`] the WebSocket exec protocol · [`exec_sse`] its one-way SSE variant ·
+//! [`exec_http`] legacy one-shot exec · [`registry`] sessions by id · [`session`] /
+//! [`attachment`] one command's state and its readers · [`ssh_agent`] / [`ssh_agent_session`]
+//! SSH-agent forwarding · [`lifecycle`] pumps, timeouts, expiry ·
 //! [`output`] bounded UTF-8-aware output buffers · [`spawn`] / [`pty`] / [`user`] starting
-//! processes · [`files`] / [`range`] uploads and downloads.
+//! processes · [`files`] / [`range`] uploads and downloads · [`search`] / [`glob`] / [`grep`]
+//! file search · [`shutdown`] the goodbye to open streams.
+//!
+//! Replay is bounded: each session retains at most 16 MiB per output stream
+//! ([`output::DEFAULT_RETAINED_BYTES`]). An attached reader (or an SSE client's acknowledged
+//! offsets) holds back the command rather than lose bytes it has not been sent; with nobody
+//! attached the oldest bytes are overwritten. A reconnect asking for bytes no longer held starts
+//! at the oldest retained byte — a gap, never a repeat (spec §3.7 rule 3, A3): the official
+//! clients append every chunk they get and do not detect gaps, so re-sending older bytes would
+//! duplicate output, while skipping ahead only loses what the buffer could not keep. Each
+//! chunk's `offset` tells a careful client where the gap was.
+//!
+//! On SIGTERM (forwarded by PID 1) attached WebSockets are closed with 1001 and SSE responses
+//! end with `ServerShuttingDown`, so clients reattach instead of failing.
 
 mod app;
 mod attachment;
 mod control;
 mod exec_http;
+mod exec_sse;
 mod exec_ws;
 mod files;
+mod glob;
+mod grep;
 mod init;
 mod lifecycle;
 mod output;
 mod pty;
 mod range;
 mod registry;
+mod search;
 mod session;
+mod shutdown;
 mod spawn;
+mod ssh_agent;
+mod ssh_agent_session;
 mod user;
 
 #[cfg(test)]
@@ -60,16 +82,30 @@ pub async fn serve(
     listener: tokio::net::UnixListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_retaining(listener, shutdown, output::DEFAULT_RETAINED_BYTES).await
+}
+
+/// [`serve`] with `retained_bytes` of replay buffer per output stream of each session.
+pub(crate) async fn serve_retaining(
+    listener: tokio::net::UnixListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    retained_bytes: usize,
+) -> anyhow::Result<()> {
     let state = app::AppState {
-        registry: registry::Registry::new(output::DEFAULT_RETAINED_BYTES),
+        registry: registry::Registry::new(retained_bytes),
+        shutdown: shutdown::Shutdown::default(),
     };
+    let goodbye = state.shutdown.clone();
     let router = app::router(state);
     // Not a graceful shutdown: open exec sockets would hold it forever, and the sandbox's
-    // processes die with it anyway.
+    // processes die with it anyway. Open streams are told (1001 / `ServerShuttingDown`),
+    // which takes a moment at most.
     tokio::select! {
-        served = axum::serve(listener, router) => served.context("the agent's server failed"),
-        () = shutdown => Ok(()),
+        served = axum::serve(listener, router) => return served.context("the agent's server failed"),
+        () = shutdown => {}
     }
+    goodbye.begin_and_drain().await;
+    Ok(())
 }
 
 /// Binds `path` (replacing a stale socket left by a previous run) readable by its owner only.

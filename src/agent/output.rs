@@ -1,7 +1,10 @@
 //! Retained output of one stream (stdout or stderr): a bounded byte window addressed by absolute
 //! byte offsets, and the rule that cuts it into `stdout`/`stderr` chunks only at UTF-8 boundaries.
 //!
-//! The buffer never grows past its capacity: bytes below `start` are gone. Whether old bytes may
+//! The buffer never grows past its capacity: bytes below `start` are gone, and a reader asking
+//! for them is moved up to `start` ([`StreamBuffer::clamp_cursor`]): the client sees a gap in
+//! offsets, never a byte twice, which is what the official SDK tolerates (it appends every
+//! chunk and does not look for gaps; spec §3.7, A3). Whether old bytes may
 //! be dropped (nobody needs them) or the producer must wait (an attached reader has not sent them
 //! yet) is decided by the session, which knows the readers; this type only does the arithmetic.
 
@@ -47,6 +50,11 @@ impl StreamBuffer {
 
     pub fn end(&self) -> u64 {
         self.start + self.bytes.len() as u64
+    }
+
+    /// Most bytes ever retained at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     pub fn mark_eof(&mut self) {
@@ -96,6 +104,33 @@ impl StreamBuffer {
             offset: cursor,
             raw_len: raw.len(),
             data: String::from_utf8_lossy(&raw).into_owned(),
+        })
+    }
+}
+
+/// Raw bytes ready to be sent where no text is needed (the SSE variant's base64 payloads):
+/// `bytes` are the stream's bytes `offset..offset + bytes.len()`, cut anywhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawChunk {
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl StreamBuffer {
+    /// The next raw chunk (at most [`MAX_OUTPUT_CHUNK`] bytes) for a reader at `cursor`.
+    pub fn raw_at(&self, cursor: u64) -> Option<RawChunk> {
+        let cursor = self.clamp_cursor(cursor);
+        let from = (cursor - self.start) as usize;
+        let until = self.bytes.len().min(from + MAX_OUTPUT_CHUNK);
+        if from == until {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(until - from);
+        let (a, b) = self.bytes.as_slices();
+        copy_range(a, b, from, until, &mut bytes);
+        Some(RawChunk {
+            offset: cursor,
+            bytes,
         })
     }
 }

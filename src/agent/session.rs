@@ -33,10 +33,10 @@ pub enum Outcome {
     Error { error_type: String, message: String },
 }
 
-/// What an attachment delivers next.
+/// What an attachment delivers next: text chunks for the WebSocket, raw ones for SSE.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    Output(StreamKind, Chunk),
+pub enum Event<C = Chunk> {
+    Output(StreamKind, C),
     /// Every retained byte from the cursors was delivered; the session is over.
     Finished(Outcome),
 }
@@ -61,6 +61,8 @@ pub struct Session {
     pub(super) progress: watch::Sender<()>,
     stdin: tokio::sync::Mutex<Option<BoxedWriter>>,
     pty: Option<PtyMaster>,
+    /// The forwarded SSH agent (`ssh_agent_forward: true`), set right after the spawn.
+    pub ssh_agent: std::sync::OnceLock<Arc<super::ssh_agent::AgentForward>>,
 }
 
 pub(super) struct State {
@@ -70,6 +72,9 @@ pub(super) struct State {
     next_reader: u64,
     /// Bumped on every attach, so an idle timer can tell whether anyone came back meanwhile.
     attach_generation: u64,
+    /// Offsets the SSE client last acknowledged (spec §4.2): bytes from here on are kept
+    /// even while no response is streaming, until the next attach replaces or releases them.
+    pub(super) ack_hold: Option<[u64; 2]>,
     pub(super) outcome: Option<Outcome>,
 }
 
@@ -94,12 +99,14 @@ impl Session {
                 readers: HashMap::new(),
                 next_reader: 0,
                 attach_generation: 0,
+                ack_hold: None,
                 outcome: None,
             }),
             changed: watch::Sender::new(()),
             progress: watch::Sender::new(()),
             stdin: tokio::sync::Mutex::new(stdin),
             pty,
+            ssh_agent: std::sync::OnceLock::new(),
         }
     }
 
@@ -121,9 +128,12 @@ impl Session {
         self.lock().attach_generation
     }
 
-    /// Attaches a reader at the requested offsets (clamped into the retained window).
+    /// Attaches a reader at the requested offsets (clamped into the retained window). Any SSE
+    /// acknowledgement hold is released: the newest reader decides what must be kept, and an
+    /// SSE response re-establishes its hold right after attaching.
     pub fn attach(self: &Arc<Self>, stdout_offset: u64, stderr_offset: u64) -> Attachment {
         let mut state = self.lock();
+        state.ack_hold = None;
         let cursors = [
             state.streams[0].clamp_cursor(stdout_offset),
             state.streams[1].clamp_cursor(stderr_offset),
@@ -132,6 +142,8 @@ impl Session {
         state.next_reader += 1;
         state.attach_generation += 1;
         state.readers.insert(id, cursors);
+        drop(state);
+        self.progress.send_replace(()); // a released hold may have made room
         Attachment::new(Arc::clone(self), id)
     }
 
@@ -145,6 +157,7 @@ impl Session {
                 let keep_from = state
                     .readers
                     .values()
+                    .chain(&state.ack_hold)
                     .map(|cursors| cursors[kind as usize])
                     .min()
                     .unwrap_or(u64::MAX);
@@ -157,6 +170,22 @@ impl Session {
             data = &data[taken..];
             self.changed.send_replace(());
         }
+    }
+
+    /// Keeps every byte from `cursors` on until the next acknowledgement (SSE `start` /
+    /// `resume`). The latest acknowledgement wins, so it may also release held bytes.
+    pub fn hold_for_ack(&self, cursors: [u64; 2]) {
+        self.lock().ack_hold = Some(cursors);
+        self.progress.send_replace(());
+    }
+
+    pub fn ack_hold(&self) -> Option<[u64; 2]> {
+        self.lock().ack_hold
+    }
+
+    /// Bytes retained per stream at most.
+    pub fn retained_capacity(&self) -> usize {
+        self.lock().streams[0].capacity()
     }
 
     pub fn mark_eof(&self, kind: StreamKind) {

@@ -34,6 +34,10 @@ pub enum ClientMessage {
     Kill,
     /// Apply a PTY window size.
     Resize { cols: u16, rows: u16 },
+    /// Bytes for one forwarded SSH-agent connection (§7.4; base64 `data`).
+    SshAgentData { channel_id: String, data: String },
+    /// The client's end of one forwarded SSH-agent connection closed.
+    SshAgentClose { channel_id: String },
     /// Unknown message types are ignored for forward compatibility.
     #[serde(other)]
     Unknown,
@@ -100,6 +104,21 @@ pub enum ServerMessage {
     },
 }
 
+/// Server → client frames of SSH-agent forwarding (`ssh_agent_forward: true`, spec §7.4): one
+/// channel per connection made to the agent socket inside the sandbox. The client answers with
+/// the same shapes as [`ClientMessage::SshAgentData`] / [`ClientMessage::SshAgentClose`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SshAgentMessage {
+    /// Bytes of one agent connection, base64 (standard alphabet, padded).
+    SshAgentData { channel_id: String, data: String },
+    /// The sender's end of the connection closed.
+    SshAgentClose { channel_id: String },
+}
+
+/// Largest chunk of agent bytes put in one `ssh_agent_data` message (before base64).
+pub const MAX_SSH_AGENT_CHUNK: usize = 16 * 1024;
+
 /// Default values the server applies when the client leaves a field out.
 pub mod defaults {
     pub const SHELL: &str = "/bin/bash";
@@ -142,6 +161,21 @@ pub struct ExecuteResponse {
     pub stderr: String,
     pub exit_code: i32,
 }
+
+/// Body of `POST {dp}/execute/stream/resume` (SSE variant, spec §4.2): where to continue, which
+/// also acknowledges every byte below these offsets. The start body is an [`ExecuteMessage`]
+/// without `type` (stdin is always at EOF there, and no PTY).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamResumeRequest {
+    pub command_id: String,
+    #[serde(default)]
+    pub stdout_offset: u64,
+    #[serde(default)]
+    pub stderr_offset: u64,
+}
+
+/// Seconds between `: ping` comments on an idle SSE exec stream (the SDK gives up after 60).
+pub const SSE_HEARTBEAT_SECONDS: u64 = 15;
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,9 @@
 use clap::{ArgAction, Args, Parser, Subcommand};
 use serde::Serialize;
 
-pub use super::args_flags::{BuildArgs, CaptureArgs, CreateArgs, ExecArgs, UpdateArgs};
+pub use super::args_flags::{
+    BuildArgs, CaptureArgs, ConsoleArgs, CreateArgs, ExecArgs, UpdateArgs,
+};
 
 /// Parse an int flag like pflag: base auto-detection (`0x10`, `0o17`, `010`, `0b11`), `_` allowed.
 pub fn go_int(text: &str) -> Result<i64, String> {
@@ -122,6 +124,8 @@ pub enum SandboxSub {
     Wait(TimeoutFlag<120>),
     /// Run a one-off command inside a sandbox.
     Exec(ExecArgs),
+    /// Open an interactive shell in a sandbox.
+    Console(ConsoleArgs),
     /// Manage snapshots.
     Snapshot(SnapshotCmd),
     /// A user script `sandbox/<name>.rhai` from the scripts folder.

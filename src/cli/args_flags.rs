@@ -1,5 +1,5 @@
-//! Argument structs of the subcommands with their own flags (create, update, exec, snapshot
-//! build and capture).
+//! Argument structs of the subcommands with their own flags (create, update, exec, console,
+//! snapshot build and capture).
 
 use clap::{ArgAction, Args};
 use serde::Serialize;
@@ -76,6 +76,22 @@ pub struct ExecArgs {
     #[serde(skip)]
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args, Serialize)]
+pub struct ConsoleArgs {
+    #[serde(skip)]
+    #[arg(value_name = "NAME")]
+    pub positionals: Vec<String>,
+    /// Shell to run (default: the sandbox's, normally /bin/bash).
+    #[arg(long, default_value = "", hide_default_value = true)]
+    pub shell: String,
+    /// Forward the local SSH agent (SSH_AUTH_SOCK) into the sandbox.
+    #[arg(long, num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = ArgAction::Set)]
+    pub forward_ssh_agent: bool,
+    /// Environment for the shell: KEY=VALUE, or KEY to copy the local value (repeatable).
+    #[arg(long, value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
 }
 
 #[derive(Debug, Args, Serialize)]

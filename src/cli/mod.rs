@@ -12,6 +12,10 @@ pub mod output;
 #[cfg(test)]
 mod output_tests;
 pub mod table;
+#[cfg(unix)]
+pub mod terminal;
+#[cfg(unix)]
+pub mod terminal_events;
 pub mod text;
 mod user_scripts;
 
@@ -227,6 +231,7 @@ fn dispatch(sub: SandboxSub) -> Result<Option<(String, Map)>, String> {
             map.insert("command".into(), argv.into());
             named("exec", map)
         }
+        SandboxSub::Console(a) => named("console", script_args(&a, "name", &a.positionals)?),
         SandboxSub::External(argv) => external("sandbox", argv),
         SandboxSub::Snapshot(s) => {
             let named =

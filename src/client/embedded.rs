@@ -71,29 +71,15 @@ async fn healthy(http: &reqwest::Client, url: &str, key: &str) -> bool {
 /// Find the local backend, starting it when needed, and say so in one line on stderr.
 pub async fn ensure_local_backend(http: &reqwest::Client) -> Result<LocalBackend, ClientError> {
     let state = state_dir()?;
-    if let Some((url, key)) = read_running(&state)
-        && healthy(http, &url, &key).await
-    {
-        return Ok(announce(LocalBackend {
-            url,
-            api_key: key,
-            state_dir: state,
-            started: false,
-        }));
+    if let Some(backend) = running_backend(http, &state, false).await {
+        return Ok(backend);
     }
     let mut child = start_server(&state)?;
     let deadline = Instant::now() + START_DEADLINE;
     let mut delay = Duration::from_millis(50);
     while Instant::now() < deadline {
-        if let Some((url, key)) = read_running(&state)
-            && healthy(http, &url, &key).await
-        {
-            return Ok(announce(LocalBackend {
-                url,
-                api_key: key,
-                state_dir: state,
-                started: true,
-            }));
+        if let Some(backend) = running_backend(http, &state, true).await {
+            return Ok(backend);
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(ClientError::Config(format!(
@@ -111,14 +97,33 @@ pub async fn ensure_local_backend(http: &reqwest::Client) -> Result<LocalBackend
     )))
 }
 
-fn announce(backend: LocalBackend) -> LocalBackend {
+/// The backend recorded in `state`, announced on stderr, if it answers its health check.
+async fn running_backend(
+    http: &reqwest::Client,
+    state: &Path,
+    started: bool,
+) -> Option<LocalBackend> {
+    let (url, api_key) = read_running(state)?;
+    if !healthy(http, &url, &api_key).await {
+        return None;
+    }
+    let backend = LocalBackend {
+        url,
+        api_key,
+        state_dir: state.to_path_buf(),
+        started,
+    };
+    announce(&backend);
+    Some(backend)
+}
+
+fn announce(backend: &LocalBackend) {
     let started = if backend.started { "started it; " } else { "" };
     eprintln!(
         "Using the local sandbox backend at {} ({started}state in {})",
         backend.url,
         backend.state_dir.display()
     );
-    backend
 }
 
 /// Start `<this exe> server` detached: its own session, stdin null, output appended to

@@ -6,6 +6,10 @@
 //! with `X-Api-Key`. Nothing here assumes the local backend.
 
 pub mod config;
+#[cfg(unix)]
+pub mod console;
+#[cfg(unix)]
+pub mod console_agent;
 #[cfg(target_os = "linux")]
 pub mod embedded;
 pub mod error;
@@ -16,6 +20,8 @@ mod exec_socket;
 pub mod files;
 pub mod sandbox;
 pub mod snapshot;
+#[cfg(unix)]
+mod utf8_input;
 
 use std::sync::{Arc, Once};
 use std::time::Duration;

@@ -45,6 +45,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../../scripts/sandbox/exec.rhai"),
     ),
     (
+        "sandbox/console",
+        include_str!("../../scripts/sandbox/console.rhai"),
+    ),
+    (
         "sandbox/snapshot/build",
         include_str!("../../scripts/sandbox/snapshot/build.rhai"),
     ),

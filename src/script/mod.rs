@@ -13,6 +13,7 @@
 pub mod bridge;
 pub mod builtins;
 pub mod command;
+pub mod console;
 pub mod helpers;
 pub mod sandbox;
 mod sandbox_fns;
@@ -54,6 +55,7 @@ impl ScriptHost {
         command::register(&mut engine);
         streaming::register(&mut engine);
         transfer::register(&mut engine);
+        console::register(&mut engine, &bridge);
         helpers::register(&mut engine, &bridge);
         ScriptHost {
             engine,

@@ -13,10 +13,10 @@ use super::error::ApiError;
 use super::images::{self, BuiltImage, ImageConfig};
 use super::json::ApiJson;
 use super::snapshots::DEFAULT_TAG;
-use super::state::{AppState, now};
+use super::state::AppState;
 use super::store::SnapshotRecord;
 use super::validate;
-use crate::api::{CaptureSnapshotRequest, Sandbox, Snapshot, snapshot_status, status};
+use crate::api::{CaptureSnapshotRequest, Sandbox, Snapshot, status};
 
 pub async fn capture(
     State(state): State<AppState>,
@@ -54,23 +54,10 @@ pub async fn capture(
         .as_deref()
         .and_then(|id| state.store.snapshot(id).ok().flatten());
 
-    let ts = now();
-    let snapshot = Snapshot {
-        id: uuid::Uuid::new_v4().to_string(),
-        name: req.name.clone(),
-        status: snapshot_status::BUILDING.into(),
-        fs_capacity_bytes: capacity,
-        source_sandbox_id: Some(sb.id.clone()),
-        run_config: req.run_config.clone(),
-        created_at: ts.clone(),
-        updated_at: ts,
-        ..Default::default()
-    };
-    state.store.put_snapshot(&SnapshotRecord {
-        snapshot: snapshot.clone(),
-        pending_tag: Some(tag),
-        ..Default::default()
-    })?;
+    let mut record = SnapshotRecord::building(&req.name, capacity, req.run_config.clone(), tag);
+    record.snapshot.source_sandbox_id = Some(sb.id.clone());
+    state.store.put_snapshot(&record)?;
+    let snapshot = record.snapshot;
     let config = inherited_config(&sb, source.as_ref());
     tokio::spawn(copy_in_background(
         state,

@@ -163,9 +163,11 @@ async fn bridge(client: WebSocket, agent: AgentSocket) {
         let _ = agent_tx.close().await;
     };
     let downstream = async {
+        // The agent vanished without a close frame: its sandbox was stopped (or its server
+        // restarted). That is a going-away, not an internal error: clients reattach (§3.10).
         let mut close = Some(ws::CloseFrame {
-            code: 1011,
-            reason: "sandbox agent connection lost".into(),
+            code: 1001,
+            reason: "the sandbox agent went away (sandbox stopped or restarting)".into(),
         });
         while let Some(Ok(msg)) = agent_rx.next().await {
             let out = match msg {

@@ -9,7 +9,7 @@ use super::builder;
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::registries;
-use super::state::{AppState, now};
+use super::state::AppState;
 use super::store::SnapshotRecord;
 use super::validate;
 use crate::api::{CreateSnapshotRequest, Snapshot, SnapshotList, snapshot_status};
@@ -49,25 +49,10 @@ pub async fn create(
         ),
     };
 
-    let ts = now();
-    let snapshot = Snapshot {
-        id: uuid::Uuid::new_v4().to_string(),
-        name: req.name.clone(),
-        status: snapshot_status::BUILDING.into(),
-        fs_capacity_bytes: capacity,
-        docker_image: Some(req.docker_image.trim().to_string()),
-        registry_id: req.registry_id.clone().filter(|i| !i.is_empty()),
-        tags: Vec::new(),
-        run_config: req.run_config.clone(),
-        created_at: ts.clone(),
-        updated_at: ts,
-        ..Default::default()
-    };
-    let record = SnapshotRecord {
-        snapshot: snapshot.clone(),
-        pending_tag: Some(tag),
-        ..Default::default()
-    };
+    let mut record = SnapshotRecord::building(&req.name, capacity, req.run_config.clone(), tag);
+    record.snapshot.docker_image = Some(req.docker_image.trim().to_string());
+    record.snapshot.registry_id = req.registry_id.clone().filter(|i| !i.is_empty());
+    let snapshot = record.snapshot.clone();
     state.store.put_snapshot(&record)?;
     builder::spawn_build(
         state.clone(),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Sandbox, Snapshot};
+use crate::api::{RunConfig, Sandbox, Snapshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -35,6 +35,33 @@ pub struct SnapshotRecord {
     /// Tag the snapshot takes once its build succeeds (a failed build never moves a tag).
     #[serde(default)]
     pub pending_tag: Option<String>,
+}
+
+impl SnapshotRecord {
+    /// A new snapshot in `building` that takes `tag` once it is ready; the caller adds where
+    /// it comes from (an image or a sandbox).
+    pub fn building(
+        name: &str,
+        fs_capacity_bytes: i64,
+        run_config: Option<RunConfig>,
+        tag: String,
+    ) -> Self {
+        let ts = super::state::now();
+        SnapshotRecord {
+            snapshot: Snapshot {
+                id: uuid::Uuid::new_v4().to_string(),
+                name: name.to_string(),
+                status: crate::api::snapshot_status::BUILDING.into(),
+                fs_capacity_bytes,
+                run_config,
+                created_at: ts.clone(),
+                updated_at: ts,
+                ..Default::default()
+            },
+            pending_tag: Some(tag),
+            ..Default::default()
+        }
+    }
 }
 
 /// Shared handle to the database (cheap to clone).

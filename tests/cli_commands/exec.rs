@@ -77,10 +77,11 @@ fn a_hundred_megabytes_stream_through_intact_at_bounded_memory() {
     assert_eq!(total, 105_888_897, "{stderr}");
     assert_eq!(hex::encode(hasher.finalize()), expected);
     eprintln!("peak RSS of the CLI: {peak_kib} KiB");
-    // The whole output is 101 MiB; a client that buffered it would show it here (the CLI
-    // normally peaks near 23 MiB).
+    // The whole output is 101 MiB; a client that held it would peak above that. The CLI
+    // normally peaks near 23 MiB, but allocator arenas have been seen near 86 MiB once, so
+    // the bound is the output's own size rather than a tight figure.
     assert!(
-        peak_kib < 64 * 1024,
+        peak_kib < 100 * 1024,
         "the CLI's peak RSS was {peak_kib} KiB for 101 MiB of output"
     );
 }

@@ -3,8 +3,13 @@
 
 mod exec_http;
 mod exec_sessions;
+mod exec_sse;
 mod exec_streams;
 mod files;
+mod grep;
+mod replay;
+mod search;
+mod ssh_agent;
 
 use std::path::PathBuf;
 
@@ -26,11 +31,43 @@ pub struct TestAgent {
 
 impl TestAgent {
     pub async fn start() -> TestAgent {
+        TestAgent::start_with(
+            super::output::DEFAULT_RETAINED_BYTES,
+            std::future::pending(),
+        )
+    }
+
+    /// An agent retaining `retained_bytes` per stream, stopping (as on SIGTERM) when
+    /// `shutdown` resolves.
+    pub fn start_with(
+        retained_bytes: usize,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> TestAgent {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("agent.sock");
         let listener = UnixListener::bind(&socket).unwrap();
-        tokio::spawn(super::serve(listener, std::future::pending()));
+        tokio::spawn(super::serve_retaining(listener, shutdown, retained_bytes));
         TestAgent { dir, socket }
+    }
+
+    /// Sends `request` and answers the response with its body still streaming.
+    pub async fn http_streaming(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Response<hyper::body::Incoming> {
+        let stream = UnixStream::connect(&self.socket).await.unwrap();
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(connection);
+        sender.send_request(request).await.unwrap()
+    }
+
+    /// `POST uri` with a JSON body; answers status and the parsed JSON answer.
+    pub async fn post_json(&self, uri: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let (response, bytes) = self.http(post_json(uri, body)).await;
+        let answer = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{uri} answered non-JSON ({e}): {bytes:?}"));
+        (response.status().as_u16(), answer)
     }
 
     pub async fn ws(&self) -> Ws {
@@ -57,6 +94,14 @@ impl TestAgent {
     pub fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_string_lossy().into_owned()
     }
+}
+
+pub fn post_json(uri: &str, body: serde_json::Value) -> Request<Full<Bytes>> {
+    Request::post(uri)
+        .header("host", "agent")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
 }
 
 pub fn get(uri: &str) -> Request<Full<Bytes>> {
@@ -93,6 +138,16 @@ impl Ws {
     pub async fn close(mut self) {
         self.socket.close(None).await.unwrap();
         while let Some(Ok(_)) = self.socket.next().await {}
+    }
+
+    /// Reads until the server's close frame; answers its code (`None`: no close frame).
+    pub async fn close_code(&mut self) -> Option<u16> {
+        while let Some(Ok(message)) = self.socket.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
     }
 
     /// The next application message, or `None` once the server closed the socket.

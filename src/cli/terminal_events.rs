@@ -1,0 +1,175 @@
+//! What the local terminal tells a running console: keystrokes, window changes (SIGWINCH) and
+//! requests to end (SIGINT, SIGTERM, SIGHUP — a clean end that restores the terminal instead
+//! of killing the process in raw mode).
+//!
+//! One plain thread polls stdin, a signal pipe and a stop pipe. The signal handlers only write
+//! the signal's number to the pipe (async-signal-safe) and are installed for the console's
+//! lifetime only: [`TerminalEvents`]'s drop puts the previous handlers back, so a REPL that
+//! opened a console still dies of SIGTERM/SIGHUP afterwards. A thread blocked in `read(0)`
+//! could not be stopped and would swallow the next keystroke meant for the REPL, hence the poll.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use tokio::sync::mpsc;
+
+use super::terminal::window_size;
+use crate::client::console::ConsoleInput;
+
+/// Bytes read from the keyboard at a time (the GA CLI's read size).
+const READ_SIZE: usize = 4096;
+const SIGNALS: [Signal; 4] = [
+    Signal::SIGWINCH,
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+];
+
+/// Write end of the signal pipe while a console runs, else -1.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn forward_signal(signal: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let saved = nix::errno::Errno::last_raw();
+        let byte = signal as u8;
+        // SAFETY: write(2) is async-signal-safe; the pipe is non-blocking, so a full pipe
+        // (signals nobody has read yet) drops this one instead of blocking the handler.
+        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+        nix::errno::Errno::set_raw(saved);
+    }
+}
+
+/// Feeds a console until dropped; dropping stops the thread and restores the signal handlers.
+pub struct TerminalEvents {
+    previous: Vec<(Signal, SigAction)>,
+    stop: Option<OwnedFd>,
+    signal_write: Option<OwnedFd>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TerminalEvents {
+    /// Installs the handlers and starts reading; call before raw mode so no signal can find
+    /// the terminal raw with nobody to restore it.
+    pub fn start(inputs: mpsc::Sender<ConsoleInput>) -> io::Result<TerminalEvents> {
+        let (signal_read, signal_write) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(io::Error::from)?;
+        let (stop_read, stop) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        let claimed = SIGNAL_PIPE.compare_exchange(
+            -1,
+            signal_write.as_raw_fd(),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        if claimed.is_err() {
+            return Err(io::Error::other("another console is already running here"));
+        }
+        let mut events = TerminalEvents {
+            previous: Vec::new(),
+            stop: Some(stop),
+            signal_write: Some(signal_write),
+            thread: None,
+        };
+        let action = SigAction::new(
+            SigHandler::Handler(forward_signal),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        for signal in SIGNALS {
+            // SAFETY: the handler only does async-signal-safe work (see `forward_signal`).
+            let previous = unsafe { sigaction(signal, &action) }.map_err(io::Error::from)?;
+            events.previous.push((signal, previous));
+        }
+        let thread = std::thread::Builder::new()
+            .name("console-terminal".into())
+            .spawn(move || relay(stop_read, signal_read, inputs))?;
+        events.thread = Some(thread);
+        Ok(events)
+    }
+}
+
+impl Drop for TerminalEvents {
+    fn drop(&mut self) {
+        for (signal, previous) in self.previous.drain(..) {
+            // SAFETY: reinstalls the action that was in place before `start`.
+            let _ = unsafe { sigaction(signal, &previous) };
+        }
+        SIGNAL_PIPE.store(-1, Ordering::SeqCst);
+        drop(self.signal_write.take());
+        drop(self.stop.take()); // the thread's poll sees the stop pipe's end
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn relay(stop: OwnedFd, signals: OwnedFd, inputs: mpsc::Sender<ConsoleInput>) {
+    let stdin = io::stdin();
+    let mut stdin_open = true;
+    let mut buf = [0u8; READ_SIZE];
+    loop {
+        let ready = match poll_readable([stdin.as_fd(), signals.as_fd(), stop.as_fd()], stdin_open)
+        {
+            Ok(ready) => ready,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        if ready[2] {
+            return; // stopped
+        }
+        if ready[1] {
+            let Ok(n @ 1..) = nix::unistd::read(signals.as_fd(), &mut buf) else {
+                continue;
+            };
+            for &signal in &buf[..n] {
+                let input = match Signal::try_from(signal as libc::c_int) {
+                    Ok(Signal::SIGWINCH) => match window_size() {
+                        Some((cols, rows)) => ConsoleInput::Resize { cols, rows },
+                        None => continue,
+                    },
+                    _ => ConsoleInput::Stop,
+                };
+                if inputs.blocking_send(input).is_err() {
+                    return;
+                }
+            }
+        }
+        if ready[0] {
+            match nix::unistd::read(stdin.as_fd(), &mut buf) {
+                // End of input: the shell keeps running until it exits.
+                Ok(0) | Err(nix::errno::Errno::EIO) => stdin_open = false,
+                Ok(n) => {
+                    if inputs
+                        .blocking_send(ConsoleInput::Keys(buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                Err(_) => stdin_open = false,
+            }
+        }
+    }
+}
+
+/// Blocks until one of `fds` is readable (stdin is left out once it ended).
+fn poll_readable(fds: [BorrowedFd<'_>; 3], stdin_open: bool) -> io::Result<[bool; 3]> {
+    let mut polled = fds.map(|fd| libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    if !stdin_open {
+        polled[0].fd = -1; // poll(2) skips negative descriptors
+    }
+    // SAFETY: `polled` is a valid array of pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, -1) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(polled.map(|p| p.revents != 0))
+}

@@ -1,0 +1,151 @@
+//! The client's end of SSH-agent forwarding on a console socket (`spec/cli.md` §7): every
+//! channel the sandbox opens becomes one connection to the local agent (`SSH_AUTH_SOCK`).
+//! The first `ssh_agent_data` of a channel connects it (when that fails the message is dropped
+//! as in GA, but the channel is closed back so the in-sandbox client does not wait forever);
+//! the local agent's answers go back in chunks of at most 16 KiB; when the local agent closes,
+//! `ssh_agent_close` is sent back (GC behaviour). Dropping [`AgentChannels`] closes every
+//! local connection.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::api::exec::{ClientMessage, MAX_SSH_AGENT_CHUNK, SshAgentMessage};
+
+/// Frames of the sandbox queued for one local connection; a local agent that stops reading
+/// for this long loses the channel.
+const QUEUED_CHUNKS: usize = 256;
+
+/// Local agent connections by channel id.
+pub struct AgentChannels {
+    socket: PathBuf,
+    channels: HashMap<String, Local>,
+    outbound_tx: mpsc::Sender<ClientMessage>,
+    outbound_rx: mpsc::Receiver<ClientMessage>,
+}
+
+struct Local {
+    to_agent: mpsc::Sender<Vec<u8>>,
+    tasks: [AbortHandle; 2],
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(AbortHandle::abort);
+    }
+}
+
+impl AgentChannels {
+    /// Channels to the agent listening on `socket` (the local `SSH_AUTH_SOCK`).
+    pub fn new(socket: PathBuf) -> AgentChannels {
+        let (outbound_tx, outbound_rx) = mpsc::channel(64);
+        AgentChannels {
+            socket,
+            channels: HashMap::new(),
+            outbound_tx,
+            outbound_rx,
+        }
+    }
+
+    /// Applies one frame of the sandbox.
+    pub async fn handle(&mut self, message: SshAgentMessage) {
+        match message {
+            SshAgentMessage::SshAgentData { channel_id, data } => {
+                let Ok(bytes) = BASE64.decode(data.as_bytes()) else {
+                    self.close(&channel_id);
+                    return;
+                };
+                if !self.channels.contains_key(&channel_id) {
+                    let Ok(stream) = UnixStream::connect(&self.socket).await else {
+                        // No local agent: the in-sandbox client gets EOF instead of waiting.
+                        let close = ClientMessage::SshAgentClose { channel_id };
+                        let _ = self.outbound_tx.try_send(close);
+                        return;
+                    };
+                    let local = self.open(channel_id.clone(), stream);
+                    self.channels.insert(channel_id.clone(), local);
+                }
+                let delivered = self.channels[&channel_id].to_agent.try_send(bytes).is_ok();
+                if !delivered {
+                    self.close(&channel_id);
+                }
+            }
+            SshAgentMessage::SshAgentClose { channel_id } => {
+                self.channels.remove(&channel_id);
+            }
+        }
+    }
+
+    /// The next frame for the sandbox. A close is taken as the channel's end here, so the
+    /// caller only has to send it.
+    pub async fn next_outbound(&mut self) -> ClientMessage {
+        let message = self
+            .outbound_rx
+            .recv()
+            .await
+            .expect("this struct holds a sender");
+        if let ClientMessage::SshAgentClose { channel_id } = &message {
+            self.channels.remove(channel_id);
+        }
+        message
+    }
+
+    /// Forgets a channel and tells the sandbox.
+    fn close(&mut self, channel_id: &str) {
+        if self.channels.remove(channel_id).is_some() {
+            let close = ClientMessage::SshAgentClose {
+                channel_id: channel_id.to_string(),
+            };
+            let _ = self.outbound_tx.try_send(close);
+        }
+    }
+
+    fn open(&self, channel_id: String, stream: UnixStream) -> Local {
+        let (read, write) = stream.into_split();
+        let (to_agent, chunks) = mpsc::channel(QUEUED_CHUNKS);
+        let reader = tokio::spawn(read_agent(read, channel_id, self.outbound_tx.clone()));
+        let writer = tokio::spawn(write_agent(write, chunks));
+        Local {
+            to_agent,
+            tasks: [reader.abort_handle(), writer.abort_handle()],
+        }
+    }
+}
+
+impl Drop for AgentChannels {
+    fn drop(&mut self) {
+        self.channels.clear();
+    }
+}
+
+/// Local agent → sandbox; the agent closing ends the channel on both sides.
+async fn read_agent(mut read: OwnedReadHalf, channel_id: String, out: mpsc::Sender<ClientMessage>) {
+    let mut buf = vec![0u8; MAX_SSH_AGENT_CHUNK];
+    while let Ok(n @ 1..) = read.read(&mut buf).await {
+        let data = BASE64.encode(&buf[..n]);
+        let frame = ClientMessage::SshAgentData {
+            channel_id: channel_id.clone(),
+            data,
+        };
+        if out.send(frame).await.is_err() {
+            return;
+        }
+    }
+    let _ = out.send(ClientMessage::SshAgentClose { channel_id }).await;
+}
+
+/// Sandbox → local agent.
+async fn write_agent(mut write: OwnedWriteHalf, mut chunks: mpsc::Receiver<Vec<u8>>) {
+    while let Some(chunk) = chunks.recv().await {
+        if write.write_all(&chunk).await.is_err() {
+            return;
+        }
+    }
+}

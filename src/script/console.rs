@@ -1,0 +1,206 @@
+//! `console(name)` / `console(name, #{shell, forward_ssh_agent, env})`: an interactive shell in
+//! a sandbox on this terminal (`langsmith sandbox console`, `spec/cli.md` §7).
+//!
+//! Order of checks: strict resolve, `SSH_AUTH_SOCK` (with `forward_ssh_agent`), then stdin
+//! must be a terminal — all before the remote shell starts, so a console that cannot work
+//! leaves nothing running in the sandbox. The session runs on its own small runtime rather
+//! than through the bridge: Ctrl-C handling of scripts would turn a SIGINT into "interrupted"
+//! while a console ends cleanly on it (raw mode sends Ctrl-C to the remote shell anyway).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine, Map};
+
+use super::bridge::{Bridge, ScriptResult, user_error};
+
+/// The message of the GA CLI where a console cannot work at all.
+#[cfg(not(unix))]
+fn unsupported(name: &str) -> String {
+    format!(
+        "sandbox console is not supported on Windows; use SSH instead: langsmith sandbox ssh-setup {name}"
+    )
+}
+
+pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {
+    let b = bridge.clone();
+    engine.register_fn("console", move |name: &str| console(&b, name, Map::new()));
+    let b = bridge.clone();
+    engine.register_fn("console", move |name: &str, opts: Map| {
+        console(&b, name, opts)
+    });
+}
+
+/// `opts.shell` (string or `()`), `opts.forward_ssh_agent` (bool), `opts.env` (array of
+/// `KEY` / `KEY=VALUE`, or a map).
+struct Options {
+    shell: Option<String>,
+    forward_ssh_agent: bool,
+    env: BTreeMap<String, String>,
+}
+
+fn options(opts: &Map) -> ScriptResult<Options> {
+    let shell = match opts.get("shell") {
+        Some(v) if v.is_unit() => None,
+        Some(v) => Some(v.to_string()).filter(|s| !s.is_empty()),
+        None => None,
+    };
+    let forward_ssh_agent = match opts.get("forward_ssh_agent") {
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| user_error("console: forward_ssh_agent must be true or false"))?,
+        None => false,
+    };
+    let env = match opts.get("env") {
+        None => BTreeMap::new(),
+        Some(v) if v.is_unit() => BTreeMap::new(),
+        Some(v) => env_option(v)?,
+    };
+    Ok(Options {
+        shell,
+        forward_ssh_agent,
+        env,
+    })
+}
+
+/// `--env KEY=VALUE` sets, bare `--env KEY` copies the local value (GC behaviour).
+fn env_option(value: &Dynamic) -> ScriptResult<BTreeMap<String, String>> {
+    if let Some(map) = value.read_lock::<Map>() {
+        return Ok(map
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect());
+    }
+    let items = value
+        .read_lock::<rhai::Array>()
+        .ok_or_else(|| user_error("console: env must be an array of \"KEY=VALUE\" or a map"))?;
+    let mut env = BTreeMap::new();
+    for item in items.iter() {
+        let item = item.to_string();
+        let (key, value) = match item.split_once('=') {
+            Some((key, value)) => (key.to_string(), value.to_string()),
+            None => {
+                let local = std::env::var(&item).map_err(|_| {
+                    user_error(format!(
+                        "--env {item}: {item} is not set here; pass --env {item}=VALUE"
+                    ))
+                })?;
+                (item.clone(), local)
+            }
+        };
+        if key.is_empty() {
+            return Err(user_error(format!(
+                "--env {item}: the variable name is empty"
+            )));
+        }
+        env.insert(key, value);
+    }
+    Ok(env)
+}
+
+#[cfg(not(unix))]
+fn console(_bridge: &Arc<Bridge>, name: &str, _opts: Map) -> ScriptResult<()> {
+    Err(user_error(unsupported(name)))
+}
+
+#[cfg(unix)]
+fn console(bridge: &Arc<Bridge>, name: &str, opts: Map) -> ScriptResult<()> {
+    use crate::cli::terminal;
+    use crate::client::console::{ConsoleOptions, forwarded_env};
+
+    let opts = options(&opts)?;
+    let sandbox = super::sandbox::resolve_ready(bridge, name)?;
+    let dataplane = sandbox.data.dataplane_url.clone().unwrap_or_default();
+    let ssh_agent = match opts.forward_ssh_agent {
+        false => None,
+        true => match std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) {
+            Some(socket) => Some(std::path::PathBuf::from(socket)),
+            None => {
+                return Err(user_error(
+                    "--forward-ssh-agent requires SSH_AUTH_SOCK to be set (is ssh-agent running?)",
+                ));
+            }
+        },
+    };
+    if !terminal::stdin_is_terminal() {
+        return Err(user_error(
+            "stdin is not a terminal; console needs an interactive terminal \
+             (from scripts and pipes use: langsmith sandbox exec NAME -- COMMAND)",
+        ));
+    }
+    let mut env = forwarded_env();
+    env.extend(opts.env);
+    let options = ConsoleOptions {
+        shell: opts.shell,
+        env,
+        ssh_agent,
+    };
+    let client = bridge.client()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| user_error(format!("starting the console's runtime: {e}")))?;
+    // A thread of its own: the caller may be inside another runtime's context (where
+    // `block_on` is refused), and a panic in the session must not cross into the script.
+    let ended = std::thread::scope(|scope| {
+        scope
+            .spawn(|| runtime.block_on(session::run(client, dataplane, options)))
+            .join()
+    });
+    match ended {
+        Ok(result) => result.map_err(|e| super::bridge::client_error(e, None)),
+        Err(_) => Err(user_error(
+            "the console failed unexpectedly (see the message above)",
+        )),
+    }
+}
+
+#[cfg(unix)]
+mod session {
+    use tokio::sync::mpsc;
+
+    use crate::cli::terminal::{RawMode, window_size};
+    use crate::cli::terminal_events::TerminalEvents;
+    use crate::client::console::{ConsoleInput, ConsoleOptions};
+    use crate::client::{Client, ClientError};
+
+    /// Starts the shell, then relays with the terminal in raw mode. The guards restore the
+    /// terminal, then the signal handlers, on every way out of this function.
+    pub async fn run(
+        client: Client,
+        dataplane: String,
+        options: ConsoleOptions,
+    ) -> Result<(), ClientError> {
+        let local = |what: &str, e: std::io::Error| ClientError::Config(format!("{what}: {e}"));
+        let console = client.open_console(&dataplane, &options).await?;
+        let (inputs, received) = mpsc::channel(64);
+        if let Some((cols, rows)) = window_size() {
+            let _ = inputs.send(ConsoleInput::Resize { cols, rows }).await;
+        }
+        let events =
+            TerminalEvents::start(inputs).map_err(|e| local("watching the terminal", e))?;
+        let raw = RawMode::enable().map_err(|e| local("putting the terminal in raw mode", e))?;
+        let mut stdout = std::io::stdout();
+        let ended = console.run(received, &mut stdout).await;
+        drop(raw);
+        drop(events);
+        ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_entries_set_or_copy_and_unset_copies_are_refused() {
+        let array: rhai::Array = vec!["A=1".into(), "PATH".into(), "B=x=y".into()];
+        let env = env_option(&Dynamic::from(array)).unwrap();
+        assert_eq!(env["A"], "1");
+        assert_eq!(env["B"], "x=y");
+        assert_eq!(env["PATH"], std::env::var("PATH").unwrap());
+        let unset: rhai::Array = vec!["LANGSMITH_SURELY_UNSET_VARIABLE".into()];
+        let e = super::super::bridge::error_text(&env_option(&Dynamic::from(unset)).unwrap_err());
+        assert!(e.contains("is not set here"), "{e}");
+    }
+}

@@ -1,0 +1,27 @@
+//! The data plane beyond WebSocket exec, against the real server and real sandboxes: the
+//! official SDK (unmodified) for files (`tests/sdk/dataplane_files.py`) and the SSE exec
+//! variant (`tests/sdk/dataplane_sse.py`), plus wire checks the SDK cannot make ([`wire`]).
+
+mod wire;
+
+use crate::common::{TestServer, image, sdk};
+
+fn conform(script: &str, extra: &[(&str, &str)]) -> String {
+    let server = TestServer::start();
+    let mut env = vec![("DOCKER_IMAGE", image::tiny())];
+    env.extend_from_slice(extra);
+    sdk::run_script(&server, script, &env)
+}
+
+#[test]
+fn sdk_files_round_trip_stat_ranges_glob_grep() {
+    let out = conform("dataplane_files.py", &[]);
+    assert!(out.contains("sdk dataplane files ok"), "{out}");
+}
+
+#[test]
+fn sdk_sse_exec_flows() {
+    let features = ("LANGSMITH_EXPERIMENTAL_FEATURES", "sandbox_sse_exec");
+    let out = conform("dataplane_sse.py", &[features]);
+    assert!(out.contains("sdk dataplane sse ok"), "{out}");
+}
