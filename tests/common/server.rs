@@ -12,6 +12,9 @@ pub struct TestServer {
     pub url: String,
     pub state_dir: PathBuf,
     child: Option<Child>,
+    /// Extra flags and environment of the first launch, reused by restarts.
+    args: Vec<String>,
+    env: Vec<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -40,11 +43,20 @@ impl TestServer {
     }
 
     fn launch(state_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        TestServer::launch_on("127.0.0.1:0", state_dir, args, env)
+    }
+
+    fn launch_on(
+        listen: &str,
+        state_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestServer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_langsmith"));
         cmd.args([
             "server",
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--api-key",
             API_KEY,
             "--state-dir",
@@ -68,6 +80,11 @@ impl TestServer {
             url: ready["url"].as_str().unwrap().to_string(),
             state_dir: state_dir.to_path_buf(),
             child: Some(child),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _dir: None,
         }
     }
@@ -82,6 +99,39 @@ impl TestServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// SIGKILL the server, as a crash would, and start it again on the same address and state
+    /// directory: every `dataplane_url` handed out before stays valid, as for a real restart.
+    pub fn crash_and_restart(&mut self) {
+        self.kill();
+        self.relaunch();
+    }
+
+    /// SIGTERM the server (a graceful stop), then start it again like [`Self::crash_and_restart`].
+    pub fn stop_and_restart(&mut self) {
+        self.stop();
+        self.relaunch();
+    }
+
+    fn relaunch(&mut self) {
+        let listen = self.url.trim_start_matches("http://").to_string();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let again = TestServer::launch_on(&listen, &self.state_dir, &args, &env);
+        assert_eq!(
+            again.url, self.url,
+            "the server came back on another address"
+        );
+        self.child = again.child_handover();
+    }
+
+    fn child_handover(mut self) -> Option<Child> {
+        self.child.take()
     }
 
     /// SIGTERM the server and wait for it to exit.
