@@ -95,10 +95,11 @@ async fn route(
             .await
             .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
         let active = state.activity.hold(&sb.id);
+        let going_away = state.going_away.subscribe();
         return Ok(upgrade
             .max_message_size(64 << 20)
             .on_upgrade(move |client| async move {
-                bridge(client, agent).await;
+                bridge(client, agent, going_away).await;
                 drop(active);
             }));
     }
@@ -136,8 +137,14 @@ async fn route(
 type AgentSocket = tokio_tungstenite::WebSocketStream<UnixStream>;
 
 /// Relay messages both ways until either side closes; a close frame (and its code) is
-/// passed on, so clients see the agent's 1000 after `exit` exactly as it sent it.
-async fn bridge(client: WebSocket, agent: AgentSocket) {
+/// passed on, so clients see the agent's 1000 after `exit` exactly as it sent it. When the
+/// server stops, the client gets 1001 Going Away (spec §3.10): the command keeps running in
+/// the sandbox and the client reattaches to the next server.
+async fn bridge(
+    client: WebSocket,
+    agent: AgentSocket,
+    mut going_away: tokio::sync::watch::Receiver<bool>,
+) {
     let (mut client_tx, mut client_rx) = client.split();
     let (mut agent_tx, mut agent_rx) = agent.split();
     let upstream = async {
@@ -186,8 +193,16 @@ async fn bridge(client: WebSocket, agent: AgentSocket) {
         }
         let _ = client_tx.send(ws::Message::Close(close)).await;
     };
-    tokio::select! {
-        _ = upstream => {},
-        _ = downstream => {},
+    let stopping = tokio::select! {
+        _ = upstream => false,
+        _ = downstream => false,
+        Ok(_) = going_away.wait_for(|stopping| *stopping) => true,
+    };
+    if stopping {
+        let going = ws::CloseFrame {
+            code: 1001,
+            reason: "the server is restarting; reattach to resume".into(),
+        };
+        let _ = client_tx.send(ws::Message::Close(Some(going))).await;
     }
 }
