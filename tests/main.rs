@@ -12,5 +12,6 @@ mod resources;
 mod script;
 mod sdk;
 mod sdk_conformance;
+mod sdk_dataplane_exec;
 mod server_features;
 mod workflow;
