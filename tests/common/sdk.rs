@@ -50,6 +50,8 @@ fn script_command(server: &TestServer, script: &str, env: &[(&str, &str)]) -> Co
     cmd.arg(path)
         .env("LANGSMITH_ENDPOINT", &server.url)
         .env("LANGSMITH_API_KEY", API_KEY)
+        // The scripts' helper modules must not leave bytecode in the source tree.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .env_remove("LANGCHAIN_ENDPOINT")
         .env_remove("LANGCHAIN_API_KEY");
     for (k, v) in env {

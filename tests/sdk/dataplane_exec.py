@@ -114,6 +114,10 @@ def large_output(sb):
     # Control bytes swell sixfold as JSON escapes; messages must still stay below 1 MiB.
     control = sb.run("head -c 2000000 /dev/zero | tr '\\000' '\\001'")
     assert control.stdout == "\x01" * 2_000_000, len(control.stdout)
+    # Invalid UTF-8 has no exact form: each bad byte becomes U+FFFD (spec A4), and a sequence
+    # cut off by the end of the output is flushed the same way.
+    broken = sb.run("printf 'a\\377b\\n'; printf 'end\\303'")
+    assert broken.stdout == "a\ufffdb\nend\ufffd", repr(broken.stdout)
     say("large", f"{2 * len(expected) + len(result.stdout.encode())} bytes intact in {len(pieces)}+ chunks")
 
 

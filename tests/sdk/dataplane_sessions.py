@@ -9,7 +9,18 @@ import sys
 
 from langsmith.sandbox import CommandTimeoutError, SandboxConnectionError, SandboxOperationError
 
-from _dataplane import AUTO_REATTACHES, abandon, attach, gone, raises, read_until, run_flows, say, wait_until
+from _dataplane import (
+    AUTO_REATTACHES,
+    abandon,
+    attach,
+    gone,
+    numbered,
+    raises,
+    read_until,
+    run_flows,
+    say,
+    wait_until,
+)
 
 
 def kill_then_reconnect(sb):
@@ -129,12 +140,70 @@ def lifecycle(sb):
     say("lifecycle", "outlives its socket; kill_on_disconnect and idle_timeout give exit 137; ttl expiry")
 
 
+def reattach_stdin(sb):
+    # A second socket on a running command shares its stdin: input sent through a handle
+    # made by reconnect reaches the same process, and its close_input ends it.
+    first = sb.run("echo ready; cat", wait=False, close_input=False)
+    second = attach(sb, first.command_id)
+    chunks = iter(second)
+    read_until(chunks, "stdout", "ready\n")
+    second.send_input("via-second\n")
+    read_until(chunks, "stdout", "via-second\n")
+    second.close_input()
+    assert first.result.stdout == second.result.stdout == "ready\nvia-second\n", first.result
+    assert first.result.exit_code == 0
+    say("reattach stdin", "input and close_input through a reconnect handle reach the command")
+
+
+def retained_window(sb):
+    # Nobody attached while 24 MB are written: only the newest 16 MiB are kept per stream.
+    # A reconnect from 0 starts at the oldest retained byte, which the first chunk's offset
+    # says; the SDK does not notice the gap, but what it gets is an exact suffix.
+    count = 3_000_000
+    command_id, _ = abandon(sb.run(f"seq 1 {count}; seq 1 {count} >&2", wait=False))
+    # Attached beyond the end, a reader holds nothing back and returns once the session is
+    # over (the pipes drained too), so the window is final.
+    end = 10**12
+    assert attach(sb, command_id, stdout_offset=end, stderr_offset=end).result.exit_code == 0
+    handle = attach(sb, command_id)
+    first_offset = {}
+    for chunk in handle:
+        first_offset.setdefault(chunk.stream, chunk.offset)
+    full = numbered(1, count)
+    retained = 16 << 20
+    for stream, text in (("stdout", handle.result.stdout), ("stderr", handle.result.stderr)):
+        assert len(text) == retained, (stream, len(text))
+        assert first_offset[stream] == len(full) - retained, (stream, first_offset)
+        assert full.endswith(text), stream
+    assert handle.result.exit_code == 0
+    say("retained window", f"a reconnect from 0 resumed at offset {first_offset['stdout']}: the last 16 MiB")
+
+
+def spawn_errors(sb):
+    def spawn_failed(err):
+        assert err.error_type == "SpawnFailed", err.error_type
+
+    with raises(SandboxOperationError, spawn_failed) as cwd:
+        sb.run("pwd", cwd="/no/such/dir")
+    assert "/no/such/dir" in str(cwd.error), cwd.error
+    with raises(SandboxOperationError, spawn_failed) as shell:
+        sb.run("true", shell="/bin/nosuchshell")
+    assert "/bin/nosuchshell" in str(shell.error), shell.error
+    with raises(SandboxOperationError, spawn_failed) as user:
+        sb.run("id", run_config={"user": "nobody-here"})
+    assert "nobody-here" in str(user.error), user.error
+    say("spawn errors", f"SandboxOperationError(error_type=SpawnFailed): {cwd.error}")
+
+
 FLOWS = [
     kill_then_reconnect,
     replay_finished,
     unknown_command,
     timeout,
     lifecycle,
+    reattach_stdin,
+    retained_window,
+    spawn_errors,
 ]
 
 
