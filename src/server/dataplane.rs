@@ -205,4 +205,20 @@ async fn bridge(
         };
         let _ = client_tx.send(ws::Message::Close(Some(going))).await;
     }
+    // Finish the closing handshake before dropping the connection: read until the client's
+    // own close (a ping or an `input` may still be on its way). Closing a socket with unread
+    // bytes makes the kernel send a reset instead of an orderly end, and a client that gets
+    // the reset together with our last messages can lose them — the Python SDK then missed
+    // `exit` and reattached, or missed an `error` such as `CommandNotFound`.
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+        while let Some(Ok(msg)) = client_rx.next().await {
+            if let ws::Message::Close(_) = msg {
+                break;
+            }
+        }
+    })
+    .await;
 }
+
+/// How long a closing bridge waits for the client's close frame.
+const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(1);
