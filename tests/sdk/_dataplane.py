@@ -6,6 +6,7 @@ surfaced, so the Rust test's output documents the edge cases."""
 
 import gc
 import os
+import sys
 import time
 from contextlib import contextmanager
 
@@ -62,7 +63,10 @@ AUTO_REATTACHES = []
 
 def count_automatic_reattaches(sb):
     def counting(command_id, **kwargs):
-        AUTO_REATTACHES.append(command_id)
+        # Called from the handle's `except` block: the error that made it reattach is current.
+        error = sys.exc_info()[1]
+        cause = getattr(error, "__cause__", None)
+        AUTO_REATTACHES.append(f"{command_id} after {error!r} (from {cause!r})")
         return Sandbox.reconnect(sb, command_id, **kwargs)
 
     sb.reconnect = counting
