@@ -11,13 +11,13 @@ fn exec_flows(script: &str) -> String {
     let server = TestServer::start();
     let api = Api::new(&server);
     let snapshot = api.ready_snapshot("dp-flows", image::tiny(), 64 << 20);
-    // Pings every 0.2 s with a 2 s pong deadline (the SDK's defaults are 30 s and 60 s), so
+    // Pings every 0.2 s with a 5 s pong deadline (the SDK's defaults are 30 s and 60 s), so
     // every flow also proves the data plane answers pings while it streams or waits: an
     // unanswered ping would close the socket, which the scripts count as a reattachment.
     let env = [
         ("SNAPSHOT_ID", snapshot.as_str()),
         ("LANGSMITH_SANDBOX_WS_TIMEOUT_PING_INTERVAL", "0.2"),
-        ("LANGSMITH_SANDBOX_WS_TIMEOUT_PING", "2"),
+        ("LANGSMITH_SANDBOX_WS_TIMEOUT_PING", "5"),
     ];
     let out = sdk::run_script(&server, script, &env);
     println!("{out}");

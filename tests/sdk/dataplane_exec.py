@@ -159,12 +159,12 @@ def concurrent(sb):
 
 
 def keepalive(sb):
-    # The test runs this script with pings every 0.2 s and a 2 s pong deadline: a quiet
-    # command spans many pings, and an unanswered one would close the socket (and be seen
-    # as an automatic reattachment).
-    result = sb.run("sleep 4; echo awake")
+    # The test runs this script with pings every 0.2 s and a 5 s pong deadline: a quiet
+    # command outlasting the deadline spans many pings, and an unanswered one would close
+    # the socket (and be seen as an automatic reattachment).
+    result = sb.run("sleep 6; echo awake")
     assert (result.stdout, result.exit_code) == ("awake\n", 0), result
-    say("keepalive", "a silent 4 s command under 0.2 s pings: no reattachment")
+    say("keepalive", "a silent 6 s command under 0.2 s pings: no reattachment")
 
 
 FLOWS = [
