@@ -1,7 +1,8 @@
 //! Data-plane exec conformance: the official Python SDK (unmodified, pinned in `common::sdk`)
 //! drives every WebSocket exec flow of `spec/dataplane.md` §13 and §5 against the local server.
-//! The scripts in `tests/sdk/dataplane_*.py` assert their own expectations; each prints one
-//! `flow …` line per flow saying what the SDK surfaced, and a final `… ok` line.
+//! The scripts (`tests/sdk/dataplane_{exec,sessions,interactive,reattach}.py`) assert their
+//! own expectations; each prints one `flow …` line per flow saying what the SDK surfaced, and
+//! a final `… ok` line.
 
 use crate::common::api::Api;
 use crate::common::{TestServer, image, sdk};

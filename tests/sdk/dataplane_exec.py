@@ -11,7 +11,7 @@ import threading
 
 from langsmith.sandbox import SandboxOperationError
 
-from _dataplane import attach, numbered, raises, read_until, run_flows, say
+from _exec_flows import attach, numbered, raises, read_until, run_flows, say
 
 
 def callbacks(sb):

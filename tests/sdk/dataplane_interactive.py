@@ -9,7 +9,7 @@ import sys
 
 from langsmith.sandbox import AsyncSandboxClient, SandboxOperationError
 
-from _dataplane import raises, read_until, run_flows, say
+from _exec_flows import raises, read_until, run_flows, say
 
 
 def pty(sb):

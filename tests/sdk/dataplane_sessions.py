@@ -9,7 +9,7 @@ import sys
 
 from langsmith.sandbox import CommandTimeoutError, SandboxConnectionError, SandboxOperationError
 
-from _dataplane import (
+from _exec_flows import (
     AUTO_REATTACHES,
     abandon,
     attach,

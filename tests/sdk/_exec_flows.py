@@ -1,5 +1,6 @@
-"""Shared pieces of the data-plane exec scripts (`dataplane_*.py`): a flow runner that
-creates one sandbox, counts the reattachments the SDK makes on its own, and small helpers.
+"""Shared pieces of the WebSocket exec scripts (`dataplane_exec.py`, `dataplane_sessions.py`,
+`dataplane_interactive.py`): a flow runner that creates one sandbox, counts the
+reattachments the SDK makes on its own, and small helpers.
 
 Each flow asserts real results and prints one `flow <name>: …` line saying what the SDK
 surfaced, so the Rust test's output documents the edge cases."""
