@@ -15,6 +15,7 @@ mod resources;
 mod script;
 mod sdk;
 mod sdk_conformance;
+mod sdk_dataplane_exec;
 mod sdk_dataplane_files;
 mod server_features;
 mod workflow;

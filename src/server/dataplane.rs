@@ -95,10 +95,11 @@ async fn route(
             .await
             .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
         let active = state.activity.hold(&sb.id);
+        let going_away = state.going_away.subscribe();
         return Ok(upgrade
             .max_message_size(64 << 20)
             .on_upgrade(move |client| async move {
-                bridge(client, agent).await;
+                bridge(client, agent, going_away).await;
                 drop(active);
             }));
     }
@@ -136,8 +137,14 @@ async fn route(
 type AgentSocket = tokio_tungstenite::WebSocketStream<UnixStream>;
 
 /// Relay messages both ways until either side closes; a close frame (and its code) is
-/// passed on, so clients see the agent's 1000 after `exit` exactly as it sent it.
-async fn bridge(client: WebSocket, agent: AgentSocket) {
+/// passed on, so clients see the agent's 1000 after `exit` exactly as it sent it. When the
+/// server stops, the client gets 1001 Going Away (spec §3.10): the command keeps running in
+/// the sandbox and the client reattaches to the next server.
+async fn bridge(
+    client: WebSocket,
+    agent: AgentSocket,
+    mut going_away: tokio::sync::watch::Receiver<bool>,
+) {
     let (mut client_tx, mut client_rx) = client.split();
     let (mut agent_tx, mut agent_rx) = agent.split();
     let upstream = async {
@@ -188,8 +195,32 @@ async fn bridge(client: WebSocket, agent: AgentSocket) {
         }
         let _ = client_tx.send(ws::Message::Close(close)).await;
     };
-    tokio::select! {
-        _ = upstream => {},
-        _ = downstream => {},
+    let stopping = tokio::select! {
+        _ = upstream => false,
+        _ = downstream => false,
+        Ok(_) = going_away.wait_for(|stopping| *stopping) => true,
+    };
+    if stopping {
+        let going = ws::CloseFrame {
+            code: 1001,
+            reason: "the server is restarting; reattach to resume".into(),
+        };
+        let _ = client_tx.send(ws::Message::Close(Some(going))).await;
     }
+    // Finish the closing handshake before dropping the connection: read until the client's
+    // own close (a ping or an `input` may still be on its way). Closing a socket with unread
+    // bytes makes the kernel send a reset instead of an orderly end, and a client that gets
+    // the reset together with our last messages can lose them — the Python SDK then missed
+    // `exit` and reattached, or missed an `error` such as `CommandNotFound`.
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+        while let Some(Ok(msg)) = client_rx.next().await {
+            if let ws::Message::Close(_) = msg {
+                break;
+            }
+        }
+    })
+    .await;
 }
+
+/// How long a closing bridge waits for the client's close frame.
+const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(1);

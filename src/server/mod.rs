@@ -130,8 +130,10 @@ pub async fn serve(
     startup::announce(&started)?;
     tracing::info!("serving the sandbox API at {}", started.state.public_url);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let going_away = started.state.going_away.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
+        going_away.send_replace(true);
         let _ = stop_tx.send(());
     });
     // Open WebSockets (exec, tunnels) do not hold a shutdown up for more than a moment.
@@ -139,6 +141,9 @@ pub async fn serve(
         result = server => result.context("serving HTTP")?,
         _ = async { let _ = stop_rx.await; tokio::time::sleep(Duration::from_secs(3)).await } => {}
     }
+    // Bridged WebSockets were told to go away; let them send their 1001 before the runtime
+    // drops their tasks (the sessions behind them live on in the sandboxes).
+    let _ = tokio::time::timeout(Duration::from_secs(1), started.state.going_away.closed()).await;
     reaper.abort();
     startup::retire(&started);
     tracing::info!("server stopped; sandboxes keep running");

@@ -92,6 +92,9 @@ pub struct Inner {
     pub default_builds: DefaultBuilds,
     /// One lock per sandbox so lifecycle operations on it never interleave.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Set once the server begins to stop: bridged WebSockets close with 1001 Going Away.
+    /// Each open bridge holds a receiver, so the server can wait for them to have said so.
+    pub going_away: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::ops::Deref for AppState {
@@ -120,6 +123,7 @@ impl AppState {
             features,
             default_builds: DefaultBuilds::default(),
             locks: Mutex::new(HashMap::new()),
+            going_away: tokio::sync::watch::Sender::new(false),
         }))
     }
 

@@ -12,6 +12,9 @@ pub struct TestServer {
     pub url: String,
     pub state_dir: PathBuf,
     child: Option<Child>,
+    /// Extra flags and environment of the first launch, reused by restarts.
+    args: Vec<String>,
+    env: Vec<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -77,6 +80,11 @@ impl TestServer {
             url: ready["url"].as_str().unwrap().to_string(),
             state_dir: state_dir.to_path_buf(),
             child: Some(child),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _dir: None,
         }
     }
@@ -93,19 +101,37 @@ impl TestServer {
         }
     }
 
-    /// SIGKILL the server, as a crash would, and start a new one on the same port and state
-    /// directory: every URL handed out before (API and data plane) points at the new server.
+    /// SIGKILL the server, as a crash would, and start it again on the same address and state
+    /// directory: every `dataplane_url` handed out before stays valid, as for a real restart.
     pub fn crash_and_restart(&mut self) {
         self.kill();
-        let listen = self
-            .url
-            .strip_prefix("http://")
-            .expect("the server URL is http://HOST:PORT")
-            .to_string();
-        let mut fresh = TestServer::launch_on(&listen, &self.state_dir, &[], &[]);
-        assert_eq!(fresh.url, self.url, "the restarted server moved");
-        // `fresh` owns no state directory, so dropping it after taking the child is a no-op.
-        self.child = fresh.child.take();
+        self.relaunch();
+    }
+
+    /// SIGTERM the server (a graceful stop), then start it again like [`Self::crash_and_restart`].
+    pub fn stop_and_restart(&mut self) {
+        self.stop();
+        self.relaunch();
+    }
+
+    fn relaunch(&mut self) {
+        let listen = self.url.trim_start_matches("http://").to_string();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let again = TestServer::launch_on(&listen, &self.state_dir, &args, &env);
+        assert_eq!(
+            again.url, self.url,
+            "the server came back on another address"
+        );
+        self.child = again.child_handover();
+    }
+
+    fn child_handover(mut self) -> Option<Child> {
+        self.child.take()
     }
 
     /// SIGTERM the server and wait for it to exit.
