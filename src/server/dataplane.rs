@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::{
 };
 
 use super::error::ApiError;
+use super::lifecycle;
 use super::state::AppState;
 use crate::api::status;
 
@@ -51,19 +52,21 @@ async fn route(
     rest: String,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let sb = state
+    let mut sb = state
         .store
         .sandbox_by_id(&id)?
         .ok_or_else(|| ApiError::NotFound(format!("sandbox '{id}' not found")))?;
+    if sb.status == status::STOPPED || sb.status == status::PROVISIONING {
+        sb = lifecycle::wake(&state, &sb.id).await?;
+    }
     if sb.status != status::READY {
         return Err(ApiError::not_ready(format!(
             "sandbox '{}' is {}, not ready{}",
             sb.name,
             sb.status,
-            if sb.status == status::STOPPED {
-                format!("; start it with `langsmith sandbox start {}`", sb.name)
-            } else {
-                String::new()
+            match &sb.status_message {
+                Some(why) if !why.is_empty() => format!(": {why}"),
+                _ => String::new(),
             }
         )));
     }

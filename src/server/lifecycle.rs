@@ -19,6 +19,31 @@ pub fn pids_limit(mem_bytes: i64) -> i64 {
     (mem_bytes / (512 << 10)).clamp(128, 4096)
 }
 
+/// Wake a sandbox for a data-plane request: its `dataplane_url` stays valid across stop and
+/// start, and a request to a stopped sandbox resumes it (`spec/control-plane.md`, Sandbox
+/// fields). A stopped sandbox is marked `provisioning` and booted; one already booting is
+/// waited for. Returns the record as it stands afterwards (`ready`, or whatever stopped the
+/// boot) for the caller to judge.
+pub async fn wake(state: &AppState, id: &str) -> Result<Sandbox, ApiError> {
+    let missing = || ApiError::NotFound(format!("sandbox '{id}' not found"));
+    {
+        let lock = state.sandbox_lock(id);
+        let _guard = lock.lock().await;
+        let mut sb = state.store.sandbox_by_id(id)?.ok_or_else(missing)?;
+        if sb.status == status::STOPPED {
+            tracing::info!("starting sandbox {} for a data-plane request", sb.name);
+            sb.status = status::PROVISIONING.into();
+            sb.status_message = None;
+            sb.updated_at = now();
+            state.store.update_sandbox(&sb)?;
+        }
+    }
+    // The boot takes the same lock, so it runs after any boot already under way and does
+    // nothing when that one has settled the status: awaiting it awaits both.
+    let _ = spawn_boot(state.clone(), id.to_string()).await;
+    state.store.sandbox_by_id(id)?.ok_or_else(missing)
+}
+
 /// Boot the sandbox (which must be `provisioning`) and record `ready` or `failed`.
 pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
     tokio::spawn(async move {
