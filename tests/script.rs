@@ -227,6 +227,48 @@ fn a_user_script_in_the_config_folder_becomes_a_sandbox_subcommand() {
 }
 
 #[test]
+fn a_subcommand_name_that_is_not_plain_never_reaches_a_script_outside_the_folder() {
+    let config = tempfile::tempdir().unwrap();
+    let scripts = config.path().join("langsmith/scripts");
+    std::fs::create_dir_all(scripts.join("sandbox/snapshot")).unwrap();
+    // Scripts a path could reach from `scripts/sandbox/` if names were joined as given.
+    std::fs::write(scripts.join("escaped.rhai"), "\"escaped\"\n").unwrap();
+    std::fs::write(scripts.join("sandbox/dotted.name.rhai"), "\"dotted\"\n").unwrap();
+    let outside = config.path().join("outside.rhai");
+    std::fs::write(&outside, "\"outside\"\n").unwrap();
+
+    let absolute = outside.with_extension("").display().to_string();
+    let cases: [&[&str]; 5] = [
+        &["sandbox", "../escaped"],
+        &["sandbox", "../../../outside"],
+        &["sandbox", "snapshot", "../../escaped"],
+        &["sandbox", "dotted.name"],
+        &["sandbox", absolute.as_str()],
+    ];
+    for args in cases {
+        let out = run_with_config(config.path(), args);
+        assert_eq!(out.code, 0, "{args:?} is unknown, as in GA: {}", out.stderr);
+        assert!(
+            !out.stdout.contains('"'),
+            "{args:?} ran a script: {}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("Usage:"), "{args:?}: {}", out.stdout);
+        assert!(
+            out.stderr.starts_with("unknown command ")
+                && out
+                    .stderr
+                    .contains("command names are letters, digits, '-' and '_'"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    // Files with such names are not listed as subcommands either.
+    let help = run_with_config(config.path(), &["sandbox", "--help"]);
+    assert!(!help.stdout.contains("dotted"), "{}", help.stdout);
+}
+
+#[test]
 fn scripts_run_by_file_and_by_shebang_receive_their_arguments() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("args.rhai");

@@ -263,8 +263,18 @@ fn dispatch(sub: SandboxSub) -> Result<Option<(String, Map)>, String> {
     }
 }
 
-/// A user script for an unknown subcommand; without one, help (exit 0) as in GA.
+/// A user script for an unknown subcommand; without one, help (exit 0) as in GA. A name that
+/// is not plain (`../x`, `a/b`, `x.y`) never names a script: it is unknown, with a note why.
 fn external(parent: &str, argv: Vec<String>) -> Result<Option<(String, Map)>, String> {
+    if !crate::script::builtins::is_plain_name(&argv[0]) {
+        eprintln!(
+            "unknown command {:?} for \"langsmith {parent}\": command names are letters, \
+             digits, '-' and '_' (see the commands below)",
+            argv[0]
+        );
+        print_help(&parent.split(' ').collect::<Vec<_>>());
+        return Ok(None);
+    }
     let name = format!("{}/{}", parent.replace(' ', "/"), argv[0]);
     let exists =
         crate::script::builtins::find(&name).map_err(|e| format!("reading script {name}: {e}"))?;

@@ -7,12 +7,9 @@
 pub fn with_user_scripts(cmd: clap::Command) -> clap::Command {
     let add = |mut parent: clap::Command, dir: &str| {
         for (name, about) in crate::script::builtins::user_commands(dir) {
-            // A name clap would reject, or one taken by a built-in subcommand (such as
-            // `snapshot.rhai` next to the `snapshot` group), is not listed.
-            let plain = name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !plain || name.starts_with('-') || parent.find_subcommand(&name).is_some() {
+            // Names are plain (`user_commands` lists no others); one taken by a built-in
+            // subcommand (such as `snapshot.rhai` next to the `snapshot` group) is not listed.
+            if parent.find_subcommand(&name).is_some() {
                 continue;
             }
             // clap names are `&'static str` without its `string` feature; this runs once,

@@ -113,8 +113,22 @@ pub struct Found {
     pub source: Cow<'static, str>,
 }
 
-/// Find `name` (e.g. `sandbox/create`): user folder first, then the built-ins.
+/// Whether `name` can name a subcommand script: letters, digits, `-` and `_`, not starting
+/// with `-`. Nothing else may reach a path, so `..`, `/` and the like never leave the folder.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Find `name` (e.g. `sandbox/create`): user folder first, then the built-ins. A name with a
+/// part that is not [plain](is_plain_name) is not found, whatever the folder holds.
 pub fn find(name: &str) -> Result<Option<Found>, std::io::Error> {
+    if !name.split('/').all(is_plain_name) {
+        return Ok(None);
+    }
     if let Some(dir) = user_dir() {
         let path = dir.join(format!("{name}.rhai"));
         match std::fs::read_to_string(&path) {
@@ -138,7 +152,8 @@ pub fn find(name: &str) -> Result<Option<Found>, std::io::Error> {
 }
 
 /// User scripts that add subcommands under `parent` (e.g. `sandbox`): `(name, description)`
-/// for each `<scripts dir>/<parent>/<name>.rhai` that is not a built-in, sorted. The
+/// for each `<scripts dir>/<parent>/<name>.rhai` with a [plain](is_plain_name) name that is
+/// not a built-in, sorted. The
 /// description is the script's first `//` comment line (after any shebang).
 pub fn user_commands(parent: &str) -> Vec<(String, String)> {
     let Some(dir) = user_dir().map(|d| d.join(parent)) else {
@@ -153,7 +168,8 @@ pub fn user_commands(parent: &str) -> Vec<(String, String)> {
             let name = path
                 .file_name()?
                 .to_str()?
-                .strip_suffix(".rhai")?
+                .strip_suffix(".rhai")
+                .filter(|name| is_plain_name(name))?
                 .to_string();
             let builtin = format!("{parent}/{name}");
             if BUILTINS.iter().any(|(n, _)| *n == builtin) {
