@@ -5,8 +5,14 @@
 //! the local agent's answers go back in chunks of at most 16 KiB; when the local agent closes,
 //! `ssh_agent_close` is sent back (GC behaviour). Dropping [`AgentChannels`] closes every
 //! local connection.
+//!
+//! Closes decided while applying a frame wait in their own queue, which [`next_outbound`]
+//! empties first: that queue holds each channel id at most once, so it needs no bound, and a
+//! full data queue can never make a close get lost (the sandbox's client would hang on it).
+//!
+//! [`next_outbound`]: AgentChannels::next_outbound
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
 use base64::Engine as _;
@@ -27,6 +33,8 @@ const QUEUED_CHUNKS: usize = 256;
 pub struct AgentChannels {
     socket: PathBuf,
     channels: HashMap<String, Local>,
+    /// Channels to report closed, oldest first; no id twice.
+    closes: VecDeque<String>,
     outbound_tx: mpsc::Sender<ClientMessage>,
     outbound_rx: mpsc::Receiver<ClientMessage>,
 }
@@ -49,6 +57,7 @@ impl AgentChannels {
         AgentChannels {
             socket,
             channels: HashMap::new(),
+            closes: VecDeque::new(),
             outbound_tx,
             outbound_rx,
         }
@@ -65,8 +74,7 @@ impl AgentChannels {
                 if !self.channels.contains_key(&channel_id) {
                     let Ok(stream) = UnixStream::connect(&self.socket).await else {
                         // No local agent: the in-sandbox client gets EOF instead of waiting.
-                        let close = ClientMessage::SshAgentClose { channel_id };
-                        let _ = self.outbound_tx.try_send(close);
+                        self.report_closed(channel_id);
                         return;
                     };
                     let local = self.open(channel_id.clone(), stream);
@@ -83,9 +91,12 @@ impl AgentChannels {
         }
     }
 
-    /// The next frame for the sandbox. A close is taken as the channel's end here, so the
-    /// caller only has to send it.
+    /// The next frame for the sandbox, pending closes first. A close is taken as the channel's
+    /// end here, so the caller only has to send it.
     pub async fn next_outbound(&mut self) -> ClientMessage {
+        if let Some(channel_id) = self.closes.pop_front() {
+            return ClientMessage::SshAgentClose { channel_id };
+        }
         let message = self
             .outbound_rx
             .recv()
@@ -100,10 +111,14 @@ impl AgentChannels {
     /// Forgets a channel and tells the sandbox.
     fn close(&mut self, channel_id: &str) {
         if self.channels.remove(channel_id).is_some() {
-            let close = ClientMessage::SshAgentClose {
-                channel_id: channel_id.to_string(),
-            };
-            let _ = self.outbound_tx.try_send(close);
+            self.report_closed(channel_id.to_string());
+        }
+    }
+
+    /// Queues `ssh_agent_close` for a channel this side ended, once per channel.
+    fn report_closed(&mut self, channel_id: String) {
+        if !self.closes.contains(&channel_id) {
+            self.closes.push_back(channel_id);
         }
     }
 
@@ -147,5 +162,39 @@ async fn write_agent(mut write: OwnedWriteHalf, mut chunks: mpsc::Receiver<Vec<u
         if write.write_all(&chunk).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    /// More channels than the data queue holds fail at once (no local agent): every one of
+    /// them is reported closed, each once.
+    #[tokio::test]
+    async fn every_close_reaches_the_sandbox_however_many_are_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut agent = AgentChannels::new(dir.path().join("no-agent.sock"));
+        let ids: Vec<String> = (0..200).map(|n| format!("ch-{n}")).collect();
+        for id in ids.iter().chain(&ids[..10]) {
+            let data = SshAgentMessage::SshAgentData {
+                channel_id: id.clone(),
+                data: BASE64.encode(b"request"),
+            };
+            agent.handle(data).await;
+        }
+        for id in &ids {
+            let next = agent.next_outbound().now_or_never();
+            let Some(ClientMessage::SshAgentClose { channel_id }) = next else {
+                panic!("no close queued for {id}: {next:?}");
+            };
+            assert_eq!(&channel_id, id);
+        }
+        assert!(
+            agent.next_outbound().now_or_never().is_none(),
+            "each close once"
+        );
     }
 }
