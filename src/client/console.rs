@@ -13,18 +13,16 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::console_agent::AgentChannels;
 use super::exec::exec_ws_url;
+use super::exec_socket::{Socket, connect, send};
 use super::utf8_input::Utf8Input;
 use super::{Client, ClientError};
 use crate::api::exec::{ClientMessage, ExecuteMessage, ServerMessage, SshAgentMessage};
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Local variables a console carries into the sandbox when set and non-empty (GC behaviour).
 const FORWARDED_VARS: &[&str] = &[
@@ -85,28 +83,9 @@ impl Client {
         opts: &ConsoleOptions,
     ) -> Result<Console, ClientError> {
         super::install_crypto_provider();
-        let mut request = exec_ws_url(dataplane)
-            .into_client_request()
-            .map_err(|e| ClientError::Config(format!("bad dataplane URL: {e}")))?;
-        let key = self
-            .api_key()
-            .parse()
-            .map_err(|_| ClientError::Config("API key is not a valid header value".into()))?;
-        request.headers_mut().insert("X-Api-Key", key);
-        let mut socket = match tokio_tungstenite::connect_async(request).await {
-            Ok((socket, _)) => socket,
-            Err(tungstenite::Error::Http(resp)) => {
-                let status = resp.status().as_u16();
-                let body = resp.body().as_deref().map(String::from_utf8_lossy);
-                return Err(
-                    ClientError::from_response(status, &body.unwrap_or_default())
-                        .context(format!("websocket connect ({status})")),
-                );
-            }
-            Err(e) => {
-                return Err(ClientError::Transport(e.to_string()).context("websocket connect"));
-            }
-        };
+        let mut socket = connect(&exec_ws_url(dataplane), self.api_key())
+            .await
+            .map_err(|(e, _retryable)| connect_error(e))?;
         let execute = ClientMessage::Execute(ExecuteMessage {
             pty: Some(true),
             shell: opts.shell.clone().filter(|s| !s.is_empty()),
@@ -127,6 +106,16 @@ impl Client {
             ssh_agent: opts.ssh_agent.clone(),
             last_byte: None,
         })
+    }
+}
+
+/// A failed dial in the spec's words: `websocket connect (<status>): …` for a refusal,
+/// `websocket connect: …` when no answer came; a bad URL or key stays as it is.
+fn connect_error(e: ClientError) -> ClientError {
+    match (&e, e.status()) {
+        (ClientError::Config(_), _) => e,
+        (_, Some(status)) => e.context(format!("websocket connect ({status})")),
+        (_, None) => e.context("websocket connect"),
     }
 }
 
@@ -279,7 +268,23 @@ fn write_out(out: &mut (dyn Write + Send), bytes: &[u8]) {
     let _ = out.flush();
 }
 
-async fn send(socket: &mut Socket, message: &ClientMessage) -> Result<(), tungstenite::Error> {
-    let text = serde_json::to_string(message).expect("client messages serialise");
-    socket.send(Message::text(text)).await
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_dial_reads_as_the_spec_words_it() {
+        let refused = connect_error(ClientError::from_response(403, "forbidden"));
+        assert_eq!(
+            refused.to_string(),
+            "websocket connect (403): HTTP 403: forbidden"
+        );
+        let unreachable = connect_error(ClientError::Transport("connection refused".into()));
+        assert_eq!(
+            unreachable.to_string(),
+            "websocket connect: connection refused"
+        );
+        let bad_key = connect_error(ClientError::Config("API key is not valid".into()));
+        assert_eq!(bad_key.to_string(), "API key is not valid");
+    }
 }
