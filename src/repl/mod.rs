@@ -23,7 +23,7 @@ use rustyline::{CompletionType, Config, Editor};
 
 use self::catalog::Catalog;
 use self::helper::ReplHelper;
-use self::interrupt::Interrupts;
+use self::interrupt::SigintRoute;
 use self::names::NameCache;
 use crate::cli::output::{self, Format};
 use crate::script::ScriptHost;
@@ -62,8 +62,7 @@ fn save_history(editor: &mut Editor<ReplHelper, DefaultHistory>, path: &Option<P
 /// Run the REPL until EOF (Ctrl-D) or `quit`.
 pub fn run(host: ScriptHost, format: Format) -> Result<u8, String> {
     // Before the editor: rustyline installs its own SIGINT handler when it is created.
-    let interrupts = Interrupts::new(&host.handle, &host.bridge)
-        .map_err(|e| format!("listening for Ctrl-C: {e}"))?;
+    let sigint = SigintRoute::new(&host.bridge);
     let config = Config::builder()
         .completion_type(CompletionType::List)
         .auto_add_history(false)
@@ -110,7 +109,7 @@ pub fn run(host: ScriptHost, format: Format) -> Result<u8, String> {
                         functions = ast.clone_functions_only();
                         host.bridge.clear_interrupt();
                         let result = {
-                            let _ctrl_c = interrupts.arm();
+                            let _ctrl_c = sigint.arm();
                             host.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
                         };
                         // A Ctrl-C must not linger into the completions of the next prompt.
