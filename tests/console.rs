@@ -2,8 +2,9 @@
 //! server and a real sandbox: the remote prompt, typed commands, window resizes seen by
 //! `stty size`, and the local terminal's mode (`stty -g`) restored after a normal exit, a
 //! failure, SIGTERM and a sandbox deleted underneath. Refusals without a terminal or agent.
-//! SSH-agent forwarding is in [`ssh`].
+//! SSH-agent forwarding is in [`ssh`], Ctrl-C while a console opens in [`opening`].
 
+mod opening;
 mod ssh;
 mod tmux;
 

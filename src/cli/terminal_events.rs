@@ -7,14 +7,19 @@
 //! lifetime only: [`TerminalEvents`]'s drop puts the previous handlers back, so a REPL that
 //! opened a console still dies of SIGTERM/SIGHUP afterwards. A thread blocked in `read(0)`
 //! could not be stopped and would swallow the next keystroke meant for the REPL, hence the poll.
+//!
+//! The handlers are in place before the console dials, so a Ctrl-C while it opens ends it
+//! cleanly too ([`TerminalEvents::stop_requested`]) instead of reaching whoever listened before.
+//! The drop waits until no handler runs any more before it closes the pipe: a handler caught
+//! mid-way on another thread must not write into a file that reused the descriptor.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::terminal::window_size;
 use crate::client::console::ConsoleInput;
@@ -30,9 +35,12 @@ const SIGNALS: [Signal; 4] = [
 
 /// Write end of the signal pipe while a console runs, else -1.
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+/// Handlers running right now, counted before they read [`SIGNAL_PIPE`].
+static HANDLERS_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn forward_signal(signal: libc::c_int) {
-    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    HANDLERS_RUNNING.fetch_add(1, Ordering::SeqCst);
+    let fd = SIGNAL_PIPE.load(Ordering::SeqCst);
     if fd >= 0 {
         let saved = nix::errno::Errno::last_raw();
         let byte = signal as u8;
@@ -41,6 +49,7 @@ extern "C" fn forward_signal(signal: libc::c_int) {
         unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
         nix::errno::Errno::set_raw(saved);
     }
+    HANDLERS_RUNNING.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Feeds a console until dropped; dropping stops the thread and restores the signal handlers.
@@ -49,6 +58,8 @@ pub struct TerminalEvents {
     stop: Option<OwnedFd>,
     signal_write: Option<OwnedFd>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Becomes `true` at the first SIGINT/SIGTERM/SIGHUP.
+    stop_requested: watch::Receiver<bool>,
 }
 
 impl TerminalEvents {
@@ -58,6 +69,7 @@ impl TerminalEvents {
         let (signal_read, signal_write) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(io::Error::from)?;
         let (stop_read, stop) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        let (stopping, stop_requested) = watch::channel(false);
         let claimed = SIGNAL_PIPE.compare_exchange(
             -1,
             signal_write.as_raw_fd(),
@@ -72,6 +84,7 @@ impl TerminalEvents {
             stop: Some(stop),
             signal_write: Some(signal_write),
             thread: None,
+            stop_requested,
         };
         let action = SigAction::new(
             SigHandler::Handler(forward_signal),
@@ -85,9 +98,18 @@ impl TerminalEvents {
         }
         let thread = std::thread::Builder::new()
             .name("console-terminal".into())
-            .spawn(move || relay(stop_read, signal_read, inputs))?;
+            .spawn(move || relay(stop_read, signal_read, inputs, stopping))?;
         events.thread = Some(thread);
         Ok(events)
+    }
+
+    /// Resolves once SIGINT, SIGTERM or SIGHUP asked the console to end (also sent as
+    /// [`ConsoleInput::Stop`]); for the time before the relay reads the inputs.
+    pub async fn stop_requested(&self) {
+        let mut requested = self.stop_requested.clone();
+        if requested.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await; // the relay ended without a request
+        }
     }
 }
 
@@ -98,15 +120,25 @@ impl Drop for TerminalEvents {
             let _ = unsafe { sigaction(signal, &previous) };
         }
         SIGNAL_PIPE.store(-1, Ordering::SeqCst);
-        drop(self.signal_write.take());
+        // A handler counted after this point reads -1 (both are SeqCst); one counted before
+        // may still write to the pipe, which stays open until it is done.
+        while HANDLERS_RUNNING.load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
+        }
         drop(self.stop.take()); // the thread's poll sees the stop pipe's end
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        drop(self.signal_write.take());
     }
 }
 
-fn relay(stop: OwnedFd, signals: OwnedFd, inputs: mpsc::Sender<ConsoleInput>) {
+fn relay(
+    stop: OwnedFd,
+    signals: OwnedFd,
+    inputs: mpsc::Sender<ConsoleInput>,
+    stopping: watch::Sender<bool>,
+) {
     let stdin = io::stdin();
     let mut stdin_open = true;
     let mut buf = [0u8; READ_SIZE];
@@ -130,7 +162,10 @@ fn relay(stop: OwnedFd, signals: OwnedFd, inputs: mpsc::Sender<ConsoleInput>) {
                         Some((cols, rows)) => ConsoleInput::Resize { cols, rows },
                         None => continue,
                     },
-                    _ => ConsoleInput::Stop,
+                    _ => {
+                        stopping.send_replace(true);
+                        ConsoleInput::Stop
+                    }
                 };
                 if inputs.blocking_send(input).is_err() {
                     return;

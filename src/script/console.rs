@@ -6,6 +6,10 @@
 //! leaves nothing running in the sandbox. The session runs on its own small runtime rather
 //! than through the bridge: Ctrl-C handling of scripts would turn a SIGINT into "interrupted"
 //! while a console ends cleanly on it (raw mode sends Ctrl-C to the remote shell anyway).
+//!
+//! Ctrl-C belongs to the bridge until the console's signal handlers are in place, which is
+//! before it dials: a Ctrl-C before that stops the script as usual ("interrupted"), one after
+//! ends the console cleanly, even while it is still opening, and is never counted by the bridge.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -106,7 +110,8 @@ fn console(_bridge: &Arc<Bridge>, name: &str, _opts: Map) -> ScriptResult<()> {
 #[cfg(unix)]
 fn console(bridge: &Arc<Bridge>, name: &str, opts: Map) -> ScriptResult<()> {
     use crate::cli::terminal;
-    use crate::client::console::{ConsoleOptions, forwarded_env};
+    use crate::cli::terminal_events::TerminalEvents;
+    use crate::client::console::{ConsoleInput, ConsoleOptions, forwarded_env};
 
     let opts = options(&opts)?;
     let sandbox = super::sandbox::resolve_ready(bridge, name)?;
@@ -140,13 +145,26 @@ fn console(bridge: &Arc<Bridge>, name: &str, opts: Map) -> ScriptResult<()> {
         .enable_all()
         .build()
         .map_err(|e| user_error(format!("starting the console's runtime: {e}")))?;
+    let (inputs, received) = tokio::sync::mpsc::channel(64);
+    if let Some((cols, rows)) = terminal::window_size() {
+        let _ = inputs.try_send(ConsoleInput::Resize { cols, rows }); // the first of 64 slots
+    }
+    let events = TerminalEvents::start(inputs)
+        .map_err(|e| user_error(format!("watching the terminal: {e}")))?;
+    if bridge.interrupted() {
+        return Err(super::bridge::interrupted_error()); // Ctrl-C came before the handlers
+    }
     // A thread of its own: the caller may be inside another runtime's context (where
     // `block_on` is refused), and a panic in the session must not cross into the script.
     let ended = std::thread::scope(|scope| {
         scope
-            .spawn(|| runtime.block_on(session::run(client, dataplane, options)))
+            .spawn(|| runtime.block_on(session::run(client, dataplane, options, &events, received)))
             .join()
     });
+    drop(events);
+    // Only a SIGINT sent before the handlers took over, seen by the bridge's listener late,
+    // can have counted meanwhile: the console ran, so it does not make the script interrupted.
+    bridge.clear_interrupt();
     match ended {
         Ok(result) => result.map_err(|e| super::bridge::client_error(e, None)),
         Err(_) => Err(user_error(
@@ -159,31 +177,31 @@ fn console(bridge: &Arc<Bridge>, name: &str, opts: Map) -> ScriptResult<()> {
 mod session {
     use tokio::sync::mpsc;
 
-    use crate::cli::terminal::{RawMode, window_size};
+    use crate::cli::terminal::RawMode;
     use crate::cli::terminal_events::TerminalEvents;
     use crate::client::console::{ConsoleInput, ConsoleOptions};
     use crate::client::{Client, ClientError};
 
-    /// Starts the shell, then relays with the terminal in raw mode. The guards restore the
-    /// terminal, then the signal handlers, on every way out of this function.
+    /// Starts the shell — or not, when `events` asks to stop first — then relays `inputs`
+    /// with the terminal in raw mode; the guard restores the terminal on every way out.
     pub async fn run(
         client: Client,
         dataplane: String,
         options: ConsoleOptions,
+        events: &TerminalEvents,
+        inputs: mpsc::Receiver<ConsoleInput>,
     ) -> Result<(), ClientError> {
-        let local = |what: &str, e: std::io::Error| ClientError::Config(format!("{what}: {e}"));
-        let console = client.open_console(&dataplane, &options).await?;
-        let (inputs, received) = mpsc::channel(64);
-        if let Some((cols, rows)) = window_size() {
-            let _ = inputs.send(ConsoleInput::Resize { cols, rows }).await;
-        }
-        let events =
-            TerminalEvents::start(inputs).map_err(|e| local("watching the terminal", e))?;
-        let raw = RawMode::enable().map_err(|e| local("putting the terminal in raw mode", e))?;
+        let console = tokio::select! {
+            opened = client.open_console(&dataplane, &options) => opened?,
+            // Dropping the dial closes its socket: a shell already started dies with it
+            // (`kill_on_disconnect`).
+            () = events.stop_requested() => return Ok(()),
+        };
+        let raw = RawMode::enable()
+            .map_err(|e| ClientError::Config(format!("putting the terminal in raw mode: {e}")))?;
         let mut stdout = std::io::stdout();
-        let ended = console.run(received, &mut stdout).await;
+        let ended = console.run(inputs, &mut stdout).await;
         drop(raw);
-        drop(events);
         ended
     }
 }

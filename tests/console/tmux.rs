@@ -131,20 +131,25 @@ impl Tmux {
 
     /// Pid of the process the pane's shell is running in the foreground (the CLI).
     pub fn foreground_child(&self) -> i32 {
+        *self
+            .shell_children()
+            .first()
+            .expect("the pane's shell runs a command")
+    }
+
+    /// Pids of the processes the pane's shell is running now.
+    pub fn shell_children(&self) -> Vec<i32> {
         let shell =
             run_ok(
                 self.command()
                     .args(["display-message", "-p", "-t", "console", "#{pane_pid}"]),
             );
         let shell = shell.trim();
-        let children =
-            std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
-        children
-            .split_whitespace()
-            .next()
-            .expect("the pane's shell runs a command")
-            .parse()
+        std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
             .unwrap()
+            .split_whitespace()
+            .map(|pid| pid.parse().unwrap())
+            .collect()
     }
 }
 
