@@ -78,10 +78,19 @@ def unknown_command(sb):
     say("unknown id", f"{type(caught.error).__name__}(error_type=CommandNotFound): {caught.error}")
 
 
+def after_first_output(handle):
+    """Return `handle` once its first chunk is in, so the command has printed before its
+    socket goes: a loaded machine could otherwise end it before its first `echo` ran."""
+    for _ in handle:
+        return handle
+    raise AssertionError("the command ended without output")
+
+
 def timeout(sb):
     with raises(CommandTimeoutError) as caught:
         sb.run("echo partial; sleep 30", timeout=1)
-    handle = sb.run("echo partial; sleep 300 & echo $! > /tmp/to.pid; wait", timeout=1, wait=False)
+    # Five seconds, so `echo partial` is out before the limit even on a loaded machine.
+    handle = sb.run("echo partial; sleep 300 & echo $! > /tmp/to.pid; wait", timeout=5, wait=False)
     seen = ""
     with raises(CommandTimeoutError):
         for chunk in handle:
@@ -108,13 +117,13 @@ def lifecycle(sb):
     assert (again.stdout, again.exit_code) == ("survived-fine\n", 0), again
 
     # kill_on_disconnect: the last socket going away kills the command.
-    command_id, pid = abandon(sb.run("echo doomed; sleep 300", kill_on_disconnect=True, wait=False))
+    command_id, pid = abandon(after_first_output(sb.run("echo doomed; sleep 300", kill_on_disconnect=True, wait=False)))
     wait_until("kill_on_disconnect to kill the command", lambda: gone(sb, pid))
     result = attach(sb, command_id).result
     assert (result.stdout, result.exit_code) == ("doomed\n", 137), result
 
     # idle_timeout: nobody attached for that long kills the command.
-    command_id, pid = abandon(sb.run("echo idle; sleep 300", idle_timeout=1, wait=False))
+    command_id, pid = abandon(after_first_output(sb.run("echo idle; sleep 300", idle_timeout=1, wait=False)))
     wait_until("the idle timeout to kill the command", lambda: gone(sb, pid))
     result = attach(sb, command_id).result
     assert (result.stdout, result.exit_code) == ("idle\n", 137), result
