@@ -329,3 +329,57 @@ fn the_readme_scripting_example_runs() {
     let gone = api.call("GET", "/api/v2/sandboxes/boxes/demo", None);
     assert_eq!(gone.status, 404);
 }
+
+/// Ctrl-C is not a script error: a `try`/`catch` around the running call cannot swallow it,
+/// the remote command is killed and `langsmith run` exits 130.
+#[test]
+fn ctrl_c_stops_a_script_even_inside_try() {
+    use std::io::{BufRead, BufReader};
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let snapshot = api.ready_snapshot("ctrl-c-tiny", image::tiny(), 64 << 20);
+    let sb = api.ready_sandbox("ctrl-c-box", &snapshot, serde_json::json!({}));
+    let marker = "ctrl-c-marker-91d2";
+    let source = format!(
+        r#"
+        let sb = sandbox("ctrl-c-box");
+        try {{
+            sb.exec("echo ready; sleep 600; : {marker}", |kind, data| {{ if data.contains("ready") {{ print("ready"); }} }});
+        }} catch (e) {{
+            print("caught");
+        }}
+        print("carried on");
+    "#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.rhai");
+    std::fs::write(&file, source).unwrap();
+    let mut child = cli::spawn(
+        &server,
+        &["run", file.to_str().unwrap()],
+        std::process::Stdio::null(),
+    );
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+
+    // SAFETY: plain kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "stdout after the interrupt: {rest}"
+    );
+    assert_eq!(rest, "", "the script went on after Ctrl-C");
+    let ps = api.exec(&sb, "ps -o args");
+    assert!(
+        !ps.stdout.contains(marker),
+        "the remote command survived: {}",
+        ps.stdout
+    );
+    api.delete_sandbox("ctrl-c-box");
+}

@@ -39,15 +39,11 @@ pub fn terminated() -> Box<EvalAltResult> {
     EvalAltResult::ErrorTerminated(Dynamic::from("interrupted"), Position::NONE).into()
 }
 
-/// The catchable error of a call cut short by [`Bridge::interrupt`]:
-/// `#{status: (), type: "Interrupted", message: "interrupted", text: "interrupted"}`.
+/// The error of a call cut short by [`Bridge::interrupt`]. Ctrl-C is not a script error:
+/// like an internal bug it cannot be caught by `try`/`catch` (DESIGN.md §5), so a script can
+/// never swallow the user's request to stop.
 pub fn interrupted_error() -> Box<EvalAltResult> {
-    let mut map = Map::new();
-    map.insert("status".into(), Dynamic::UNIT);
-    map.insert("type".into(), "Interrupted".into());
-    map.insert("message".into(), "interrupted".into());
-    map.insert("text".into(), "interrupted".into());
-    EvalAltResult::ErrorRuntime(map.into(), Position::NONE).into()
+    terminated()
 }
 
 /// Stops listening for SIGINT when dropped (see [`Bridge::watch_sigint`]).

@@ -1,4 +1,4 @@
-//! Interrupts of the bridge: a blocked call ends with a catchable error, and a second
+//! Interrupts of the bridge: a blocked call ends with an error no script can catch, and a second
 //! interrupt ends the wait for kills to be confirmed.
 
 use super::*;
@@ -14,7 +14,7 @@ fn bridge() -> (tokio::runtime::Runtime, Arc<Bridge>) {
 }
 
 #[test]
-fn an_interrupt_ends_a_blocked_call_with_a_catchable_error() {
+fn an_interrupt_ends_a_blocked_call_with_an_uncatchable_error() {
     let (_rt, bridge) = bridge();
     let (entered_tx, entered_rx) = std::sync::mpsc::channel();
     let blocked = {
@@ -30,7 +30,10 @@ fn an_interrupt_ends_a_blocked_call_with_a_catchable_error() {
     assert!(!bridge.interrupted());
     bridge.interrupt();
     let err = blocked.join().unwrap().unwrap_err();
-    assert!(matches!(*err, EvalAltResult::ErrorRuntime(..)), "{err:?}");
+    assert!(
+        matches!(*err, EvalAltResult::ErrorTerminated(..)),
+        "{err:?}"
+    );
     assert_eq!(error_text(&err), "interrupted");
     assert!(bridge.interrupted());
     // Sticky until cleared: a later call fails at once, then works again after clearing.
