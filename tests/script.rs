@@ -383,3 +383,24 @@ fn ctrl_c_stops_a_script_even_inside_try() {
     );
     api.delete_sandbox("ctrl-c-box");
 }
+
+/// Every example in the script reference (`langsmith help-script`) runs.
+#[test]
+fn the_reference_examples_run() {
+    let server = TestServer::start();
+    let reference = include_str!("../src/script/reference.md");
+    let blocks: Vec<&str> = reference
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .map(|block| block.strip_prefix("rhai").unwrap_or(block))
+        .collect();
+    assert!(!blocks.is_empty(), "the reference has no examples");
+    for block in blocks {
+        let out = run_source(&server, block, &[]);
+        assert_eq!(out.code, 0, "{block}\n{}", out.stderr);
+        if block.contains("sandbox(\"nope\")") {
+            assert!(out.stdout.starts_with("404 "), "{block}\n{}", out.stdout);
+        }
+    }
+}
