@@ -1,7 +1,9 @@
 //! The data plane beyond WebSocket exec, against the real server and real sandboxes: the
 //! official SDK (unmodified) for files (`tests/sdk/dataplane_files.py`) and the SSE exec
-//! variant (`tests/sdk/dataplane_sse.py`), plus wire checks the SDK cannot make ([`wire`]).
+//! variant (`tests/sdk/dataplane_sse.py`), plus wire checks the SDK cannot make ([`wire`],
+//! [`sse_wire`]).
 
+mod sse_wire;
 mod wire;
 
 use crate::common::{TestServer, image, sdk};

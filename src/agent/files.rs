@@ -1,6 +1,7 @@
 //! `POST /upload` and `GET|HEAD /download` (spec §6.1–6.4). Uploads stream the `file` part to
 //! a temporary file beside the target and rename it into place, so a replayed request simply
-//! rewrites the file. Downloads stream from disk with validators and single byte ranges.
+//! rewrites the file. Downloads stream from disk with validators and single byte ranges, and
+//! only ever read a regular file (a FIFO or device is refused at once, never waited on).
 
 use std::io::ErrorKind;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -16,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::app::ApiError;
 use super::range::{RangeAnswer, if_none_match_hits, parse_range};
+use super::regular_file::{self, OpenError};
 use crate::api::files::{PathQuery, UploadResponse};
 
 fn write_error(message: impl Into<String>) -> ApiError {
@@ -120,29 +122,42 @@ pub async fn download(
             "pass the file as ?path=<file path>".into(),
         )
     })?;
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| match e.kind() {
-            ErrorKind::NotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "FileNotFound",
-                format!("{path} does not exist"),
-            ),
-            ErrorKind::PermissionDenied => {
-                read_error(StatusCode::FORBIDDEN, format!("cannot read {path}: {e}"))
-            }
-            _ => read_error(StatusCode::BAD_REQUEST, format!("cannot read {path}: {e}")),
-        })?;
+    // Opened without waiting for a writer and judged by what was opened: a FIFO put at
+    // `path` would otherwise hold this request (and a blocking thread) forever.
+    let opened = {
+        let path = PathBuf::from(&path);
+        tokio::task::spawn_blocking(move || regular_file::open(&path)).await
+    };
+    let opened = opened.map_err(|e| {
+        read_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read {path}: {e}"),
+        )
+    })?;
+    let file = opened.map_err(|e| match e {
+        OpenError::Io(e) if e.kind() == ErrorKind::NotFound => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "FileNotFound",
+            format!("{path} does not exist"),
+        ),
+        OpenError::Io(e) if e.kind() == ErrorKind::PermissionDenied => {
+            read_error(StatusCode::FORBIDDEN, format!("cannot read {path}: {e}"))
+        }
+        OpenError::Io(e) => read_error(StatusCode::BAD_REQUEST, format!("cannot read {path}: {e}")),
+        OpenError::Directory => read_error(
+            StatusCode::BAD_REQUEST,
+            format!("{path} is a directory; pass a file path"),
+        ),
+        OpenError::Special(what) => read_error(
+            StatusCode::BAD_REQUEST,
+            format!("{path} is {what}; only regular files can be downloaded"),
+        ),
+    })?;
+    let mut file = tokio::fs::File::from_std(file);
     let meta = file
         .metadata()
         .await
         .map_err(|e| read_error(StatusCode::BAD_REQUEST, format!("cannot stat {path}: {e}")))?;
-    if meta.is_dir() {
-        return Err(read_error(
-            StatusCode::BAD_REQUEST,
-            format!("{path} is a directory; pass a file path"),
-        ));
-    }
     let size = meta.len();
     // Size, modification time to the nanosecond and inode: any rewrite (even an atomic
     // rename over the same path) changes at least one of them.

@@ -5,16 +5,21 @@
 //! [`MAX_LINE`] is searched in its first `MAX_LINE` bytes only, and a matching line's `text`
 //! is cut to [`MAX_TEXT`] bytes, so neither a huge file nor a huge line can swell memory or
 //! the answer. Bounds and confinement are otherwise [`super::search`]'s.
+//!
+//! What the walk saw is not trusted at open time: each file is opened beneath the root without
+//! following any link and searched only if the opened descriptor is a regular file
+//! ([`super::regular_file`]), so a file swapped for a FIFO or a link meanwhile is skipped.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use memchr::memmem::Finder;
 
 use super::app::ApiError;
+use super::regular_file::{self, OpenError};
 use super::search::{self, Budget, Pattern, SearchError};
 use crate::api::files::{GrepMatch, GrepRequest, GrepResponse};
 
@@ -76,22 +81,34 @@ pub fn find(request: &GrepRequest) -> Result<GrepResponse, SearchError> {
     let filter = FileFilter::new(request.glob.as_deref())?;
     let limit = search::limit(request.limit)?;
     let (root, meta) = search::root(&request.path)?;
-    let files: Box<dyn Iterator<Item = PathBuf>> = if meta.is_dir() {
+    let unreadable = |source| SearchError::Unreadable {
+        path: request.path.clone(),
+        source,
+    };
+    let files: Box<dyn Iterator<Item = Candidate>> = if meta.is_dir() {
+        let dir = regular_file::open_dir(&root).map_err(unreadable)?;
         let walk = search::walk(&root, None).filter(|e| e.file_type().is_file());
         let root = root.clone();
         Box::new(walk.filter_map(move |entry| {
-            filter
-                .admits(search::relative(&root, &entry))
-                .then(|| entry.into_path())
+            let relative = search::relative(&root, &entry);
+            filter.admits(relative).then(|| Candidate {
+                file: regular_file::open_beneath(&dir, relative),
+                shown: entry.path().to_string_lossy().into_owned(),
+            })
         }))
-    } else if meta.is_file() {
-        Box::new(std::iter::once(root.clone()))
     } else {
-        // A FIFO or device could block the search forever or never end.
-        return Err(SearchError::InvalidRequest(format!(
-            "{} is neither a directory nor a regular file",
-            request.path
-        )));
+        // Opened before judging: a FIFO or device could block the search forever or never end.
+        let file = regular_file::open(&root).map_err(|e| match e {
+            OpenError::Io(source) => unreadable(source),
+            OpenError::Directory | OpenError::Special(_) => SearchError::InvalidRequest(format!(
+                "{}: {e}; pass a directory or a regular file",
+                request.path
+            )),
+        })?;
+        Box::new(std::iter::once(Candidate {
+            file: Ok(file),
+            shown: root.to_string_lossy().into_owned(),
+        }))
     };
     let finder = Finder::new(request.pattern.as_bytes());
     let budget = Budget::start();
@@ -100,20 +117,29 @@ pub fn find(request: &GrepRequest) -> Result<GrepResponse, SearchError> {
         limit,
         truncated: false,
     };
-    for file in files {
+    for candidate in files {
         if budget.spent() {
             found.truncated = true;
         }
         if found.truncated {
             break;
         }
-        // A file that vanished or cannot be read meanwhile is simply not searched.
-        let _ = scan(&file, &finder, &budget, &mut found);
+        // A file that vanished, cannot be read or is no longer a regular file beneath the
+        // root is simply not searched.
+        if let Ok(opened) = candidate.file {
+            let _ = scan(opened, &candidate.shown, &finder, &budget, &mut found);
+        }
     }
     Ok(GrepResponse {
         matches: found.matches,
         truncated: found.truncated,
     })
+}
+
+/// A file the walk found, opened as soon as it is reached, and the path it is reported as.
+struct Candidate {
+    file: Result<File, OpenError>,
+    shown: String,
 }
 
 struct Found {
@@ -124,17 +150,17 @@ struct Found {
 
 /// Searches one file line by line, adding its matches until the limit or deadline.
 fn scan(
-    path: &Path,
+    file: File,
+    shown: &str,
     finder: &Finder<'_>,
     budget: &Budget,
     found: &mut Found,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(64 * 1024, File::open(path)?);
+    let mut reader = BufReader::with_capacity(64 * 1024, file);
     let head = reader.fill_buf()?;
     if memchr::memchr(0, &head[..head.len().min(BINARY_PROBE)]).is_some() {
         return Ok(());
     }
-    let shown = path.to_string_lossy();
     let mut line = Vec::new();
     let mut number = 0u64;
     loop {
@@ -161,7 +187,7 @@ fn scan(
                 return Ok(());
             }
             found.matches.push(GrepMatch {
-                path: shown.clone().into_owned(),
+                path: shown.to_string(),
                 line: number,
                 text: text_of(&line),
             });

@@ -8,7 +8,8 @@
 //! SSH-agent forwarding · [`lifecycle`] pumps, timeouts, expiry ·
 //! [`output`] bounded UTF-8-aware output buffers · [`spawn`] / [`pty`] / [`user`] starting
 //! processes · [`files`] / [`range`] uploads and downloads · [`search`] / [`glob`] / [`grep`]
-//! file search · [`shutdown`] the goodbye to open streams.
+//! file search · [`regular_file`] opening what a request reads without blocking on a FIFO or
+//! following a swapped-in link · [`shutdown`] the goodbye to open streams.
 //!
 //! Replay is bounded: each session retains at most 16 MiB per output stream
 //! ([`output::DEFAULT_RETAINED_BYTES`]). An attached reader (or an SSE client's acknowledged
@@ -37,6 +38,7 @@ mod output;
 mod pty;
 mod range;
 mod registry;
+mod regular_file;
 mod search;
 mod session;
 mod shutdown;

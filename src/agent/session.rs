@@ -193,9 +193,14 @@ impl Session {
         self.changed.send_replace(());
     }
 
-    /// Records the outcome; called once both streams are at end-of-file.
+    /// Records the outcome; called once both streams are at end-of-file. A forwarded SSH agent
+    /// is removed first, under the lock [`super::ssh_agent_session::adopt`] checks, so whoever
+    /// learns that the command ended knows its socket is gone.
     pub fn finish(&self, outcome: Outcome) {
         let mut state = self.lock();
+        if let Some(forward) = self.ssh_agent.get() {
+            forward.shutdown();
+        }
         for stream in &mut state.streams {
             stream.mark_eof();
         }

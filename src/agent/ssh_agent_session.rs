@@ -1,6 +1,6 @@
 //! How a session uses SSH-agent forwarding: the forward is prepared before the spawn (its
 //! socket path goes into `SSH_AUTH_SOCK`), adopted by the started session and removed when the
-//! command ends; each attached socket gets a [`Route`] for the frames to send, and the control
+//! command ends, before anyone is told it ended; each attached socket gets a [`Route`] for the frames to send, and the control
 //! loop hands the client's frames over.
 
 use std::path::Path;
@@ -27,17 +27,17 @@ pub fn prepare(spawn: &mut SpawnRequest) -> Result<Arc<AgentForward>, SshAgentEr
     Ok(forward)
 }
 
-/// Ties `forward` to the session just started with it: attachments route through it and it is
-/// removed when the command ends.
+/// Ties `forward` to the session just started with it: attachments route through it and
+/// [`Session::finish`] removes it. A command that already ended (before the forward was tied to
+/// it) has it removed here; `set` precedes the locked check, so one of the two always sees the
+/// other.
 pub fn adopt(session: &Arc<Session>, forward: Arc<AgentForward>) {
     if session.ssh_agent.set(Arc::clone(&forward)).is_err() {
         return; // a racing start won: this forward was never handed to a process
     }
-    let session = Arc::clone(session);
-    tokio::spawn(async move {
-        session.finished().await;
+    if session.is_finished() {
         forward.shutdown();
-    });
+    }
 }
 
 /// The route of `session`'s forwarded agent, if it has one.

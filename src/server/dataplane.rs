@@ -1,6 +1,10 @@
 //! The data-plane router: `{dataplane_url}/…` = `/dp/{sandbox_id}/…` on this server,
 //! forwarded to the sandbox agent's unix socket — plain HTTP requests stream through
-//! unchanged, WebSocket upgrades are bridged message by message.
+//! unchanged, WebSocket upgrades are bridged message by message. When this server stops,
+//! bridged sockets get 1001 and SSE exec streams a `ServerShuttingDown` event ([`sse`]), so
+//! clients resume on the next server.
+
+mod sse;
 
 use axum::body::Body;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
@@ -129,6 +133,10 @@ async fn route(
         .send_request(forwarded)
         .await
         .map_err(|e| ApiError::Internal(format!("sandbox agent request failed: {e}")))?;
+    if sse::is_event_stream(resp.headers()) {
+        let going_away = state.going_away.subscribe();
+        return Ok(resp.map(|body| sse::with_goodbye(body, going_away, active)));
+    }
     Ok(resp.map(|body| {
         Body::new(body.map_frame(move |frame| {
             let _still_active = &active;

@@ -1,12 +1,10 @@
-//! Wire checks the SDK cannot make, against the real server and sandboxes: SSE streamed
-//! through the server's proxy as it happens, exec sessions outliving a server crash, 1001 when
-//! a sandbox stops under an attached socket, and the agent's own goodbye on SIGTERM.
+//! Wire checks the SDK cannot make, against the real server and sandboxes: exec sessions
+//! outliving a server crash, 1001 when a sandbox stops under an attached socket, and the
+//! agent's own goodbye on SIGTERM. The SSE ones are in [`super::sse_wire`].
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
@@ -19,78 +17,9 @@ use crate::common::{TestServer, image};
 const MIB: i64 = 1 << 20;
 
 /// A sandbox of the tiny image on `api`'s server.
-fn sandbox(api: &Api, name: &str) -> Value {
+pub(super) fn sandbox(api: &Api, name: &str) -> Value {
     let snapshot = api.ready_snapshot(name, image::tiny(), 64 * MIB);
     api.ready_sandbox(name, &snapshot, json!({}))
-}
-
-/// One SSE event `(name, data)` from `lines`, skipping comments; `None` at the end.
-fn next_event(lines: &mut impl BufRead) -> Option<(String, Value)> {
-    let (mut name, mut data) = (None, String::new());
-    loop {
-        let mut line = String::new();
-        if lines.read_line(&mut line).unwrap() == 0 {
-            return None;
-        }
-        let line = line.trim_end_matches(['\r', '\n']);
-        if line.is_empty() {
-            if let Some(name) = name.take() {
-                return Some((name, serde_json::from_str(&data).unwrap()));
-            }
-        } else if let Some(value) = line.strip_prefix("event: ") {
-            name = Some(value.to_string());
-        } else if let Some(value) = line.strip_prefix("data: ") {
-            data.push_str(value);
-        }
-    }
-}
-
-fn decoded(data: &Value) -> String {
-    let raw = base64::engine::general_purpose::STANDARD.decode(data["data"].as_str().unwrap());
-    String::from_utf8(raw.unwrap()).unwrap()
-}
-
-#[test]
-fn sse_exec_streams_through_the_server_as_it_happens() {
-    let server = TestServer::start();
-    let api = Api::new(&server);
-    let sb = sandbox(&api, "sse-live");
-    let dp = sb["dataplane_url"].as_str().unwrap();
-    // The second line only comes once the test has seen the first: a proxy that buffered the
-    // response would never deliver it, and the read below would time out.
-    let command = "echo first; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo second";
-    let response = api
-        .raw()
-        .post(format!("{dp}/execute/stream/start"))
-        .header("X-Api-Key", API_KEY)
-        .json(&json!({"command": command, "command_id": "live-1", "timeout_seconds": 60}))
-        .send()
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let mut events = BufReader::new(response);
-    let (name, started) = next_event(&mut events).unwrap();
-    assert_eq!(
-        (name.as_str(), &started["command_id"]),
-        ("started", &json!("live-1"))
-    );
-    let (name, first) = next_event(&mut events).unwrap();
-    assert_eq!(
-        (name.as_str(), decoded(&first).as_str()),
-        ("stdout", "first\n")
-    );
-
-    assert_eq!(api.exec(&sb, "touch /tmp/go").exit_code, 0);
-    let (name, second) = next_event(&mut events).unwrap();
-    assert_eq!(
-        (name.as_str(), decoded(&second).as_str(), &second["offset"]),
-        ("stdout", "second\n", &json!(6))
-    );
-    let rest: Vec<(String, Value)> = std::iter::from_fn(|| next_event(&mut events)).collect();
-    let names: Vec<&str> = rest.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(names, ["stream_end", "stream_end", "exit"]);
-    assert_eq!(rest[2].1, json!({"exit_code": 0}));
-    api.delete_sandbox("sse-live");
 }
 
 /// A WebSocket on a sandbox's `/execute/ws`, driven from synchronous test code (the blocking
@@ -140,7 +69,7 @@ impl Ws {
 }
 
 /// Removes whatever a failed test left running under its state directory.
-struct Reap(PathBuf);
+pub(super) struct Reap(pub(super) PathBuf);
 
 impl Drop for Reap {
     fn drop(&mut self) {

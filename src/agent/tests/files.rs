@@ -1,11 +1,13 @@
-//! `/upload` and `/download` over a real HTTP connection.
+//! `/upload` and `/download` over a real HTTP connection, including special files at the path.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 use serde_json::{Value, json};
 
-use super::{TestAgent, get};
+use super::{TestAgent, get, release_fifo};
 
 /// `path` encoded the way httpx does it: form-style, `+` for spaces, `/` escaped.
 fn form_encode(path: &str) -> String {
@@ -141,5 +143,45 @@ async fn missing_files_directories_and_bad_uploads_get_clear_4xx() {
     assert_eq!(
         (status, body["detail"]["error"].as_str()),
         (400, Some("WriteError"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_is_refused_at_once_and_a_link_inside_the_sandbox_is_followed() {
+    let agent = TestAgent::start().await;
+    let fifo = agent.path("pipe.txt");
+    nix::unistd::mkfifo(
+        fifo.as_str(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let uri = format!("/download?path={}", form_encode(&fifo));
+    // A generous bound on what must be immediate: the failure this test exists to catch is a
+    // download waiting without end for a writer nobody will ever open.
+    let answered = tokio::time::timeout(Duration::from_secs(60), agent.http(get(&uri))).await;
+    let (response, body) = answered.unwrap_or_else(|_| {
+        release_fifo(std::path::Path::new(&fifo));
+        panic!("the download of a FIFO waited for a writer");
+    });
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (response.status().as_u16(), &body["detail"]["error"]),
+        (400, &json!("ReadError")),
+        "{body}"
+    );
+    let message = body["detail"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("is a FIFO; only regular files can be downloaded"),
+        "{message}"
+    );
+
+    // Inside the sandbox its root is the boundary: a link the caller names is read.
+    std::fs::write(agent.path("target.txt"), b"through the link").unwrap();
+    std::os::unix::fs::symlink(agent.path("target.txt"), agent.path("link.txt")).unwrap();
+    let uri = format!("/download?path={}", form_encode(&agent.path("link.txt")));
+    let (response, bytes) = agent.http(get(&uri)).await;
+    assert_eq!(
+        (response.status().as_u16(), bytes.as_ref()),
+        (200, b"through the link".as_slice())
     );
 }

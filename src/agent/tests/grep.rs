@@ -1,10 +1,14 @@
-//! `/grep` over a real tree: literal matching, glob filters, binary files, and the bounds on
-//! long lines and special files.
+//! `/grep` over a real tree: literal matching, glob filters, binary files, the bounds on long
+//! lines and special files, and files swapped between the walk and the open.
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::time::Duration;
 
 use serde_json::json;
 
-use super::TestAgent;
 use super::search::{paths, tree};
+use super::{TestAgent, release_fifo};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grep_finds_literal_lines_in_text_files_with_glob_filters() {
@@ -124,5 +128,58 @@ async fn overlong_lines_are_bounded_and_special_files_refused() {
         (status, &answer["detail"]["error"]),
         (400, &json!("InvalidRequest")),
         "{answer}"
+    );
+}
+
+/// What a walk listed may be swapped before grep opens it: a regular file replaced by a FIFO,
+/// by a link out of the root, or a directory on the way replaced by such a link. Opening each
+/// walked file the way grep does neither waits for a FIFO's writer nor follows either link.
+#[test]
+fn a_walked_file_swapped_for_a_fifo_or_a_link_is_neither_waited_on_nor_followed() {
+    use crate::agent::regular_file::{OpenError, open_beneath, open_dir};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (root, outside) = (dir.path().join("root"), dir.path().join("outside"));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.py"), b"# TODO outside\n").unwrap();
+    std::fs::write(root.join("plain.py"), b"# TODO inside\n").unwrap();
+    let fifo = root.join("a.py");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    symlink(outside.join("secret.py"), root.join("b.py")).unwrap();
+    symlink(&outside, root.join("pkg")).unwrap();
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let walked_root = root.clone();
+    std::thread::spawn(move || {
+        let dir = open_dir(&walked_root).unwrap();
+        let outcomes: Vec<Result<(), String>> = ["plain.py", "a.py", "b.py", "pkg/secret.py"]
+            .iter()
+            .map(|relative| match open_beneath(&dir, Path::new(relative)) {
+                Ok(_) => Ok(()),
+                Err(OpenError::Io(e)) => Err(format!("{:?}", e.raw_os_error())),
+                Err(e) => Err(e.to_string()),
+            })
+            .collect();
+        let _ = tx.send(outcomes);
+    });
+    // A generous bound on what must be immediate: the failure this test exists to catch is
+    // a wait without end.
+    let outcomes = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| {
+            release_fifo(&fifo);
+            panic!("opening a FIFO the walk took for a file waited for a writer");
+        });
+    let eloop = Err(format!("{:?}", Some(libc::ELOOP)));
+    assert_eq!(
+        outcomes,
+        [
+            Ok(()),
+            Err("it is a FIFO, not a regular file".into()),
+            eloop.clone(),
+            eloop,
+        ],
+        "only the regular file beneath the root opens"
     );
 }

@@ -241,3 +241,14 @@ pub fn error_type(message: &Option<ServerMessage>) -> &str {
         other => panic!("expected an error, got {other:?}"),
     }
 }
+
+/// Lets a reader stuck opening (or reading) the FIFO at `path` go: opens it for writing without
+/// waiting and closes it again, so the reader sees end-of-file. The escape hatch of tests that
+/// guard against such a hang, so that they fail instead of hanging themselves.
+pub fn release_fifo(path: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+}

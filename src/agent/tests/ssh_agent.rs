@@ -5,7 +5,7 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -106,16 +106,14 @@ async fn relay(ws: &mut Ws, agent: &mut AgentChannels) -> (String, ServerMessage
     }
 }
 
-fn wait_until_gone(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} was not removed",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The forward's directory is removed before the command's end is published, so once `exit`
+/// has arrived it must already be gone.
+fn assert_gone(path: &Path) {
+    assert!(
+        !path.exists(),
+        "{} outlived its command's exit",
+        path.display()
+    );
 }
 
 #[tokio::test]
@@ -144,7 +142,7 @@ async fn the_command_reaches_the_clients_agent_through_a_private_socket() {
         socket.ends_with("/agent.sock"),
         "SSH_AUTH_SOCK is the forward, not the caller's: {socket}"
     );
-    wait_until_gone(Path::new(socket).parent().unwrap());
+    assert_gone(Path::new(socket).parent().unwrap());
 }
 
 #[tokio::test]
@@ -183,7 +181,7 @@ async fn another_user_cannot_reach_a_forwarded_socket() {
     let mut rest = super::Transcript::default();
     owner.read_to_end(&mut rest).await;
     assert_eq!(rest.terminal, super::exit(0));
-    wait_until_gone(Path::new(&socket).parent().unwrap());
+    assert_gone(Path::new(&socket).parent().unwrap());
 }
 
 #[tokio::test]
@@ -202,4 +200,42 @@ async fn without_a_local_agent_the_channel_is_closed_instead_of_left_waiting() {
     assert_eq!(terminal, ServerMessage::Exit { exit_code: 0 });
     let rc = stdout.lines().find_map(|l| l.strip_prefix("rc=")).unwrap();
     assert_ne!(rc, "0", "{stdout}");
+}
+
+/// The order the end-to-end tests above rely on, without a race to hide behind: on a
+/// single-threaded runtime nothing else runs between recording the end and the check, so a
+/// removal left to some later task is caught. Also when the command ended before the forward
+/// was tied to it.
+#[tokio::test(flavor = "current_thread")]
+async fn the_forward_is_removed_before_the_end_is_recorded() {
+    use std::sync::Arc;
+
+    use crate::agent::session::{Outcome, Policy, Session};
+    use crate::agent::ssh_agent::AgentForward;
+    use crate::agent::ssh_agent_session::adopt;
+
+    let new_session = || {
+        Arc::new(Session::new(
+            "s".into(),
+            0,
+            Policy::default(),
+            64,
+            None,
+            None,
+        ))
+    };
+    let session = new_session();
+    let forward = AgentForward::create(None).unwrap();
+    let dir = forward.socket_path().parent().unwrap().to_path_buf();
+    adopt(&session, forward);
+    assert!(dir.exists(), "the forward lives while its command runs");
+    session.finish(Outcome::Exit(0));
+    assert_gone(&dir);
+
+    let session = new_session();
+    session.finish(Outcome::Exit(0));
+    let forward = AgentForward::create(None).unwrap();
+    let dir = forward.socket_path().parent().unwrap().to_path_buf();
+    adopt(&session, forward);
+    assert_gone(&dir);
 }
