@@ -6,7 +6,7 @@
 
 mod opening;
 mod ssh;
-mod tmux;
+pub(crate) mod tmux;
 
 use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! The background task behind a [`super::Command`]: it owns the `/execute/ws` socket, forwards
-//! control messages and local stdin, de-duplicates output by byte offset and re-attaches after
-//! a dropped socket. Output waits for the reader (bounded channel) while controls keep flowing,
+//! control messages and local stdin, re-attaches after a dropped socket and shows each byte once
+//! ([`Position`]). Output waits for the reader (bounded channel) while controls keep flowing,
 //! so `kill` is never stuck behind unread output.
 
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::ClientError;
 use super::exec::{Control, ExecEvent, StdinItem};
+use super::exec_position::Position;
 use super::exec_socket::{Socket, connect, send};
 use crate::api::exec::{ClientMessage, ExecuteMessage, ServerMessage};
 
@@ -29,8 +30,8 @@ pub(super) struct Session {
     url: String,
     api_key: String,
     execute: ExecuteMessage,
-    /// Bytes of stdout/stderr delivered so far.
-    offsets: [u64; 2],
+    /// How far stdout/stderr were delivered.
+    positions: [Position; 2],
     /// Bytes of stdout/stderr skipped because the server no longer held them at a reconnect.
     lost: LostBytes,
     events: mpsc::Sender<ExecEvent>,
@@ -76,7 +77,7 @@ impl Session {
             url,
             api_key,
             execute,
-            offsets: [0, 0],
+            positions: Default::default(),
             lost,
             events,
             started: Some(started),
@@ -126,15 +127,15 @@ impl Session {
 
     /// Open a socket and send `execute` (before the first `started`, re-sending the same
     /// `command_id` is idempotent) or `reconnect` from our offsets.
-    async fn attach(&self) -> Result<Socket, Ended> {
+    async fn attach(&mut self) -> Result<Socket, Ended> {
         let mut socket = connect(&self.url, &self.api_key)
             .await
             .map_err(|(error, retryable)| Ended::Lost { error, retryable })?;
         let first = match (&self.started, self.execute.command_id.clone()) {
             (None, Some(command_id)) => ClientMessage::Reconnect {
                 command_id,
-                stdout_offset: self.offsets[0],
-                stderr_offset: self.offsets[1],
+                stdout_offset: self.positions[0].resume(),
+                stderr_offset: self.positions[1].resume(),
             },
             _ => ClientMessage::Execute(self.execute.clone()),
         };
@@ -269,25 +270,27 @@ impl Session {
         }
     }
 
-    /// The part of a chunk not delivered yet (a replay after reconnect may overlap).
+    /// Deliver a chunk: whole on a running attachment; the first chunk of each stream after a
+    /// re-attachment loses what overlaps output already delivered.
     fn fresh(&mut self, stream: usize, data: String, offset: u64) -> Option<ExecEvent> {
-        let end = offset + data.len() as u64;
-        let seen = self.offsets[stream];
-        if end <= seen {
+        let position = &mut self.positions[stream];
+        let lost = position.lost_before(offset);
+        if lost > 0 {
+            // The server no longer held bytes we had not seen (its replay window moved on).
+            self.lost[stream].fetch_add(lost, Ordering::Relaxed);
+        }
+        let mut skip = position.take(offset, &data).min(data.len());
+        while !data.is_char_boundary(skip) {
+            skip += 1; // a cut inside a U+FFFD: the rest of it was shown already
+        }
+        if skip == data.len() {
             return None;
         }
-        if offset > seen {
-            // The server no longer held bytes we had not seen (its replay window moved on).
-            self.lost[stream].fetch_add(offset - seen, Ordering::Relaxed);
-        }
-        let mut skip = seen.saturating_sub(offset) as usize;
-        // Offsets count raw bytes; only invalid UTF-8 (sent as U+FFFD) can put the cut inside
-        // a character, and then the rest of that character is not worth a lost chunk.
-        while !data.is_char_boundary(skip) {
-            skip += 1;
-        }
-        self.offsets[stream] = end;
-        let fresh = data[skip..].to_string();
+        let fresh = if skip == 0 {
+            data
+        } else {
+            data[skip..].to_string()
+        };
         Some(if stream == 0 {
             ExecEvent::Stdout(fresh)
         } else {

@@ -1,5 +1,6 @@
-//! Offset bookkeeping of a session: a replay that overlaps what was delivered is trimmed, a
-//! repeated chunk is dropped, and bytes the server skipped are counted as lost.
+//! Offset bookkeeping of a session: chunks of one attachment are shown whole (invalid UTF-8
+//! included), a replay after a re-attachment that overlaps what was delivered is trimmed by
+//! raw offsets, and bytes the server skipped are counted as lost.
 
 use super::*;
 
@@ -24,41 +25,67 @@ fn text(event: Option<ExecEvent>) -> Option<String> {
     }
 }
 
+fn stdout(s: &mut Session, data: &str, offset: u64) -> Option<String> {
+    text(s.fresh(0, data.into(), offset))
+}
+
 #[test]
-fn replays_are_trimmed_to_the_bytes_not_yet_delivered() {
+fn invalid_bytes_on_one_attachment_lose_nothing_that_follows() {
     let mut s = session();
+    // The process wrote b"\xff" then b"abcd\xfe\xfd" then b"xyz\n": 1 + 6 + 4 raw bytes.
+    assert_eq!(stdout(&mut s, "\u{FFFD}", 0).as_deref(), Some("\u{FFFD}"));
     assert_eq!(
-        text(s.fresh(0, "line1\n".into(), 0)).as_deref(),
-        Some("line1\n")
+        stdout(&mut s, "abcd\u{FFFD}\u{FFFD}", 1).as_deref(),
+        Some("abcd\u{FFFD}\u{FFFD}")
     );
-    // A reconnect from an older offset replays part of what we have: only the rest is new.
+    assert_eq!(stdout(&mut s, "xyz\n", 7).as_deref(), Some("xyz\n"));
+    assert_eq!(s.positions[0].resume(), 11);
+    assert_eq!(s.lost[0].load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_reconnect_after_invalid_bytes_resumes_from_that_chunk_and_shows_the_rest_once() {
+    let mut s = session();
+    assert_eq!(stdout(&mut s, "ab", 0).as_deref(), Some("ab"));
+    assert_eq!(stdout(&mut s, "c\u{FFFD}", 2).as_deref(), Some("c\u{FFFD}"));
+    // Its raw end is unknown (U+FFFD stood for 1–3 bytes): re-attach from its start.
+    assert_eq!(s.positions[0].resume(), 2);
     assert_eq!(
-        text(s.fresh(0, "e1\nline2\n".into(), 3)).as_deref(),
-        Some("line2\n")
+        stdout(&mut s, "c\u{FFFD}de", 2).as_deref(),
+        Some("de"),
+        "the replay loses exactly what was shown"
     );
-    assert_eq!(text(s.fresh(0, "line2\n".into(), 6)), None);
+    assert_eq!(stdout(&mut s, "f", 6).as_deref(), Some("f"));
+    assert_eq!(s.lost[0].load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn after_a_reconnect_a_replay_from_an_older_offset_is_trimmed() {
+    let mut s = session();
+    assert_eq!(stdout(&mut s, "line1\n", 0).as_deref(), Some("line1\n"));
+    assert_eq!(stdout(&mut s, "line2\n", 6).as_deref(), Some("line2\n"));
+    assert_eq!(s.positions[0].resume(), 12);
+    // A server that replays from before the requested offset: only new bytes are shown.
+    assert_eq!(stdout(&mut s, "e1\n", 3), None);
+    assert_eq!(
+        stdout(&mut s, "line2\nline3\n", 6).as_deref(),
+        Some("line3\n")
+    );
     // Streams are counted apart.
     assert_eq!(
         text(s.fresh(1, "err\n".into(), 0)).as_deref(),
         Some("err\n")
     );
-    assert_eq!(s.offsets, [12, 4]);
+    assert_eq!(s.positions[1].resume(), 4);
     assert_eq!(s.lost[0].load(Ordering::Relaxed), 0);
 }
 
 #[test]
 fn bytes_the_server_no_longer_held_are_counted_as_lost() {
     let mut s = session();
-    assert_eq!(text(s.fresh(0, "ab".into(), 0)).as_deref(), Some("ab"));
-    assert_eq!(text(s.fresh(0, "yz".into(), 100)).as_deref(), Some("yz"));
+    assert_eq!(stdout(&mut s, "ab", 0).as_deref(), Some("ab"));
+    assert_eq!(s.positions[0].resume(), 2);
+    assert_eq!(stdout(&mut s, "yz", 100).as_deref(), Some("yz"));
     assert_eq!(s.lost[0].load(Ordering::Relaxed), 98);
-    assert_eq!(s.offsets[0], 102);
-}
-
-#[test]
-fn a_cut_inside_a_character_keeps_the_rest_of_the_chunk() {
-    let mut s = session();
-    assert_eq!(text(s.fresh(0, "ab".into(), 0)).as_deref(), Some("ab"));
-    // Offsets drifted (a U+FFFD stood for one raw byte): the cut lands inside "é".
-    assert_eq!(text(s.fresh(0, "aé!".into(), 0)).as_deref(), Some("!"));
+    assert_eq!(s.positions[0].resume(), 102);
 }

@@ -14,13 +14,13 @@ pub mod console_agent;
 pub mod embedded;
 pub mod error;
 pub mod exec;
-mod exec_local;
+mod exec_position;
 mod exec_session;
 mod exec_socket;
+mod exec_stdio;
 pub mod files;
 pub mod sandbox;
 pub mod snapshot;
-#[cfg(unix)]
 mod utf8_input;
 
 use std::sync::{Arc, Once};
@@ -34,7 +34,6 @@ use serde::de::DeserializeOwned;
 pub use config::{ConfigInputs, Endpoint, Resolved};
 pub use error::ClientError;
 pub use exec::{Command, ExecEvent, ExecOptions, ExecOutput, Killer, Starting};
-pub use exec_local::terminal_size;
 
 /// Default per-request timeout of control-plane calls (the GA CLI's).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

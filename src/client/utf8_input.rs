@@ -1,8 +1,9 @@
-//! Keyboard bytes → the text of `input` messages. A JSON string cannot carry arbitrary bytes,
-//! and a read may end in the middle of a multibyte character: such a tail waits for the next
-//! read instead of turning into U+FFFD, so pasted or typed non-ASCII text arrives intact.
+//! Local input bytes (keystrokes of a console or `exec -t`, piped stdin of `exec`) → the text
+//! of `input` messages. A JSON string cannot carry arbitrary bytes, and a read may end in the
+//! middle of a multibyte character: such a tail waits for the next read instead of turning
+//! into U+FFFD, so pasted, typed or piped non-ASCII text arrives intact.
 
-/// Turns keyboard reads into text for `input` messages without breaking characters: an
+/// Turns reads into text for `input` messages without breaking characters: an
 /// incomplete UTF-8 sequence at the end of a read waits for the rest; only bytes that can never
 /// be UTF-8 become U+FFFD (a JSON string cannot carry them).
 #[derive(Debug, Default)]
@@ -11,6 +12,7 @@ pub struct Utf8Input {
 }
 
 impl Utf8Input {
+    /// The text of `bytes` after what came before; an incomplete trailing sequence is held.
     pub fn push(&mut self, bytes: &[u8]) -> String {
         self.pending.extend_from_slice(bytes);
         let mut text = String::new();
@@ -38,6 +40,16 @@ impl Utf8Input {
             }
         }
     }
+
+    /// The input ended: a held incomplete sequence can never complete and becomes U+FFFD.
+    pub fn finish(&mut self) -> String {
+        let dangling = !self.pending.is_empty();
+        self.pending.clear();
+        match dangling {
+            true => char::REPLACEMENT_CHARACTER.to_string(),
+            false => String::new(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -63,5 +75,13 @@ mod tests {
         assert_eq!(input.push(&[b'a', 0xFF, b'b']), "a\u{FFFD}b");
         assert_eq!(input.push(&[0xE2, 0x82]), "");
         assert_eq!(input.push(b"c"), "\u{FFFD}c");
+    }
+
+    #[test]
+    fn an_incomplete_sequence_at_the_end_becomes_one_replacement_character() {
+        let mut input = Utf8Input::default();
+        assert_eq!(input.push(b"b\xc3"), "b");
+        assert_eq!(input.finish(), "\u{FFFD}");
+        assert_eq!(input.finish(), "", "nothing is held any more");
     }
 }

@@ -63,8 +63,10 @@ pub fn output_map(stdout: String, stderr: String, exit_code: i32) -> Map {
 /// How a command is wired to this process (not part of the wire request).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LocalIo {
-    /// Copy this process's stdin to the command until EOF (`forward_stdin: true`).
+    /// Copy this process's piped stdin to the command until EOF (`forward_stdin: true`).
     pub forward_stdin: bool,
+    /// Lend it this terminal: raw mode, keystrokes and window sizes (`terminal: true`).
+    pub terminal: bool,
 }
 
 fn flag(opts: &Map, key: &str) -> ScriptResult<bool> {
@@ -77,9 +79,9 @@ fn flag(opts: &Map, key: &str) -> ScriptResult<bool> {
     }
 }
 
-/// Read `#{shell, env, cwd, timeout, stdin, pty, forward_stdin}` (all optional). Without
-/// `stdin: true` or `forward_stdin: true` the command starts with stdin at EOF, as one-shot
-/// commands expect.
+/// Read `#{shell, env, cwd, timeout, stdin, pty, forward_stdin, terminal}` (all optional).
+/// Without `stdin`, `forward_stdin` or `terminal` the command starts with stdin at EOF, as
+/// one-shot commands expect.
 pub fn exec_options(opts: &Map) -> ScriptResult<(ExecOptions, LocalIo)> {
     let text =
         |key: &str| -> ScriptResult<Option<String>> {
@@ -114,9 +116,16 @@ pub fn exec_options(opts: &Map) -> ScriptResult<(ExecOptions, LocalIo)> {
     };
     let local = LocalIo {
         forward_stdin: flag(opts, "forward_stdin")?,
+        terminal: flag(opts, "terminal")?,
     };
-    let stdin = flag(opts, "stdin")? || local.forward_stdin;
+    let stdin = flag(opts, "stdin")? || local.forward_stdin || local.terminal;
     let pty = flag(opts, "pty")?;
+    if local.terminal && (!pty || local.forward_stdin) {
+        return Err(user_error(
+            "exec option `terminal: true` needs `pty: true` and excludes `forward_stdin` \
+             (the terminal is the command's input)",
+        ));
+    }
     let env = if pty { with_local_term(env) } else { env };
     let options = ExecOptions {
         shell: text("shell")?,

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use rhai::{Array, Blob, Dynamic, Engine, Map};
 
 use super::bridge::{Bridge, ScriptResult, client_error, opt, user_error};
-use super::command::{CommandObj, exec_options, output_map};
+use super::command::{CommandObj, LocalIo, exec_options, output_map};
 use super::snapshot::from_map;
 use crate::api::{CreateSandboxRequest, Sandbox, UpdateSandboxRequest, status};
+use crate::cli::terminal;
 use crate::cli::text::go_quote;
-use crate::client::ExecEvent;
+use crate::client::{ExecEvent, ExecOptions};
 
 /// Default `--timeout` of sandbox waits, in seconds.
 pub const DEFAULT_WAIT_SECS: i64 = 120;
@@ -40,16 +41,45 @@ impl SandboxObj {
         }
     }
 
-    /// Start a command; the caller decides how to consume it. With `forward_stdin` this
-    /// process's stdin is copied to it; with `pty` its window follows the local terminal.
+    /// Start a command; the caller decides how to consume it (`terminal` is for `exec` only).
     pub fn spawn(&self, command: &str, opts: &Map) -> ScriptResult<CommandObj> {
-        let (dp, (options, local)) = (self.dataplane()?, exec_options(opts)?);
-        let cmd = self.bridge.start_command(&dp, command, &options)?;
+        let (options, local) = exec_options(opts)?;
+        if local.terminal {
+            return Err(user_error(
+                "exec option `terminal: true` works with exec(cmd, opts) only, \
+                 not with command() or a callback",
+            ));
+        }
+        self.start(command, &options, local)
+    }
+
+    /// Start a command wired to this process: with `forward_stdin` our piped stdin is copied
+    /// to it; a `pty` that is not lent the terminal takes the local window's size if any.
+    pub(super) fn start(
+        &self,
+        command: &str,
+        options: &ExecOptions,
+        local: LocalIo,
+    ) -> ScriptResult<CommandObj> {
+        if local.forward_stdin && terminal::stdin_is_terminal() {
+            // A read of a terminal cannot be stopped: it would take keystrokes meant for the
+            // shell or REPL after the command.
+            return Err(user_error(
+                "exec option `forward_stdin: true` copies piped input, but stdin is a terminal; \
+                 for interactive input use `pty: true, terminal: true` (langsmith sandbox exec \
+                 -t) or langsmith sandbox console",
+            ));
+        }
+        let dp = self.dataplane()?;
+        let cmd = self.bridge.start_command(&dp, command, options)?;
         if local.forward_stdin {
             cmd.forward_stdin(std::io::stdin(), options.pty);
         }
-        if options.pty {
-            self.bridge.enter(|| cmd.follow_terminal_size());
+        if options.pty
+            && !local.terminal
+            && let Some((cols, rows)) = terminal::std_window_size()
+        {
+            cmd.resize(cols, rows);
         }
         Ok(CommandObj {
             command: cmd,
@@ -58,12 +88,17 @@ impl SandboxObj {
     }
 
     /// Run to completion. With `stream: true` output goes live to this process's stdout and
-    /// stderr and the map's `stdout`/`stderr` stay empty.
+    /// stderr and the map's `stdout`/`stderr` stay empty; `terminal: true` lends it this
+    /// terminal (see `exec_terminal.rs`).
     fn exec(&self, command: &str, opts: Map) -> ScriptResult<Map> {
         let stream = opts
             .get("stream")
             .is_some_and(|v| v.as_bool().unwrap_or(false));
-        let handle = self.spawn(command, &opts)?;
+        let (options, local) = exec_options(&opts)?;
+        if local.terminal {
+            return super::exec_terminal::exec(self, command, &options, local);
+        }
+        let handle = self.start(command, &options, local)?;
         if !stream {
             return handle.wait();
         }

@@ -1,6 +1,6 @@
 //! `langsmith sandbox exec` beyond GA, through the CLI binary against a real sandbox: output
-//! streamed intact at bounded memory, piped stdin, `--env`/`--cwd`/`--timeout`, `-t`, and exit
-//! codes including signal deaths.
+//! streamed intact at bounded memory, invalid UTF-8 without loss, piped stdin,
+//! `--env`/`--cwd`/`--timeout`, `-t`, and exit codes including signal deaths.
 
 use std::io::Read;
 use std::process::Stdio;
@@ -187,4 +187,18 @@ fn stdin_env_cwd_timeout_tty_and_exit_codes() {
     let pty_cat = exec(&server, &["x", "--tty", "--", "cat"], Some(b"typed\n"));
     assert_eq!(pty_cat.code, 0, "{}", pty_cat.stderr);
     assert!(pty_cat.stdout.contains("typed"), "{:?}", pty_cat.stdout);
+}
+
+#[test]
+fn invalid_utf8_loses_none_of_the_valid_bytes_that_follow() {
+    let (server, _api, _sb) = sandbox("bytes");
+    // The pauses make the agent send separate chunks (what the client must get right); were
+    // the writes merged into one chunk the expected output would be the same.
+    let script = r"printf '\377'; sleep 0.2; printf 'abcd\376\375'; sleep 0.2; printf 'xyz\n'; \
+                   printf '\377' >&2; sleep 0.2; printf 'err\n' >&2";
+    let out = exec(&server, &["bytes", "--", "sh", "-c", script], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Each invalid byte arrives as U+FFFD (the wire carries text), every valid byte as itself.
+    assert_eq!(out.stdout, "\u{FFFD}abcd\u{FFFD}\u{FFFD}xyz\n");
+    assert_eq!(out.stderr, "\u{FFFD}err\n");
 }

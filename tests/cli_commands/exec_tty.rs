@@ -1,37 +1,91 @@
-//! `langsmith sandbox exec -t` in a real terminal (a tmux pane on a private tmux server): the
-//! remote PTY takes the local window size at start and follows it when the window is resized.
+//! `langsmith sandbox exec` in a real terminal (a private tmux server, the console tests'
+//! helper): `-t` lends the command the terminal like `ssh -t` (keystrokes, window size, exit
+//! code, the terminal's mode restored), and a script's `forward_stdin` refuses a terminal.
 
-use std::process::Command;
 use std::time::Duration;
 
 use super::exec::sandbox;
+use crate::common::TestServer;
 use crate::common::api::{Api, Exec};
-use crate::common::process::{run_ok, wait_for};
+use crate::common::process::wait_for;
 use crate::common::server::API_KEY;
+use crate::console::tmux::Tmux;
 
-/// A tmux server of our own, so tests (ours and others') never share windows.
-struct Tmux {
-    socket: String,
+const BIN: &str = env!("CARGO_BIN_EXE_langsmith");
+/// Remote prompt: `\u` makes the shown prompt differ from the typed command line.
+const PROMPT_ARG: &str = r"--env 'PS1=\u@box> '";
+const PROMPT: &str = "root@box> ";
+
+fn start_tmux(server: &TestServer, cols: u16, rows: u16) -> Tmux {
+    Tmux::start(
+        cols,
+        rows,
+        &[
+            ("LANGSMITH_ENDPOINT", server.url.as_str()),
+            ("LANGSMITH_API_KEY", API_KEY),
+        ],
+    )
 }
 
-impl Tmux {
-    fn new() -> Tmux {
-        Tmux {
-            socket: format!("langsmith-exec-tty-{}", std::process::id()),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        run_ok(Command::new("tmux").args(["-L", &self.socket]).args(args))
-    }
+/// Types a line that records the terminal mode, runs `langsmith ARGS`, records the mode
+/// again and prints `<tag>-exit=<status>`.
+fn run_cli(tmux: &Tmux, tag: &str, args: &str) {
+    let d = tmux.dir().display();
+    tmux.type_line(&format!(
+        "stty -g > {d}/{tag}.before; {BIN} {args}; rc=$?; stty -g > {d}/{tag}.after; \
+         echo {tag}-exit=$rc"
+    ));
 }
 
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
+fn assert_terminal_restored(tmux: &Tmux, tag: &str) {
+    let read = |suffix: &str| std::fs::read_to_string(tmux.dir().join(format!("{tag}.{suffix}")));
+    let (before, after) = (read("before").unwrap(), read("after").unwrap());
+    assert_eq!(before, after, "{tag}: stty -g differs after exec");
+}
+
+#[test]
+fn exec_t_on_a_terminal_is_interactive_and_exits_with_the_remote_code() {
+    let (server, _api, _sb) = sandbox("box");
+    let tmux = start_tmux(&server, 100, 30);
+    run_cli(
+        &tmux,
+        "shell",
+        &format!("sandbox exec -t box {PROMPT_ARG} -- bash --norc --noprofile"),
+    );
+    tmux.wait_for_count(PROMPT, 1);
+    tmux.type_line("echo hi; exit 3");
+    assert_eq!(tmux.wait_for_number("shell-exit="), 3, "{}", tmux.screen());
+    let screen = tmux.screen();
+    assert!(
+        screen.lines().any(|l| l.trim_end() == "hi"),
+        "the typed command ran remotely: {screen}"
+    );
+    assert_terminal_restored(&tmux, "shell");
+}
+
+#[test]
+fn forward_stdin_refuses_a_terminal() {
+    let (server, _api, _sb) = sandbox("box");
+    let tmux = start_tmux(&server, 100, 30);
+    let script = tmux.dir().join("forward.rhai");
+    std::fs::write(
+        &script,
+        r#"sandbox_resolve("box").exec("cat", #{forward_stdin: true, stream: true})"#,
+    )
+    .unwrap();
+    run_cli(&tmux, "forward", &format!("run {}", script.display()));
+    assert_eq!(
+        tmux.wait_for_number("forward-exit="),
+        1,
+        "{}",
+        tmux.screen()
+    );
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("copies piped input, but stdin is a terminal"),
+        "{screen}"
+    );
+    assert_terminal_restored(&tmux, "forward");
 }
 
 /// `rows cols` of the PTY `tty` as seen inside the sandbox.
@@ -43,24 +97,13 @@ fn size_of(api: &Api, sb: &serde_json::Value, tty: &str) -> String {
 #[test]
 fn the_remote_pty_follows_the_local_window_size() {
     let (server, api, sb) = sandbox("x");
-    let tmux = Tmux::new();
-    let cli = format!(
-        "env LANGSMITH_ENDPOINT={} LANGSMITH_API_KEY={API_KEY} {} sandbox exec -t x -- \
-         sh -c 'tty > /tmp/which; exec sleep 600'",
-        server.url,
-        env!("CARGO_BIN_EXE_langsmith"),
+    let tmux = start_tmux(&server, 120, 40);
+    let (cols, rows) = tmux.pane_size();
+    run_cli(
+        &tmux,
+        "size",
+        "sandbox exec -t x -- sh -c 'tty > /tmp/which; exec sleep 600'",
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "exec",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &cli,
-    ]);
     let tty = wait_for("the command's tty", Duration::from_secs(30), || {
         let which = api.exec(&sb, "cat /tmp/which 2>/dev/null");
         which
@@ -70,10 +113,18 @@ fn the_remote_pty_follows_the_local_window_size() {
     });
     // The size is sent right after the command started, so it may land a moment later.
     wait_for("the initial window size", Duration::from_secs(30), || {
-        (size_of(&api, &sb, &tty) == "40 120").then_some(())
+        (size_of(&api, &sb, &tty) == format!("{rows} {cols}")).then_some(())
     });
-    tmux.run(&["resize-window", "-t", "exec", "-x", "100", "-y", "30"]);
+    let (cols, rows) = tmux.resize(100, 30);
     wait_for("the resized window size", Duration::from_secs(30), || {
-        (size_of(&api, &sb, &tty) == "30 100").then_some(())
+        (size_of(&api, &sb, &tty) == format!("{rows} {cols}")).then_some(())
     });
+    // SIGTERM ends it cleanly: the remote command is killed, the terminal restored.
+    // SAFETY: plain kill(2) of the CLI process this test started in its pane.
+    assert_eq!(
+        unsafe { libc::kill(tmux.foreground_child(), libc::SIGTERM) },
+        0
+    );
+    assert_eq!(tmux.wait_for_number("size-exit="), 137, "{}", tmux.screen());
+    assert_terminal_restored(&tmux, "size");
 }
