@@ -35,7 +35,7 @@ impl Position {
             .saturating_sub(self.shown_after as u64)
     }
 
-    /// Take a chunk: how many of its leading text bytes were delivered already. Only the
+    /// Take a (non-empty) chunk: how many of its leading text bytes were delivered already. Only the
     /// first chunk after a re-attachment can overlap, and only as far as raw offsets say.
     pub fn take(&mut self, offset: u64, data: &str) -> usize {
         if self.resuming {
@@ -43,7 +43,7 @@ impl Position {
                 true => (self.exact - offset) as usize + self.shown_after,
                 false => 0,
             };
-            if seen >= data.len() && !data.is_empty() {
+            if seen >= data.len() {
                 return data.len(); // a replay of delivered output: wait for the rest
             }
             self.resuming = false;

@@ -273,6 +273,9 @@ impl Session {
     /// Deliver a chunk: whole on a running attachment; the first chunk of each stream after a
     /// re-attachment loses what overlaps output already delivered.
     fn fresh(&mut self, stream: usize, data: String, offset: u64) -> Option<ExecEvent> {
+        if data.is_empty() {
+            return None; // says nothing about positions
+        }
         let position = &mut self.positions[stream];
         let lost = position.lost_before(offset);
         if lost > 0 {

@@ -14,6 +14,7 @@ pub mod bridge;
 pub mod builtins;
 pub mod command;
 pub mod console;
+mod exec_stream;
 mod exec_terminal;
 pub mod helpers;
 pub mod sandbox;

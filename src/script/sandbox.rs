@@ -1,17 +1,16 @@
 //! The `Sandbox` object and the `sandbox_*` module functions.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use rhai::{Array, Blob, Dynamic, Engine, Map};
 
-use super::bridge::{Bridge, ScriptResult, client_error, opt, user_error};
-use super::command::{CommandObj, LocalIo, exec_options, output_map};
+use super::bridge::{Bridge, ScriptResult, opt, user_error};
+use super::command::{CommandObj, LocalIo, exec_options};
 use super::snapshot::from_map;
 use crate::api::{CreateSandboxRequest, Sandbox, UpdateSandboxRequest, status};
 use crate::cli::terminal;
 use crate::cli::text::go_quote;
-use crate::client::{ExecEvent, ExecOptions};
+use crate::client::ExecOptions;
 
 /// Default `--timeout` of sandbox waits, in seconds.
 pub const DEFAULT_WAIT_SECS: i64 = 120;
@@ -102,34 +101,7 @@ impl SandboxObj {
         if !stream {
             return handle.wait();
         }
-        let bridge = &self.bridge;
-        let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
-        loop {
-            let event = bridge.block_on(handle.command.next_event())?;
-            match event {
-                Some(ExecEvent::Stdout(s)) => {
-                    if !write_out(&mut stdout, &s) {
-                        return reader_gone(&handle);
-                    }
-                }
-                Some(ExecEvent::Stderr(s)) => {
-                    let _ = write_out(&mut stderr, &s);
-                }
-                Some(ExecEvent::Exit(code)) => {
-                    warn_if_lost(&handle);
-                    return Ok(output_map(String::new(), String::new(), code));
-                }
-                Some(ExecEvent::Error(e)) => {
-                    warn_if_lost(&handle);
-                    return Err(client_error(e, Some("execute")));
-                }
-                None => {
-                    return Err(user_error(
-                        "execute: the command's event stream ended early",
-                    ));
-                }
-            }
-        }
+        super::exec_stream::stream(&handle)
     }
 
     /// The contents of a file in the sandbox.
@@ -158,40 +130,6 @@ impl SandboxObj {
             )?;
         Ok(self.clone())
     }
-}
-
-/// Say on stderr when output was lost to the server's bounded replay window (a reconnect
-/// long after the drop), so a gap in the streamed output is never silent.
-fn warn_if_lost(handle: &CommandObj) {
-    let (out, err) = handle.command.lost_bytes();
-    if out + err > 0 {
-        eprintln!(
-            "langsmith: {out} bytes of stdout and {err} of stderr were lost while reconnecting \
-             (the sandbox no longer held them)"
-        );
-    }
-}
-
-/// Write and flush; `false` when the reader closed the pipe.
-fn write_out(out: &mut impl Write, s: &str) -> bool {
-    let written = out.write_all(s.as_bytes()).and_then(|()| out.flush());
-    !matches!(written, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
-}
-
-/// Whoever read our stdout is gone (`exec … | head`): kill the command, as a local pipeline
-/// would by SIGPIPE, wait until the sandbox confirms, and report 128 + SIGPIPE.
-fn reader_gone(handle: &CommandObj) -> ScriptResult<Map> {
-    handle.command.kill();
-    while let Some(event) = handle.bridge.block_on(handle.command.next_event())? {
-        if matches!(event, ExecEvent::Exit(_) | ExecEvent::Error(_)) {
-            break;
-        }
-    }
-    Ok(output_map(
-        String::new(),
-        String::new(),
-        128 + libc::SIGPIPE,
-    ))
 }
 
 pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {
