@@ -5,7 +5,7 @@
 use crate::common::{TestServer, image, registry, sdk};
 
 /// Run `script` against a fresh server with the tiny test image; returns its output.
-fn conform(script: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) fn conform(script: &str, extra: &[(&str, &str)]) -> String {
     let server = TestServer::start();
     let mut env = vec![("DOCKER_IMAGE", image::tiny())];
     env.extend_from_slice(extra);

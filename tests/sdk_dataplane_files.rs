@@ -6,14 +6,7 @@
 mod sse_wire;
 mod wire;
 
-use crate::common::{TestServer, image, sdk};
-
-fn conform(script: &str, extra: &[(&str, &str)]) -> String {
-    let server = TestServer::start();
-    let mut env = vec![("DOCKER_IMAGE", image::tiny())];
-    env.extend_from_slice(extra);
-    sdk::run_script(&server, script, &env)
-}
+use crate::sdk_conformance::conform;
 
 #[test]
 fn sdk_files_round_trip_stat_ranges_glob_grep() {

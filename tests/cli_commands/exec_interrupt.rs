@@ -34,14 +34,7 @@ fn ctrl_c_kills_the_remote_command_and_exits_130() {
 
     // SAFETY: plain kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (status, stderr) = cli::finish(&mut child);
     assert_eq!(status.code(), Some(130), "{stderr}");
     // The CLI waits for the sandbox to confirm the kill before it exits.
     assert!(
@@ -74,14 +67,7 @@ fn a_server_crash_mid_command_is_survived_with_every_byte_once() {
 
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (status, stderr) = cli::finish(&mut child);
     assert_eq!(status.code(), Some(0), "{stderr}");
     let got = first + &rest;
     let expected: String = (1..=600_000).map(|i| format!("{i}\n")).collect();
@@ -115,14 +101,7 @@ fn a_closed_stdout_kills_the_remote_command_like_sigpipe() {
     stdout.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), marker);
     drop(stdout); // as `… | head -1` would
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (status, stderr) = cli::finish(&mut child);
     assert_eq!(status.code(), Some(141), "{stderr}");
     assert!(
         !running(&api, &sb, marker),
@@ -157,14 +136,7 @@ fn output_the_sandbox_no_longer_holds_is_reported_not_silently_skipped() {
 
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (status, stderr) = cli::finish(&mut child);
     assert_eq!(status.code(), Some(0), "{stderr}");
     let produced: usize = "before\n".len()
         + (1..=5_000_000)

@@ -41,6 +41,16 @@ pub fn spawn(server: &TestServer, args: &[&str], stdin: Stdio) -> std::process::
         .expect("running langsmith")
 }
 
+/// Wait for a child started by [`spawn`] to exit; its status and everything it wrote on
+/// stderr (read first, so a chatty child cannot block on a full pipe).
+pub fn finish(child: &mut std::process::Child) -> (std::process::ExitStatus, String) {
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+    }
+    (child.wait().unwrap(), stderr)
+}
+
 pub fn run_with_stdin(server: &TestServer, args: &[&str], stdin: Option<&[u8]>) -> CliOutput {
     run_with_env(server, args, stdin, &[])
 }
