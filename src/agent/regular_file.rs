@@ -3,7 +3,8 @@
 //! by a symbolic link between a walk's `lstat` and the `open`. Every open here is
 //! non-blocking and followed by `fstat` on the descriptor itself, so only what was actually
 //! opened is judged; `open_beneath` additionally refuses any symbolic link on the way, so a
-//! search never reads outside its root.
+//! search never reads outside its root (on kernels since 5.6, which have `openat2`; older ones
+//! refuse a link only as the last component — either way the sandbox's root is the boundary).
 //!
 //! `O_NONBLOCK` stays set on the returned file: regular files ignore it.
 

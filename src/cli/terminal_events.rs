@@ -167,7 +167,17 @@ fn relay(
                         ConsoleInput::Stop
                     }
                 };
-                if inputs.blocking_send(input).is_err() {
+                // A resize nobody is reading yet (the console is still dialing) is dropped
+                // rather than block this thread, which must stay free to see a stop signal;
+                // the next resize carries the current size anyway.
+                let sent = match input {
+                    ConsoleInput::Resize { .. } => match inputs.try_send(input) {
+                        Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+                        _ => Ok(()),
+                    },
+                    input => inputs.blocking_send(input).map_err(|_| ()),
+                };
+                if sent.is_err() {
                     return;
                 }
             }

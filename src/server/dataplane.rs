@@ -60,7 +60,9 @@ async fn route(
         .store
         .sandbox_by_id(&id)?
         .ok_or_else(|| ApiError::NotFound(format!("sandbox '{id}' not found")))?;
-    if sb.status == status::STOPPED || sb.status == status::PROVISIONING {
+    // Only a stopped sandbox is woken: one still provisioning may wait for its snapshot's
+    // build, which its own boot task follows (booting it here could fail it early).
+    if sb.status == status::STOPPED {
         sb = lifecycle::wake(&state, &sb.id).await?;
     }
     if sb.status != status::READY {
