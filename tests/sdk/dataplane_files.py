@@ -14,7 +14,7 @@ from langsmith.sandbox import (
 
 from _conform import CAPACITY, cleanup, image, raises
 
-BLOB = "/work/data dir/blob.bin"
+BLOB = "/srv/data dir/blob.bin"
 TREE = {
     "src/a.py": "import os\n# TODO one\n",
     "src/pkg/b.py": "x = 1\n# TODO two\n",
@@ -52,47 +52,47 @@ def files_and_ranges(sb) -> None:
     assert not restarted.partial and restarted.content == b"rewritten", "stale If-Range: whole file"
     assert sb.stat(BLOB).etag != stat.etag, "a rewrite changes the ETag"
 
-    for missing in (lambda: sb.stat("/work/missing"), lambda: sb.read("/work/missing")):
+    for missing in (lambda: sb.stat("/srv/missing"), lambda: sb.read("/srv/missing")):
         with raises(ResourceNotFoundError):
             missing()
 
 
 def search(sb) -> None:
     for rel, text in TREE.items():
-        sb.write(f"/work/{rel}", text)
+        sb.write(f"/srv/{rel}", text)
 
-    found = sb.glob("**/*.py", "/work/src")
-    assert sorted(m.path for m in found) == ["/work/src/a.py", "/work/src/pkg/b.py"], found
+    found = sb.glob("**/*.py", "/srv/src")
+    assert sorted(m.path for m in found) == ["/srv/src/a.py", "/srv/src/pkg/b.py"], found
     assert not found.truncated
 
-    listed = {m.path.rsplit("/", 1)[1]: m for m in sb.ls("/work/src")}
+    listed = {m.path.rsplit("/", 1)[1]: m for m in sb.ls("/srv/src")}
     assert sorted(listed) == ["a.py", "notes.md", "pkg"], sorted(listed)
     assert listed["pkg"].is_dir and not listed["a.py"].is_dir
     assert listed["a.py"].size_bytes == len(TREE["src/a.py"]), listed["a.py"]
     assert listed["a.py"].modified_at.endswith("Z"), listed["a.py"].modified_at
 
-    capped = sb.glob("**", "/work/src", limit=2)
+    capped = sb.glob("**", "/srv/src", limit=2)
     assert len(capped) == 2 and capped.truncated, capped
 
-    hits = sb.grep("TODO", "/work/src")
+    hits = sb.grep("TODO", "/srv/src")
     got = sorted((m.path, m.line, m.text) for m in hits)
     assert got == [
-        ("/work/src/a.py", 2, "# TODO one"),
-        ("/work/src/notes.md", 1, "TODO three"),
-        ("/work/src/pkg/b.py", 2, "# TODO two"),
+        ("/srv/src/a.py", 2, "# TODO one"),
+        ("/srv/src/notes.md", 1, "TODO three"),
+        ("/srv/src/pkg/b.py", 2, "# TODO two"),
     ], got
-    only_py = sb.grep("TODO", "/work/src", glob="*.py")
-    assert sorted(m.path for m in only_py) == ["/work/src/a.py", "/work/src/pkg/b.py"], only_py
-    by_path = sb.grep("TODO", "/work/src", glob="pkg/*.py")
-    assert [m.path for m in by_path] == ["/work/src/pkg/b.py"], by_path
-    assert len(sb.grep("x = 1", "/work/src")) == 1, "the pattern is literal text"
-    limited = sb.grep("TODO", "/work/src", limit=1)
+    only_py = sb.grep("TODO", "/srv/src", glob="*.py")
+    assert sorted(m.path for m in only_py) == ["/srv/src/a.py", "/srv/src/pkg/b.py"], only_py
+    by_path = sb.grep("TODO", "/srv/src", glob="pkg/*.py")
+    assert [m.path for m in by_path] == ["/srv/src/pkg/b.py"], by_path
+    assert len(sb.grep("x = 1", "/srv/src")) == 1, "the pattern is literal text"
+    limited = sb.grep("TODO", "/srv/src", limit=1)
     assert len(limited) == 1 and limited.truncated, limited
 
     with raises(ResourceNotFoundError):
-        sb.glob("*", "/work/nowhere")
+        sb.glob("*", "/srv/nowhere")
     with raises(ResourceNotFoundError):
-        sb.grep("TODO", "/work/nowhere")
+        sb.grep("TODO", "/srv/nowhere")
 
     def plain_client_error(says):
         def check(err):
@@ -102,13 +102,13 @@ def search(sb) -> None:
         return check
 
     with raises(SandboxClientError, plain_client_error("`..`")):
-        sb.glob("../*", "/work/src")
+        sb.glob("../*", "/srv/src")
     with raises(SandboxClientError, plain_client_error("not a valid glob")):
-        sb.glob("[a", "/work/src")
+        sb.glob("[a", "/srv/src")
     with raises(SandboxClientError, plain_client_error("absolute")):
         sb.grep("TODO", "work/src")
     with raises(SandboxOperationError, lambda e: "not a directory" in str(e)):
-        sb.glob("*", "/work/src/a.py")
+        sb.glob("*", "/srv/src/a.py")
 
 
 def main() -> int:
