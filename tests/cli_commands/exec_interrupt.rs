@@ -4,7 +4,7 @@
 //! output the sandbox no longer holds by the time the client is back is reported, not skipped.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::Stdio;
+use std::process::{Child, ChildStdout, Stdio};
 
 use super::exec::sandbox;
 use crate::common::cli;
@@ -16,19 +16,30 @@ fn running(api: &crate::common::api::Api, sb: &serde_json::Value, marker: &str) 
     ps.stdout.contains(marker)
 }
 
+/// Start `sh -c script` in sandbox `x` through the CLI and read its first line of output, so
+/// the command is known to run; the rest of its stdout is left to the test.
+fn exec_started(
+    server: &crate::common::TestServer,
+    script: &str,
+) -> (Child, BufReader<ChildStdout>, String) {
+    let mut child = cli::spawn(
+        server,
+        &["sandbox", "exec", "x", "--", "sh", "-c", script],
+        Stdio::null(),
+    );
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    (child, stdout, first)
+}
+
 #[test]
 fn ctrl_c_kills_the_remote_command_and_exits_130() {
     let (server, api, sb) = sandbox("x");
     let marker = "interrupt-marker-5b1f";
     let script = format!("echo ready; sleep 600; : {marker}");
-    let mut child = cli::spawn(
-        &server,
-        &["sandbox", "exec", "x", "--", "sh", "-c", &script],
-        Stdio::null(),
-    );
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    // `_stdout` stays open: closing it would end the CLI with SIGPIPE instead.
+    let (mut child, _stdout, line) = exec_started(&server, &script);
     assert_eq!(line, "ready\n");
     assert!(running(&api, &sb, marker), "the command should be running");
 
@@ -50,14 +61,7 @@ fn a_server_crash_mid_command_is_survived_with_every_byte_once() {
     // Part one (2 MB) is produced at once; part two only after the gate opens, which the test
     // does through the restarted server, so the command is certainly mid-way at the crash.
     let script = "seq 1 300000; cat /tmp/gate >/dev/null; seq 300001 600000";
-    let mut child = cli::spawn(
-        &server,
-        &["sandbox", "exec", "x", "--", "sh", "-c", script],
-        Stdio::null(),
-    );
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+    let (mut child, mut stdout, first) = exec_started(&server, script);
     assert_eq!(first, "1\n");
     // The test stops reading here, so part of the output is still on its way (pipe, client,
     // sockets) when the server dies.
@@ -91,14 +95,7 @@ fn a_closed_stdout_kills_the_remote_command_like_sigpipe() {
     let (server, api, sb) = sandbox("x");
     let marker = "pipe-marker-9c2e";
     let script = format!("while :; do echo {marker}; done");
-    let mut child = cli::spawn(
-        &server,
-        &["sandbox", "exec", "x", "--", "sh", "-c", &script],
-        Stdio::null(),
-    );
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    let (mut child, stdout, line) = exec_started(&server, &script);
     assert_eq!(line.trim(), marker);
     drop(stdout); // as `… | head -1` would
     let (status, stderr) = cli::finish(&mut child);
@@ -116,14 +113,7 @@ fn output_the_sandbox_no_longer_holds_is_reported_not_silently_skipped() {
     // After the gate, ~39 MB (more than the agent's replay window of 16 MiB) is produced
     // while no client is attached, then `/tmp/done` tells the test it is all out.
     let script = "echo before; cat /tmp/gate >/dev/null; seq 1 5000000; : > /tmp/done";
-    let mut child = cli::spawn(
-        &server,
-        &["sandbox", "exec", "x", "--", "sh", "-c", script],
-        Stdio::null(),
-    );
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+    let (mut child, mut stdout, first) = exec_started(&server, script);
     assert_eq!(first, "before\n");
     let pid = child.id() as i32;
     // A stopped CLI cannot re-attach while the output runs past what the sandbox keeps.
