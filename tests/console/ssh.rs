@@ -2,9 +2,8 @@
 //! inside the sandbox the real `ssh-add` (copied in with its shared libraries and run through
 //! their loader, since the tiny image has no libc) lists that key through the forwarded socket.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -13,60 +12,9 @@ use crate::common::api::Api;
 use crate::common::process::run_ok;
 use crate::common::server::API_KEY;
 
-/// A foreground `ssh-agent` holding one generated ed25519 key.
-struct LocalAgent {
-    _dir: tempfile::TempDir,
-    child: Child,
-    socket: PathBuf,
-    /// `ssh-ed25519 AAAA…` (without the comment).
-    public_key: String,
-}
-
-impl LocalAgent {
-    fn start() -> LocalAgent {
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("id_ed25519");
-        run_ok(
-            Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", "console-test", "-f"])
-                .arg(&key),
-        );
-        let socket = dir.path().join("agent.sock");
-        let mut child = Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
-            .arg(&socket)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("ssh-agent (openssh-client) installed");
-        // The first line comes once the socket listens.
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("SSH_AUTH_SOCK="), "{line}");
-        run_ok(
-            Command::new("ssh-add")
-                .arg(&key)
-                .env("SSH_AUTH_SOCK", &socket),
-        );
-        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-        let public_key = public.split(' ').take(2).collect::<Vec<_>>().join(" ");
-        LocalAgent {
-            _dir: dir,
-            child,
-            socket,
-            public_key,
-        }
-    }
-}
-
-impl Drop for LocalAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "../../src/agent/tests/local_agent.rs"]
+mod local_agent;
+use local_agent::LocalAgent;
 
 /// `(name in the sandbox, host path)` of `ssh-add`'s shared libraries and loader (`ldd`).
 fn ssh_add_libraries() -> (Vec<(String, PathBuf)>, String) {

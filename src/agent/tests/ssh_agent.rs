@@ -2,76 +2,17 @@
 //! on the client's side, the client's real channel code relaying frames, and the real `ssh-add`
 //! inside the session asking the forwarded socket for identities.
 
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::local_agent::LocalAgent;
 use super::{TestAgent, Ws};
 use crate::api::exec::{ServerMessage, SshAgentMessage};
 use crate::client::console_agent::AgentChannels;
-
-/// A real `ssh-agent` in the foreground with one generated ed25519 key loaded.
-struct LocalAgent {
-    _dir: tempfile::TempDir,
-    child: Child,
-    socket: PathBuf,
-    /// `ssh-ed25519 AAAA…` without the comment.
-    public_key: String,
-}
-
-impl LocalAgent {
-    fn start() -> LocalAgent {
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("id_ed25519");
-        let status = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "forward-test", "-f"])
-            .arg(&key)
-            .status()
-            .expect("ssh-keygen (openssh-client) installed");
-        assert!(status.success());
-        let socket = dir.path().join("agent.sock");
-        let mut child = Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
-            .arg(&socket)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("ssh-agent installed");
-        // It prints its environment line once the socket is listening.
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("SSH_AUTH_SOCK="), "{line}");
-        let added = Command::new("ssh-add")
-            .arg(&key)
-            .env("SSH_AUTH_SOCK", &socket)
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(added.success());
-        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-        let public_key = public.split(' ').take(2).collect::<Vec<_>>().join(" ");
-        LocalAgent {
-            _dir: dir,
-            child,
-            socket,
-            public_key,
-        }
-    }
-}
-
-impl Drop for LocalAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Reads one attachment to its end, serving agent channels; returns stdout and the terminal
 /// message.
