@@ -41,11 +41,7 @@ fn run_within_deadline(server: &TestServer, args: &[&str], why: &str) -> cli::Cl
             panic!("{why}");
         })
         .unwrap();
-    cli::CliOutput {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    out.into()
 }
 
 #[test]

@@ -164,11 +164,7 @@ fn run_with_config(config: &std::path::Path, args: &[&str]) -> cli::CliOutput {
         .env_remove("LANGSMITH_SCRIPTS_DIR")
         .output()
         .unwrap();
-    cli::CliOutput {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    out.into()
 }
 
 #[test]

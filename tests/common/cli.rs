@@ -10,6 +10,16 @@ pub struct CliOutput {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for CliOutput {
+    fn from(out: std::process::Output) -> CliOutput {
+        CliOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl CliOutput {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
@@ -82,9 +92,5 @@ pub fn run_with_env(
         pipe.write_all(input).unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    CliOutput {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    out.into()
 }
