@@ -39,3 +39,20 @@ def cleanup(client, sandboxes=(), snapshots=()):
             client.delete_snapshot(snapshot_id)
         except Exception:  # noqa: BLE001
             pass
+
+
+def run_in_fresh_sandbox(name, flows, done) -> int:
+    """Build snapshot `name` from DOCKER_IMAGE, create sandbox `name` from it, run each flow
+    on it, clean both up (also on failure), then print `done`."""
+    from langsmith.sandbox import SandboxClient
+
+    client = SandboxClient()
+    snap = client.create_snapshot(name, image(), CAPACITY, timeout=120)
+    try:
+        sb = client.create_sandbox(snapshot_id=snap.id, name=name, timeout=60)
+        for flow in flows:
+            flow(sb)
+    finally:
+        cleanup(client, [name], [snap.id])
+    print(done)
+    return 0

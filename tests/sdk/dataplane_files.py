@@ -7,12 +7,11 @@ import sys
 
 from langsmith.sandbox import (
     ResourceNotFoundError,
-    SandboxClient,
     SandboxClientError,
     SandboxOperationError,
 )
 
-from _conform import CAPACITY, cleanup, image, raises
+from _conform import raises, run_in_fresh_sandbox
 
 BLOB = "/srv/data dir/blob.bin"
 TREE = {
@@ -112,16 +111,7 @@ def search(sb) -> None:
 
 
 def main() -> int:
-    client = SandboxClient()
-    snap = client.create_snapshot("dp-files", image(), CAPACITY, timeout=120)
-    try:
-        sb = client.create_sandbox(snapshot_id=snap.id, name="dp-files", timeout=60)
-        files_and_ranges(sb)
-        search(sb)
-    finally:
-        cleanup(client, ["dp-files"], [snap.id])
-    print("sdk dataplane files ok")
-    return 0
+    return run_in_fresh_sandbox("dp-files", [files_and_ranges, search], "sdk dataplane files ok")
 
 
 if __name__ == "__main__":

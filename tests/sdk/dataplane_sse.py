@@ -10,11 +10,10 @@ import sys
 
 from langsmith.sandbox import (
     CommandTimeoutError,
-    SandboxClient,
     SandboxOperationError,
 )
 
-from _conform import CAPACITY, cleanup, image, raises
+from _conform import raises, run_in_fresh_sandbox
 
 # Blocks until the test creates the marker file, so a handle is certainly still running.
 WAIT_FOR_GO = "while [ ! -e /tmp/go ]; do sleep 0.1; done"
@@ -86,19 +85,7 @@ def refusals(sb) -> None:
 
 
 def main() -> int:
-    client = SandboxClient()
-    snap = client.create_snapshot("dp-sse", image(), CAPACITY, timeout=120)
-    try:
-        sb = client.create_sandbox(snapshot_id=snap.id, name="dp-sse", timeout=60)
-        callbacks(sb)
-        handles_and_iteration(sb)
-        one_way_controls_and_reconnect(sb)
-        refusals(sb)
-        beyond_the_window(sb)
-    finally:
-        cleanup(client, ["dp-sse"], [snap.id])
-    print("sdk dataplane sse ok")
-    return 0
+    return run_in_fresh_sandbox("dp-sse", [callbacks, handles_and_iteration, one_way_controls_and_reconnect, refusals, beyond_the_window], "sdk dataplane sse ok")
 
 
 if __name__ == "__main__":
