@@ -34,16 +34,11 @@ pub struct Bridge {
 /// Result type of every binding.
 pub type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
 
-/// The error that stops a script and cannot be caught by `try`/`catch`.
-pub fn terminated() -> Box<EvalAltResult> {
-    EvalAltResult::ErrorTerminated(Dynamic::from("interrupted"), Position::NONE).into()
-}
-
 /// The error of a call cut short by [`Bridge::interrupt`]. Ctrl-C is not a script error:
 /// like an internal bug it cannot be caught by `try`/`catch` (DESIGN.md §5), so a script can
 /// never swallow the user's request to stop.
 pub fn interrupted_error() -> Box<EvalAltResult> {
-    terminated()
+    EvalAltResult::ErrorTerminated(Dynamic::from("interrupted"), Position::NONE).into()
 }
 
 /// Stops listening for SIGINT when dropped (see [`Bridge::watch_sigint`]).
