@@ -15,7 +15,7 @@ pub fn go_int(text: &str) -> Result<i64, String> {
     let invalid = || {
         format!(
             "strconv.ParseInt: parsing {}: invalid syntax",
-            super::text::go_quote(text)
+            crate::text::go_quote(text)
         )
     };
     let (neg, body) = match text.strip_prefix('-') {
@@ -43,7 +43,7 @@ pub fn go_int(text: &str) -> Result<i64, String> {
     i64::try_from(value).map_err(|_| {
         format!(
             "strconv.ParseInt: parsing {}: value out of range",
-            super::text::go_quote(text)
+            crate::text::go_quote(text)
         )
     })
 }

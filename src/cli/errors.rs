@@ -3,7 +3,7 @@
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
-use super::text::go_quote;
+use crate::text::go_quote;
 
 /// Print the GA error line.
 pub fn print_error(message: &str) {

@@ -12,11 +12,6 @@ pub mod output;
 #[cfg(test)]
 mod output_tests;
 pub mod table;
-#[cfg(unix)]
-pub mod terminal;
-#[cfg(unix)]
-pub mod terminal_events;
-pub mod text;
 mod user_scripts;
 
 use std::ffi::OsString;

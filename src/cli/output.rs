@@ -8,9 +8,9 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq};
 
 use super::table;
-use super::text::{bytes_text, time_text};
 use crate::api::{Sandbox, Snapshot};
 use crate::script::{ExitStatus, SandboxObj, SnapshotObj};
+use crate::text::{bytes_text, time_text};
 
 /// `--format`: anything but `pretty` is JSON, as in GA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

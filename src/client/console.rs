@@ -23,6 +23,7 @@ use super::exec_socket::{Socket, connect, send};
 use super::utf8_input::Utf8Input;
 use super::{Client, ClientError};
 use crate::api::exec::{ClientMessage, ExecuteMessage, ServerMessage, SshAgentMessage};
+pub use crate::term::ConsoleInput;
 
 /// Local variables a console carries into the sandbox when set and non-empty (GC behaviour).
 const FORWARDED_VARS: &[&str] = &[
@@ -44,17 +45,6 @@ pub struct ConsoleOptions {
     pub env: BTreeMap<String, String>,
     /// Local agent socket to forward (`--forward-ssh-agent`).
     pub ssh_agent: Option<PathBuf>,
-}
-
-/// What the local side feeds a running console.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ConsoleInput {
-    /// Bytes read from the keyboard, in any split (UTF-8 sequences may straddle reads).
-    Keys(Vec<u8>),
-    /// The local window's size.
-    Resize { cols: u16, rows: u16 },
-    /// End the console now (the CLI got SIGINT/SIGTERM/SIGHUP); a clean end.
-    Stop,
 }
 
 /// A started shell, not yet relaying.

@@ -109,9 +109,9 @@ fn console(_bridge: &Arc<Bridge>, name: &str, _opts: Map) -> ScriptResult<()> {
 
 #[cfg(unix)]
 fn console(bridge: &Arc<Bridge>, name: &str, opts: Map) -> ScriptResult<()> {
-    use crate::cli::terminal;
-    use crate::cli::terminal_events::TerminalEvents;
     use crate::client::console::{ConsoleInput, ConsoleOptions, forwarded_env};
+    use crate::term as terminal;
+    use crate::term::TerminalEvents;
 
     let opts = options(&opts)?;
     let sandbox = super::sandbox::resolve_ready(bridge, name)?;
@@ -177,10 +177,9 @@ fn console(bridge: &Arc<Bridge>, name: &str, opts: Map) -> ScriptResult<()> {
 mod session {
     use tokio::sync::mpsc;
 
-    use crate::cli::terminal::RawMode;
-    use crate::cli::terminal_events::TerminalEvents;
     use crate::client::console::{ConsoleInput, ConsoleOptions};
     use crate::client::{Client, ClientError};
+    use crate::term::{RawMode, TerminalEvents};
 
     /// Starts the shell — or not, when `events` asks to stop first — then relays `inputs`
     /// with the terminal in raw mode; the guard restores the terminal on every way out.

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use super::bridge::{ScriptResult, client_error, user_error};
 use super::command::{LocalIo, output_map};
 use super::sandbox::SandboxObj;
-use crate::cli::terminal::{LentTerminal, stdin_is_terminal};
 use crate::client::{ExecEvent, ExecOptions};
+use crate::term::{LentTerminal, stdin_is_terminal};
 
 /// Terminal events buffered before the thread reading the terminal waits.
 const INPUT_BUFFER: usize = 64;

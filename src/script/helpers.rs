@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine};
 
 use super::bridge::{Bridge, ScriptResult, user_error};
-use crate::cli::text::{go_quote, parse_size};
+use crate::text::{go_quote, parse_size};
 
 /// Made by `exit_status(code)`: as a script's value, the CLI prints nothing and exits with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

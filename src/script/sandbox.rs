@@ -8,9 +8,9 @@ use super::bridge::{Bridge, ScriptResult, opt, user_error};
 use super::command::{CommandObj, LocalIo, exec_options};
 use super::snapshot::from_map;
 use crate::api::{CreateSandboxRequest, Sandbox, UpdateSandboxRequest, status};
-use crate::cli::terminal;
-use crate::cli::text::go_quote;
 use crate::client::ExecOptions;
+use crate::term;
+use crate::text::go_quote;
 
 /// Default `--timeout` of sandbox waits, in seconds.
 pub const DEFAULT_WAIT_SECS: i64 = 120;
@@ -60,7 +60,7 @@ impl SandboxObj {
         options: &ExecOptions,
         local: LocalIo,
     ) -> ScriptResult<CommandObj> {
-        if local.forward_stdin && terminal::stdin_is_terminal() {
+        if local.forward_stdin && term::stdin_is_terminal() {
             // A read of a terminal cannot be stopped: it would take keystrokes meant for the
             // shell or REPL after the command.
             return Err(user_error(
@@ -76,7 +76,7 @@ impl SandboxObj {
         }
         if options.pty
             && !local.terminal
-            && let Some((cols, rows)) = terminal::std_window_size()
+            && let Some((cols, rows)) = term::std_window_size()
         {
             cmd.resize(cols, rows);
         }

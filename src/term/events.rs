@@ -21,8 +21,8 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use tokio::sync::{mpsc, watch};
 
+use super::ConsoleInput;
 use super::terminal::window_size;
-use crate::client::console::ConsoleInput;
 
 /// Bytes read from the keyboard at a time (the GA CLI's read size).
 const READ_SIZE: usize = 4096;

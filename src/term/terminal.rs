@@ -1,6 +1,6 @@
 //! The local terminal of an interactive console or `exec -t`: raw mode behind a guard that
 //! restores the previous mode on every way out (return, error, panic; SIGINT/SIGTERM/SIGHUP end
-//! the session normally through [`super::terminal_events`] so the guard runs then too), the
+//! the session normally through [`TerminalEvents`] so the guard runs then too), the
 //! window size, and [`LentTerminal`], the two together for a remote program.
 
 use std::io::{self, IsTerminal};
@@ -8,8 +8,8 @@ use std::sync::Once;
 
 use tokio::sync::mpsc;
 
-use super::terminal_events::TerminalEvents;
-use crate::client::console::ConsoleInput;
+use super::ConsoleInput;
+use super::events::TerminalEvents;
 
 /// Whether stdin is a terminal a console can put in raw mode.
 pub fn stdin_is_terminal() -> bool {
