@@ -2,16 +2,12 @@
 //!
 //! Every `sandbox …` subcommand is a Rhai script (`scripts/sandbox/**.rhai`, overridable from the
 //! user scripts folder): clap parses, [`dispatch`] turns the parsed arguments into the script's
-//! `args` map, the script's value goes through [`output`], and errors become one
+//! `args` map, the script's value goes through [`output`](crate::script::render), and errors become one
 //! `{"error": "…"}` line on stderr with exit status 1.
 
 pub mod args;
 mod args_flags;
 pub mod errors;
-pub mod output;
-#[cfg(test)]
-mod output_tests;
-pub mod table;
 mod user_scripts;
 
 use std::ffi::OsString;
@@ -22,10 +18,10 @@ use rhai::{Dynamic, Map};
 
 use self::args::{Cli, Command, SandboxSub, SnapshotSub};
 use self::errors::{clap_message, exact_name, print_error};
-use self::output::Format;
 use self::user_scripts::with_user_scripts;
 use crate::client::ConfigInputs;
 use crate::script::ScriptHost;
+use crate::script::render::{self as output, Format};
 
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {

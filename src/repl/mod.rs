@@ -25,8 +25,8 @@ use self::catalog::Catalog;
 use self::helper::ReplHelper;
 use self::interrupt::SigintRoute;
 use self::names::NameCache;
-use crate::cli::output::{self, Format};
 use crate::script::ScriptHost;
+use crate::script::render::{self as output, Format};
 
 fn history_path() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("langsmith").join("history"))

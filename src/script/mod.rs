@@ -3,7 +3,7 @@
 //!
 //! Scripts run on a plain thread (never a tokio worker); client calls block on the runtime
 //! through [`bridge::Bridge`]. Ctrl-C kills the script's remote commands and stops it.
-//! A script's value is printed by the CLI's output layer (JSON, or tables with
+//! A script's value is printed through [`render`] by the CLI and the REPL (JSON, or tables with
 //! `--format pretty`); scripts never format output themselves.
 //!
 //! The script API is documented in one reference, `reference.md` next to this file, printed
@@ -17,10 +17,14 @@ pub mod console;
 mod exec_stream;
 mod exec_terminal;
 pub mod helpers;
+pub mod render;
+#[cfg(test)]
+mod render_tests;
 pub mod sandbox;
 mod sandbox_fns;
 pub mod snapshot;
 mod streaming;
+mod table;
 mod transfer;
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The output layer: turns a script's value into what the CLI prints. Sandboxes and snapshots
+//! The output layer: turns a script's value into what the CLI and the REPL print. Sandboxes and snapshots
 //! are rendered from their typed data with the GA key order (`spec/cli.md` §10) and Go's JSON
 //! escaping; lists become tables with `--format pretty`; strings are plain confirmations;
 //! `exit(code)` prints nothing and sets the exit status.
@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq};
 
 use super::table;
+use super::{ExitStatus, SandboxObj, SnapshotObj};
 use crate::api::{Sandbox, Snapshot};
-use crate::script::{ExitStatus, SandboxObj, SnapshotObj};
 use crate::text::{bytes_text, time_text};
 
 /// `--format`: anything but `pretty` is JSON, as in GA.
