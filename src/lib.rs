@@ -25,12 +25,14 @@
 //! * [`server`] — the local backend: control plane, store, image pulls, data-plane proxy.
 //! * [`runtime`] — isolation: OCI bundles, runc, cgroups, ext4 + overlay root filesystems.
 //! * [`agent`] — the in-sandbox agent (PID 1) serving exec sessions and files.
+//! * [`paths`] — where state, user scripts and history live; shared by client and server.
 //! * [`text`] — text helpers: Go-style quoting, size strings, table columns.
 //! * [`term`] — the local terminal: raw mode, window size, keystrokes and signals.
 
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod paths;
 pub mod repl;
 pub mod script;
 pub mod term;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::error::ClientError;
+use crate::paths;
 
 /// Address a server started by the CLI listens on.
 pub const LOCAL_LISTEN: &str = "127.0.0.1:7433";
@@ -32,26 +33,21 @@ struct ServerInfo {
     url: String,
 }
 
-/// `$LANGSMITH_STATE_DIR`, else `<data dir>/langsmith`.
+/// The state directory the local backend uses ([`paths::state_dir`]).
 pub fn state_dir() -> Result<PathBuf, ClientError> {
-    if let Some(dir) = std::env::var_os("LANGSMITH_STATE_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    dirs::data_dir()
-        .map(|d| d.join("langsmith"))
-        .ok_or_else(|| {
-            ClientError::Config(
-                "no data directory for the local backend; set LANGSMITH_STATE_DIR or LANGSMITH_API_KEY"
-                    .into(),
-            )
-        })
+    paths::state_dir().ok_or_else(|| {
+        ClientError::Config(
+            "no data directory for the local backend; set LANGSMITH_STATE_DIR or LANGSMITH_API_KEY"
+                .into(),
+        )
+    })
 }
 
 /// Read `server.json` and `api-key`; `None` when either is missing or unreadable.
 fn read_running(state: &Path) -> Option<(String, String)> {
     let info: ServerInfo =
-        serde_json::from_slice(&std::fs::read(state.join("server.json")).ok()?).ok()?;
-    let key = std::fs::read_to_string(state.join("api-key")).ok()?;
+        serde_json::from_slice(&std::fs::read(paths::server_info_file(state)).ok()?).ok()?;
+    let key = std::fs::read_to_string(paths::api_key_file(state)).ok()?;
     Some((
         info.url.trim_end_matches('/').to_string(),
         key.trim().to_string(),
@@ -84,7 +80,7 @@ pub async fn ensure_local_backend(http: &reqwest::Client) -> Result<LocalBackend
         if let Ok(Some(status)) = child.try_wait() {
             return Err(ClientError::Config(format!(
                 "the local sandbox backend exited ({status}) before it was ready; see {}",
-                state.join("server.log").display()
+                paths::server_log_file(&state).display()
             )));
         }
         tokio::time::sleep(delay).await;
@@ -93,7 +89,7 @@ pub async fn ensure_local_backend(http: &reqwest::Client) -> Result<LocalBackend
     Err(ClientError::Config(format!(
         "the local sandbox backend did not become ready within {}s; see {} (or set LANGSMITH_ENDPOINT and LANGSMITH_API_KEY to use LangSmith)",
         START_DEADLINE.as_secs(),
-        state.join("server.log").display()
+        paths::server_log_file(&state).display()
     )))
 }
 
@@ -135,8 +131,8 @@ fn start_server(state: &Path) -> Result<std::process::Child, ClientError> {
     std::fs::create_dir_all(state)
         .map_err(|e| fail(&format!("creating {}", state.display()), e))?;
     // A stale server.json would be read as "ready" before the new server rewrites it.
-    let _ = std::fs::remove_file(state.join("server.json"));
-    let log_path = state.join("server.log");
+    let _ = std::fs::remove_file(paths::server_info_file(state));
+    let log_path = paths::server_log_file(state);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

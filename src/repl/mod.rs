@@ -28,10 +28,6 @@ use self::names::NameCache;
 use crate::script::ScriptHost;
 use crate::script::render::{self as output, Format};
 
-fn history_path() -> Option<PathBuf> {
-    dirs::data_dir().map(|d| d.join("langsmith").join("history"))
-}
-
 /// Whether a compile error only means "more input needed" (an unclosed block, bracket or
 /// string). An empty line forces evaluation, so a real syntax error is still reported.
 fn incomplete(err: &rhai::ParseError) -> bool {
@@ -74,7 +70,7 @@ pub fn run(host: ScriptHost, format: Format) -> Result<u8, String> {
         NameCache::new(host.bridge.clone()),
     );
     editor.set_helper(Some(helper));
-    let history = history_path();
+    let history = crate::paths::history_file();
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }

@@ -100,10 +100,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
 
 /// The user scripts folder, if one can be named.
 pub fn user_dir() -> Option<PathBuf> {
-    match std::env::var_os("LANGSMITH_SCRIPTS_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None => dirs::config_dir().map(|d| d.join("langsmith").join("scripts")),
-    }
+    crate::paths::user_scripts_dir()
 }
 
 /// Where a script came from, for error messages.

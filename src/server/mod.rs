@@ -33,6 +33,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::paths;
+
 pub use default_snapshot::DefaultSource;
 pub use state::StateDirs;
 
@@ -43,7 +45,7 @@ pub struct ServerArgs {
     #[arg(long, default_value = "127.0.0.1:7433")]
     pub listen: SocketAddr,
     /// State directory (database, images, sandboxes) [default: the user's data directory]
-    #[arg(long, env = "LANGSMITH_STATE_DIR")]
+    #[arg(long, env = paths::STATE_DIR_VAR)]
     pub state_dir: Option<PathBuf>,
     /// API key clients must send as `X-Api-Key`. Without it a key is generated once and kept
     /// in `STATE_DIR/api-key` (mode 0600).
@@ -78,12 +80,6 @@ pub struct ServerConfig {
     pub ttl_unit_seconds: u64,
 }
 
-/// The default state directory, shared with the CLI's embedded default:
-/// `$LANGSMITH_STATE_DIR`, else `<data dir>/langsmith`.
-pub fn default_state_dir() -> PathBuf {
-    crate::client::embedded::state_dir().unwrap_or_else(|_| PathBuf::from("/var/lib/langsmith"))
-}
-
 /// `langsmith server`: serve until SIGTERM/SIGINT. Sandboxes keep running across restarts.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -93,8 +89,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // The CLI's rule (`paths::state_dir`), so the CLI finds a server started without the flag.
+    let state_dir = args.state_dir.or_else(paths::state_dir).context(
+        "no data directory for the server's state; pass --state-dir or set LANGSMITH_STATE_DIR",
+    )?;
     let config = ServerConfig {
-        state_dir: args.state_dir.unwrap_or_else(default_state_dir),
+        state_dir,
         api_key: args.api_key.filter(|k| !k.is_empty()),
         runtime: args.runtime,
         default_source: match args.default_image.filter(|i| !i.trim().is_empty()) {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use super::activity::Activity;
 use super::default_snapshot::{DefaultBuilds, DefaultSource};
 use super::store::Store;
+use crate::paths;
 use crate::runtime::Runtime;
 
 /// Where the server keeps its files, all under one state directory.
@@ -20,10 +21,10 @@ impl StateDirs {
         self.root.join("state.db")
     }
     pub fn api_key(&self) -> PathBuf {
-        self.root.join("api-key")
+        paths::api_key_file(&self.root)
     }
     pub fn server_info(&self) -> PathBuf {
-        self.root.join("server.json")
+        paths::server_info_file(&self.root)
     }
     pub fn lock_file(&self) -> PathBuf {
         self.root.join("server.lock")
