@@ -1,33 +1,117 @@
 //! `langsmith`: sandbox CLI, scriptable shell and local sandbox backend.
 //!
-//! Architecture map (see DESIGN.md for the whole picture):
+//! One binary, three faces: `langsmith sandbox …` (the LangSmith CLI's sandbox commands),
+//! a Rhai shell and script runner (`langsmith shell`, `langsmith run FILE.rhai`), and
+//! `langsmith server`, a local backend implementing the LangSmith Sandbox API with runc
+//! containers. The same binary also runs inside every sandbox as its agent (PID 1).
+//!
+//! # The picture
 //!
 //! ```text
 //!  shell user ─► cli (clap) ──┐
 //!  REPL user ──► repl ────────┼─► script (Rhai engine + built-in scripts/sandbox/**.rhai)
-//!  automation ─► file.rhai ───┘          │ bindings: Snapshot · Sandbox · Command
+//!  automation ─► file.rhai ───┘          │ objects: Snapshot · Sandbox · Command
 //!                                        ▼
 //!                         client (async REST + WebSocket exec + files)
-//!                                        │  LangSmith Sandbox API
+//!                                        │  LangSmith Sandbox API (HTTP + WebSocket)
 //!            ┌───────────────────────────┴──────────────────────────┐
 //!     LangSmith (cloud / self-hosted)                  server (local backend, Linux)
 //!                                                      control plane + store (SQLite)
 //!                                                      images (OCI pull → ext4 snapshot)
 //!                                                      runtime (runc, cgroups, overlay)
-//!                                                      dataplane proxy ─► agent (PID 1)
+//!                                                      data-plane proxy ─► agent (PID 1)
 //! ```
 //!
-//! * [`api`] — wire types shared by client, server and agent. No I/O.
-//! * [`client`] — the native async client of the Sandbox API.
-//! * [`script`] — the Rhai engine, its object bindings and the built-in scripts.
-//! * [`cli`] — the clap command tree, output formatting and exit codes.
-//! * [`repl`] — the interactive shell.
-//! * [`server`] — the local backend: control plane, store, image pulls, data-plane proxy.
-//! * [`runtime`] — isolation: OCI bundles, runc, cgroups, ext4 + overlay root filesystems.
-//! * [`agent`] — the in-sandbox agent (PID 1) serving exec sessions and files.
-//! * [`paths`] — where state, user scripts and history live; shared by client and server.
-//! * [`text`] — text helpers: Go-style quoting, size strings, table columns.
-//! * [`term`] — the local terminal: raw mode, window size, keystrokes and signals.
+//! # The module graph
+//!
+//! Dependencies run one way, downwards; a unit test (`module_graph_tests`) reads every
+//! `use crate::…` and fails on an edge that runs upward.
+//!
+//! ```text
+//!   cli ──► repl ──► script ──► client ──► api
+//!    │                 │           └─────► paths, term
+//!    │                 └─────────────────► text, term, paths
+//!    └──► server ──► runtime ──► api
+//!           │  └───► paths
+//!           └──────► api            agent ──► api
+//! ```
+//!
+//! * [`api`] — wire types shared by client, server and agent: models, exec messages, file
+//!   shapes, the error body and its kinds. No I/O. A leaf.
+//! * [`paths`] — every decision about where state, configuration, data and user scripts live,
+//!   for the CLI and the server alike. A leaf.
+//! * [`text`], [`term`] — text helpers with the LangSmith CLI's exact semantics (Go `%q` quoting,
+//!   size strings) and the local terminal (raw mode, resize and key events). Leaves.
+//! * [`client`] — the native async client of the Sandbox API; nothing in it assumes the local
+//!   backend, except `client::embedded`, which finds or starts one when none is configured.
+//! * [`script`] — the Rhai engine, its `Snapshot`/`Sandbox`/`Command` objects, the rendering
+//!   of their values, and the built-in scripts behind every `sandbox` subcommand.
+//! * [`repl`] — `langsmith shell`: completion, hints, history, Ctrl-C.
+//! * [`cli`] — the clap command tree, dispatch to scripts and the one edge where errors
+//!   become messages and exit codes. The only module that may import any other.
+//! * [`server`] — the local backend: HTTP routes, validation, the SQLite store, snapshot
+//!   builds (`server::images`), lifecycle tasks, the reaper and the data-plane proxy.
+//! * [`runtime`] — isolation: ext4 images, overlay root filesystems, OCI bundles, runc,
+//!   cgroups, seccomp. Knows nothing of HTTP.
+//! * [`agent`] — the in-sandbox PID 1: reaps zombies and serves exec sessions and files on a
+//!   unix socket. Shares only [`api`] with the rest.
+//!
+//! # Where each concept lives
+//!
+//! | concept | module |
+//! |---|---|
+//! | a `sandbox` subcommand | `scripts/sandbox/<path>.rhai`, embedded by rule; its flags in the script's header |
+//! | how values print (JSON, `--format pretty` tables) | `script` (next to the objects it renders) |
+//! | exit codes and error lines of the CLI | `cli` |
+//! | endpoint, API key, workspace | `client::config` |
+//! | resource defaults and limits | `server::resources`, `server::validate` |
+//! | durable records (snapshots, sandboxes, registries) | the server's store (SQLite on its own thread) |
+//! | boot / stop / destroy and the per-sandbox lock | `server::lifecycle`, `runtime` |
+//! | idle stop, delete after stop | the server's reaper |
+//! | pulling images, writing ext4 snapshots | `server::images` |
+//! | namespaces, capabilities, seccomp, cgroups | `runtime` (`hardening`, `bundle`) |
+//! | exec sessions, replay, files, glob/grep | `agent` |
+//!
+//! # The path of a create
+//!
+//! 1. `langsmith sandbox create NAME --snapshot-id ID --wait`: `cli` parses the flags from
+//!    the header of `scripts/sandbox/create.rhai` and runs the script, which calls
+//!    `sandbox_create(#{…})`.
+//! 2. The script's call crosses the `script::bridge` onto the tokio runtime; [`client`] sends
+//!    `POST /v2/sandboxes/boxes` with `X-Api-Key` (starting a local server first when no
+//!    endpoint is configured).
+//! 3. The server authenticates the key, validates the body (422 naming the field), checks the
+//!    snapshot is ready, writes the record as `provisioning` (durably, before answering) and
+//!    spawns a boot task, so a client hanging up never interrupts it.
+//! 4. The boot task, under the sandbox's lock, asks [`runtime`] to start it: loop-mount the
+//!    snapshot image read-only, create or grow the sandbox's own ext4 upper layer, mount the
+//!    overlay, write the OCI bundle (namespaces, cgroup limits, seccomp, capabilities, the
+//!    agent mounted read-only as PID 1), `runc run -d`, then wait for the agent's socket to
+//!    answer. The record becomes `ready` (or `failed` with a message) in the store.
+//! 5. With `wait_for_ready` the create answers once the record is `ready`; the script's value
+//!    (a `Sandbox` object) is rendered as JSON or a table by the script layer and printed.
+//!
+//! # The path of an exec
+//!
+//! 1. `langsmith sandbox exec NAME -- CMD`: `scripts/sandbox/exec.rhai` resolves the sandbox
+//!    (its `dataplane_url`) and runs `Sandbox.exec` in streaming mode.
+//! 2. [`client`] opens `WS {dataplane_url}/execute/ws` with `X-Api-Key` and sends the
+//!    `execute` message (command, env, cwd, timeout, PTY); a background task owns the socket,
+//!    forwards stdin and Ctrl-C (`kill`), and reattaches from its byte offsets if the
+//!    connection drops.
+//! 3. The server's data-plane proxy authenticates, wakes a stopped sandbox, and bridges the
+//!    WebSocket to the agent's unix socket message by message; no credential is forwarded.
+//! 4. The agent spawns the command in its own process group (on a PTY if asked), keeps each
+//!    output stream in a bounded buffer addressed by absolute offsets, and streams chunks and
+//!    finally the exit code. Sessions live in the agent, so they outlive the client's socket
+//!    and a restart of the server.
+//! 5. The CLI writes chunks to stdout/stderr as they arrive and exits with the remote exit
+//!    code (128+N for a signal).
+//!
+//! # Tests
+//!
+//! Unit tests sit next to the code; `tests/` holds the end-to-end suites that start the real
+//! server, runc containers, a registry on loopback and the official Python SDK.
 
 pub mod api;
 pub mod cli;
