@@ -2,6 +2,25 @@
 //!
 //! `run` is the `langsmith server` command; `serve` is the embeddable entry point that tests
 //! drive with a listener on `127.0.0.1:0`.
+//!
+//! Module map:
+//!
+//! * Coming up: `startup` (state directory, single-instance lock, API key, database,
+//!   runtime), `recovery` (records made true again after a crash), `state` (what every
+//!   handler shares).
+//! * The HTTP surface: `routes` (the table of routes), `auth` (the API key on every
+//!   route), `json` (body extraction whose rejections are API errors), `validate` and
+//!   `resources` (422s naming the field; resource defaults and limits), `error` (the one
+//!   place errors become statuses and bodies).
+//! * Control plane: `boxes` (sandbox endpoints), `snapshots` + `builder` (snapshot
+//!   endpoints and background builds), `capture` (a running sandbox → a snapshot),
+//!   `registries` + `registry_store` (private registry credentials), `default_snapshot`
+//!   (`system/default`, built on first use).
+//! * Lifecycle: `lifecycle` (boot, stop and destroy as tasks that outlive a request),
+//!   `reaper` + `activity` (idle stop, delete after stop).
+//! * Durable state: `store` (snapshots and sandboxes in SQLite).
+//! * Data plane: `dataplane` (`/dp/{id}/…` proxied to the sandbox's agent; WebSockets bridged).
+//! * [`images`]: image references → pulled layers → ext4 snapshot images.
 
 mod activity;
 mod auth;
