@@ -3,6 +3,7 @@
 
 mod common;
 
+mod agent_forwarding;
 mod api_surface;
 mod capture;
 mod cli_commands;

@@ -73,7 +73,7 @@ fn a_server_crash_mid_command_is_survived_with_every_byte_once() {
     stdout.read_to_string(&mut rest).unwrap();
     let (status, stderr) = cli::finish(&mut child);
     assert_eq!(status.code(), Some(0), "{stderr}");
-    let got = first + &rest;
+    let got = first + rest.as_str();
     let expected: String = (1..=600_000).map(|i| format!("{i}\n")).collect();
     if got != expected {
         let at = got

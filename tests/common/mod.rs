@@ -6,6 +6,7 @@
 pub mod api;
 pub mod cli;
 pub mod image;
+pub mod local_agent;
 pub mod process;
 pub mod registry;
 pub mod sdk;

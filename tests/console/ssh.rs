@@ -9,12 +9,9 @@ use serde_json::Value;
 
 use super::{PROMPT, PROMPT_ARG, assert_terminal_restored, run_console, sandbox, start_tmux};
 use crate::common::api::Api;
+use crate::common::local_agent::LocalAgent;
 use crate::common::process::run_ok;
 use crate::common::server::API_KEY;
-
-#[path = "../../src/agent/tests/local_agent.rs"]
-mod local_agent;
-use local_agent::LocalAgent;
 
 /// `(name in the sandbox, host path)` of `ssh-add`'s shared libraries and loader (`ldd`).
 fn ssh_add_libraries() -> (Vec<(String, PathBuf)>, String) {

@@ -7,7 +7,6 @@ mod exec_sse;
 mod exec_streams;
 mod files;
 mod grep;
-mod local_agent;
 mod replay;
 mod search;
 mod ssh_agent;

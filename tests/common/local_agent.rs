@@ -1,6 +1,5 @@
-//! A real `ssh-agent` for forwarding tests: in the foreground, holding one generated ed25519
-//! key. Plain std + tempfile, so the integration tests include this same file by path
-//! (`tests/console/ssh.rs`) instead of keeping a copy.
+//! A real `ssh-agent` for forwarding tests (the console's and the agent's): in the foreground,
+//! holding one generated ed25519 key.
 
 use std::io::BufRead;
 use std::path::PathBuf;
