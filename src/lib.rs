@@ -128,3 +128,6 @@ pub mod agent;
 pub mod runtime;
 #[cfg(target_os = "linux")]
 pub mod server;
+
+#[cfg(test)]
+mod module_graph_tests;
