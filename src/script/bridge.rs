@@ -5,8 +5,9 @@
 //!
 //! Interrupts: [`Bridge::interrupt`] (what Ctrl-C calls, see [`Bridge::watch_sigint`]) kills
 //! every remote command started through the bridge that still runs and makes the blocked call
-//! fail with a catchable error whose `message` is `"interrupted"`. The flag stays set (every
-//! later call fails the same way) until [`Bridge::clear_interrupt`].
+//! fail with [`interrupted_error`], which ends the script: `try`/`catch` cannot take it, so a
+//! script can never swallow the user's request to stop; it reads `interrupted`. The flag stays
+//! set (every later call fails the same way) until [`Bridge::clear_interrupt`].
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -144,6 +145,19 @@ impl Bridge {
             )?
             .map_err(|e| client_error(e, None))?;
         Ok(client.clone())
+    }
+
+    /// A client for a lookup that must not disturb anything (completion): the one already
+    /// connected, else one for a configured endpoint or an already running local backend —
+    /// never starting one and printing nothing. `None` when there is none.
+    pub async fn existing_client(&self) -> Option<Client> {
+        if let Some(client) = self.client.get() {
+            return Some(client.clone());
+        }
+        Client::connect_if_running(&self.inputs)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Run `call` with the client; a failure becomes a catchable error with `context`.
