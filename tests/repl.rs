@@ -22,12 +22,21 @@ struct Terminal {
 impl Terminal {
     /// Start `langsmith shell` against `server`, with its own data and config directories.
     fn shell(server: &TestServer, home: &Path) -> Terminal {
+        let endpoint = format!(
+            "LANGSMITH_ENDPOINT={} LANGSMITH_API_KEY={API_KEY}",
+            server.url
+        );
+        Terminal::shell_with(&endpoint, home)
+    }
+
+    /// Start `langsmith shell` with `settings` (`NAME=value …`) and nothing else configured,
+    /// with its own data and config directories.
+    fn shell_with(settings: &str, home: &Path) -> Terminal {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("tmux.sock").display().to_string();
         let command = format!(
-            "exec env LANGSMITH_ENDPOINT={} LANGSMITH_API_KEY={API_KEY} XDG_DATA_HOME={} \
-             XDG_CONFIG_HOME={} TERM=xterm {} shell",
-            server.url,
+            "exec env -u LANGSMITH_ENDPOINT -u LANGSMITH_API_KEY -u LANGSMITH_STATE_DIR \
+             {settings} XDG_DATA_HOME={} XDG_CONFIG_HOME={} TERM=xterm {} shell",
             home.join("data").display(),
             home.join("config").display(),
             env!("CARGO_BIN_EXE_langsmith"),
@@ -198,4 +207,34 @@ fn ctrl_c_cancels_a_running_exec_kills_it_and_returns_to_the_prompt() {
         "the interrupted command's output appeared:\n{screen}"
     );
     assert!(term.alive());
+}
+
+/// With nothing configured and no local backend running, Tab offers nothing and leaves the
+/// machine as it was: completion never starts the backend (only a script's call does).
+#[test]
+fn completion_never_starts_the_local_backend() {
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    let term = Terminal::shell_with(
+        &format!("LANGSMITH_STATE_DIR={}", state.display()),
+        home.path(),
+    );
+
+    term.type_text("sandbox(\"my");
+    term.press("Tab");
+    term.press("C-c");
+    // Keys are read in order: once this answer shows, the Tab above has been handled.
+    term.type_text("40 + 2");
+    term.press("Enter");
+    term.expect("\n42\n");
+    let screen = term.screen();
+    assert!(
+        !screen.contains("local sandbox backend"),
+        "completion announced a backend:\n{screen}"
+    );
+    assert!(
+        !state.exists(),
+        "completion touched the state directory (a backend was started): {:?}",
+        std::fs::read_dir(&state).map(|d| d.count())
+    );
 }

@@ -68,6 +68,7 @@ async fn healthy(http: &reqwest::Client, url: &str, key: &str) -> bool {
 pub async fn ensure_local_backend(http: &reqwest::Client) -> Result<LocalBackend, ClientError> {
     let state = state_dir()?;
     if let Some(backend) = running_backend(http, &state, false).await {
+        announce(&backend);
         return Ok(backend);
     }
     let mut child = start_server(&state)?;
@@ -75,6 +76,7 @@ pub async fn ensure_local_backend(http: &reqwest::Client) -> Result<LocalBackend
     let mut delay = Duration::from_millis(50);
     while Instant::now() < deadline {
         if let Some(backend) = running_backend(http, &state, true).await {
+            announce(&backend);
             return Ok(backend);
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -93,7 +95,15 @@ pub async fn ensure_local_backend(http: &reqwest::Client) -> Result<LocalBackend
     )))
 }
 
-/// The backend recorded in `state`, announced on stderr, if it answers its health check.
+/// The local backend if one is running already: never starts one and prints nothing, for
+/// callers that must not change the machine or the screen (completion at a prompt).
+pub async fn running_local_backend(
+    http: &reqwest::Client,
+) -> Result<Option<LocalBackend>, ClientError> {
+    Ok(running_backend(http, &state_dir()?, false).await)
+}
+
+/// The backend recorded in `state`, if it answers its health check.
 async fn running_backend(
     http: &reqwest::Client,
     state: &Path,
@@ -109,7 +119,6 @@ async fn running_backend(
         state_dir: state.to_path_buf(),
         started,
     };
-    announce(&backend);
     Some(backend)
 }
 

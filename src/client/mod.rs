@@ -101,17 +101,42 @@ impl Client {
             Resolved::Local { workspace_id } => {
                 let http = http_client()?;
                 let local = embedded::ensure_local_backend(&http).await?;
-                let endpoint = Endpoint {
-                    base: config::normalize_base(&local.url),
-                    api_key: local.api_key,
-                    workspace_id,
-                };
-                Ok(Client {
-                    inner: Arc::new(Inner { http, endpoint }),
-                })
+                Ok(Self::local(http, local, workspace_id))
             }
             #[cfg(not(target_os = "linux"))]
             Resolved::Local { .. } => Err(ClientError::Config("LANGSMITH_API_KEY not set".into())),
+        }
+    }
+
+    /// Like [`Self::connect`], but never starts the local backend and prints nothing: `None`
+    /// when nothing is configured and no local backend is running.
+    pub async fn connect_if_running(inputs: &ConfigInputs) -> Result<Option<Self>, ClientError> {
+        match inputs.resolve()? {
+            Resolved::Remote(endpoint) => Self::new(endpoint).map(Some),
+            #[cfg(target_os = "linux")]
+            Resolved::Local { workspace_id } => {
+                let http = http_client()?;
+                let running = embedded::running_local_backend(&http).await?;
+                Ok(running.map(|local| Self::local(http, local, workspace_id)))
+            }
+            #[cfg(not(target_os = "linux"))]
+            Resolved::Local { .. } => Ok(None),
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn local(
+        http: reqwest::Client,
+        local: embedded::LocalBackend,
+        workspace_id: Option<String>,
+    ) -> Self {
+        let endpoint = Endpoint {
+            base: config::normalize_base(&local.url),
+            api_key: local.api_key,
+            workspace_id,
+        };
+        Client {
+            inner: Arc::new(Inner { http, endpoint }),
         }
     }
 

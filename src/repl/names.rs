@@ -1,7 +1,11 @@
 //! Sandbox names and snapshot ids for completion: fetched through the client the first time a
 //! completion needs them and kept for a few seconds, so pressing Tab repeatedly does not hit
-//! the API each time while new sandboxes still show up soon. A failed or slow fetch offers
-//! nothing rather than disturbing the prompt.
+//! the API each time while new sandboxes still show up soon.
+//!
+//! A completion waits at most [`LOOKUP_LIMIT`] in all (finding the server, its health check
+//! and the list), and it never starts the local backend nor prints anything: with nothing
+//! configured and no local backend running it offers nothing, as it does when the lookup
+//! fails or runs out of time. The first call of a script starts the backend as usual.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,8 +15,8 @@ use crate::script::Bridge;
 
 /// How long fetched names are trusted.
 const FRESH_FOR: Duration = Duration::from_secs(5);
-/// A completion never waits longer than this for the API.
-const FETCH_LIMIT: Duration = Duration::from_secs(5);
+/// A completion never waits longer than this for names.
+const LOOKUP_LIMIT: Duration = Duration::from_secs(5);
 
 /// One completion candidate: what is inserted and what the list shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,31 +67,39 @@ impl NameCache {
             .unwrap_or_default()
     }
 
+    /// The names from the API, or `None` when there is no server to ask without starting one,
+    /// or it fails or takes longer than [`LOOKUP_LIMIT`] (finding the server included).
     fn fetch(&self, kind: NameKind) -> Option<Vec<Named>> {
-        let client = self.bridge.client().ok()?;
-        let fetched = self.bridge.block_on(async move {
-            let list = async {
-                match kind {
-                    NameKind::Sandbox => client.list_sandboxes().await.map(|list| {
-                        list.into_iter()
-                            .map(|s| Named {
-                                label: format!("{} ({})", s.name, s.status),
-                                value: s.name,
-                            })
-                            .collect::<Vec<_>>()
-                    }),
-                    NameKind::Snapshot => client.list_snapshots().await.map(|list| {
-                        list.into_iter()
-                            .map(|s| Named {
-                                label: format!("{} ({})", s.id, s.name),
-                                value: s.id,
-                            })
-                            .collect()
-                    }),
-                }
+        let lookup = async {
+            let client = self.bridge.existing_client().await?;
+            let names = match kind {
+                NameKind::Sandbox => client
+                    .list_sandboxes()
+                    .await
+                    .ok()?
+                    .into_iter()
+                    .map(|s| Named {
+                        label: format!("{} ({})", s.name, s.status),
+                        value: s.name,
+                    })
+                    .collect(),
+                NameKind::Snapshot => client
+                    .list_snapshots()
+                    .await
+                    .ok()?
+                    .into_iter()
+                    .map(|s| Named {
+                        label: format!("{} ({})", s.id, s.name),
+                        value: s.id,
+                    })
+                    .collect(),
             };
-            tokio::time::timeout(FETCH_LIMIT, list).await
-        });
-        fetched.ok()?.ok()?.ok()
+            Some(names)
+        };
+        // The timer is made inside the runtime: this thread is not one of its workers.
+        let fetched = self
+            .bridge
+            .block_on(async { tokio::time::timeout(LOOKUP_LIMIT, lookup).await });
+        fetched.ok()?.ok()?
     }
 }
