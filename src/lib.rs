@@ -38,7 +38,7 @@
 //!
 //! * [`api`] — wire types shared by client, server and agent: models, exec messages, file
 //!   shapes, the error body and its kinds. No I/O. A leaf.
-//! * [`paths`] — every decision about where state, configuration, data and user scripts live,
+//! * [`paths`] — every decision about where state, history and user scripts live,
 //!   for the CLI and the server alike. A leaf.
 //! * [`text`], [`term`] — text helpers with the LangSmith CLI's exact semantics (Go `%q` quoting,
 //!   size strings) and the local terminal (raw mode, resize and key events). Leaves.
