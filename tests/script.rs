@@ -223,6 +223,86 @@ fn a_user_script_in_the_config_folder_becomes_a_sandbox_subcommand() {
 }
 
 #[test]
+fn a_user_script_with_a_header_gets_real_flags_and_help() {
+    let config = tempfile::tempdir().unwrap();
+    let scripts = config.path().join("langsmith/scripts/sandbox");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("greet.rhai"),
+        "//! @about Greet someone\n\
+         //! @arg name: Who to greet\n\
+         //! @flag --times: int = 1  How often\n\
+         //! @flag --loud: bool  Shout\n\
+         //! @flag --tag <TAG>: list  A tag (repeatable)\n\
+         #{ name: args.name, times: args.times, loud: args.loud, tags: args.tag }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        scripts.join("broken.rhai"),
+        "//! @about Broken\n//! @flag --n: number\n42\n",
+    )
+    .unwrap();
+
+    let out = run_with_config(
+        config.path(),
+        &[
+            "sandbox", "greet", "bob", "--times", "0x2", "--loud", "--tag", "a", "--tag", "b",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.json(),
+        serde_json::json!({"name": "bob", "times": 2, "loud": true, "tags": ["a", "b"]})
+    );
+
+    let help = run_with_config(config.path(), &["sandbox", "greet", "--help"]);
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    for line in [
+        "Greet someone",
+        "Usage: langsmith sandbox greet [OPTIONS] [NAME]...",
+        "[NAME]...  Who to greet",
+        "--times <TIMES>",
+        "How often [default: 1]",
+        "--tag <TAG>",
+    ] {
+        assert!(help.stdout.contains(line), "{line:?} in {}", help.stdout);
+    }
+    let listing = run_with_config(config.path(), &["sandbox", "--help"]);
+    assert!(
+        listing
+            .stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("greet") && l.contains("Greet someone")),
+        "{}",
+        listing.stdout
+    );
+
+    let error = |args: &[&str]| {
+        let out = run_with_config(config.path(), args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stdout);
+        let line: serde_json::Value = serde_json::from_str(&out.stderr).unwrap();
+        line["error"].as_str().unwrap().to_string()
+    };
+    assert_eq!(error(&["sandbox", "greet"]), "accepts 1 arg(s), received 0");
+    assert_eq!(
+        error(&["sandbox", "greet", "bob", "--times", "x"]),
+        r#"invalid argument "x" for "--times" flag: strconv.ParseInt: parsing "x": invalid syntax"#
+    );
+    assert_eq!(
+        error(&["sandbox", "greet", "bob", "--shout"]),
+        "unknown flag: --shout"
+    );
+    let broken = error(&["sandbox", "broken"]);
+    assert!(
+        broken.ends_with(
+            "broken.rhai line 2: unknown type \"number\" (expected int, string, \
+             bool or list; help text follows two spaces)"
+        ),
+        "{broken}"
+    );
+}
+
+#[test]
 fn a_subcommand_name_that_is_not_plain_never_reaches_a_script_outside_the_folder() {
     let config = tempfile::tempdir().unwrap();
     let scripts = config.path().join("langsmith/scripts");

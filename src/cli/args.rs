@@ -1,14 +1,10 @@
-//! The clap command tree (`spec/cli.md` §2). Positionals are collected as lists and counted by
-//! [`exact_name`] so the arity messages are cobra's; int flags use Go's base detection; bool
-//! flags accept `--wait` and `--wait=false`. Every argument struct serialises into the `args`
-//! map its script receives (snake_case keys).
+//! The top of the clap command tree (`spec/cli.md` §2): global flags and the commands that
+//! are not scripts. The `sandbox` subtree is built from the scripts' headers
+//! ([`super::command_tree`]); its int flags use Go's base detection ([`go_int`]).
 
-use clap::{ArgAction, Args, Parser, Subcommand};
-use serde::Serialize;
+use clap::{Args, Parser, Subcommand};
 
-pub use super::args_flags::{
-    BuildArgs, CaptureArgs, ConsoleArgs, CreateArgs, ExecArgs, UpdateArgs,
-};
+pub use super::command_tree::SandboxCmd;
 
 /// Parse an int flag like pflag: base auto-detection (`0x10`, `0o17`, `010`, `0b11`), `_` allowed.
 pub fn go_int(text: &str) -> Result<i64, String> {
@@ -96,95 +92,4 @@ pub struct RunArgs {
     /// Arguments for the script (`args.argv`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub argv: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct SandboxCmd {
-    #[command(subcommand)]
-    pub command: Option<SandboxSub>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SandboxSub {
-    /// Create a sandbox from a snapshot.
-    Create(CreateArgs),
-    /// List sandboxes.
-    List(Rest),
-    /// Inspect a sandbox.
-    Get(Rest),
-    /// Update sandbox resources or proxy config.
-    Update(UpdateArgs),
-    /// Delete a sandbox.
-    Delete(Rest),
-    /// Start a stopped sandbox.
-    Start(WaitFlags<120>),
-    /// Stop a running sandbox while preserving filesystem state.
-    Stop(Rest),
-    /// Wait for a sandbox to become ready.
-    Wait(TimeoutFlag<120>),
-    /// Run a one-off command inside a sandbox.
-    Exec(ExecArgs),
-    /// Open an interactive shell in a sandbox.
-    Console(ConsoleArgs),
-    /// Manage snapshots.
-    Snapshot(SnapshotCmd),
-    /// A user script `sandbox/<name>.rhai` from the scripts folder.
-    #[command(external_subcommand)]
-    External(Vec<String>),
-}
-
-#[derive(Debug, Args)]
-pub struct SnapshotCmd {
-    #[command(subcommand)]
-    pub command: Option<SnapshotSub>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SnapshotSub {
-    /// List snapshots.
-    List(Rest),
-    /// Build a snapshot from a Docker image.
-    Build(BuildArgs),
-    /// Capture a snapshot from a running sandbox.
-    Capture(CaptureArgs),
-    /// Inspect a snapshot.
-    Get(Rest),
-    /// Wait for a snapshot to become ready.
-    Wait(TimeoutFlag<300>),
-    /// Delete a snapshot.
-    Delete(Rest),
-    /// A user script `sandbox/snapshot/<name>.rhai` from the scripts folder.
-    #[command(external_subcommand)]
-    External(Vec<String>),
-}
-
-/// Positionals only (counted by the command).
-#[derive(Debug, Args, Serialize)]
-pub struct Rest {
-    #[serde(skip)]
-    #[arg(value_name = "NAME")]
-    pub positionals: Vec<String>,
-}
-
-#[derive(Debug, Args, Serialize)]
-pub struct TimeoutFlag<const SECS: i64> {
-    #[serde(skip)]
-    #[arg(value_name = "NAME")]
-    pub positionals: Vec<String>,
-    /// Seconds to wait.
-    #[arg(long, default_value_t = SECS, value_parser = go_int)]
-    pub timeout: i64,
-}
-
-#[derive(Debug, Args, Serialize)]
-pub struct WaitFlags<const SECS: i64> {
-    #[serde(skip)]
-    #[arg(value_name = "NAME")]
-    pub positionals: Vec<String>,
-    /// Wait until ready.
-    #[arg(long, num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = ArgAction::Set)]
-    pub wait: bool,
-    /// Seconds to wait (with --wait).
-    #[arg(long, default_value_t = SECS, value_parser = go_int)]
-    pub timeout: i64,
 }

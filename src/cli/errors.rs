@@ -1,12 +1,114 @@
-//! Error reporting of the CLI: one line `{"error": "<msg>"}` on stderr (Go `%q` quoting), exit 1;
-//! clap's errors mapped to the GA (cobra/pflag) messages; cobra's positional-count checks.
+//! Errors of the CLI: one type, [`CliError`], that keeps what went wrong until the edge
+//! (`cli::main`), where it becomes one line `{"error": "<msg>"}` on stderr (Go `%q` quoting)
+//! and an exit status; clap's errors mapped to the GA (cobra/pflag) messages; cobra's
+//! positional-count checks.
+
+use std::fmt;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
+use super::header::HeaderError;
 use crate::text::go_quote;
 
+/// Why a `langsmith` command failed.
+#[derive(Debug)]
+pub enum CliError {
+    /// The command line does not parse; `argv` is kept for pflag's wording of shorthands.
+    Parse {
+        error: clap::Error,
+        argv: Vec<String>,
+    },
+    /// The wrong number of positional arguments.
+    Arity(Arity),
+    /// A required `--` part is missing: `usage: langsmith <command> <arg> -- <trailing>`.
+    Usage {
+        command: String,
+        arg: String,
+        trailing: String,
+    },
+    /// A user script's interface header is malformed.
+    Header(HeaderError),
+    /// A script file could not be read.
+    ReadScript { name: String, error: std::io::Error },
+    /// The async runtime did not start.
+    Runtime(std::io::Error),
+    /// The server or the agent stopped with an error.
+    Service(anyhow::Error),
+    /// A script failed; its error text as the script layer words it.
+    Script(String),
+}
+
+impl CliError {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        1
+    }
+
+    /// Print the GA error line.
+    pub fn report(&self) {
+        print_error(&self.to_string());
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Parse { error, argv } => f.write_str(&clap_message(error, argv)),
+            CliError::Arity(arity) => arity.fmt(f),
+            CliError::Usage {
+                command,
+                arg,
+                trailing,
+            } => write!(f, "usage: langsmith {command} <{arg}> -- <{trailing}>"),
+            CliError::Header(e) => e.fmt(f),
+            CliError::ReadScript { name, error } => write!(f, "reading script {name}: {error}"),
+            CliError::Runtime(e) => write!(f, "starting the async runtime: {e}"),
+            CliError::Service(e) => write!(f, "{e:#}"),
+            CliError::Script(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<HeaderError> for CliError {
+    fn from(e: HeaderError) -> Self {
+        CliError::Header(e)
+    }
+}
+
+/// A positional count that cobra's argument checks refuse, worded as cobra words it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arity {
+    /// `ExactArgs(n)`.
+    Exact { wanted: usize, received: usize },
+    /// `MinimumNArgs(n)`.
+    AtLeast { wanted: usize, received: usize },
+    /// `MaximumNArgs(n)`.
+    AtMost { wanted: usize, received: usize },
+}
+
+impl fmt::Display for Arity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Arity::Exact { wanted, received } => {
+                write!(f, "accepts {wanted} arg(s), received {received}")
+            }
+            Arity::AtLeast { wanted, received } => {
+                write!(
+                    f,
+                    "requires at least {wanted} arg(s), only received {received}"
+                )
+            }
+            Arity::AtMost { wanted, received } => {
+                write!(f, "accepts at most {wanted} arg(s), received {received}")
+            }
+        }
+    }
+}
+
 /// Print the GA error line.
-pub fn print_error(message: &str) {
+fn print_error(message: &str) {
     eprintln!("{{\"error\": {}}}", go_quote(message));
 }
 
@@ -77,14 +179,6 @@ pub fn clap_message(err: &clap::Error, argv: &[String]) -> String {
     }
 }
 
-/// cobra `ExactArgs(1)`: the single positional, or `accepts 1 arg(s), received N`.
-pub fn exact_name(positionals: &[String]) -> Result<String, String> {
-    match positionals {
-        [name] => Ok(name.clone()),
-        other => Err(format!("accepts 1 arg(s), received {}", other.len())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,36 +216,20 @@ mod tests {
     }
 
     #[test]
-    fn int_flags_detect_bases_and_bools_take_values() {
-        let cli = Cli::try_parse_from([
-            "langsmith",
-            "sandbox",
-            "create",
-            "a",
-            "--vcpus",
-            "0x10",
-            "--wait=false",
-        ])
-        .unwrap();
-        let Some(crate::cli::args::Command::Sandbox(sb)) = cli.command else {
-            panic!()
-        };
-        let Some(crate::cli::args::SandboxSub::Create(c)) = sb.command else {
-            panic!()
-        };
-        assert_eq!((c.vcpus, c.wait, c.memory.as_str()), (16, false, "512mb"));
-        assert_eq!(crate::cli::args::go_int("010"), Ok(8));
-        assert_eq!(crate::cli::args::go_int("-7"), Ok(-7));
-    }
-
-    #[test]
     fn positional_counts_speak_cobra() {
-        assert_eq!(exact_name(&[]), Err("accepts 1 arg(s), received 0".into()));
+        let exact = Arity::Exact {
+            wanted: 1,
+            received: 2,
+        };
+        assert_eq!(exact.to_string(), "accepts 1 arg(s), received 2");
+        let at_least = Arity::AtLeast {
+            wanted: 1,
+            received: 0,
+        };
         assert_eq!(
-            exact_name(&["a".into(), "b".into()]),
-            Err("accepts 1 arg(s), received 2".into())
+            at_least.to_string(),
+            "requires at least 1 arg(s), only received 0"
         );
-        assert_eq!(exact_name(&["a".into()]), Ok("a".into()));
     }
 
     #[test]

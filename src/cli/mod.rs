@@ -1,61 +1,73 @@
 //! The clap command tree, argument → script dispatch, output and exit codes.
 //!
 //! Every `sandbox …` subcommand is a Rhai script (`scripts/sandbox/**.rhai`, overridable from the
-//! user scripts folder): clap parses, [`dispatch`] turns the parsed arguments into the script's
-//! `args` map, the script's value goes through [`output`](crate::script::render), and errors become one
-//! `{"error": "…"}` line on stderr with exit status 1.
+//! user scripts folder) that declares its command line in a header ([`header`]): the clap tree
+//! is built from the headers ([`command_tree`]), [`script_args`] turns the parsed arguments
+//! into the script's `args` map, the script's value goes through [`output`](crate::script::render), and a
+//! [`CliError`] becomes one `{"error": "…"}` line on stderr and an exit status in [`main`].
 
 pub mod args;
-mod args_flags;
+pub mod command_tree;
 pub mod errors;
-mod user_scripts;
+pub mod header;
+#[cfg(test)]
+mod header_tests;
+pub mod script_args;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, error::ErrorKind};
+use clap::{CommandFactory, FromArgMatches, error::ErrorKind};
 use rhai::{Dynamic, Map};
 
-use self::args::{Cli, Command, SandboxSub, SnapshotSub};
-use self::errors::{clap_message, exact_name, print_error};
-use self::user_scripts::with_user_scripts;
+use self::args::{Cli, Command};
+use self::errors::CliError;
+use self::script_args::Invocation;
 use crate::client::ConfigInputs;
 use crate::script::ScriptHost;
 use crate::script::render::{self as output, Format};
 
-/// Entry point used by `main.rs`.
+/// Entry point used by `main.rs`: the one place where an error becomes its message and exit
+/// status.
 pub fn main() -> ExitCode {
     let argv = script_shorthand(std::env::args_os().collect());
-    let argv_text: Vec<String> = argv
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let cli = match Cli::try_parse_from(argv.clone()) {
-        Ok(cli) => cli,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            // Rendered again from the tree with the user's scripts, so they are listed.
-            let e = with_user_scripts(Cli::command())
+    match parse(argv).and_then(|cli| cli.map_or(Ok(0), run)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            e.report();
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// The parsed command line; `None` when help or the version was printed instead.
+fn parse(argv: Vec<OsString>) -> Result<Option<Cli>, CliError> {
+    let matches = Cli::command().try_get_matches_from(argv.clone());
+    let error = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => return Ok(Some(cli)),
+        Err(e) => e,
+    };
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // Rendered again from the tree with the user's plain scripts, so they are listed.
+            let e = command_tree::for_help(Cli::command())
                 .try_get_matches_from(argv)
                 .err()
-                .unwrap_or(e);
+                .unwrap_or(error);
             let _ = e.print();
-            return ExitCode::SUCCESS;
+            Ok(None)
         }
-        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            Ok(None)
         }
-        Err(e) => {
-            print_error(&clap_message(&e, &argv_text));
-            return ExitCode::FAILURE;
-        }
-    };
-    match run(cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(message) => {
-            print_error(&message);
-            ExitCode::FAILURE
-        }
+        _ => Err(CliError::Parse {
+            error,
+            argv: argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        }),
     }
 }
 
@@ -70,15 +82,15 @@ fn script_shorthand(mut argv: Vec<OsString>) -> Vec<OsString> {
     argv
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| format!("starting the async runtime: {e}"))
+        .map_err(CliError::Runtime)
 }
 
-fn run(cli: Cli) -> Result<u8, String> {
+fn run(cli: Cli) -> Result<u8, CliError> {
     let inputs = ConfigInputs {
         api_key: Some(cli.api_key.clone()),
         api_url: Some(cli.api_url.clone()),
@@ -91,15 +103,11 @@ fn run(cli: Cli) -> Result<u8, String> {
     let (name, args) = match command {
         #[cfg(target_os = "linux")]
         Command::Server(a) => {
-            return crate::server::run(a)
-                .map(|()| 0)
-                .map_err(|e| format!("{e:#}"));
+            return crate::server::run(a).map(|()| 0).map_err(CliError::Service);
         }
         #[cfg(target_os = "linux")]
         Command::Agent(a) => {
-            return crate::agent::run(a)
-                .map(|()| 0)
-                .map_err(|e| format!("{e:#}"));
+            return crate::agent::run(a).map(|()| 0).map_err(CliError::Service);
         }
         Command::HelpScript => {
             print!("{}", script_reference());
@@ -107,15 +115,19 @@ fn run(cli: Cli) -> Result<u8, String> {
         }
         Command::Shell => {
             let rt = runtime()?;
-            return crate::repl::run(ScriptHost::new(rt.handle().clone(), inputs), format);
+            return crate::repl::run(ScriptHost::new(rt.handle().clone(), inputs), format)
+                .map_err(CliError::Script);
         }
         Command::Run(a) => {
             let rt = runtime()?;
             let host = ScriptHost::new(rt.handle().clone(), inputs);
             let origin = a.file.display().to_string();
-            let source = std::fs::read_to_string(&a.file)
-                .map_err(|e| format!("reading script {origin}: {e}"))?;
-            let ast = host.compile(&origin, &source)?;
+            let source =
+                std::fs::read_to_string(&a.file).map_err(|error| CliError::ReadScript {
+                    name: origin.clone(),
+                    error,
+                })?;
+            let ast = host.compile(&origin, &source).map_err(CliError::Script)?;
             let _sigint = host.bridge.watch_sigint();
             let mut map = Map::new();
             map.insert(
@@ -131,17 +143,14 @@ fn run(cli: Cli) -> Result<u8, String> {
             if let Some(code) = interrupted(&host) {
                 return Ok(code);
             }
-            return Ok(emit(&result?, format));
+            return Ok(emit(&result.map_err(CliError::Script)?, format));
         }
-        Command::Sandbox(sb) => match sb.command {
-            None => {
-                print_help(&["sandbox"]);
+        Command::Sandbox(sb) => match script_args::resolve("sandbox", &sb.matches)? {
+            Invocation::Script { name, args } => (name, args),
+            Invocation::Help(path) => {
+                print_help(&path);
                 return Ok(0);
             }
-            Some(sub) => match dispatch(sub)? {
-                Some(found) => found,
-                None => return Ok(0),
-            },
         },
     };
     let rt = runtime()?;
@@ -151,7 +160,7 @@ fn run(cli: Cli) -> Result<u8, String> {
     if let Some(code) = interrupted(&host) {
         return Ok(code);
     }
-    Ok(emit(&result?, format))
+    Ok(emit(&result.map_err(CliError::Script)?, format))
 }
 
 /// Exit status after Ctrl-C: 128 + SIGINT, as shells report it.
@@ -179,109 +188,9 @@ fn emit(value: &Dynamic, format: Format) -> u8 {
     code
 }
 
-/// Serialise an argument struct and add the checked positional as `name` (or `snapshot_id`).
-fn script_args<T: serde::Serialize>(
-    a: &T,
-    key: &str,
-    positionals: &[String],
-) -> Result<Map, String> {
-    let mut map: Map = rhai::serde::to_dynamic(a)
-        .map_err(|e| e.to_string())?
-        .try_cast::<Map>()
-        .unwrap_or_default();
-    map.insert(key.into(), exact_name(positionals)?.into());
-    Ok(map)
-}
-
-/// The script and `args` map of a `sandbox` subcommand; `None` when help was printed.
-fn dispatch(sub: SandboxSub) -> Result<Option<(String, Map)>, String> {
-    let named = |script: &str, map: Map| Ok(Some((format!("sandbox/{script}"), map)));
-    match sub {
-        SandboxSub::Create(a) => named("create", script_args(&a, "name", &a.positionals)?),
-        SandboxSub::List(_) => named("list", Map::new()),
-        SandboxSub::Get(a) => named("get", script_args(&a, "name", &a.positionals)?),
-        SandboxSub::Update(a) => named("update", script_args(&a, "name", &a.positionals)?),
-        SandboxSub::Delete(a) => named("delete", script_args(&a, "name", &a.positionals)?),
-        SandboxSub::Start(a) => named("start", script_args(&a, "name", &a.positionals)?),
-        SandboxSub::Stop(a) => named("stop", script_args(&a, "name", &a.positionals)?),
-        SandboxSub::Wait(a) => named("wait", script_args(&a, "name", &a.positionals)?),
-        SandboxSub::Exec(a) => {
-            let name = match (a.positionals.first(), a.command.first()) {
-                (Some(n), _) | (None, Some(n)) => n.clone(),
-                (None, None) => return Err("requires at least 1 arg(s), only received 0".into()),
-            };
-            if a.command.is_empty() {
-                return Err("usage: langsmith sandbox exec <name> -- <command>".into());
-            }
-            let mut map: Map = rhai::serde::to_dynamic(&a)
-                .map_err(|e| e.to_string())?
-                .try_cast::<Map>()
-                .unwrap_or_default();
-            map.insert("name".into(), name.into());
-            let argv: rhai::Array = a.command.into_iter().map(Dynamic::from).collect();
-            map.insert("command".into(), argv.into());
-            named("exec", map)
-        }
-        SandboxSub::Console(a) => named("console", script_args(&a, "name", &a.positionals)?),
-        SandboxSub::External(argv) => external("sandbox", argv),
-        SandboxSub::Snapshot(s) => {
-            let named =
-                |script: &str, map: Map| Ok(Some((format!("sandbox/snapshot/{script}"), map)));
-            match s.command {
-                None => {
-                    print_help(&["sandbox", "snapshot"]);
-                    Ok(None)
-                }
-                Some(SnapshotSub::List(_)) => named("list", Map::new()),
-                Some(SnapshotSub::Build(a)) => {
-                    named("build", script_args(&a, "name", &a.positionals)?)
-                }
-                Some(SnapshotSub::Capture(a)) => {
-                    named("capture", script_args(&a, "name", &a.positionals)?)
-                }
-                Some(SnapshotSub::Get(a)) => {
-                    named("get", script_args(&a, "snapshot_id", &a.positionals)?)
-                }
-                Some(SnapshotSub::Wait(a)) => {
-                    named("wait", script_args(&a, "snapshot_id", &a.positionals)?)
-                }
-                Some(SnapshotSub::Delete(a)) => {
-                    named("delete", script_args(&a, "snapshot_id", &a.positionals)?)
-                }
-                Some(SnapshotSub::External(argv)) => external("sandbox snapshot", argv),
-            }
-        }
-    }
-}
-
-/// A user script for an unknown subcommand; without one, help (exit 0) as in GA. A name that
-/// is not plain (`../x`, `a/b`, `x.y`) never names a script: it is unknown, with a note why.
-fn external(parent: &str, argv: Vec<String>) -> Result<Option<(String, Map)>, String> {
-    if !crate::script::builtins::is_plain_name(&argv[0]) {
-        eprintln!(
-            "unknown command {:?} for \"langsmith {parent}\": command names are letters, \
-             digits, '-' and '_' (see the commands below)",
-            argv[0]
-        );
-        print_help(&parent.split(' ').collect::<Vec<_>>());
-        return Ok(None);
-    }
-    let name = format!("{}/{}", parent.replace(' ', "/"), argv[0]);
-    let exists =
-        crate::script::builtins::find(&name).map_err(|e| format!("reading script {name}: {e}"))?;
-    if exists.is_none() {
-        print_help(&parent.split(' ').collect::<Vec<_>>());
-        return Ok(None);
-    }
-    let mut map = Map::new();
-    let rest: rhai::Array = argv[1..].iter().cloned().map(Dynamic::from).collect();
-    map.insert("argv".into(), rest.into());
-    Ok(Some((name, map)))
-}
-
 /// Help of the (sub)command at `path`, on stdout.
-fn print_help(path: &[&str]) {
-    let mut cmd = with_user_scripts(Cli::command());
+fn print_help(path: &[String]) {
+    let mut cmd = command_tree::for_help(Cli::command());
     cmd.build();
     let mut target = &mut cmd;
     for name in path {

@@ -1,0 +1,279 @@
+//! The `sandbox` subtree of the command line, built at run time from the interface headers
+//! ([`super::header`]) of the subcommand scripts: the built-ins (`scripts/sandbox/**.rhai`,
+//! the directory `snapshot/` being the `sandbox snapshot` group) and the user's scripts. A
+//! subcommand's path is its script's path: `sandbox snapshot build` runs `sandbox/snapshot/build`.
+//!
+//! A user script with a header gets real flags and `--help`; one without keeps the plain form
+//! (an external subcommand whose words arrive as `args.argv`) and is only listed in help. An
+//! override of a built-in without a header takes the built-in's interface.
+
+use clap::{Arg, ArgAction, value_parser};
+
+use super::header::{self, HeaderError, Interface, Kind};
+use crate::script::builtins::{self, BUILTINS, UserScript};
+
+/// Groups of subcommands (directories under `scripts/`) and their descriptions; a group is
+/// listed after the commands beside it.
+const GROUPS: &[(&str, &str)] = &[("sandbox/snapshot", "Manage snapshots")];
+
+/// Whether `script` (`sandbox/snapshot`) names a group of subcommands.
+pub fn is_group(script: &str) -> bool {
+    GROUPS.iter().any(|(group, _)| *group == script)
+}
+
+/// One subcommand script as the command line sees it.
+#[derive(Debug)]
+pub struct Entry {
+    /// The subcommand name (`create`).
+    pub name: String,
+    /// The script path (`sandbox/create`).
+    pub script: String,
+    pub kind: EntryKind,
+}
+
+#[derive(Debug)]
+pub enum EntryKind {
+    /// Parsed by clap as its header declares.
+    Declared(Interface),
+    /// A user script without a header: its words pass through as `args.argv`.
+    Plain { about: String },
+    /// A user script whose header does not parse: running it reports the error.
+    Broken { about: String, error: HeaderError },
+}
+
+/// The scripts under `parent` (`sandbox`, `sandbox/snapshot`) in help order: built-ins by
+/// `@order` (then name), then the user's additions by name.
+pub fn entries(parent: &str) -> Vec<Entry> {
+    let users = builtins::user_scripts(parent);
+    let mut builtin: Vec<(Option<u32>, Entry)> = BUILTINS
+        .iter()
+        .filter_map(|(script, source)| {
+            let name = script.strip_prefix(parent)?.strip_prefix('/')?;
+            if name.contains('/') {
+                return None;
+            }
+            let declared = header::parse(&format!("built-in {script}.rhai"), source)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|| panic!("built-in {script}.rhai has no header"));
+            let kind = match users.iter().find(|u| u.name == name) {
+                Some(user) => override_kind(user, declared.clone()),
+                None => EntryKind::Declared(declared.clone()),
+            };
+            let entry = Entry {
+                name: name.to_string(),
+                script: script.to_string(),
+                kind,
+            };
+            Some((declared.order, entry))
+        })
+        .collect();
+    builtin.sort_by(|a, b| (a.0.is_none(), a.0, &a.1.name).cmp(&(b.0.is_none(), b.0, &b.1.name)));
+    let taken = |name: &str| {
+        builtin.iter().any(|(_, e)| e.name == name) || is_group(&format!("{parent}/{name}"))
+    };
+    let added: Vec<Entry> = users
+        .iter()
+        .filter(|user| !taken(&user.name))
+        .map(|user| Entry {
+            name: user.name.clone(),
+            script: format!("{parent}/{}", user.name),
+            kind: user_kind(user),
+        })
+        .collect();
+    builtin.into_iter().map(|(_, e)| e).chain(added).collect()
+}
+
+fn user_kind(user: &UserScript) -> EntryKind {
+    match header::parse(&user.path.display().to_string(), &user.source) {
+        Ok(Some(interface)) => EntryKind::Declared(interface),
+        Ok(None) => EntryKind::Plain {
+            about: builtins::first_comment(user),
+        },
+        Err(error) => EntryKind::Broken {
+            about: format!("User script {}", user.path.display()),
+            error,
+        },
+    }
+}
+
+/// An override keeps the built-in's interface unless it declares its own.
+fn override_kind(user: &UserScript, builtin: Interface) -> EntryKind {
+    match user_kind(user) {
+        EntryKind::Plain { .. } => EntryKind::Declared(builtin),
+        EntryKind::Broken { error, .. } => EntryKind::Broken {
+            about: builtin.about,
+            error,
+        },
+        declared => declared,
+    }
+}
+
+/// Whether to register plain user scripts: only for help, where they are listed; parsing
+/// reaches them as external subcommands, so every word after the name is theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Parse,
+    Help,
+}
+
+/// Add the subcommands of `parent` (and its groups) to `cmd`.
+pub fn subcommands(mut cmd: clap::Command, parent: &str, purpose: Purpose) -> clap::Command {
+    cmd = cmd
+        .allow_external_subcommands(true)
+        .external_subcommand_value_parser(value_parser!(String));
+    let mut groups_added = false;
+    for entry in entries(parent) {
+        if !groups_added && !BUILTINS.iter().any(|(s, _)| *s == entry.script) {
+            cmd = add_groups(cmd, parent, purpose);
+            groups_added = true;
+        }
+        let sub = match entry.kind {
+            EntryKind::Declared(interface) => command(&entry.name, &interface),
+            EntryKind::Plain { about } if purpose == Purpose::Help => {
+                passthrough(&entry.name, about)
+            }
+            EntryKind::Plain { .. } => continue,
+            EntryKind::Broken { about, .. } => passthrough(&entry.name, about),
+        };
+        cmd = cmd.subcommand(sub);
+    }
+    if !groups_added {
+        cmd = add_groups(cmd, parent, purpose);
+    }
+    cmd
+}
+
+fn add_groups(mut cmd: clap::Command, parent: &str, purpose: Purpose) -> clap::Command {
+    for (group, about) in GROUPS {
+        let Some(name) = group
+            .strip_prefix(parent)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|name| !name.contains('/'))
+        else {
+            continue;
+        };
+        let sub = clap::Command::new(name.to_string()).about(*about);
+        cmd = cmd.subcommand(subcommands(sub, group, purpose));
+    }
+    cmd
+}
+
+/// A subcommand that takes any words (help listing of plain scripts; broken headers).
+fn passthrough(name: &str, about: String) -> clap::Command {
+    clap::Command::new(name.to_string())
+        .about(about)
+        .disable_help_flag(true)
+        .arg(
+            Arg::new("argv")
+                .num_args(0..)
+                .trailing_var_arg(true)
+                .allow_hyphen_values(true)
+                .value_parser(value_parser!(String)),
+        )
+}
+
+/// The clap subcommand a header declares. Arguments are added in the order clap's derive
+/// would add them, so help lists them the same way.
+pub fn command(name: &str, interface: &Interface) -> clap::Command {
+    let mut cmd = clap::Command::new(name.to_string()).about(interface.about.clone());
+    if let Some(p) = &interface.positional {
+        // Collected as a list and counted later, so the arity messages are cobra's.
+        let arg = Arg::new(p.key.clone())
+            .value_name(p.value_name.clone())
+            .num_args(1..)
+            .action(ArgAction::Append)
+            .value_parser(value_parser!(String));
+        cmd = cmd.arg(with_help(arg, &p.help));
+    }
+    for flag in &interface.flags {
+        let mut arg = Arg::new(flag.key.clone())
+            .long(flag.long.clone())
+            .value_name(flag.value_name.clone());
+        if let Some(short) = flag.short {
+            arg = arg.short(short);
+        }
+        arg = match flag.kind {
+            Kind::Int => arg.action(ArgAction::Set).value_parser(super::args::go_int),
+            Kind::String => arg
+                .action(ArgAction::Set)
+                .value_parser(value_parser!(String)),
+            Kind::List => arg
+                .action(ArgAction::Append)
+                .value_parser(value_parser!(String)),
+            // `--wait`, `--wait=false` and `--wait false`, as pflag's bools.
+            Kind::Bool => arg
+                .num_args(0..=1)
+                .require_equals(flag.equals_only)
+                .default_value("false")
+                .default_missing_value("true")
+                .action(ArgAction::Set)
+                .value_parser(value_parser!(bool)),
+        };
+        if let Some(default) = &flag.default {
+            arg = arg
+                .default_value(default.clone())
+                .hide_default_value(default.is_empty());
+        }
+        cmd = cmd.arg(with_help(arg, &flag.help));
+    }
+    if let Some(t) = &interface.trailing {
+        let arg = Arg::new(t.key.clone())
+            .last(true)
+            .value_name(t.value_name.clone())
+            .num_args(1..)
+            .action(ArgAction::Append)
+            .value_parser(value_parser!(String));
+        cmd = cmd.arg(with_help(arg, &t.help));
+    }
+    cmd
+}
+
+fn with_help(arg: Arg, help: &str) -> Arg {
+    if help.is_empty() {
+        arg
+    } else {
+        arg.help(help.to_string())
+    }
+}
+
+/// The `sandbox` subcommand's parsed command line: its matches, walked by [`super::dispatch`].
+#[derive(Debug, Clone)]
+pub struct SandboxCmd {
+    pub matches: clap::ArgMatches,
+}
+
+impl clap::FromArgMatches for SandboxCmd {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Ok(SandboxCmd {
+            matches: matches.clone(),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.matches = matches.clone();
+        Ok(())
+    }
+}
+
+impl clap::Args for SandboxCmd {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        subcommands(cmd, "sandbox", Purpose::Parse)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// The whole tree for help output: plain user scripts listed too, in their sorted places
+/// among the user's additions (so the `sandbox` subtree is built again).
+pub fn for_help(cmd: clap::Command) -> clap::Command {
+    cmd.mut_subcommand("sandbox", |sandbox| {
+        let rebuilt = subcommands(clap::Command::new("sandbox"), "sandbox", Purpose::Help)
+            .display_order(sandbox.get_display_order());
+        match sandbox.get_about() {
+            Some(about) => rebuilt.about(about.clone()),
+            None => rebuilt,
+        }
+    })
+}
