@@ -302,6 +302,36 @@ fn a_user_script_with_a_header_gets_real_flags_and_help() {
     );
 }
 
+/// The README's "Adding a subcommand" example, dropped into the user scripts folder, is a
+/// subcommand with its flags in help.
+#[test]
+fn the_readme_subcommand_example_is_a_subcommand() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("```rhai\n//! @about")
+        .expect("a subcommand example in the README")
+        + 8;
+    let source = &readme[start..start + readme[start..].find("```").unwrap()];
+    let config = tempfile::tempdir().unwrap();
+    let scripts = config.path().join("langsmith/scripts/sandbox");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(scripts.join("hello.rhai"), source).unwrap();
+    let help = run_with_config(config.path(), &["sandbox", "hello", "--help"]);
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    for line in [
+        "Say hello from inside a sandbox",
+        "--times <TIMES>",
+        "--loud [<LOUD>]",
+    ] {
+        assert!(help.stdout.contains(line), "{line:?} in {}", help.stdout);
+    }
+    let missing = run_with_config(config.path(), &["sandbox", "hello"]);
+    assert_eq!(
+        (missing.code, missing.stderr.as_str()),
+        (1, "{\"error\": \"accepts 1 arg(s), received 0\"}\n")
+    );
+}
+
 #[test]
 fn a_subcommand_name_that_is_not_plain_never_reaches_a_script_outside_the_folder() {
     let config = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@ pub mod args;
 pub mod command_tree;
 pub mod errors;
 pub mod header;
+mod header_flag;
 #[cfg(test)]
 mod header_tests;
 pub mod script_args;
