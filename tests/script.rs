@@ -222,26 +222,40 @@ fn a_user_script_in_the_config_folder_becomes_a_sandbox_subcommand() {
     assert!(!help.stdout.contains("hello"), "{}", help.stdout);
 }
 
+/// A config folder whose user scripts folder holds `sandbox/<name>.rhai` for each pair.
+fn config_with_sandbox_scripts(scripts: &[(&str, &str)]) -> tempfile::TempDir {
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path().join("langsmith/scripts/sandbox");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, source) in scripts {
+        std::fs::write(dir.join(format!("{name}.rhai")), source).unwrap();
+    }
+    config
+}
+
+/// `langsmith ARGS…` prints help (exit 0) containing every line of `lines`.
+fn assert_help_says(config: &std::path::Path, args: &[&str], lines: &[&str]) {
+    let help = run_with_config(config, args);
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    for line in lines {
+        assert!(help.stdout.contains(line), "{line:?} in {}", help.stdout);
+    }
+}
+
 #[test]
 fn a_user_script_with_a_header_gets_real_flags_and_help() {
-    let config = tempfile::tempdir().unwrap();
-    let scripts = config.path().join("langsmith/scripts/sandbox");
-    std::fs::create_dir_all(&scripts).unwrap();
-    std::fs::write(
-        scripts.join("greet.rhai"),
-        "//! @about Greet someone\n\
-         //! @arg name: Who to greet\n\
-         //! @flag --times: int = 1  How often\n\
-         //! @flag --loud: bool  Shout\n\
-         //! @flag --tag <TAG>: list  A tag (repeatable)\n\
-         #{ name: args.name, times: args.times, loud: args.loud, tags: args.tag }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        scripts.join("broken.rhai"),
-        "//! @about Broken\n//! @flag --n: number\n42\n",
-    )
-    .unwrap();
+    let config = config_with_sandbox_scripts(&[
+        (
+            "greet",
+            "//! @about Greet someone\n\
+             //! @arg name: Who to greet\n\
+             //! @flag --times: int = 1  How often\n\
+             //! @flag --loud: bool  Shout\n\
+             //! @flag --tag <TAG>: list  A tag (repeatable)\n\
+             #{ name: args.name, times: args.times, loud: args.loud, tags: args.tag }\n",
+        ),
+        ("broken", "//! @about Broken\n//! @flag --n: number\n42\n"),
+    ]);
 
     let out = run_with_config(
         config.path(),
@@ -255,18 +269,18 @@ fn a_user_script_with_a_header_gets_real_flags_and_help() {
         serde_json::json!({"name": "bob", "times": 2, "loud": true, "tags": ["a", "b"]})
     );
 
-    let help = run_with_config(config.path(), &["sandbox", "greet", "--help"]);
-    assert_eq!(help.code, 0, "{}", help.stderr);
-    for line in [
-        "Greet someone",
-        "Usage: langsmith sandbox greet [OPTIONS] [NAME]...",
-        "[NAME]...  Who to greet",
-        "--times <TIMES>",
-        "How often [default: 1]",
-        "--tag <TAG>",
-    ] {
-        assert!(help.stdout.contains(line), "{line:?} in {}", help.stdout);
-    }
+    assert_help_says(
+        config.path(),
+        &["sandbox", "greet", "--help"],
+        &[
+            "Greet someone",
+            "Usage: langsmith sandbox greet [OPTIONS] [NAME]...",
+            "[NAME]...  Who to greet",
+            "--times <TIMES>",
+            "How often [default: 1]",
+            "--tag <TAG>",
+        ],
+    );
     let listing = run_with_config(config.path(), &["sandbox", "--help"]);
     assert!(
         listing
@@ -302,29 +316,31 @@ fn a_user_script_with_a_header_gets_real_flags_and_help() {
     );
 }
 
+/// The first ```` ```rhai ```` block of the README that starts with `opening`.
+fn readme_rhai_block(opening: &str) -> &'static str {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find(&format!("```rhai\n{opening}"))
+        .unwrap_or_else(|| panic!("a rhai example starting {opening:?} in the README"))
+        + 8;
+    &readme[start..start + readme[start..].find("```").unwrap()]
+}
+
 /// The README's "Adding a subcommand" example, dropped into the user scripts folder, is a
 /// subcommand with its flags in help.
 #[test]
 fn the_readme_subcommand_example_is_a_subcommand() {
-    let readme = include_str!("../README.md");
-    let start = readme
-        .find("```rhai\n//! @about")
-        .expect("a subcommand example in the README")
-        + 8;
-    let source = &readme[start..start + readme[start..].find("```").unwrap()];
-    let config = tempfile::tempdir().unwrap();
-    let scripts = config.path().join("langsmith/scripts/sandbox");
-    std::fs::create_dir_all(&scripts).unwrap();
-    std::fs::write(scripts.join("hello.rhai"), source).unwrap();
-    let help = run_with_config(config.path(), &["sandbox", "hello", "--help"]);
-    assert_eq!(help.code, 0, "{}", help.stderr);
-    for line in [
-        "Say hello from inside a sandbox",
-        "--times <TIMES>",
-        "--loud [<LOUD>]",
-    ] {
-        assert!(help.stdout.contains(line), "{line:?} in {}", help.stdout);
-    }
+    let source = readme_rhai_block("//! @about");
+    let config = config_with_sandbox_scripts(&[("hello", source)]);
+    assert_help_says(
+        config.path(),
+        &["sandbox", "hello", "--help"],
+        &[
+            "Say hello from inside a sandbox",
+            "--times <TIMES>",
+            "--loud [<LOUD>]",
+        ],
+    );
     let missing = run_with_config(config.path(), &["sandbox", "hello"]);
     assert_eq!(
         (missing.code, missing.stderr.as_str()),
@@ -421,12 +437,7 @@ fn the_readme_scripting_example_runs() {
     let server = TestServer::start();
     let api = Api::new(&server);
     let snapshot = api.ready_snapshot("readme-tiny", image::tiny(), 64 << 20);
-    let readme = include_str!("../README.md");
-    let start = readme
-        .find("```rhai\n")
-        .expect("a rhai example in the README")
-        + 8;
-    let source = &readme[start..start + readme[start..].find("```").unwrap()];
+    let source = readme_rhai_block("");
     let out = run_source(&server, source, &[&snapshot]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("typed\n"), "{}", out.stdout);
