@@ -260,3 +260,23 @@ fn positional_counts_and_usage_speak_cobra() {
     let (_, args) = invoke(&["langsmith", "sandbox", "exec", "--", "echo", "hi"]).unwrap();
     assert_eq!(args["name"].clone().into_string().unwrap(), "echo");
 }
+
+#[test]
+fn wait_defaults_are_the_script_apis() {
+    let timeout = |argv: &[&str]| invoke(argv).unwrap().1["timeout"].as_int().unwrap();
+    let sandbox = crate::script::sandbox::DEFAULT_WAIT_SECS;
+    let snapshot = crate::script::snapshot::DEFAULT_WAIT_SECS;
+    assert_eq!(timeout(&["langsmith", "sandbox", "wait", "a"]), sandbox);
+    assert_eq!(timeout(&["langsmith", "sandbox", "start", "a"]), sandbox);
+    assert_eq!(timeout(&["langsmith", "sandbox", "create", "a"]), sandbox);
+    let snapshot_wait = ["langsmith", "sandbox", "snapshot", "wait", "id"];
+    assert_eq!(timeout(&snapshot_wait), snapshot);
+    assert_eq!(
+        timeout(&["langsmith", "sandbox", "snapshot", "build", "a"]),
+        snapshot
+    );
+    assert_eq!(
+        timeout(&["langsmith", "sandbox", "snapshot", "capture", "a"]),
+        snapshot
+    );
+}
