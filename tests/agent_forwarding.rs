@@ -10,8 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use langsmith::api::exec::{ServerMessage, SshAgentMessage};
-use langsmith::client::console_agent::AgentChannels;
+use langsmith::api::exec::ServerMessage;
+use langsmith::api::ssh_agent::SshAgentMessage;
+use langsmith::client::AgentChannels;
 use serde_json::json;
 use tokio::net::UnixStream;
 use tokio_tungstenite::WebSocketStream;

@@ -12,15 +12,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::api::exec::{ClientMessage, MAX_SSH_AGENT_CHUNK, SshAgentMessage};
+use crate::api::exec::ClientMessage;
+use crate::api::ssh_agent::{MAX_SSH_AGENT_CHUNK, SshAgentMessage, decode_data};
 
 /// Frames queued towards one attachment before a channel's reader waits (back-pressure).
 const OUTBOUND_FRAMES: usize = 64;
@@ -138,9 +137,7 @@ impl AgentForward {
                 let Some(channel) = state.channels.get(&channel_id) else {
                     return; // already closed on our side
                 };
-                let delivered = BASE64
-                    .decode(data.as_bytes())
-                    .ok()
+                let delivered = decode_data(&data)
                     .is_some_and(|bytes| channel.to_connection.try_send(bytes).is_ok());
                 if !delivered {
                     state.channels.remove(&channel_id);
@@ -236,10 +233,7 @@ async fn read_connection(
 ) {
     let mut buf = vec![0u8; MAX_SSH_AGENT_CHUNK];
     while let Ok(n @ 1..) = read.read(&mut buf).await {
-        let frame = SshAgentMessage::SshAgentData {
-            channel_id: channel_id.clone(),
-            data: BASE64.encode(&buf[..n]),
-        };
+        let frame = SshAgentMessage::data(channel_id.clone(), &buf[..n]);
         if frames.send(frame).await.is_err() {
             break;
         }

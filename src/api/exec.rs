@@ -34,7 +34,7 @@ pub enum ClientMessage {
     Kill,
     /// Apply a PTY window size.
     Resize { cols: u16, rows: u16 },
-    /// Bytes for one forwarded SSH-agent connection (§7.4; base64 `data`).
+    /// Bytes for one forwarded SSH-agent connection (base64 `data`, see [`super::ssh_agent`]).
     SshAgentData { channel_id: String, data: String },
     /// The client's end of one forwarded SSH-agent connection closed.
     SshAgentClose { channel_id: String },
@@ -103,21 +103,6 @@ pub enum ServerMessage {
         error: String,
     },
 }
-
-/// Server → client frames of SSH-agent forwarding (`ssh_agent_forward: true`, spec §7.4): one
-/// channel per connection made to the agent socket inside the sandbox. The client answers with
-/// the same shapes as [`ClientMessage::SshAgentData`] / [`ClientMessage::SshAgentClose`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum SshAgentMessage {
-    /// Bytes of one agent connection, base64 (standard alphabet, padded).
-    SshAgentData { channel_id: String, data: String },
-    /// The sender's end of the connection closed.
-    SshAgentClose { channel_id: String },
-}
-
-/// Largest chunk of agent bytes put in one `ssh_agent_data` message (before base64).
-pub const MAX_SSH_AGENT_CHUNK: usize = 16 * 1024;
 
 /// Default values the server applies when the client leaves a field out.
 pub mod defaults {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod exec;
 pub mod files;
 pub mod models;
+pub mod ssh_agent;
 
 pub use error::{ErrorBody, ErrorDetail};
 pub use models::*;

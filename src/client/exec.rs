@@ -7,13 +7,16 @@
 //! channel, so a slow reader back-pressures the socket instead of growing memory. The task
 //! tracks byte offsets; when the socket drops before a terminal message it re-attaches with
 //! `reconnect` from those offsets (≤ 5 tries in a row, backoff 0.5·2ⁿ s), so every byte is
-//! delivered exactly once.
+//! delivered exactly once. A command started with [`ExecOptions::kill_on_disconnect`] (the
+//! interactive console) has one attachment only: it dies with its socket, so the session never
+//! re-attaches and [`Killer::hang_up`] stops it without a round trip.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use super::exec_session::{LostBytes, Session, Started};
 use super::files::dataplane_url;
@@ -35,8 +38,17 @@ pub struct ExecOptions {
     pub timeout_seconds: Option<i64>,
     /// Start with stdin at EOF (otherwise stdin is a pipe fed by [`Command::send_input`]).
     pub close_stdin: bool,
-    /// Run under a pseudo-terminal (stdout and stderr merge into `stdout`).
+    /// Run under a pseudo-terminal (stdout and stderr merge into `stdout`); its window size
+    /// follows [`Command::resize`].
     pub pty: bool,
+    /// Seconds the command may go without an attached client; `-1` = forever.
+    pub idle_timeout_seconds: Option<i64>,
+    /// The command dies when its socket drops. The session then never re-attaches (there
+    /// would be nothing to attach to): the first lost socket ends it with an error.
+    pub kill_on_disconnect: bool,
+    /// Forward the local SSH agent listening on this socket: the sandbox gets an agent socket
+    /// of its own whose channels the session serves from this one.
+    pub ssh_agent: Option<PathBuf>,
 }
 
 /// What a running command reports, in order.
@@ -81,6 +93,7 @@ pub(super) enum StdinItem {
 #[derive(Clone, Debug)]
 pub struct Killer {
     control: mpsc::UnboundedSender<Control>,
+    hang_up: Arc<Notify>,
 }
 
 impl Killer {
@@ -88,6 +101,13 @@ impl Killer {
     /// session still ends only once the server confirmed the end (or gave up reconnecting).
     pub fn abort(&self) {
         let _ = self.control.send(Control::Abort);
+    }
+
+    /// Close the socket and end the session at once, started or not (a dial still under way
+    /// is dropped). A command started with [`ExecOptions::kill_on_disconnect`] dies with it;
+    /// any other keeps running on the sandbox. The event stream ends without a terminal event.
+    pub fn hang_up(&self) {
+        self.hang_up.notify_one();
     }
 
     /// Whether the session task has ended (the command's end was seen or the task gave up).
@@ -107,13 +127,16 @@ pub struct Starting {
     started: oneshot::Receiver<Started>,
     events: mpsc::Receiver<ExecEvent>,
     control: mpsc::UnboundedSender<Control>,
+    hang_up: Arc<Notify>,
     stdin: mpsc::Sender<StdinItem>,
+    kill_on_disconnect: bool,
 }
 
 impl Starting {
     pub fn killer(&self) -> Killer {
         Killer {
             control: self.control.clone(),
+            hang_up: self.hang_up.clone(),
         }
     }
 
@@ -125,8 +148,10 @@ impl Starting {
                 pid,
                 events: Arc::new(Mutex::new(self.events)),
                 control: self.control,
+                hang_up: self.hang_up,
                 stdin: self.stdin,
                 lost: self.lost,
+                kill_on_disconnect: self.kill_on_disconnect,
             }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(ClientError::Protocol(
@@ -143,8 +168,11 @@ pub struct Command {
     pub pid: Option<u32>,
     events: Arc<Mutex<mpsc::Receiver<ExecEvent>>>,
     control: mpsc::UnboundedSender<Control>,
+    hang_up: Arc<Notify>,
     pub(super) stdin: mpsc::Sender<StdinItem>,
     lost: LostBytes,
+    /// Started with [`ExecOptions::kill_on_disconnect`]: hanging up kills it.
+    pub(super) kill_on_disconnect: bool,
 }
 
 impl std::fmt::Debug for Control {
@@ -204,9 +232,15 @@ impl Command {
         let _ = self.control.send(Control::Resize { cols, rows });
     }
 
+    /// See [`Killer::hang_up`].
+    pub fn hang_up(&self) {
+        self.hang_up.notify_one();
+    }
+
     pub fn killer(&self) -> Killer {
         Killer {
             control: self.control.clone(),
+            hang_up: self.hang_up.clone(),
         }
     }
 
@@ -231,22 +265,39 @@ impl Client {
     /// Spawn the session task for `command` (a shell string) and return without waiting.
     /// Must be called within the tokio runtime's context.
     pub fn start_exec(&self, dataplane: &str, command: &str, opts: &ExecOptions) -> Starting {
+        self.start_session(dataplane, Some(command.to_string()), opts)
+    }
+
+    /// Like [`Self::start_exec`]; without a command the sandbox starts its shell itself
+    /// (an interactive console).
+    pub(super) fn start_session(
+        &self,
+        dataplane: &str,
+        command: Option<String>,
+        opts: &ExecOptions,
+    ) -> Starting {
         super::install_crypto_provider();
         let execute = ExecuteMessage {
-            command: Some(command.to_string()),
+            command,
             timeout_seconds: opts.timeout_seconds,
             shell: opts.shell.clone(),
+            idle_timeout_seconds: opts.idle_timeout_seconds,
+            kill_on_disconnect: opts.kill_on_disconnect.then_some(true),
             env: opts.env.clone(),
             cwd: opts.cwd.clone(),
-            command_id: Some(uuid::Uuid::now_v7().simple().to_string()),
+            // Only a session that may re-attach needs to name it; the server names the others.
+            command_id: (!opts.kill_on_disconnect)
+                .then(|| uuid::Uuid::now_v7().simple().to_string()),
             close_stdin: (opts.close_stdin && !opts.pty).then_some(true),
             pty: opts.pty.then_some(true),
+            ssh_agent_forward: opts.ssh_agent.is_some().then_some(true),
             ..Default::default()
         };
         let (events_tx, events_rx) = mpsc::channel(EVENT_BUFFER);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_BUFFER);
         let (started_tx, started_rx) = oneshot::channel();
+        let hang_up = Arc::new(Notify::new());
         let lost = LostBytes::default();
         let session = Session::new(
             exec_ws_url(dataplane),
@@ -255,14 +306,17 @@ impl Client {
             events_tx,
             started_tx,
             lost.clone(),
-        );
-        tokio::spawn(session.run(control_rx, stdin_rx));
+        )
+        .with_ssh_agent(opts.ssh_agent.clone());
+        tokio::spawn(session.run(control_rx, stdin_rx, hang_up.clone()));
         Starting {
             lost,
             started: started_rx,
             events: events_rx,
             control: control_tx,
+            hang_up,
             stdin: stdin_tx,
+            kill_on_disconnect: opts.kill_on_disconnect,
         }
     }
 

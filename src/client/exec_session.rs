@@ -1,21 +1,26 @@
 //! The background task behind a [`super::Command`]: it owns the `/execute/ws` socket, forwards
 //! control messages and local stdin, re-attaches after a dropped socket and shows each byte once
 //! ([`Position`]). Output waits for the reader (bounded channel) while controls keep flowing,
-//! so `kill` is never stuck behind unread output.
+//! so `kill` is never stuck behind unread output. With forwarding asked for it also serves the
+//! SSH-agent channels of each attachment ([`AgentChannels`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::ClientError;
 use super::exec::{Control, ExecEvent, StdinItem};
+use super::exec_loss::Loss;
 use super::exec_position::Position;
 use super::exec_socket::{Socket, connect, send};
+use super::exec_ssh_agent::AgentChannels;
 use crate::api::exec::{ClientMessage, ExecuteMessage, ServerMessage};
+use crate::api::ssh_agent::SshAgentMessage;
 
 /// Re-attachments tried after a socket drops (the count restarts after each `started`).
 const MAX_RECONNECTS: u32 = 5;
@@ -39,6 +44,8 @@ pub(super) struct Session {
     started: Option<oneshot::Sender<Started>>,
     /// After an abort nobody waits for output: events are dropped when the reader lags.
     aborted: bool,
+    /// The local agent whose channels are served (`ssh_agent_forward`).
+    ssh_agent: Option<PathBuf>,
 }
 
 /// Why one attachment ended.
@@ -46,12 +53,12 @@ enum Ended {
     /// A terminal message was delivered.
     Done,
     /// The socket failed; `retryable` says whether another attachment may help.
-    Lost { error: ClientError, retryable: bool },
+    Lost { loss: Loss, retryable: bool },
 }
 
-fn lost(error: impl ToString) -> Ended {
+fn lost(loss: Loss) -> Ended {
     Ended::Lost {
-        error: ClientError::Transport(error.to_string()),
+        loss,
         retryable: true,
     }
 }
@@ -62,6 +69,8 @@ pub(super) struct Inputs {
     controls_open: bool,
     stdin: mpsc::Receiver<StdinItem>,
     stdin_open: bool,
+    /// See [`super::Killer::hang_up`].
+    hang_up: Arc<Notify>,
 }
 
 impl Session {
@@ -82,35 +91,60 @@ impl Session {
             events,
             started: Some(started),
             aborted: false,
+            ssh_agent: None,
         }
+    }
+
+    /// Serve the SSH-agent channels of every attachment from the agent on `socket`.
+    pub fn with_ssh_agent(mut self, socket: Option<PathBuf>) -> Self {
+        self.ssh_agent = socket;
+        self
+    }
+
+    /// A command that dies with its socket has nothing to re-attach to.
+    fn reattaches(&self) -> bool {
+        self.execute.kill_on_disconnect != Some(true)
     }
 
     pub async fn run(
         mut self,
         control: mpsc::UnboundedReceiver<Control>,
         stdin: mpsc::Receiver<StdinItem>,
+        hang_up: Arc<Notify>,
     ) {
         let mut inputs = Inputs {
             control,
             controls_open: true,
             stdin,
             stdin_open: true,
+            hang_up: hang_up.clone(),
         };
         let mut failures = 0;
         loop {
-            let ended = match self.attach().await {
+            let attached = tokio::select! {
+                attached = self.attach() => attached,
+                () = hang_up.notified() => return, // dropping the dial closes its socket
+            };
+            let ended = match attached {
                 Ok(socket) => self.pump(socket, &mut inputs, &mut failures).await,
                 Err(lost) => lost,
             };
             match ended {
                 Ended::Done => return,
-                Ended::Lost { error, retryable } => {
+                Ended::Lost { loss, retryable } => {
                     failures += 1;
-                    if !retryable || failures > MAX_RECONNECTS {
+                    if !retryable || !self.reattaches() || failures > MAX_RECONNECTS {
+                        let error = match self.reattaches() {
+                            true => loss.retried(),
+                            false => loss.single(self.started.is_none()),
+                        };
                         return self.fail(error).await;
                     }
                     let backoff = Duration::from_millis(500) * 2u32.pow(failures - 1);
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = hang_up.notified() => return,
+                    }
                 }
             }
         }
@@ -128,9 +162,13 @@ impl Session {
     /// Open a socket and send `execute` (before the first `started`, re-sending the same
     /// `command_id` is idempotent) or `reconnect` from our offsets.
     async fn attach(&mut self) -> Result<Socket, Ended> {
-        let mut socket = connect(&self.url, &self.api_key)
-            .await
-            .map_err(|(error, retryable)| Ended::Lost { error, retryable })?;
+        let mut socket =
+            connect(&self.url, &self.api_key)
+                .await
+                .map_err(|(error, retryable)| Ended::Lost {
+                    loss: Loss::Connect(error),
+                    retryable,
+                })?;
         let first = match (&self.started, self.execute.command_id.clone()) {
             (None, Some(command_id)) => ClientMessage::Reconnect {
                 command_id,
@@ -139,25 +177,35 @@ impl Session {
             },
             _ => ClientMessage::Execute(self.execute.clone()),
         };
-        send(&mut socket, &first).await.map_err(lost)?;
+        send(&mut socket, &first)
+            .await
+            .map_err(|e| lost(Loss::Write(e)))?;
         Ok(socket)
     }
 
-    /// Relay one attachment until a terminal message or a failure.
+    /// Relay one attachment until a terminal message, a hang-up or a failure.
     async fn pump(&mut self, mut socket: Socket, inputs: &mut Inputs, failures: &mut u32) -> Ended {
+        // Channels live as long as the attachment that carried them, as on the sandbox's side.
+        let mut agent = self.ssh_agent.clone().map(AgentChannels::new);
         loop {
             tokio::select! {
                 frame = socket.next() => {
                     let text = match frame {
                         Some(Ok(Message::Text(t))) => t.as_str().to_string(),
                         Some(Ok(Message::Binary(b))) => String::from_utf8_lossy(&b).into_owned(),
-                        Some(Ok(Message::Close(_))) | None => {
-                            return lost("connection closed before the command ended")
-                        }
+                        Some(Ok(Message::Close(frame))) => return lost(Loss::Closed(frame)),
+                        None => return lost(Loss::Closed(None)),
                         Some(Ok(_)) => continue,
-                        Some(Err(e)) => return lost(e),
+                        Some(Err(e)) => return lost(Loss::Read(e)),
                     };
-                    let Ok(msg) = serde_json::from_str::<ServerMessage>(&text) else { continue };
+                    let Ok(msg) = serde_json::from_str::<ServerMessage>(&text) else {
+                        if let Some(agent) = &mut agent
+                            && let Ok(frame) = serde_json::from_str::<SshAgentMessage>(&text)
+                        {
+                            agent.handle(frame).await;
+                        }
+                        continue; // unknown types are ignored
+                    };
                     let (event, done) = self.handle(msg, failures);
                     if let Some(event) = event
                         && let Err(ended) = self.emit(event, &mut socket, inputs).await
@@ -181,9 +229,15 @@ impl Session {
                         None => { inputs.stdin_open = false; continue }
                     };
                     if let Err(e) = send(&mut socket, &msg).await {
-                        return lost(e);
+                        return lost(Loss::Write(e));
                     }
                 }
+                message = next_agent_frame(&mut agent) => {
+                    if let Err(e) = send(&mut socket, &message).await {
+                        return lost(Loss::Write(e));
+                    }
+                }
+                () = inputs.hang_up.notified() => return hang_up(&mut socket).await,
             }
         }
     }
@@ -209,7 +263,7 @@ impl Session {
                 return Ok(());
             }
         };
-        send(socket, &msg).await.map_err(lost)
+        send(socket, &msg).await.map_err(|e| lost(Loss::Write(e)))
     }
 
     /// Hand an event to the reader, waiting for room while still forwarding controls. A reader
@@ -236,6 +290,7 @@ impl Session {
                 ctl = inputs.control.recv(), if inputs.controls_open => {
                     self.forward(ctl, socket, inputs).await?;
                 }
+                () = inputs.hang_up.notified() => return Err(hang_up(socket).await),
             }
         }
     }
@@ -299,6 +354,19 @@ impl Session {
         } else {
             ExecEvent::Stderr(fresh)
         })
+    }
+}
+
+/// Close the socket on a hang-up; the session ends without a terminal event.
+async fn hang_up(socket: &mut Socket) -> Ended {
+    let _ = socket.close(None).await;
+    Ended::Done
+}
+
+async fn next_agent_frame(agent: &mut Option<AgentChannels>) -> ClientMessage {
+    match agent {
+        Some(agent) => agent.next_outbound().await,
+        None => std::future::pending().await,
     }
 }
 

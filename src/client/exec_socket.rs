@@ -12,6 +12,11 @@ pub(super) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Connect to `url`; on failure the error and whether a retry may succeed.
+///
+/// The one place that dials the data plane's `/execute/ws` with credentials: every exec
+/// session, the interactive console among them, attaches through here, and so should any
+/// later protocol carried over the same socket (a port tunnel), so authentication and the
+/// reading of refusals stay in one spot.
 pub(super) async fn connect(url: &str, api_key: &str) -> Result<Socket, (ClientError, bool)> {
     let mut request = url.into_client_request().map_err(|e| {
         (

@@ -55,8 +55,11 @@ impl Command {
     }
 
     /// Relay terminal input to the command (started with a PTY) until it ends: keystrokes
-    /// become input, window sizes resize its PTY, [`ConsoleInput::Stop`] kills it (its exit
-    /// still arrives as an event). Spawns a task: call within the runtime's context.
+    /// become input, window sizes resize its PTY, [`ConsoleInput::Stop`] kills it — its exit
+    /// still arrives as an event, except for a command that dies with its socket
+    /// ([`super::ExecOptions::kill_on_disconnect`]): that one is hung up on, which needs no
+    /// answer from the sandbox, and its events just end. Spawns a task: call within the
+    /// runtime's context.
     #[cfg(unix)]
     pub fn relay_terminal(&self, inputs: tokio::sync::mpsc::Receiver<ConsoleInput>) {
         tokio::spawn(relay(self.clone(), inputs));
@@ -83,6 +86,7 @@ async fn relay(command: Command, mut inputs: tokio::sync::mpsc::Receiver<Console
                 }
             }
             Some(ConsoleInput::Resize { cols, rows }) => command.resize(cols, rows),
+            Some(ConsoleInput::Stop) if command.kill_on_disconnect => command.hang_up(),
             Some(ConsoleInput::Stop) => command.kill(),
             // The terminal's input ended: the command keeps running until it exits.
             None => return,

@@ -8,15 +8,15 @@
 pub mod config;
 #[cfg(unix)]
 pub mod console;
-#[cfg(unix)]
-pub mod console_agent;
 #[cfg(target_os = "linux")]
 pub mod embedded;
 pub mod error;
 pub mod exec;
+mod exec_loss;
 mod exec_position;
 mod exec_session;
 mod exec_socket;
+mod exec_ssh_agent;
 mod exec_stdio;
 pub mod files;
 pub mod sandbox;
@@ -34,6 +34,7 @@ use serde::de::DeserializeOwned;
 pub use config::{ConfigInputs, Endpoint, Resolved};
 pub use error::ClientError;
 pub use exec::{Command, ExecEvent, ExecOptions, ExecOutput, Killer, Starting};
+pub use exec_ssh_agent::AgentChannels;
 
 /// Default per-request timeout of control-plane calls (the GA CLI's).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

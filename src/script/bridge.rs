@@ -136,6 +136,12 @@ impl Bridge {
         })
     }
 
+    /// Run a future to completion from the script thread, deaf to interrupts: for a session
+    /// that took Ctrl-C over itself (the console ends cleanly on it).
+    pub fn block_on_uninterrupted<F: Future>(&self, fut: F) -> F::Output {
+        self.handle.block_on(fut)
+    }
+
     /// The client, connecting (and maybe starting the local backend) on first use.
     pub fn client(&self) -> ScriptResult<Client> {
         let client = self

@@ -134,6 +134,7 @@ pub fn exec_options(opts: &Map) -> ScriptResult<(ExecOptions, LocalIo)> {
         timeout_seconds: timeout,
         close_stdin: !stdin,
         pty,
+        ..Default::default()
     };
     Ok((options, local))
 }

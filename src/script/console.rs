@@ -3,9 +3,10 @@
 //!
 //! Order of checks: strict resolve, `SSH_AUTH_SOCK` (with `forward_ssh_agent`), then stdin
 //! must be a terminal — all before the remote shell starts, so a console that cannot work
-//! leaves nothing running in the sandbox. The session runs on its own small runtime rather
-//! than through the bridge: Ctrl-C handling of scripts would turn a SIGINT into "interrupted"
-//! while a console ends cleanly on it (raw mode sends Ctrl-C to the remote shell anyway).
+//! leaves nothing running in the sandbox. The session runs on the bridge's runtime but not
+//! through its interruptible `block_on`: Ctrl-C handling of scripts would turn a SIGINT into
+//! "interrupted" while a console ends cleanly on it (raw mode sends Ctrl-C to the remote shell
+//! anyway).
 //!
 //! Ctrl-C belongs to the bridge until the console's signal handlers are in place, which is
 //! before it dials: a Ctrl-C before that stops the script as usual ("interrupted"), one after
@@ -141,10 +142,6 @@ fn console(bridge: &Arc<Bridge>, name: &str, opts: Map) -> ScriptResult<()> {
         ssh_agent,
     };
     let client = bridge.client()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| user_error(format!("starting the console's runtime: {e}")))?;
     let (inputs, received) = tokio::sync::mpsc::channel(64);
     if let Some((cols, rows)) = terminal::window_size() {
         let _ = inputs.try_send(ConsoleInput::Resize { cols, rows }); // the first of 64 slots
@@ -154,13 +151,11 @@ fn console(bridge: &Arc<Bridge>, name: &str, opts: Map) -> ScriptResult<()> {
     if bridge.interrupted() {
         return Err(super::bridge::interrupted_error()); // Ctrl-C came before the handlers
     }
-    // A thread of its own: the caller may be inside another runtime's context (where
-    // `block_on` is refused), and a panic in the session must not cross into the script.
-    let ended = std::thread::scope(|scope| {
-        scope
-            .spawn(|| runtime.block_on(session::run(client, dataplane, options, &events, received)))
-            .join()
-    });
+    let starting = bridge.enter(|| client.start_console(&dataplane, &options));
+    // A panic in the session must not cross into the script.
+    let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        bridge.block_on_uninterrupted(session::run(starting, &events, received))
+    }));
     drop(events);
     // Only a SIGINT sent before the handlers took over, seen by the bridge's listener late,
     // can have counted meanwhile: the console ran, so it does not make the script interrupted.
@@ -177,24 +172,25 @@ fn console(bridge: &Arc<Bridge>, name: &str, opts: Map) -> ScriptResult<()> {
 mod session {
     use tokio::sync::mpsc;
 
-    use crate::client::console::{ConsoleInput, ConsoleOptions};
-    use crate::client::{Client, ClientError};
+    use crate::client::console::{Console, ConsoleInput};
+    use crate::client::{ClientError, Starting};
     use crate::term::{RawMode, TerminalEvents};
 
-    /// Starts the shell — or not, when `events` asks to stop first — then relays `inputs`
+    /// Waits for the shell — or not, when `events` asks to stop first — then relays `inputs`
     /// with the terminal in raw mode; the guard restores the terminal on every way out.
     pub async fn run(
-        client: Client,
-        dataplane: String,
-        options: ConsoleOptions,
+        starting: Starting,
         events: &TerminalEvents,
         inputs: mpsc::Receiver<ConsoleInput>,
     ) -> Result<(), ClientError> {
+        let dial = starting.killer();
         let console = tokio::select! {
-            opened = client.open_console(&dataplane, &options) => opened?,
-            // Dropping the dial closes its socket: a shell already started dies with it
-            // (`kill_on_disconnect`).
-            () = events.stop_requested() => return Ok(()),
+            opened = Console::open(starting) => opened?,
+            () = events.stop_requested() => {
+                // A shell already started dies with the dropped dial (`kill_on_disconnect`).
+                dial.hang_up();
+                return Ok(());
+            }
         };
         let raw = RawMode::enable()
             .map_err(|e| ClientError::Config(format!("putting the terminal in raw mode: {e}")))?;

@@ -1,10 +1,10 @@
-//! The client's end of SSH-agent forwarding on a console socket (`spec/cli.md` §7): every
-//! channel the sandbox opens becomes one connection to the local agent (`SSH_AUTH_SOCK`).
+//! The client's end of SSH-agent forwarding on an exec socket ([`super::ExecOptions::ssh_agent`]):
+//! every channel the sandbox opens becomes one connection to the local agent (`SSH_AUTH_SOCK`).
 //! The first `ssh_agent_data` of a channel connects it (when that fails the message is dropped
 //! as in GA, but the channel is closed back so the in-sandbox client does not wait forever);
 //! the local agent's answers go back in chunks of at most 16 KiB; when the local agent closes,
-//! `ssh_agent_close` is sent back (GC behaviour). Dropping [`AgentChannels`] closes every
-//! local connection.
+//! `ssh_agent_close` is sent back (GC behaviour). The session keeps one [`AgentChannels`] per
+//! attachment, like the sandbox's side; dropping it closes every local connection.
 //!
 //! Closes decided while applying a frame wait in their own queue, which [`next_outbound`]
 //! empties first: that queue holds each channel id at most once, so it needs no bound, and a
@@ -15,15 +15,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::api::exec::{ClientMessage, MAX_SSH_AGENT_CHUNK, SshAgentMessage};
+use crate::api::exec::ClientMessage;
+use crate::api::ssh_agent::{MAX_SSH_AGENT_CHUNK, SshAgentMessage, decode_data};
 
 /// Frames of the sandbox queued for one local connection; a local agent that stops reading
 /// for this long loses the channel.
@@ -67,7 +66,7 @@ impl AgentChannels {
     pub async fn handle(&mut self, message: SshAgentMessage) {
         match message {
             SshAgentMessage::SshAgentData { channel_id, data } => {
-                let Ok(bytes) = BASE64.decode(data.as_bytes()) else {
+                let Some(bytes) = decode_data(&data) else {
                     self.close(&channel_id);
                     return;
                 };
@@ -144,11 +143,7 @@ impl Drop for AgentChannels {
 async fn read_agent(mut read: OwnedReadHalf, channel_id: String, out: mpsc::Sender<ClientMessage>) {
     let mut buf = vec![0u8; MAX_SSH_AGENT_CHUNK];
     while let Ok(n @ 1..) = read.read(&mut buf).await {
-        let data = BASE64.encode(&buf[..n]);
-        let frame = ClientMessage::SshAgentData {
-            channel_id: channel_id.clone(),
-            data,
-        };
+        let frame = SshAgentMessage::data(channel_id.clone(), &buf[..n]).into();
         if out.send(frame).await.is_err() {
             return;
         }
@@ -179,10 +174,7 @@ mod tests {
         let mut agent = AgentChannels::new(dir.path().join("no-agent.sock"));
         let ids: Vec<String> = (0..200).map(|n| format!("ch-{n}")).collect();
         for id in ids.iter().chain(&ids[..10]) {
-            let data = SshAgentMessage::SshAgentData {
-                channel_id: id.clone(),
-                data: BASE64.encode(b"request"),
-            };
+            let data = SshAgentMessage::data(id.clone(), b"request");
             agent.handle(data).await;
         }
         for id in &ids {
