@@ -98,7 +98,8 @@
 //! 2. [`client`] opens `WS {dataplane_url}/execute/ws` with `X-Api-Key` and sends the
 //!    `execute` message (command, env, cwd, timeout, PTY); a background task owns the socket,
 //!    forwards stdin and Ctrl-C (`kill`), and reattaches from its byte offsets if the
-//!    connection drops.
+//!    connection drops. `sandbox console` is the same session with a PTY, no command and
+//!    `kill_on_disconnect` (it never reattaches), serving SSH-agent channels when asked.
 //! 3. The server's data-plane proxy authenticates, wakes a stopped sandbox, and bridges the
 //!    WebSocket to the agent's unix socket message by message; no credential is forwarded.
 //! 4. The agent spawns the command in its own process group (on a PTY if asked), keeps each

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -294,67 +294,6 @@ impl Session {
             }
         }
     }
-
-    /// Apply one server message: the event to hand on, and whether the attachment is over.
-    fn handle(&mut self, msg: ServerMessage, failures: &mut u32) -> (Option<ExecEvent>, bool) {
-        match msg {
-            ServerMessage::Started { command_id, pid } => {
-                *failures = 0;
-                self.execute.command_id = Some(command_id.clone());
-                if let Some(tx) = self.started.take() {
-                    let _ = tx.send(Ok((command_id, pid)));
-                }
-                (None, false)
-            }
-            ServerMessage::Stdout { data, offset } => (self.fresh(0, data, offset), false),
-            ServerMessage::Stderr { data, offset } => (self.fresh(1, data, offset), false),
-            ServerMessage::Exit { exit_code } => (Some(ExecEvent::Exit(exit_code)), true),
-            ServerMessage::Error { error_type, error } => {
-                let error = ClientError::Exec {
-                    error_type,
-                    message: error,
-                };
-                match self.started.take() {
-                    Some(tx) => {
-                        let _ = tx.send(Err(error));
-                        (None, true)
-                    }
-                    None => (Some(ExecEvent::Error(error)), true),
-                }
-            }
-        }
-    }
-
-    /// Deliver a chunk: whole on a running attachment; the first chunk of each stream after a
-    /// re-attachment loses what overlaps output already delivered.
-    fn fresh(&mut self, stream: usize, data: String, offset: u64) -> Option<ExecEvent> {
-        if data.is_empty() {
-            return None; // says nothing about positions
-        }
-        let position = &mut self.positions[stream];
-        let lost = position.lost_before(offset);
-        if lost > 0 {
-            // The server no longer held bytes we had not seen (its replay window moved on).
-            self.lost[stream].fetch_add(lost, Ordering::Relaxed);
-        }
-        let mut skip = position.take(offset, &data).min(data.len());
-        while !data.is_char_boundary(skip) {
-            skip += 1; // a cut inside a U+FFFD: the rest of it was shown already
-        }
-        if skip == data.len() {
-            return None;
-        }
-        let fresh = if skip == 0 {
-            data
-        } else {
-            data[skip..].to_string()
-        };
-        Some(if stream == 0 {
-            ExecEvent::Stdout(fresh)
-        } else {
-            ExecEvent::Stderr(fresh)
-        })
-    }
 }
 
 /// Close the socket on a hang-up; the session ends without a terminal event.
@@ -369,6 +308,9 @@ async fn next_agent_frame(agent: &mut Option<AgentChannels>) -> ClientMessage {
         None => std::future::pending().await,
     }
 }
+
+#[path = "exec_session_messages.rs"]
+mod messages;
 
 #[cfg(test)]
 #[path = "exec_session_tests.rs"]

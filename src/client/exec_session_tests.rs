@@ -2,6 +2,8 @@
 //! included), a replay after a re-attachment that overlaps what was delivered is trimmed by
 //! raw offsets, and bytes the server skipped are counted as lost.
 
+use std::sync::atomic::Ordering;
+
 use super::*;
 
 fn session() -> Session {
