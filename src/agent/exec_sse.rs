@@ -28,10 +28,11 @@ use tokio::sync::mpsc;
 use super::app::{ApiError, AppState};
 use super::exec_ws::start_or_attach;
 use super::session::{Attachment, Event, Outcome, StreamKind};
+use crate::api::error::kind;
 use crate::api::exec::{ExecuteMessage, SSE_HEARTBEAT_SECONDS, StreamResumeRequest};
 
 fn invalid(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequest", message)
+    ApiError::new(StatusCode::BAD_REQUEST, kind::INVALID_REQUEST, message)
 }
 
 pub async fn start(
@@ -76,7 +77,7 @@ pub async fn resume(
     let session = app.registry.get(&request.command_id).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "CommandNotFound",
+            kind::COMMAND_NOT_FOUND,
             format!(
                 "command {} not found (it never existed or its ttl_seconds expired)",
                 request.command_id
@@ -129,7 +130,7 @@ fn stream_name(kind: StreamKind) -> &'static str {
 async fn stream_events(app: AppState, mut attachment: Attachment, tx: mpsc::Sender<Bytes>) {
     let _open = app.shutdown.stream_opened().await;
     let session = std::sync::Arc::clone(attachment.session());
-    let started = json!({"command_id": session.id, "pid": session.pid});
+    let started = json!({"command_id": session.id, "pid": session.pid()});
     if tx.send(event("started", started)).await.is_err() {
         return;
     }
@@ -146,7 +147,7 @@ async fn stream_events(app: AppState, mut attachment: Attachment, tx: mpsc::Send
                 continue;
             }
             () = app.shutdown.stopping() => {
-                let goodbye = json!({"error_type": "ServerShuttingDown",
+                let goodbye = json!({"error_type": kind::SERVER_SHUTTING_DOWN,
                     "error": "the sandbox agent is shutting down; resume from your offsets"});
                 let _ = tx.send(event("error", goodbye)).await;
                 return;

@@ -18,10 +18,11 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use super::app::ApiError;
 use super::range::{RangeAnswer, if_none_match_hits, parse_range};
 use super::regular_file::{self, OpenError};
+use crate::api::error::kind;
 use crate::api::files::{PathQuery, UploadResponse};
 
 fn write_error(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "WriteError", message)
+    ApiError::new(StatusCode::BAD_REQUEST, kind::WRITE_ERROR, message)
 }
 
 pub async fn upload(
@@ -115,7 +116,7 @@ pub async fn download(
     query: Result<Query<PathQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let read_error = |status, message: String| ApiError::new(status, "ReadError", message);
+    let read_error = |status, message: String| ApiError::new(status, kind::READ_ERROR, message);
     let Query(PathQuery { path }) = query.map_err(|_| {
         read_error(
             StatusCode::BAD_REQUEST,
@@ -137,7 +138,7 @@ pub async fn download(
     let file = opened.map_err(|e| match e {
         OpenError::Io(e) if e.kind() == ErrorKind::NotFound => ApiError::new(
             StatusCode::NOT_FOUND,
-            "FileNotFound",
+            kind::FILE_NOT_FOUND,
             format!("{path} does not exist"),
         ),
         OpenError::Io(e) if e.kind() == ErrorKind::PermissionDenied => {

@@ -26,3 +26,35 @@ impl ErrorBody {
         }
     }
 }
+
+/// The machine-readable error kinds on the wire: `detail.error` of an [`ErrorBody`], and the
+/// `error_type` of a failed command on an exec stream. Clients tell failures apart by these.
+pub mod kind {
+    // Control plane and data plane alike.
+    pub const UNAUTHORIZED: &str = "Unauthorized";
+    pub const NOT_FOUND: &str = "NotFound";
+    pub const CONFLICT: &str = "Conflict";
+    pub const VALIDATION_ERROR: &str = "ValidationError";
+    pub const INVALID_REQUEST: &str = "InvalidRequest";
+    pub const UNSUPPORTED: &str = "Unsupported";
+    pub const NOT_READY: &str = "NotReady";
+    pub const TIMEOUT: &str = "Timeout";
+    pub const PAYLOAD_TOO_LARGE: &str = "PayloadTooLarge";
+    pub const INTERNAL_ERROR: &str = "InternalError";
+
+    // Sandboxes and snapshots.
+    pub const SNAPSHOT_NOT_READY: &str = "SnapshotNotReady";
+    pub const SANDBOX_CONFIG: &str = "SandboxConfig";
+
+    // Commands (exec streams and the one-shot `POST /execute`).
+    pub const COMMAND_TIMEOUT: &str = "CommandTimeout";
+    pub const COMMAND_ERROR: &str = "CommandError";
+    pub const COMMAND_NOT_FOUND: &str = "CommandNotFound";
+    pub const SPAWN_FAILED: &str = "SpawnFailed";
+    pub const SERVER_SHUTTING_DOWN: &str = "ServerShuttingDown";
+
+    // Files.
+    pub const FILE_NOT_FOUND: &str = "FileNotFound";
+    pub const READ_ERROR: &str = "ReadError";
+    pub const WRITE_ERROR: &str = "WriteError";
+}
