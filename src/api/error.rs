@@ -1,4 +1,5 @@
-//! The error body every endpoint returns: `{"detail": {"error", "message"}}`.
+//! The error bodies endpoints answer with — `{"detail": {"error", "message"}}`, or the
+//! FastAPI-style list of a validation error — and the error kinds they carry.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,36 @@ impl ErrorBody {
                 error: error.into(),
                 message: message.into(),
             },
+        }
+    }
+}
+
+/// The body of a validation error, FastAPI-style, from which the official SDK raises
+/// `ValidationError(field=…)`: `{"detail": [{"loc": ["body", field], "msg", "type"}]}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidationBody {
+    pub detail: Vec<ValidationDetail>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidationDetail {
+    /// Where the bad value is: `["body", "<field>"]`.
+    pub loc: Vec<String>,
+    pub msg: String,
+    /// Always `value_error` here.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl ValidationBody {
+    /// A validation error on the request body's `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationBody {
+            detail: vec![ValidationDetail {
+                loc: vec!["body".into(), field.into()],
+                msg: message.into(),
+                kind: "value_error".into(),
+            }],
         }
     }
 }

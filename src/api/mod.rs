@@ -8,5 +8,5 @@ pub mod exec;
 pub mod files;
 pub mod models;
 
-pub use error::{ErrorBody, ErrorDetail};
+pub use error::{ErrorBody, ErrorDetail, ValidationBody};
 pub use models::*;

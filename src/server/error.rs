@@ -3,12 +3,11 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::images::{ImageError, LayerError};
 use super::store::StoreError;
-use crate::api::ErrorBody;
 use crate::api::error::kind;
+use crate::api::{ErrorBody, ValidationBody};
 use crate::runtime::RuntimeError;
 
 /// Every failure a handler can answer with. The variant picks the status code; the message
@@ -117,13 +116,10 @@ impl IntoResponse for ApiError {
             tracing::error!("{self}");
         }
         let body = match self.invalid_field() {
-            // FastAPI-style list detail: the official SDK raises ValidationError(field=…).
-            Some(field) => json!({
-                "detail": [{"loc": ["body", field], "msg": self.to_string(), "type": "value_error"}]
-            }),
-            None => serde_json::to_value(ErrorBody::new(self.error_type(), self.to_string()))
-                .unwrap_or_default(),
+            Some(field) => serde_json::to_value(ValidationBody::new(field, self.to_string())),
+            None => serde_json::to_value(ErrorBody::new(self.error_type(), self.to_string())),
         };
+        let body = body.unwrap_or_default();
         let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::CONFLICT {
             // The generated registries client retries 409 unless told not to.
@@ -196,6 +192,7 @@ fn image_answer(error: &ImageError) -> (StatusCode, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     async fn answer(error: impl Into<ApiError>) -> (u16, serde_json::Value) {
         let response = error.into().into_response();
