@@ -58,9 +58,9 @@ pub async fn start(
         Ok(attachment) => respond(app, attachment),
         // Refusals arrive as the same `error` the WebSocket would send, so the SDK raises the
         // same exception for either transport.
-        Err(refusal) => sse_response(Body::from(event(
-            "error",
-            json!({"error_type": refusal.error_type, "error": refusal.message}),
+        Err(refusal) => sse_response(Body::from(error_event(
+            refusal.error_type,
+            &refusal.message,
         ))),
     })
 }
@@ -118,6 +118,11 @@ fn event(name: &str, data: Value) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
+/// The terminal `error` event, with the fields of the WebSocket's `error` message.
+fn error_event(error_type: &str, message: &str) -> Bytes {
+    event("error", json!({"error_type": error_type, "error": message}))
+}
+
 fn stream_name(kind: StreamKind) -> &'static str {
     match kind {
         StreamKind::Stdout => "stdout",
@@ -147,9 +152,11 @@ async fn stream_events(app: AppState, mut attachment: Attachment, tx: mpsc::Send
                 continue;
             }
             () = app.shutdown.stopping() => {
-                let goodbye = json!({"error_type": kind::SERVER_SHUTTING_DOWN,
-                    "error": "the sandbox agent is shutting down; resume from your offsets"});
-                let _ = tx.send(event("error", goodbye)).await;
+                let goodbye = error_event(
+                    kind::SERVER_SHUTTING_DOWN,
+                    "the sandbox agent is shutting down; resume from your offsets",
+                );
+                let _ = tx.send(goodbye).await;
                 return;
             }
             () = tx.closed() => return, // the client left while the command was quiet
@@ -184,7 +191,7 @@ async fn stream_events(app: AppState, mut attachment: Attachment, tx: mpsc::Send
                     Outcome::Error {
                         error_type,
                         message,
-                    } => event("error", json!({"error_type": error_type, "error": message})),
+                    } => error_event(error_type, &message),
                 };
                 let _ = tx.send(last).await;
                 return;
