@@ -13,6 +13,7 @@ use super::app::{ApiError, AppState};
 use super::registry::StartRequest;
 use super::session::{Outcome, Policy, Session, StreamKind};
 use super::spawn::{Program, SpawnError, SpawnRequest};
+use crate::api::error::kind;
 use crate::api::exec::{CommandSpec, ExecuteRequest, ExecuteResponse, defaults};
 
 pub async fn execute(
@@ -22,7 +23,7 @@ pub async fn execute(
     let Json(request) = body.map_err(|rejection| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "InvalidRequest",
+            kind::INVALID_REQUEST,
             format!("expected {{\"command\": \"…\" or [\"argv\", …]}}: {rejection}"),
         )
     })?;
@@ -62,17 +63,17 @@ pub async fn execute(
             Outcome::Error {
                 error_type,
                 message,
-            } if error_type == "CommandTimeout" => {
+            } if error_type == kind::COMMAND_TIMEOUT => {
                 return Err(ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
-                    "CommandTimeout",
+                    kind::COMMAND_TIMEOUT,
                     message,
                 ));
             }
             Outcome::Error { message, .. } => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "CommandError",
+                    kind::COMMAND_ERROR,
                     message,
                 ));
             }
@@ -100,7 +101,7 @@ fn not_started(error: SpawnError) -> Result<Json<ExecuteResponse>, ApiError> {
     }
     Err(ApiError::new(
         StatusCode::BAD_REQUEST,
-        "CommandError",
+        kind::COMMAND_ERROR,
         error.to_string(),
     ))
 }

@@ -28,10 +28,11 @@ use tokio::sync::mpsc;
 use super::app::{ApiError, AppState};
 use super::exec_ws::start_or_attach;
 use super::session::{Attachment, Event, Outcome, StreamKind};
+use crate::api::error::kind;
 use crate::api::exec::{ExecuteMessage, SSE_HEARTBEAT_SECONDS, StreamResumeRequest};
 
 fn invalid(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequest", message)
+    ApiError::new(StatusCode::BAD_REQUEST, kind::INVALID_REQUEST, message)
 }
 
 pub async fn start(
@@ -57,9 +58,9 @@ pub async fn start(
         Ok(attachment) => respond(app, attachment),
         // Refusals arrive as the same `error` the WebSocket would send, so the SDK raises the
         // same exception for either transport.
-        Err(refusal) => sse_response(Body::from(event(
-            "error",
-            json!({"error_type": refusal.error_type, "error": refusal.message}),
+        Err(refusal) => sse_response(Body::from(error_event(
+            refusal.error_type,
+            &refusal.message,
         ))),
     })
 }
@@ -76,7 +77,7 @@ pub async fn resume(
     let session = app.registry.get(&request.command_id).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "CommandNotFound",
+            kind::COMMAND_NOT_FOUND,
             format!(
                 "command {} not found (it never existed or its ttl_seconds expired)",
                 request.command_id
@@ -117,6 +118,11 @@ fn event(name: &str, data: Value) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
+/// The terminal `error` event, with the fields of the WebSocket's `error` message.
+fn error_event(error_type: &str, message: &str) -> Bytes {
+    event("error", json!({"error_type": error_type, "error": message}))
+}
+
 fn stream_name(kind: StreamKind) -> &'static str {
     match kind {
         StreamKind::Stdout => "stdout",
@@ -129,7 +135,7 @@ fn stream_name(kind: StreamKind) -> &'static str {
 async fn stream_events(app: AppState, mut attachment: Attachment, tx: mpsc::Sender<Bytes>) {
     let _open = app.shutdown.stream_opened().await;
     let session = std::sync::Arc::clone(attachment.session());
-    let started = json!({"command_id": session.id, "pid": session.pid});
+    let started = json!({"command_id": session.id, "pid": session.pid()});
     if tx.send(event("started", started)).await.is_err() {
         return;
     }
@@ -146,9 +152,11 @@ async fn stream_events(app: AppState, mut attachment: Attachment, tx: mpsc::Send
                 continue;
             }
             () = app.shutdown.stopping() => {
-                let goodbye = json!({"error_type": "ServerShuttingDown",
-                    "error": "the sandbox agent is shutting down; resume from your offsets"});
-                let _ = tx.send(event("error", goodbye)).await;
+                let goodbye = error_event(
+                    kind::SERVER_SHUTTING_DOWN,
+                    "the sandbox agent is shutting down; resume from your offsets",
+                );
+                let _ = tx.send(goodbye).await;
                 return;
             }
             () = tx.closed() => return, // the client left while the command was quiet
@@ -183,7 +191,7 @@ async fn stream_events(app: AppState, mut attachment: Attachment, tx: mpsc::Send
                     Outcome::Error {
                         error_type,
                         message,
-                    } => event("error", json!({"error_type": error_type, "error": message})),
+                    } => error_event(error_type, &message),
                 };
                 let _ = tx.send(last).await;
                 return;

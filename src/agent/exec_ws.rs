@@ -15,6 +15,7 @@ use super::app::AppState;
 use super::registry::StartRequest;
 use super::session::{Attachment, Event, Outcome, Policy, StreamKind};
 use super::spawn::{Program, SpawnRequest};
+use crate::api::error::kind;
 use crate::api::exec::{ClientMessage, ExecuteMessage, ServerMessage, defaults};
 
 pub async fn execute_ws(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
@@ -49,14 +50,14 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
         }) => match app.registry.get(&command_id) {
             Some(session) => Ok(session.attach(stdout_offset, stderr_offset)),
             None => Err(refuse(
-                "CommandNotFound",
+                kind::COMMAND_NOT_FOUND,
                 format!(
                     "command {command_id} not found (it never existed or its ttl_seconds expired)"
                 ),
             )),
         },
         _ => Err(refuse(
-            "InvalidRequest",
+            kind::INVALID_REQUEST,
             "the first message must be {\"type\":\"execute\",…} or {\"type\":\"reconnect\",…}",
         )),
     };
@@ -75,7 +76,7 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
     let session = attachment.session().clone();
     let started = ServerMessage::Started {
         command_id: session.id.clone(),
-        pid: Some(session.pid),
+        pid: Some(session.pid()),
     };
     if send(&mut sink, &started).await.is_err() {
         return;
@@ -134,11 +135,11 @@ pub(super) fn start_or_attach(
     let agent = forward_agent
         .then(|| super::ssh_agent_session::prepare(&mut request.spawn))
         .transpose()
-        .map_err(|e| refuse("SpawnFailed", e.to_string()))?;
+        .map_err(|e| refuse(kind::SPAWN_FAILED, e.to_string()))?;
     let session = app
         .registry
         .get_or_start(&command_id, request)
-        .map_err(|e| refuse("SpawnFailed", e.to_string()))?;
+        .map_err(|e| refuse(kind::SPAWN_FAILED, e.to_string()))?;
     if let Some(agent) = agent {
         super::ssh_agent_session::adopt(&session, agent);
     }
@@ -153,14 +154,14 @@ fn start_request(execute: ExecuteMessage) -> Result<StartRequest, Refusal> {
         run_config.user.is_some() || run_config.work_dir.is_some() || run_config.env_vars.is_some();
     if legacy_given && run_config_given {
         return Err(refuse(
-            "InvalidRequest",
+            kind::INVALID_REQUEST,
             "pass either env/cwd or run_config, not both (env/cwd are the deprecated spelling)",
         ));
     }
     let pty = execute.pty.unwrap_or(false);
     if execute.command.is_none() && !pty {
         return Err(refuse(
-            "InvalidRequest",
+            kind::INVALID_REQUEST,
             "`command` is required unless `pty` is true (an interactive shell)",
         ));
     }
@@ -168,7 +169,7 @@ fn start_request(execute: ExecuteMessage) -> Result<StartRequest, Refusal> {
         && !dir.starts_with('/')
     {
         return Err(refuse(
-            "InvalidRequest",
+            kind::INVALID_REQUEST,
             format!("run_config.work_dir must be an absolute path, got {dir:?}"),
         ));
     }
@@ -229,7 +230,7 @@ fn to_message(event: Event) -> (ServerMessage, bool) {
             message,
         }) => (
             ServerMessage::Error {
-                error_type,
+                error_type: error_type.to_string(),
                 error: message,
             },
             true,

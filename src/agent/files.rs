@@ -11,17 +11,18 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
 use axum::extract::{Query, rejection::QueryRejection};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::app::ApiError;
 use super::range::{RangeAnswer, if_none_match_hits, parse_range};
 use super::regular_file::{self, OpenError};
+use crate::api::error::kind;
 use crate::api::files::{PathQuery, UploadResponse};
 
 fn write_error(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "WriteError", message)
+    ApiError::new(StatusCode::BAD_REQUEST, kind::WRITE_ERROR, message)
 }
 
 pub async fn upload(
@@ -111,21 +112,73 @@ async fn stream_to(temp: &Path, mut field: Field<'_>) -> Result<u64, ApiError> {
     Ok(written)
 }
 
+fn read_error(status: StatusCode, message: String) -> ApiError {
+    ApiError::new(status, kind::READ_ERROR, message)
+}
+
 pub async fn download(
     query: Result<Query<PathQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let read_error = |status, message: String| ApiError::new(status, "ReadError", message);
     let Query(PathQuery { path }) = query.map_err(|_| {
         read_error(
             StatusCode::BAD_REQUEST,
             "pass the file as ?path=<file path>".into(),
         )
     })?;
-    // Opened without waiting for a writer and judged by what was opened: a FIFO put at
-    // `path` would otherwise hold this request (and a blocking thread) forever.
+    let mut file = open_regular(&path).await?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| read_error(StatusCode::BAD_REQUEST, format!("cannot stat {path}: {e}")))?;
+    let size = meta.len();
+    let etag = etag(&meta);
+    let mut response_headers = HeaderMap::new();
+    set(&mut response_headers, header::ETAG, etag.clone());
+    set(
+        &mut response_headers,
+        header::LAST_MODIFIED,
+        last_modified(&meta),
+    );
+    set(&mut response_headers, header::ACCEPT_RANGES, "bytes".into());
+    if if_none_match_hits(&headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
+    }
+    let (status, first, length) = match parse_range(&headers, &etag, size) {
+        RangeAnswer::Full => (StatusCode::OK, 0, size),
+        RangeAnswer::Partial { first, last } => {
+            let range = format!("bytes {first}-{last}/{size}");
+            set(&mut response_headers, header::CONTENT_RANGE, range);
+            (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
+        }
+        RangeAnswer::Unsatisfiable => {
+            let range = format!("bytes */{size}");
+            set(&mut response_headers, header::CONTENT_RANGE, range);
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, response_headers).into_response());
+        }
+    };
+    let content_type = "application/octet-stream".into();
+    set(&mut response_headers, header::CONTENT_TYPE, content_type);
+    set(
+        &mut response_headers,
+        header::CONTENT_LENGTH,
+        length.to_string(),
+    );
+    if first > 0 {
+        file.seek(std::io::SeekFrom::Start(first))
+            .await
+            .map_err(|e| read_error(StatusCode::BAD_REQUEST, format!("cannot read {path}: {e}")))?;
+    }
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(length)));
+    Ok((status, response_headers, body).into_response())
+}
+
+/// Opens `path` for reading if it is a regular file. Opened without waiting for a writer and
+/// judged by what was opened: a FIFO put at `path` would otherwise hold this request (and a
+/// blocking thread) forever.
+async fn open_regular(path: &str) -> Result<tokio::fs::File, ApiError> {
     let opened = {
-        let path = PathBuf::from(&path);
+        let path = PathBuf::from(path);
         tokio::task::spawn_blocking(move || regular_file::open(&path)).await
     };
     let opened = opened.map_err(|e| {
@@ -134,10 +187,16 @@ pub async fn download(
             format!("cannot read {path}: {e}"),
         )
     })?;
-    let file = opened.map_err(|e| match e {
+    let file = opened.map_err(|e| refused_open(path, e))?;
+    Ok(tokio::fs::File::from_std(file))
+}
+
+/// Why `path` cannot be downloaded, as the status and kind clients tell apart.
+fn refused_open(path: &str, error: OpenError) -> ApiError {
+    match error {
         OpenError::Io(e) if e.kind() == ErrorKind::NotFound => ApiError::new(
             StatusCode::NOT_FOUND,
-            "FileNotFound",
+            kind::FILE_NOT_FOUND,
             format!("{path} does not exist"),
         ),
         OpenError::Io(e) if e.kind() == ErrorKind::PermissionDenied => {
@@ -152,59 +211,32 @@ pub async fn download(
             StatusCode::BAD_REQUEST,
             format!("{path} is {what}; only regular files can be downloaded"),
         ),
-    })?;
-    let mut file = tokio::fs::File::from_std(file);
-    let meta = file
-        .metadata()
-        .await
-        .map_err(|e| read_error(StatusCode::BAD_REQUEST, format!("cannot stat {path}: {e}")))?;
-    let size = meta.len();
-    // Size, modification time to the nanosecond and inode: any rewrite (even an atomic
-    // rename over the same path) changes at least one of them.
-    let etag = format!(
+    }
+}
+
+/// Size, modification time to the nanosecond and inode: any rewrite (even an atomic rename over
+/// the same path) changes at least one of them.
+fn etag(meta: &std::fs::Metadata) -> String {
+    format!(
         "\"{:x}-{:x}.{:x}-{:x}\"",
-        size,
+        meta.len(),
         meta.mtime(),
         meta.mtime_nsec(),
         meta.ino()
-    );
-    let modified = chrono::DateTime::from_timestamp(meta.mtime(), 0)
+    )
+}
+
+/// `Last-Modified`, in the HTTP date format.
+fn last_modified(meta: &std::fs::Metadata) -> String {
+    chrono::DateTime::from_timestamp(meta.mtime(), 0)
         .unwrap_or_default()
         .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string();
-    let mut response_headers = HeaderMap::new();
-    let mut set = |name, value: String| {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            response_headers.insert(name, value);
-        }
-    };
-    set(header::ETAG, etag.clone());
-    set(header::LAST_MODIFIED, modified);
-    set(header::ACCEPT_RANGES, "bytes".into());
-    if if_none_match_hits(&headers, &etag) {
-        return Ok((StatusCode::NOT_MODIFIED, response_headers).into_response());
+        .to_string()
+}
+
+/// Sets a header; a value that cannot be one (never the case for ours) is left out.
+fn set(headers: &mut HeaderMap, name: HeaderName, value: String) {
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(name, value);
     }
-    let (status, first, length) = match parse_range(&headers, &etag, size) {
-        RangeAnswer::Full => (StatusCode::OK, 0, size),
-        RangeAnswer::Partial { first, last } => {
-            set(
-                header::CONTENT_RANGE,
-                format!("bytes {first}-{last}/{size}"),
-            );
-            (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
-        }
-        RangeAnswer::Unsatisfiable => {
-            set(header::CONTENT_RANGE, format!("bytes */{size}"));
-            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, response_headers).into_response());
-        }
-    };
-    set(header::CONTENT_TYPE, "application/octet-stream".into());
-    set(header::CONTENT_LENGTH, length.to_string());
-    if first > 0 {
-        file.seek(std::io::SeekFrom::Start(first))
-            .await
-            .map_err(|e| read_error(StatusCode::BAD_REQUEST, format!("cannot read {path}: {e}")))?;
-    }
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(length)));
-    Ok((status, response_headers, body).into_response())
 }

@@ -1,6 +1,7 @@
 //! What happens to a session over time: pumping the pipes into the retained buffers, waiting
-//! for the leader, the wall-clock timeout, the end-of-output grace for background children,
-//! the idle timer, and expiry of finished sessions after their TTL.
+//! for the leader (reaping it only once the output is in), the wall-clock timeout, the
+//! end-of-output grace for background children, the idle timer, and expiry of finished
+//! sessions after their TTL.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +10,10 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::leader::{Leader, exited};
 use super::session::{Outcome, Policy, Session, StreamKind};
-use super::spawn::{BoxedReader, Spawned, exit_code, kill_group};
+use super::spawn::{BoxedReader, Spawned, exit_code};
+use crate::api::error::kind;
 
 /// After the leader exits, how long background children may keep the pipes open (spec A2).
 pub const EOF_GRACE: Duration = Duration::from_secs(1);
@@ -55,29 +58,17 @@ pub fn start(
     let supervised = Arc::clone(&session);
     tokio::spawn(async move {
         let session = supervised;
-        let mut timed_out = false;
-        let status = match timeout {
-            None => child.wait().await,
-            Some(limit) => tokio::select! {
-                status = child.wait() => status,
-                () = tokio::time::sleep(limit) => {
-                    timed_out = true;
-                    kill_group(pid);
-                    child.wait().await
-                }
-            },
-        };
-        if timed_out {
-            // Members forked between the first kill and the leader's death are caught here.
-            kill_group(pid);
-        }
+        let timed_out = leader_exit(&session.leader, timeout).await;
         deadline_tx.send_replace(Some(Instant::now() + EOF_GRACE));
         for pump in pumps {
             let _ = pump.await;
         }
+        // Reaped only now: until here a kill still reaches background children that hold the
+        // pipes, through a group id the unreaped leader keeps from being reused.
+        let status = session.leader.reap(&mut child).await;
         let outcome = match (timed_out, status) {
             (true, _) => Outcome::Error {
-                error_type: "CommandTimeout".into(),
+                error_type: kind::COMMAND_TIMEOUT,
                 message: format!(
                     "Command timed out after {} seconds",
                     timeout.unwrap_or_default().as_secs()
@@ -85,7 +76,7 @@ pub fn start(
             },
             (false, Ok(status)) => Outcome::Exit(exit_code(status)),
             (false, Err(e)) => Outcome::Error {
-                error_type: "CommandError".into(),
+                error_type: kind::COMMAND_ERROR,
                 message: format!("could not wait for the command: {e}"),
             },
         };
@@ -96,6 +87,27 @@ pub fn start(
         }
     });
     session
+}
+
+/// Waits until the leader has exited (left unreaped), killing its group when `timeout` runs
+/// out first. Answers whether it timed out.
+async fn leader_exit(leader: &Leader, timeout: Option<Duration>) -> bool {
+    let Some(limit) = timeout else {
+        exited(leader.pid()).await;
+        return false;
+    };
+    let exit = exited(leader.pid());
+    tokio::pin!(exit);
+    tokio::select! {
+        () = &mut exit => false,
+        () = tokio::time::sleep(limit) => {
+            leader.kill_group();
+            exit.await;
+            // Members forked between the first kill and the leader's death are caught here.
+            leader.kill_group();
+            true
+        }
+    }
 }
 
 /// Copies one pipe into the session until EOF, or until the grace deadline after the leader's

@@ -5,7 +5,8 @@
 //! [`control`] the WebSocket exec protocol · [`exec_sse`] its one-way SSE variant ·
 //! [`exec_http`] legacy one-shot exec · [`registry`] sessions by id · [`session`] /
 //! [`attachment`] one command's state and its readers · [`ssh_agent`] / [`ssh_agent_session`]
-//! SSH-agent forwarding · [`lifecycle`] pumps, timeouts, expiry ·
+//! SSH-agent forwarding · [`lifecycle`] pumps, timeouts, expiry · [`leader`] signalling a
+//! command's process group only while its leader is unreaped ·
 //! [`output`] bounded UTF-8-aware output buffers · [`spawn`] / [`pty`] / [`user`] starting
 //! processes · [`files`] / [`range`] uploads and downloads · [`search`] / [`glob`] / [`grep`]
 //! file search · [`regular_file`] opening what a request reads without blocking on a FIFO or
@@ -33,6 +34,7 @@ mod files;
 mod glob;
 mod grep;
 mod init;
+mod leader;
 mod lifecycle;
 mod output;
 mod pty;

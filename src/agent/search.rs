@@ -16,6 +16,7 @@ use globset::{GlobBuilder, GlobMatcher};
 use nix::sys::statfs;
 
 use super::app::ApiError;
+use crate::api::error::kind;
 
 /// Results answered when the request names no `limit`.
 pub const DEFAULT_LIMIT: usize = 1000;
@@ -42,18 +43,18 @@ pub enum SearchError {
 
 impl From<SearchError> for ApiError {
     fn from(error: SearchError) -> ApiError {
-        let (status, kind) = match &error {
-            SearchError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "InvalidRequest"),
-            SearchError::NotFound(_) => (StatusCode::NOT_FOUND, "FileNotFound"),
-            SearchError::NotADirectory(_) => (StatusCode::BAD_REQUEST, "ReadError"),
+        let (status, error_kind) = match &error {
+            SearchError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, kind::INVALID_REQUEST),
+            SearchError::NotFound(_) => (StatusCode::NOT_FOUND, kind::FILE_NOT_FOUND),
+            SearchError::NotADirectory(_) => (StatusCode::BAD_REQUEST, kind::READ_ERROR),
             SearchError::Unreadable { source, .. }
                 if source.kind() == std::io::ErrorKind::PermissionDenied =>
             {
-                (StatusCode::FORBIDDEN, "ReadError")
+                (StatusCode::FORBIDDEN, kind::READ_ERROR)
             }
-            SearchError::Unreadable { .. } => (StatusCode::BAD_REQUEST, "ReadError"),
+            SearchError::Unreadable { .. } => (StatusCode::BAD_REQUEST, kind::READ_ERROR),
         };
-        ApiError::new(status, kind, error.to_string())
+        ApiError::new(status, error_kind, error.to_string())
     }
 }
 

@@ -15,9 +15,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 pub use super::attachment::Attachment;
+use super::leader::Leader;
 use super::output::{Chunk, StreamBuffer};
 use super::pty::PtyMaster;
-use super::spawn::{BoxedWriter, kill_group};
+use super::spawn::BoxedWriter;
 
 /// The two output streams, used as an index into per-stream arrays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +31,11 @@ pub enum StreamKind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Exit(i32),
-    Error { error_type: String, message: String },
+    Error {
+        /// One of the exec kinds of [`crate::api::error::kind`].
+        error_type: &'static str,
+        message: String,
+    },
 }
 
 /// What an attachment delivers next: text chunks for the WebSocket, raw ones for SSE.
@@ -51,8 +56,8 @@ pub struct Policy {
 
 pub struct Session {
     pub id: String,
-    /// Leader pid, which is also the process-group id.
-    pub pid: u32,
+    /// The leader, whose pid is also the process-group id.
+    pub leader: Leader,
     pub policy: Policy,
     pub(super) state: Mutex<State>,
     /// Bumped on new output, end-of-file and finish: wakes attachments.
@@ -89,7 +94,7 @@ impl Session {
     ) -> Session {
         Session {
             id,
-            pid,
+            leader: Leader::new(pid),
             policy,
             state: Mutex::new(State {
                 streams: [
@@ -233,11 +238,15 @@ impl Session {
         text
     }
 
-    /// SIGKILLs the whole process group (no-op once finished: the pid may be reused).
+    /// The leader's pid, which is also the process-group id.
+    pub fn pid(&self) -> u32 {
+        self.leader.pid()
+    }
+
+    /// SIGKILLs the whole process group (no-op once the leader was reaped: the pid may be
+    /// reused).
     pub fn kill(&self) {
-        if !self.is_finished() {
-            kill_group(self.pid);
-        }
+        self.leader.kill_group();
     }
 
     /// Writes `input` to stdin or the PTY; silently ignored when stdin is closed.

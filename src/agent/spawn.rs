@@ -246,16 +246,6 @@ pub fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
-/// SIGKILLs the process group led by `pid`. A group that is already gone is not an error.
-pub fn kill_group(pid: u32) {
-    if pid > 1 {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,5 +9,5 @@ pub mod files;
 pub mod models;
 pub mod ssh_agent;
 
-pub use error::{ErrorBody, ErrorDetail};
+pub use error::{ErrorBody, ErrorDetail, ValidationBody};
 pub use models::*;

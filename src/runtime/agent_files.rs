@@ -17,6 +17,33 @@ pub const RUN_MOUNT: &str = "/.langsmith/run";
 /// File name of the agent executable inside `root/agent`.
 const AGENT_NAME: &str = "langsmith";
 
+/// Why the agent files could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentFilesError {
+    #[error("{doing}: {source}")]
+    Io {
+        doing: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a supported executable: {what}", exe.display())]
+    Unsupported { exe: PathBuf, what: &'static str },
+    #[error("{} has no usable file name", .0.display())]
+    NoFileName(PathBuf),
+    #[error("run ldd (install libc-bin): {0}")]
+    NoLdd(#[source] std::io::Error),
+    #[error("ldd {} failed: {stderr}", exe.display())]
+    Ldd { exe: PathBuf, stderr: String },
+    #[error("shared library {0} not found")]
+    MissingLibrary(String),
+}
+
+impl AgentFilesError {
+    fn io(doing: String) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| AgentFilesError::Io { doing, source }
+    }
+}
+
 /// The prepared agent: the argument vector that starts it inside a sandbox.
 #[derive(Debug, Clone)]
 pub struct AgentEntry {
@@ -25,12 +52,13 @@ pub struct AgentEntry {
 
 /// Installs `exe` (and, if it is dynamically linked, its loader and libraries) into `dir`.
 pub fn install(exe: &Path, dir: &Path) -> Result<AgentEntry, RuntimeError> {
-    let fail = |reason: String| RuntimeError::AgentFiles {
+    let fail = |reason: AgentFilesError| RuntimeError::AgentFiles {
         dir: dir.to_path_buf(),
         reason,
     };
-    fs::create_dir_all(dir).map_err(|e| fail(format!("create directory: {e}")))?;
-    place(exe, &dir.join(AGENT_NAME), true).map_err(|e| fail(format!("{}: {e}", exe.display())))?;
+    let io = |doing: String| move |e| fail(AgentFilesError::io(doing)(e));
+    fs::create_dir_all(dir).map_err(io("create directory".into()))?;
+    place(exe, &dir.join(AGENT_NAME), true).map_err(io(exe.display().to_string()))?;
 
     let agent = format!("{AGENT_MOUNT}/{AGENT_NAME}");
     let agent_args = [
@@ -46,13 +74,13 @@ pub fn install(exe: &Path, dir: &Path) -> Result<AgentEntry, RuntimeError> {
     };
 
     let lib_dir = dir.join("lib");
-    fs::create_dir_all(&lib_dir).map_err(|e| fail(format!("create {}: {e}", lib_dir.display())))?;
+    fs::create_dir_all(&lib_dir).map_err(io(format!("create {}", lib_dir.display())))?;
     let interpreter_name = file_name(&interpreter).map_err(fail)?;
     place(&interpreter, &lib_dir.join(&interpreter_name), false)
-        .map_err(|e| fail(format!("copy interpreter {}: {e}", interpreter.display())))?;
+        .map_err(io(format!("copy interpreter {}", interpreter.display())))?;
     for (soname, path) in shared_libraries(exe).map_err(fail)? {
         place(&path, &lib_dir.join(&soname), false)
-            .map_err(|e| fail(format!("copy {}: {e}", path.display())))?;
+            .map_err(io(format!("copy {}", path.display())))?;
     }
 
     let mut args = vec![
@@ -80,18 +108,21 @@ fn place(source: &Path, target: &Path, link: bool) -> std::io::Result<()> {
     Ok(())
 }
 
-fn file_name(path: &Path) -> Result<String, String> {
+fn file_name(path: &Path) -> Result<String, AgentFilesError> {
     path.file_name()
         .and_then(|n| n.to_str())
         .map(str::to_string)
-        .ok_or_else(|| format!("{} has no usable file name", path.display()))
+        .ok_or_else(|| AgentFilesError::NoFileName(path.to_path_buf()))
 }
 
 /// The ELF interpreter (`PT_INTERP`) of a 64-bit little-endian executable, or `None` when it
 /// is statically linked.
-pub fn elf_interpreter(exe: &Path) -> Result<Option<PathBuf>, String> {
-    let data = fs::read(exe).map_err(|e| format!("read {}: {e}", exe.display()))?;
-    let bad = |what: &str| format!("{} is not a supported executable: {what}", exe.display());
+pub fn elf_interpreter(exe: &Path) -> Result<Option<PathBuf>, AgentFilesError> {
+    let data = fs::read(exe).map_err(AgentFilesError::io(format!("read {}", exe.display())))?;
+    let bad = |what: &'static str| AgentFilesError::Unsupported {
+        exe: exe.to_path_buf(),
+        what,
+    };
     if data.len() < 64 || &data[..4] != b"\x7fELF" {
         return Err(bad("no ELF header"));
     }
@@ -128,24 +159,23 @@ pub fn elf_interpreter(exe: &Path) -> Result<Option<PathBuf>, String> {
 }
 
 /// `(soname, resolved path)` of every shared library `ldd` reports for `exe`.
-fn shared_libraries(exe: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+fn shared_libraries(exe: &Path) -> Result<Vec<(String, PathBuf)>, AgentFilesError> {
     let output = std::process::Command::new("ldd")
         .arg(exe)
         .output()
-        .map_err(|e| format!("run ldd (install libc-bin): {e}"))?;
+        .map_err(AgentFilesError::NoLdd)?;
     if !output.status.success() {
-        return Err(format!(
-            "ldd {} failed: {}",
-            exe.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
+        return Err(AgentFilesError::Ldd {
+            exe: exe.to_path_buf(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
     }
     parse_ldd(&String::from_utf8_lossy(&output.stdout))
 }
 
 /// Parses `ldd` output. Lines look like `libc.so.6 => /lib/…/libc.so.6 (0x…)`; the vDSO and
 /// the interpreter line (no `=>`) are skipped, `=> not found` is an error.
-pub fn parse_ldd(text: &str) -> Result<Vec<(String, PathBuf)>, String> {
+pub fn parse_ldd(text: &str) -> Result<Vec<(String, PathBuf)>, AgentFilesError> {
     let mut libraries = Vec::new();
     for line in text.lines() {
         let Some((soname, rest)) = line.split_once("=>") else {
@@ -154,7 +184,7 @@ pub fn parse_ldd(text: &str) -> Result<Vec<(String, PathBuf)>, String> {
         let soname = soname.trim();
         let path = rest.trim().split(" (").next().unwrap_or_default().trim();
         if path == "not found" {
-            return Err(format!("shared library {soname} not found"));
+            return Err(AgentFilesError::MissingLibrary(soname.to_string()));
         }
         if path.starts_with('/') {
             libraries.push((soname.to_string(), PathBuf::from(path)));
@@ -188,7 +218,10 @@ mod tests {
             ]
         );
         let missing = parse_ldd("\tlibmissing.so.1 => not found\n").unwrap_err();
-        assert!(missing.contains("libmissing.so.1"), "{missing}");
+        assert!(
+            matches!(&missing, AgentFilesError::MissingLibrary(name) if name == "libmissing.so.1"),
+            "{missing}"
+        );
     }
 
     #[test]
@@ -202,6 +235,9 @@ mod tests {
             "{interpreter:?}"
         );
         let not_elf = elf_interpreter(Path::new("/proc/version")).unwrap_err();
-        assert!(not_elf.contains("not a supported executable"), "{not_elf}");
+        assert!(
+            matches!(not_elf, AgentFilesError::Unsupported { .. }),
+            "{not_elf}"
+        );
     }
 }

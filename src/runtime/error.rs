@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+use super::agent_files::AgentFilesError;
+use super::readiness::AgentError;
+
 /// Everything that can go wrong while preparing, starting, stopping or removing a sandbox.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -32,7 +35,11 @@ pub enum RuntimeError {
 
     /// The agent executable (or the libraries it needs) could not be placed under the root.
     #[error("cannot prepare the agent files in {dir}: {reason}")]
-    AgentFiles { dir: PathBuf, reason: String },
+    AgentFiles {
+        dir: PathBuf,
+        #[source]
+        reason: AgentFilesError,
+    },
 
     /// The snapshot image a sandbox should boot from is not there.
     #[error("snapshot image {0} does not exist; build or pull the snapshot again")]
@@ -85,7 +92,11 @@ pub enum RuntimeError {
     #[error(
         "cannot reach the agent of sandbox {id}: {reason}; if the sandbox is running, restart it"
     )]
-    AgentUnreachable { id: String, reason: String },
+    AgentUnreachable {
+        id: String,
+        #[source]
+        reason: AgentError,
+    },
 
     /// Mounts under the sandbox directory survived unmounting, so its files were kept.
     #[error(

@@ -29,7 +29,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+pub use agent_files::AgentFilesError;
 pub use error::RuntimeError;
+pub use readiness::AgentError;
 
 /// What the runtime needs to know to run one sandbox.
 #[derive(Debug, Clone)]

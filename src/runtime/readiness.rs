@@ -6,7 +6,7 @@
 //! in this sandbox's cgroup. Readiness is `GET /healthz` answering 200, waited for with a
 //! bounded deadline that gives up early if the container dies.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,31 +27,73 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often (in polls) to ask the OCI runtime whether the container is still alive.
 const STATE_CHECK_EVERY: u32 = 20;
 
+/// Why a sandbox's agent cannot be talked to.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("connect {}: {source}", socket.display())]
+    Connect {
+        socket: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the agent socket reports no peer process")]
+    NoPeer,
+    /// The socket was swapped for another listener: a host socket, or another sandbox's agent.
+    #[error("{} is served by process {peer}, which is not part of {container}; refusing it", socket.display())]
+    Foreign {
+        socket: PathBuf,
+        peer: i32,
+        container: String,
+    },
+    #[error("HTTP handshake: {0}")]
+    Handshake(#[source] hyper::Error),
+    #[error("{0}")]
+    Request(#[source] http::Error),
+    #[error("GET /healthz: {0}")]
+    Healthz(#[source] hyper::Error),
+}
+
+/// Why a fresh container's agent never became healthy; each names the last problem seen.
+#[derive(Debug, thiserror::Error)]
+pub enum NotHealthy {
+    #[error("the container is {state:?} ({last_problem})")]
+    ContainerEnded {
+        state: ContainerState,
+        last_problem: String,
+    },
+    #[error("the agent was not healthy within {}s ({last_problem})", READY_DEADLINE.as_secs())]
+    Deadline { last_problem: String },
+}
+
 /// Connects to the agent socket of `container` and verifies that the listening process
 /// belongs to that container's cgroup.
-pub async fn connect(socket: &Path, container: &str) -> Result<UnixStream, String> {
+pub async fn connect(socket: &Path, container: &str) -> Result<UnixStream, AgentError> {
     let stream = UnixStream::connect(socket)
         .await
-        .map_err(|e| format!("connect {}: {e}", socket.display()))?;
+        .map_err(|source| AgentError::Connect {
+            socket: socket.to_path_buf(),
+            source,
+        })?;
     let peer = stream
         .peer_cred()
         .ok()
         .and_then(|cred| cred.pid())
-        .ok_or_else(|| "the agent socket reports no peer process".to_string())?;
+        .ok_or(AgentError::NoPeer)?;
     let cgroups = std::fs::read_to_string(format!("/proc/{peer}/cgroup")).unwrap_or_default();
     let expected = format!(":{}", super::bundle::cgroup_path(container));
     if cgroups.lines().any(|line| line.ends_with(&expected)) {
         Ok(stream)
     } else {
-        Err(format!(
-            "{} is served by process {peer}, which is not part of {container}; refusing it",
-            socket.display()
-        ))
+        Err(AgentError::Foreign {
+            socket: socket.to_path_buf(),
+            peer,
+            container: container.to_string(),
+        })
     }
 }
 
 /// Waits until the agent is healthy. The error explains why it is not.
-pub async fn wait_for_agent(socket: &Path, runc: &Runc, container: &str) -> Result<(), String> {
+pub async fn wait_for_agent(socket: &Path, runc: &Runc, container: &str) -> Result<(), NotHealthy> {
     let deadline = Instant::now() + READY_DEADLINE;
     let mut last_problem = "the agent socket was never created".to_string();
     for poll in 0u32.. {
@@ -61,7 +103,7 @@ pub async fn wait_for_agent(socket: &Path, runc: &Runc, container: &str) -> Resu
             Ok(Ok(status)) => last_problem = format!("GET /healthz answered {status}"),
             Ok(Err(problem)) => {
                 if socket.exists() {
-                    last_problem = problem;
+                    last_problem = problem.to_string();
                 }
             }
             Err(_) => last_problem = "GET /healthz did not answer".to_string(),
@@ -69,14 +111,14 @@ pub async fn wait_for_agent(socket: &Path, runc: &Runc, container: &str) -> Resu
         if poll % STATE_CHECK_EVERY == STATE_CHECK_EVERY - 1 {
             let state = runc.state(container).await;
             if state != ContainerState::Running {
-                return Err(format!("the container is {state:?} ({last_problem})"));
+                return Err(NotHealthy::ContainerEnded {
+                    state,
+                    last_problem,
+                });
             }
         }
         if Instant::now() >= deadline {
-            return Err(format!(
-                "the agent was not healthy within {}s ({last_problem})",
-                READY_DEADLINE.as_secs()
-            ));
+            return Err(NotHealthy::Deadline { last_problem });
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }
@@ -84,20 +126,20 @@ pub async fn wait_for_agent(socket: &Path, runc: &Runc, container: &str) -> Resu
 }
 
 /// One `GET /healthz` on a connected agent stream; returns the status code.
-pub async fn healthz(stream: UnixStream) -> Result<u16, String> {
+pub async fn healthz(stream: UnixStream) -> Result<u16, AgentError> {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| format!("HTTP handshake: {e}"))?;
+        .map_err(AgentError::Handshake)?;
     let driver = tokio::spawn(connection);
     let request = http::Request::get("/healthz")
         .header(http::header::HOST, "agent")
         .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
+        .map_err(AgentError::Request)?;
     let result = sender
         .send_request(request)
         .await
         .map(|response| response.status().as_u16())
-        .map_err(|e| format!("GET /healthz: {e}"));
+        .map_err(AgentError::Healthz);
     driver.abort();
     result
 }

@@ -128,7 +128,7 @@ impl Runtime {
     ) -> Result<(), RuntimeError> {
         readiness::wait_for_agent(&layout.socket, &self.inner.runc, container)
             .await
-            .map_err(|reason| not_ready(id, layout, reason))
+            .map_err(|reason| not_ready(id, layout, reason.to_string()))
     }
 
     /// Deletes the container (if any) and unmounts everything under the sandbox directory.

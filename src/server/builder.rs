@@ -1,8 +1,9 @@
 //! Snapshot builds: pull the image and write the snapshot's ext4 image in the background,
 //! then record `ready` (with digest, size and run config) or `failed` with the reason.
 
-use super::images::{self, BuildRequest, RegistryCredentials};
+use super::images::{self, BuildRequest, ImageError, RegistryCredentials};
 use super::state::{AppState, now};
+use super::store::StoreError;
 use crate::api::{CreateSnapshotRequest, RunConfig, snapshot_status};
 
 /// Inline registry credentials of a build request (the GA CLI's `--registry-*` flags).
@@ -11,6 +12,19 @@ pub fn credentials(req: &CreateSnapshotRequest) -> Option<RegistryCredentials> {
     let password = req.registry_password.clone().unwrap_or_default();
     (!username.is_empty() || !password.is_empty())
         .then_some(RegistryCredentials { username, password })
+}
+
+/// Why a snapshot build failed; `Display` is the status message recorded on the snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("snapshot was deleted while building")]
+    Deleted,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("preparing the build directories: {0}")]
+    Prepare(#[source] std::io::Error),
+    #[error(transparent)]
+    Image(#[from] ImageError),
 }
 
 pub fn spawn_build(
@@ -29,7 +43,8 @@ pub fn spawn_build(
             credentials.as_ref(),
         )
         .await;
-        if let Err(e) = finish(&state, &id, result) {
+        // The reason is kept as the snapshot's status message.
+        if let Err(e) = finish(&state, &id, result.map_err(|e| e.to_string())) {
             tracing::error!("recording the result of snapshot build {id}: {e}");
         }
     })
@@ -41,12 +56,9 @@ async fn build(
     reference: &str,
     registry_url: Option<&str>,
     credentials: Option<&RegistryCredentials>,
-) -> Result<images::BuiltImage, String> {
-    let capacity = match state.store.snapshot(id) {
-        Ok(Some(rec)) => rec.snapshot.fs_capacity_bytes as u64,
-        Ok(None) => return Err("snapshot was deleted while building".into()),
-        Err(e) => return Err(e.to_string()),
-    };
+) -> Result<images::BuiltImage, BuildError> {
+    let record = state.store.snapshot(id)?.ok_or(BuildError::Deleted)?;
+    let capacity = record.snapshot.fs_capacity_bytes as u64;
     let work_dir = state.dirs.scratch().join(format!("build-{id}"));
     let output = state.dirs.snapshot_image(id);
     let prepare = async {
@@ -54,9 +66,7 @@ async fn build(
         tokio::fs::create_dir_all(state.dirs.snapshot_dir(id)).await?;
         tokio::fs::create_dir_all(state.dirs.blobs()).await
     };
-    if let Err(e) = prepare.await {
-        return Err(format!("preparing the build directories: {e}"));
-    }
+    prepare.await.map_err(BuildError::Prepare)?;
     let blobs = state.dirs.blobs();
     let req = BuildRequest {
         reference,
@@ -67,11 +77,9 @@ async fn build(
         capacity_bytes: capacity,
         output: &output,
     };
-    let result = images::build_snapshot_image(&req)
-        .await
-        .map_err(|e| e.to_string());
+    let result = images::build_snapshot_image(&req).await;
     let _ = tokio::fs::remove_dir_all(&work_dir).await;
-    result
+    Ok(result?)
 }
 
 /// Record a build's outcome: `ready` (taking its pending tag) or `failed` with the reason.
@@ -79,7 +87,7 @@ pub(super) fn finish(
     state: &AppState,
     id: &str,
     result: Result<images::BuiltImage, String>,
-) -> Result<(), super::store::StoreError> {
+) -> Result<(), StoreError> {
     let Some(mut rec) = state.store.snapshot(id)? else {
         // Deleted while building: nothing to record, but its files must not linger.
         let _ = std::fs::remove_dir_all(state.dirs.snapshot_dir(id));
@@ -123,9 +131,9 @@ pub(super) fn finish(
                 rec.snapshot.tags.push(tag);
             }
         }
-        Err(message) => {
+        Err(reason) => {
             rec.snapshot.status = snapshot_status::FAILED.into();
-            rec.snapshot.status_message = Some(message);
+            rec.snapshot.status_message = Some(reason);
             let _ = std::fs::remove_dir_all(state.dirs.snapshot_dir(id));
         }
     }

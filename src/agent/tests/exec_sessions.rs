@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::process_groups::terminates;
 use super::{TestAgent, Transcript, error_type, execute, exit};
 use crate::api::exec::ServerMessage;
 
@@ -96,26 +97,6 @@ async fn reconnecting_to_an_unknown_id_is_command_not_found() {
     ws.send(reconnect("deadbeef", 0, 0)).await;
     assert_eq!(error_type(&ws.recv().await), "CommandNotFound");
     assert!(ws.recv().await.is_none());
-}
-
-/// Whether `pid` has terminated (reaped, or a zombie awaiting its new parent). A SIGKILLed
-/// process may still be tearing down its memory when its pipes report EOF, so this waits for
-/// the kernel's exit notification (pidfd readable); the generous limit only bounds a failure.
-fn terminates(pid: u32) -> bool {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as i32;
-    if fd < 0 {
-        return true; // no such process any more
-    }
-    let mut poll = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd; the descriptor is ours and closed right after.
-    let ready = unsafe { libc::poll(&mut poll, 1, 10_000) };
-    unsafe { libc::close(fd) };
-    ready == 1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

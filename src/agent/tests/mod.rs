@@ -7,6 +7,7 @@ mod exec_sse;
 mod exec_streams;
 mod files;
 mod grep;
+mod process_groups;
 mod replay;
 mod search;
 mod ssh_agent;

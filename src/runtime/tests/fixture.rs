@@ -85,7 +85,9 @@ impl Fixture {
             .connect_agent(id)
             .await
             .map_err(|e| e.to_string())?;
-        crate::runtime::readiness::healthz(stream).await
+        crate::runtime::readiness::healthz(stream)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub fn sandbox_dir(&self, id: &str) -> PathBuf {

@@ -17,6 +17,42 @@ const INDEX_TYPES: [&str; 2] = [
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
 
+/// What is wrong with a layout directory or the image it should hold.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("cannot read index.json ({0}); is this an OCI image layout directory?")]
+    NoIndex(#[source] std::io::Error),
+    #[error("index.json is not a valid OCI index: {0}")]
+    BadIndex(#[source] serde_json::Error),
+    #[error("no image tagged {tag:?} (tags: {tags})")]
+    NoSuchTag { tag: String, tags: String },
+    #[error("the layout holds no images")]
+    Empty,
+    #[error("the layout holds several images; name one with oci:DIR:TAG (tags: {0})")]
+    Ambiguous(String),
+    #[error("no linux/{0} image in the index")]
+    NoPlatform(&'static str),
+    #[error("layer media type {0} is not supported (gzip or uncompressed tar layers only)")]
+    UnsupportedLayer(String),
+    #[error("reading blob {digest}: {source}")]
+    UnreadableBlob {
+        digest: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("blob {digest} is not valid JSON: {source}")]
+    BadJson {
+        digest: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An index or manifest blob is missing, corrupt or named by an unsupported digest.
+    #[error("{0}")]
+    Blob(#[source] Box<ImageError>),
+    #[error("reader task failed: {0}")]
+    Interrupted(String),
+}
+
 #[derive(Debug, Deserialize)]
 struct Index {
     manifests: Vec<Descriptor>,
@@ -53,23 +89,19 @@ pub async fn fetch(dir: &Path, tag: Option<&str>) -> Result<FetchedImage, ImageE
         .await
         .map_err(|e| ImageError::Layout {
             path: PathBuf::new(),
-            message: format!("reader task failed: {e}"),
+            source: LayoutError::Interrupted(e.to_string()),
         })?
 }
 
 fn fetch_blocking(dir: &Path, tag: Option<&str>) -> Result<FetchedImage, ImageError> {
-    let fail = |message: String| ImageError::Layout {
+    let fail = |source: LayoutError| ImageError::Layout {
         path: dir.to_path_buf(),
-        message,
+        source,
     };
     let index_path = dir.join("index.json");
-    let index_bytes = std::fs::read(&index_path).map_err(|e| {
-        fail(format!(
-            "cannot read index.json ({e}); is this an OCI image layout directory?"
-        ))
-    })?;
-    let index: Index = serde_json::from_slice(&index_bytes)
-        .map_err(|e| fail(format!("index.json is not a valid OCI index: {e}")))?;
+    let index_bytes = std::fs::read(&index_path).map_err(|e| fail(LayoutError::NoIndex(e)))?;
+    let index: Index =
+        serde_json::from_slice(&index_bytes).map_err(|e| fail(LayoutError::BadIndex(e)))?;
     let mut chosen = select_by_tag(&index, tag).map_err(&fail)?.clone();
 
     let blobs_root = dir.join("blobs");
@@ -88,9 +120,8 @@ fn fetch_blocking(dir: &Path, tag: Option<&str>) -> Result<FetchedImage, ImageEr
     let mut layers = Vec::with_capacity(manifest.layers.len());
     for layer in &manifest.layers {
         if LayerCompression::for_media_type(&layer.media_type).is_none() {
-            return Err(fail(format!(
-                "layer media type {} is not supported (gzip or uncompressed tar layers only)",
-                layer.media_type
+            return Err(fail(LayoutError::UnsupportedLayer(
+                layer.media_type.clone(),
             )));
         }
         let digest = BlobDigest::parse(&layer.digest)?;
@@ -109,7 +140,7 @@ fn fetch_blocking(dir: &Path, tag: Option<&str>) -> Result<FetchedImage, ImageEr
     })
 }
 
-fn select_by_tag<'i>(index: &'i Index, tag: Option<&str>) -> Result<&'i Descriptor, String> {
+fn select_by_tag<'i>(index: &'i Index, tag: Option<&str>) -> Result<&'i Descriptor, LayoutError> {
     let tags = || {
         let names: Vec<&str> = index
             .manifests
@@ -127,20 +158,20 @@ fn select_by_tag<'i>(index: &'i Index, tag: Option<&str>) -> Result<&'i Descript
             .manifests
             .iter()
             .find(|m| m.annotations.get(REF_NAME).map(String::as_str) == Some(tag))
-            .ok_or_else(|| format!("no image tagged {tag:?} (tags: {})", tags())),
+            .ok_or_else(|| LayoutError::NoSuchTag {
+                tag: tag.to_string(),
+                tags: tags(),
+            }),
         None => match index.manifests.as_slice() {
             [only] => Ok(only),
-            [] => Err("the layout holds no images".to_string()),
-            _ => Err(format!(
-                "the layout holds several images; name one with oci:DIR:TAG (tags: {})",
-                tags()
-            )),
+            [] => Err(LayoutError::Empty),
+            _ => Err(LayoutError::Ambiguous(tags())),
         },
     }
 }
 
 /// The manifest for this host in a multi-platform index.
-fn select_platform(index: &Index) -> Result<&Descriptor, String> {
+fn select_platform(index: &Index) -> Result<&Descriptor, LayoutError> {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -154,13 +185,23 @@ fn select_platform(index: &Index) -> Result<&Descriptor, String> {
                 .as_ref()
                 .is_some_and(|p| p.os == "linux" && p.architecture == arch)
         })
-        .ok_or_else(|| format!("no linux/{arch} image in the index"))
+        .ok_or(LayoutError::NoPlatform(arch))
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(blobs_root: &Path, digest: &str) -> Result<T, String> {
-    let digest = BlobDigest::parse(digest).map_err(|e| e.to_string())?;
+fn read_json<T: serde::de::DeserializeOwned>(
+    blobs_root: &Path,
+    digest: &str,
+) -> Result<T, LayoutError> {
+    let blob = |e: ImageError| LayoutError::Blob(Box::new(e));
+    let digest = BlobDigest::parse(digest).map_err(blob)?;
     let path = digest.path_under(blobs_root);
-    blobs::verify_file(&path, &digest).map_err(|e| e.to_string())?;
-    let bytes = std::fs::read(&path).map_err(|e| format!("reading blob {digest}: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("blob {digest} is not valid JSON: {e}"))
+    blobs::verify_file(&path, &digest).map_err(blob)?;
+    let bytes = std::fs::read(&path).map_err(|source| LayoutError::UnreadableBlob {
+        digest: digest.to_string(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| LayoutError::BadJson {
+        digest: digest.to_string(),
+        source,
+    })
 }

@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 
 pub use config::ImageConfig;
 pub use ext4::make_ext4;
+pub use layout::LayoutError;
 pub use reference::ImageSource;
+pub use unpack::LayerError;
 
 /// Username and password for a private registry (basic auth, or exchanged for a bearer token
 /// when the registry asks for one).
@@ -77,16 +79,24 @@ pub enum ImageError {
     InvalidReference { reference: String, reason: String },
     #[error("pulling {reference}: {message}")]
     Pull { reference: String, message: String },
-    #[error("reading OCI layout {path}: {message}")]
-    Layout { path: PathBuf, message: String },
+    #[error("reading OCI layout {path}: {source}")]
+    Layout {
+        path: PathBuf,
+        #[source]
+        source: layout::LayoutError,
+    },
     #[error("{reference}: {message}")]
     Unsupported { reference: String, message: String },
     #[error("blob {digest} is corrupt: expected {digest}, got {actual}; pull again")]
     DigestMismatch { digest: String, actual: String },
     #[error("invalid image config: {0}")]
     Config(String),
-    #[error("applying layer {digest}: {message}")]
-    Layer { digest: String, message: String },
+    #[error("applying layer {digest}: {source}")]
+    Layer {
+        digest: String,
+        #[source]
+        source: unpack::LayerError,
+    },
     #[error(
         "image needs {needed_mib} MiB but the capacity is {capacity_mib} MiB; \
          build with a larger --capacity"
@@ -132,7 +142,7 @@ pub async fn build_snapshot_image(req: &BuildRequest<'_>) -> Result<BuiltImage, 
         .await
         .map_err(|e| ImageError::Layer {
             digest: "(all)".into(),
-            message: format!("unpack task failed: {e}"),
+            source: unpack::LayerError::Interrupted(e.to_string()),
         })??;
 
     let used_bytes = make_ext4(&tree, req.capacity_bytes, req.output).await?;

@@ -4,7 +4,7 @@
 //! the entries — so a whiteout can never delete something its own layer adds.
 
 use std::fs;
-use std::io::{BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
@@ -13,6 +13,52 @@ use super::{ImageError, LayerBlob};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// Why one layer could not be applied: the layer's own fault (unreadable, or reaching outside
+/// the image root) or a failure writing the tree on this host.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// The blob is not a readable tar (corrupt, truncated, a bad entry name).
+    #[error("{context}: {source}")]
+    Read {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// An entry names an absolute path or `..`: the layer is refused.
+    #[error("entry {} points outside the image root; refusing this layer", .0.display())]
+    OutsideRoot(PathBuf),
+    /// An entry would be written through a symlink leading out of the tree.
+    #[error("entry {} escapes the image root", .0.display())]
+    EscapesRoot(PathBuf),
+    /// Changing the tree failed.
+    #[error("{action} {}: {source}", path.display())]
+    Write {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The unpacking thread panicked or was cancelled.
+    #[error("unpack task failed: {0}")]
+    Interrupted(String),
+}
+
+impl LayerError {
+    fn read(context: impl Into<String>) -> impl FnOnce(io::Error) -> Self {
+        let context = context.into();
+        move |source| LayerError::Read { context, source }
+    }
+
+    fn write(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| LayerError::Write {
+            action,
+            path,
+            source,
+        }
+    }
+}
 
 /// How a layer blob is compressed, from its media type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,27 +96,31 @@ pub fn apply_layers(layers: &[LayerBlob], tree: &Path) -> Result<(), ImageError>
                 message: format!("layer media type {} is not supported", layer.media_type),
             }
         })?;
-        apply_layer(&layer.path, compression, tree).map_err(|message| ImageError::Layer {
+        apply_layer(&layer.path, compression, tree).map_err(|source| ImageError::Layer {
             digest: layer.digest.clone(),
-            message,
+            source,
         })?;
     }
     Ok(())
 }
 
 /// Apply one layer tar file to `tree`.
-pub fn apply_layer(blob: &Path, compression: LayerCompression, tree: &Path) -> Result<(), String> {
+pub fn apply_layer(
+    blob: &Path,
+    compression: LayerCompression,
+    tree: &Path,
+) -> Result<(), LayerError> {
     let (opaque_dirs, whiteouts) = collect_whiteouts(blob, compression)?;
     for dir in &opaque_dirs {
         if let Some(target) = resolve_in_tree(tree, dir)
             && fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir())
         {
-            empty_directory(&target).map_err(|e| format!("emptying {}: {e}", dir.display()))?;
+            empty_directory(&target).map_err(LayerError::write("emptying", dir))?;
         }
     }
     for path in &whiteouts {
         if let Some(target) = resolve_in_tree(tree, path) {
-            remove_any(&target).map_err(|e| format!("whiting out {}: {e}", path.display()))?;
+            remove_any(&target).map_err(LayerError::write("whiting out", path))?;
         }
     }
     extract_entries(blob, compression, tree)
@@ -79,8 +129,9 @@ pub fn apply_layer(blob: &Path, compression: LayerCompression, tree: &Path) -> R
 fn open_tar(
     blob: &Path,
     compression: LayerCompression,
-) -> Result<tar::Archive<Box<dyn Read>>, String> {
-    let file = fs::File::open(blob).map_err(|e| format!("opening {}: {e}", blob.display()))?;
+) -> Result<tar::Archive<Box<dyn Read>>, LayerError> {
+    let file =
+        fs::File::open(blob).map_err(LayerError::read(format!("opening {}", blob.display())))?;
     let reader: Box<dyn Read> = match compression {
         LayerCompression::None => Box::new(BufReader::new(file)),
         LayerCompression::Gzip => Box::new(MultiGzDecoder::new(BufReader::new(file))),
@@ -89,17 +140,14 @@ fn open_tar(
 }
 
 /// A relative path inside the layer, or an error for absolute paths and `..` components.
-fn checked_relative(path: &Path) -> Result<PathBuf, String> {
+fn checked_relative(path: &Path) -> Result<PathBuf, LayerError> {
     let mut relative = PathBuf::new();
     for component in path.components() {
         match component {
             Component::Normal(part) => relative.push(part),
             Component::CurDir => {}
             Component::RootDir | Component::Prefix(_) | Component::ParentDir => {
-                return Err(format!(
-                    "entry {} points outside the image root; refusing this layer",
-                    path.display()
-                ));
+                return Err(LayerError::OutsideRoot(path.to_path_buf()));
             }
         }
     }
@@ -110,12 +158,12 @@ fn checked_relative(path: &Path) -> Result<PathBuf, String> {
 fn collect_whiteouts(
     blob: &Path,
     compression: LayerCompression,
-) -> Result<(Vec<PathBuf>, Vec<PathBuf>), String> {
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>), LayerError> {
     let mut archive = open_tar(blob, compression)?;
     let (mut opaque, mut whiteouts) = (Vec::new(), Vec::new());
-    for entry in archive.entries().map_err(|e| format!("reading tar: {e}"))? {
-        let entry = entry.map_err(|e| format!("reading tar: {e}"))?;
-        let path = checked_relative(&entry.path().map_err(|e| format!("bad entry path: {e}"))?)?;
+    for entry in archive.entries().map_err(LayerError::read("reading tar"))? {
+        let entry = entry.map_err(LayerError::read("reading tar"))?;
+        let path = checked_relative(&entry.path().map_err(LayerError::read("bad entry path"))?)?;
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
@@ -133,7 +181,11 @@ fn collect_whiteouts(
 }
 
 /// Pass two: extract every non-whiteout entry with its mode, owner, mtime and xattrs.
-fn extract_entries(blob: &Path, compression: LayerCompression, tree: &Path) -> Result<(), String> {
+fn extract_entries(
+    blob: &Path,
+    compression: LayerCompression,
+    tree: &Path,
+) -> Result<(), LayerError> {
     let mut archive = open_tar(blob, compression)?;
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);
@@ -141,9 +193,9 @@ fn extract_entries(blob: &Path, compression: LayerCompression, tree: &Path) -> R
     archive.set_unpack_xattrs(true);
     archive.set_overwrite(true);
     let mut directory_mtimes = Vec::new();
-    for entry in archive.entries().map_err(|e| format!("reading tar: {e}"))? {
-        let mut entry = entry.map_err(|e| format!("reading tar: {e}"))?;
-        let path = checked_relative(&entry.path().map_err(|e| format!("bad entry path: {e}"))?)?;
+    for entry in archive.entries().map_err(LayerError::read("reading tar"))? {
+        let mut entry = entry.map_err(LayerError::read("reading tar"))?;
+        let path = checked_relative(&entry.path().map_err(LayerError::read("bad entry path"))?)?;
         let is_whiteout = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -153,8 +205,7 @@ fn extract_entries(blob: &Path, compression: LayerCompression, tree: &Path) -> R
         }
         let is_dir = entry.header().entry_type().is_dir();
         if let Some(target) = resolve_in_tree(tree, &path) {
-            replace_conflicting(&target, is_dir)
-                .map_err(|e| format!("replacing {}: {e}", path.display()))?;
+            replace_conflicting(&target, is_dir).map_err(LayerError::write("replacing", &path))?;
             if is_dir && let Ok(mtime) = entry.header().mtime() {
                 directory_mtimes.push((path.clone(), mtime));
             }
@@ -162,9 +213,9 @@ fn extract_entries(blob: &Path, compression: LayerCompression, tree: &Path) -> R
         // `unpack_in` refuses to write through symlinks that lead out of the tree.
         let unpacked = entry
             .unpack_in(tree)
-            .map_err(|e| format!("unpacking {}: {e}", path.display()))?;
+            .map_err(LayerError::write("unpacking", &path))?;
         if !unpacked {
-            return Err(format!("entry {} escapes the image root", path.display()));
+            return Err(LayerError::EscapesRoot(path));
         }
     }
     // Writing children bumped directory mtimes; put the recorded ones back. A later entry of

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{LayerCompression, apply_layer};
+use super::{LayerCompression, LayerError, apply_layer};
 
 /// A layer tar under construction.
 struct Layer(tar::Builder<Vec<u8>>);
@@ -68,7 +68,7 @@ impl Layer {
         self
     }
 
-    fn apply(self, scratch: &Path, tree: &Path) -> Result<(), String> {
+    fn apply(self, scratch: &Path, tree: &Path) -> Result<(), LayerError> {
         let bytes = self.0.into_inner().unwrap();
         let path = scratch.join(format!("layer-{}.tar", uuid::Uuid::new_v4()));
         fs::write(&path, bytes).unwrap();
@@ -196,13 +196,15 @@ fn traversal_and_absolute_paths_are_refused() {
         .raw_file("../escaped")
         .apply(scratch.path(), &tree)
         .unwrap_err();
-    assert!(err.contains("outside the image root"), "{err}");
+    assert!(matches!(err, LayerError::OutsideRoot(_)), "{err}");
+    assert!(err.to_string().contains("outside the image root"), "{err}");
     assert!(!scratch.path().join("escaped").exists());
     let err = Layer::new()
         .raw_file("/abs")
         .apply(scratch.path(), &tree)
         .unwrap_err();
-    assert!(err.contains("outside the image root"), "{err}");
+    assert!(matches!(err, LayerError::OutsideRoot(_)), "{err}");
+    assert!(err.to_string().contains("outside the image root"), "{err}");
 }
 
 #[test]
