@@ -3,7 +3,20 @@
 //!
 //! Control-plane requests go to `{base}/v2/sandboxes/…` with `x-api-key` (and `x-tenant-id`
 //! when a workspace is configured); data-plane requests go to the sandbox's `dataplane_url`
-//! with `X-Api-Key`. Nothing here assumes the local backend.
+//! with `X-Api-Key`. Nothing here assumes the local backend (except `embedded`, which finds or
+//! starts one when nothing else is configured).
+//!
+//! Module map:
+//!
+//! * Where and with which key: `config` (endpoint and key resolution), `embedded` (the local
+//!   backend as the default), `error` (one typed error for every call).
+//! * Control plane: `sandbox`, `snapshot` (one `impl Client` block each).
+//! * Exec: `exec` (the [`Command`] handle and its options) over one background task per command,
+//!   `exec_session` + `exec_session_messages`, which owns the socket opened by `exec_socket`
+//!   (the one dial of `/execute/ws`), reattaches from `exec_position`'s offsets, words a lost
+//!   socket through `exec_loss`, relays SSH-agent frames (`exec_ssh_agent`) and feeds stdin
+//!   (`exec_stdio`, `utf8_input`). `console` is an exec session with a PTY and no reattach.
+//! * Files: `files` (upload, download).
 
 pub mod config;
 #[cfg(unix)]

@@ -9,6 +9,13 @@
 //! The script API is documented in one reference, `reference.md` next to this file, printed
 //! by `langsmith help-script`; a test checks that every registered function, method and
 //! property appears in it.
+//!
+//! Module map: [`bridge`] (script thread ↔ tokio runtime, interrupts) · [`builtins`] (the
+//! embedded subcommand scripts and user overrides) · objects: [`snapshot`], [`sandbox`] +
+//! `sandbox_fns`, [`command`] · running commands: `streaming` (a callback per chunk),
+//! `exec_stream` and `exec_terminal` (what `sandbox exec` uses), [`console`] · `transfer`
+//! (upload, download) · [`helpers`] (argument parsing shared by the built-ins, exit status) ·
+//! [`render`] + `table` (values → JSON or pretty tables).
 
 pub mod bridge;
 pub mod builtins;
