@@ -3,7 +3,8 @@
 use serde_json::json;
 
 use crate::common::api::Api;
-use crate::common::{TestServer, cli, image};
+use crate::common::cli::Cli;
+use crate::common::{TestServer, image};
 
 #[test]
 fn a_capture_carries_the_sandbox_files_into_new_sandboxes() {
@@ -23,12 +24,11 @@ fn a_capture_carries_the_sandbox_files_into_new_sandboxes() {
         0
     );
 
-    let out = cli::run(
-        &server,
-        &[
+    let out = Cli::new(&server)
+        .args(&[
             "sandbox", "snapshot", "capture", "captured", "--box", "origin", "--wait",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let captured = out.json();
     assert_eq!(captured["status"], "ready", "{captured}");
@@ -48,12 +48,16 @@ fn a_capture_carries_the_sandbox_files_into_new_sandboxes() {
     );
 
     // The snapshot is in use: deleting it is refused until its sandboxes are gone.
-    let out = cli::run(&server, &["sandbox", "snapshot", "delete", captured_id]);
+    let out = Cli::new(&server)
+        .args(&["sandbox", "snapshot", "delete", captured_id])
+        .run();
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("409"), "{}", out.stderr);
     api.delete_sandbox("copy");
     api.delete_sandbox("origin");
-    let out = cli::run(&server, &["sandbox", "snapshot", "delete", captured_id]);
+    let out = Cli::new(&server)
+        .args(&["sandbox", "snapshot", "delete", captured_id])
+        .run();
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (0, "Snapshot deleted.\n"),
@@ -68,22 +72,20 @@ fn only_running_sandboxes_are_captured() {
     let api = Api::new(&server);
     let snap = api.ready_snapshot("base", image::tiny(), 64 << 20);
     api.ready_sandbox("sleepy", &snap, json!({}));
-    let out = cli::run(&server, &["sandbox", "stop", "sleepy"]);
+    let out = Cli::new(&server).args(&["sandbox", "stop", "sleepy"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = cli::run(
-        &server,
-        &["sandbox", "snapshot", "capture", "nope", "--box", "sleepy"],
-    );
+    let out = Cli::new(&server)
+        .args(&["sandbox", "snapshot", "capture", "nope", "--box", "sleepy"])
+        .run();
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.contains("capturing snapshot: HTTP 400"),
         "{}",
         out.stderr
     );
-    let out = cli::run(
-        &server,
-        &["sandbox", "snapshot", "capture", "nope", "--box", "missing"],
-    );
+    let out = Cli::new(&server)
+        .args(&["sandbox", "snapshot", "capture", "nope", "--box", "missing"])
+        .run();
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.contains("capturing snapshot: HTTP 404"),

@@ -13,7 +13,7 @@ mod table;
 
 use serde_json::Value;
 
-use crate::common::cli::{self, CliOutput};
+use crate::common::cli::{Cli, CliOutput};
 use crate::common::{TestServer, image};
 
 pub const SNAPSHOT_KEYS: [&str; 11] = [
@@ -43,14 +43,14 @@ pub const SANDBOX_KEYS: [&str; 10] = [
 ];
 
 pub fn ok(server: &TestServer, args: &[&str]) -> CliOutput {
-    let out = cli::run(server, args);
+    let out = Cli::new(server).args(args).run();
     assert_eq!(out.code, 0, "{args:?}: {} / {}", out.stdout, out.stderr);
     out
 }
 
 /// The message of the one-line `{"error": "…"}` a failed command prints (exit status 1).
 pub fn failure(server: &TestServer, args: &[&str]) -> String {
-    let out = cli::run(server, args);
+    let out = Cli::new(server).args(args).run();
     assert_eq!(out.code, 1, "{args:?} should fail: {}", out.stdout);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.starts_with("{\"error\": \""), "{}", out.stderr);

@@ -11,13 +11,12 @@ pub(crate) mod tmux;
 use serde_json::json;
 
 use crate::common::api::Api;
-use crate::common::server::API_KEY;
-use crate::common::{TestServer, cli, image};
+use crate::common::cli::Cli;
+use crate::common::{TestServer, image};
 use tmux::Tmux;
 
-const BIN: &str = env!("CARGO_BIN_EXE_langsmith");
 /// Remote prompt: `\u` makes the shown prompt differ from the typed command line.
-const PROMPT_ARG: &str = r"--env 'PS1=\u@box> '";
+const PROMPT_ARGS: [&str; 2] = ["--env", r"PS1=\u@box> "];
 const PROMPT: &str = "root@box> ";
 
 /// A server with a ready sandbox `name` built from the tiny image.
@@ -29,27 +28,25 @@ fn sandbox(name: &str) -> (TestServer, Api) {
     (server, api)
 }
 
-fn cli_env(server: &TestServer) -> Vec<(&'static str, String)> {
-    vec![
-        ("LANGSMITH_ENDPOINT", server.url.clone()),
-        ("LANGSMITH_API_KEY", API_KEY.to_string()),
-        ("LANG", "C.UTF-8".to_string()),
-    ]
+/// A terminal whose shell has a UTF-8 locale and `extra` in its environment.
+fn start_tmux(extra: &[(&str, &str)]) -> Tmux {
+    let mut env = vec![("LANG", "C.UTF-8")];
+    env.extend_from_slice(extra);
+    Tmux::start(100, 30, &env)
 }
 
-fn start_tmux(server: &TestServer, extra: &[(&str, &str)]) -> Tmux {
-    let env = cli_env(server);
-    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    all.extend_from_slice(extra);
-    Tmux::start(100, 30, &all)
+/// `langsmith sandbox console ARGS` against `server`.
+fn console(server: &TestServer, args: &[&str]) -> Cli {
+    Cli::new(server).args(&["sandbox", "console"]).args(args)
 }
 
-/// Types a line that records the terminal mode, runs `console ARGS`, records the mode again
-/// and prints `<tag>-exit=<status>`.
-fn run_console(tmux: &Tmux, tag: &str, args: &str) {
+/// Types a line that records the terminal mode, runs `console`, records the mode again and
+/// prints `<tag>-exit=<status>`.
+fn run_console(tmux: &Tmux, tag: &str, console: Cli) {
     let d = tmux.dir().display();
+    let console = console.shell_line();
     tmux.type_line(&format!(
-        "stty -g > {d}/{tag}.before; {BIN} sandbox console {args}; rc=$?; \
+        "stty -g > {d}/{tag}.before; {console}; rc=$?; \
          stty -g > {d}/{tag}.after; stty -a > {d}/{tag}.after-a; echo {tag}-exit=$rc"
     ));
 }
@@ -72,8 +69,9 @@ fn assert_terminal_restored(tmux: &Tmux, tag: &str) {
 #[test]
 fn a_console_runs_commands_follows_resizes_and_restores_the_terminal() {
     let (server, _api) = sandbox("console-main");
-    let tmux = start_tmux(&server, &[]);
-    run_console(&tmux, "main", &format!("console-main {PROMPT_ARG}"));
+    let tmux = start_tmux(&[]);
+    let main = console(&server, &["console-main"]).args(&PROMPT_ARGS);
+    run_console(&tmux, "main", main);
     tmux.wait_for_count(PROMPT, 1);
 
     tmux.type_line("echo marker-$((6*7)) ünïcødé");
@@ -104,9 +102,10 @@ fn a_console_runs_commands_follows_resizes_and_restores_the_terminal() {
 #[test]
 fn the_terminal_is_restored_after_a_failure_sigterm_or_a_deleted_sandbox() {
     let (server, api) = sandbox("console-fail");
-    let tmux = start_tmux(&server, &[]);
+    let tmux = start_tmux(&[]);
 
-    run_console(&tmux, "shell", "console-fail --shell /nonexistent");
+    let missing_shell = console(&server, &["console-fail", "--shell", "/nonexistent"]);
+    run_console(&tmux, "shell", missing_shell);
     assert_eq!(tmux.wait_for_number("shell-exit="), 1);
     let screen = tmux.screen();
     assert!(
@@ -115,7 +114,8 @@ fn the_terminal_is_restored_after_a_failure_sigterm_or_a_deleted_sandbox() {
     );
     assert_terminal_restored(&tmux, "shell");
 
-    run_console(&tmux, "term", &format!("console-fail {PROMPT_ARG}"));
+    let term = console(&server, &["console-fail"]).args(&PROMPT_ARGS);
+    run_console(&tmux, "term", term);
     tmux.wait_for_count(PROMPT, 1);
     let cli = tmux.foreground_child();
     // SAFETY: plain kill(2) of the CLI process this test started in its pane.
@@ -123,7 +123,8 @@ fn the_terminal_is_restored_after_a_failure_sigterm_or_a_deleted_sandbox() {
     assert_eq!(tmux.wait_for_number("term-exit="), 0, "{}", tmux.screen());
     assert_terminal_restored(&tmux, "term");
 
-    run_console(&tmux, "deleted", &format!("console-fail {PROMPT_ARG}"));
+    let deleted = console(&server, &["console-fail"]).args(&PROMPT_ARGS);
+    run_console(&tmux, "deleted", deleted);
     tmux.wait_for_count(PROMPT, 2);
     api.delete_sandbox("console-fail");
     assert_eq!(tmux.wait_for_number("deleted-exit="), 1);
@@ -141,7 +142,9 @@ fn the_terminal_is_restored_after_a_failure_sigterm_or_a_deleted_sandbox() {
 #[test]
 fn a_console_is_refused_without_a_terminal_or_an_agent() {
     let (server, _api) = sandbox("console-refused");
-    let out = cli::run(&server, &["sandbox", "console", "console-refused"]);
+    let out = Cli::new(&server)
+        .args(&["sandbox", "console", "console-refused"])
+        .run();
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr.starts_with(
@@ -151,31 +154,26 @@ fn a_console_is_refused_without_a_terminal_or_an_agent() {
         out.stderr
     );
 
-    let no_agent = std::process::Command::new(BIN)
-        .args([
-            "sandbox",
-            "console",
-            "console-refused",
-            "--forward-ssh-agent",
-        ])
-        .envs(cli_env(&server))
+    let no_agent = console(&server, &["console-refused", "--forward-ssh-agent"])
+        .env("LANG", "C.UTF-8")
         .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .unwrap();
-    assert_eq!(no_agent.status.code(), Some(1));
+        .run();
+    assert_eq!(no_agent.code, 1);
     assert_eq!(
-        String::from_utf8_lossy(&no_agent.stderr),
+        no_agent.stderr,
         "{\"error\": \"--forward-ssh-agent requires SSH_AUTH_SOCK to be set (is ssh-agent running?)\"}\n"
     );
 
-    let missing = cli::run(&server, &["sandbox", "console", "no-such-box"]);
+    let missing = Cli::new(&server)
+        .args(&["sandbox", "console", "no-such-box"])
+        .run();
     assert_eq!(missing.code, 1);
     assert!(
         missing.stderr.contains("getting sandbox: HTTP 404"),
         "{}",
         missing.stderr
     );
-    let arity = cli::run(&server, &["sandbox", "console"]);
+    let arity = Cli::new(&server).args(&["sandbox", "console"]).run();
     assert_eq!(
         arity.stderr,
         "{\"error\": \"accepts 1 arg(s), received 0\"}\n"
@@ -185,8 +183,9 @@ fn a_console_is_refused_without_a_terminal_or_an_agent() {
 #[test]
 fn a_console_opened_from_the_repl_hands_the_terminal_back() {
     let (server, _api) = sandbox("console-repl");
-    let tmux = start_tmux(&server, &[]);
-    tmux.type_line(&format!("{BIN} shell; echo repl-exit=$?"));
+    let tmux = start_tmux(&[]);
+    let repl = Cli::new(&server).args(&["shell"]).shell_line();
+    tmux.type_line(&format!("{repl}; echo repl-exit=$?"));
     tmux.wait_for("the REPL's prompt", |s| s.contains("langsmith> "));
     tmux.type_line(r#"console("console-repl", #{env: ["PS1=\\u@box> "]})"#);
     tmux.wait_for_count(PROMPT, 1);

@@ -2,14 +2,14 @@
 //! fan-out over parallel sandboxes behind a start barrier, build → capture → reuse a snapshot, and a test suite run in
 //! a fresh sandbox. Each must leave nothing behind, also when it fails.
 
-use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::common::api::Api;
-use crate::common::{TestServer, cli, image};
+use crate::common::cli::{Cli, CliOutput};
+use crate::common::{TestServer, image};
 
 fn example(name: &str) -> String {
     format!("{}/scripts/examples/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -26,8 +26,8 @@ fn assert_sandbox_gone(api: &Api, name: &str) {
 
 /// `langsmith ARGS…` against `server`, killed (and the test failed) if it has not finished
 /// within a bound generous for any machine: what it guards against is a wait without end.
-fn run_within_deadline(server: &TestServer, args: &[&str], why: &str) -> cli::CliOutput {
-    let child = cli::spawn(server, args, Stdio::null());
+fn run_within_deadline(server: &TestServer, args: &[&str], why: &str) -> CliOutput {
+    let child = Cli::new(server).args(args).spawn();
     let pid = child.id();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -86,15 +86,14 @@ fn fanout_runs_the_command_in_every_sandbox_at_once() {
 fn a_captured_snapshot_carries_what_was_installed_into_a_new_sandbox() {
     let server = TestServer::start();
     let api = Api::new(&server);
-    let out = cli::run(
-        &server,
-        &[
+    let out = Cli::new(&server)
+        .args(&[
             "run",
             &example("snapshot_reuse.rhai"),
             image::tiny(),
             "reuse",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let r = out.json();
     assert_eq!(r["builder_said"], "hello, builder\n", "{r}");
@@ -148,16 +147,15 @@ fn a_test_suite_runs_in_a_fresh_sandbox_and_its_results_are_collected() {
     let api = Api::new(&server);
     let snapshot = api.ready_snapshot("suite-tiny", image::tiny(), 64 << 20);
     let suite = suite_with_a_broken_test();
-    let out = cli::run(
-        &server,
-        &[
+    let out = Cli::new(&server)
+        .args(&[
             "run",
             &example("test_suite.rhai"),
             &snapshot,
             suite.path().to_str().unwrap(),
             "suite-box",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let r = out.json();
     assert_eq!(r["files"], 5, "{r}");
@@ -179,16 +177,15 @@ fn a_test_suite_runs_in_a_fresh_sandbox_and_its_results_are_collected() {
     assert_sandbox_gone(&api, "suite-box");
 
     // A run that fails half-way (the suite folder does not exist) still deletes its sandbox.
-    let out = cli::run(
-        &server,
-        &[
+    let out = Cli::new(&server)
+        .args(&[
             "run",
             &example("test_suite.rhai"),
             &snapshot,
             "/nonexistent/suite",
             "suite-box",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(
         out.stderr.contains("upload: reading /nonexistent/suite"),

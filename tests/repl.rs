@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common::api::Api;
+use crate::common::cli::Cli;
 use crate::common::process::{run_ok, wait_for};
-use crate::common::server::API_KEY;
 use crate::common::{TestServer, image};
 
 /// A tmux server of its own (private socket) running one REPL.
@@ -22,25 +22,20 @@ struct Terminal {
 impl Terminal {
     /// Start `langsmith shell` against `server`, with its own data and config directories.
     fn shell(server: &TestServer, home: &Path) -> Terminal {
-        let endpoint = format!(
-            "LANGSMITH_ENDPOINT={} LANGSMITH_API_KEY={API_KEY}",
-            server.url
-        );
-        Terminal::shell_with(&endpoint, home)
+        Terminal::shell_with(Cli::new(server).env_remove("LANGSMITH_STATE_DIR"), home)
     }
 
-    /// Start `langsmith shell` with `settings` (`NAME=value …`) and nothing else configured,
-    /// with its own data and config directories.
-    fn shell_with(settings: &str, home: &Path) -> Terminal {
+    /// Start `langsmith shell` as `cli` configures it, with its own data and config
+    /// directories.
+    fn shell_with(cli: Cli, home: &Path) -> Terminal {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("tmux.sock").display().to_string();
-        let command = format!(
-            "exec env -u LANGSMITH_ENDPOINT -u LANGSMITH_API_KEY -u LANGSMITH_STATE_DIR \
-             {settings} XDG_DATA_HOME={} XDG_CONFIG_HOME={} TERM=xterm {} shell",
-            home.join("data").display(),
-            home.join("config").display(),
-            env!("CARGO_BIN_EXE_langsmith"),
-        );
+        let shell = cli
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("TERM", "xterm")
+            .args(&["shell"]);
+        let command = format!("exec {}", shell.shell_line());
         run_ok(Command::new("tmux").args([
             "-S",
             &socket,
@@ -215,10 +210,12 @@ fn ctrl_c_cancels_a_running_exec_kills_it_and_returns_to_the_prompt() {
 fn completion_never_starts_the_local_backend() {
     let home = tempfile::tempdir().unwrap();
     let state = home.path().join("state");
-    let term = Terminal::shell_with(
-        &format!("LANGSMITH_STATE_DIR={}", state.display()),
-        home.path(),
-    );
+    // Neither a server nor a key: only the local backend could answer.
+    let nothing_configured = Cli::bare()
+        .env_remove("LANGSMITH_ENDPOINT")
+        .env_remove("LANGSMITH_API_KEY")
+        .env("LANGSMITH_STATE_DIR", &state);
+    let term = Terminal::shell_with(nothing_configured, home.path());
 
     term.type_text("sandbox(\"my");
     term.press("Tab");

@@ -1,7 +1,8 @@
 //! The scripting layer end to end: example scripts and the REPL against the real server.
 
 use crate::common::api::Api;
-use crate::common::{TestServer, cli, image};
+use crate::common::cli::{BIN, Cli, CliOutput};
+use crate::common::{TestServer, image};
 
 #[test]
 fn the_hello_example_runs_a_command_and_cleans_up() {
@@ -9,7 +10,9 @@ fn the_hello_example_runs_a_command_and_cleans_up() {
     let api = Api::new(&server);
     let snapshot = api.ready_snapshot("script-tiny", image::tiny(), 64 << 20);
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/examples/hello.rhai");
-    let out = cli::run(&server, &["run", example, &snapshot, "hello-box"]);
+    let out = Cli::new(&server)
+        .args(&["run", example, &snapshot, "hello-box"])
+        .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let result = out.json();
     assert_eq!(result["stdout"], "hello from a script\nLinux\n", "{result}");
@@ -24,7 +27,7 @@ fn the_repl_evaluates_lines_with_the_bindings() {
     let api = Api::new(&server);
     api.ready_snapshot("repl-tiny", image::tiny(), 64 << 20);
     let input = b"let x = 40 + 2;\nx\nsnapshot_list()[0].name\nsandbox_get(\"nope\")\nx + 1\n";
-    let out = cli::run_with_stdin(&server, &["shell"], Some(input));
+    let out = Cli::new(&server).args(&["shell"]).stdin(input).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
@@ -42,13 +45,13 @@ fn the_repl_evaluates_lines_with_the_bindings() {
 }
 
 /// Write `source` to a temporary `.rhai` file and `langsmith run` it with `args`.
-fn run_source(server: &TestServer, source: &str, args: &[&str]) -> cli::CliOutput {
+fn run_source(server: &TestServer, source: &str, args: &[&str]) -> CliOutput {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("t.rhai");
     std::fs::write(&file, source).unwrap();
     let mut argv = vec!["run", file.to_str().unwrap()];
     argv.extend_from_slice(args);
-    cli::run(server, &argv)
+    Cli::new(server).args(&argv).run()
 }
 
 #[test]
@@ -157,14 +160,12 @@ fn commands_stream_to_callbacks_take_input_and_can_be_killed() {
 }
 
 /// `langsmith ARGS…` with its config directory at `config` (no server needed).
-fn run_with_config(config: &std::path::Path, args: &[&str]) -> cli::CliOutput {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_langsmith"))
+fn run_with_config(config: &std::path::Path, args: &[&str]) -> CliOutput {
+    Cli::bare()
         .args(args)
         .env("XDG_CONFIG_HOME", config)
         .env_remove("LANGSMITH_SCRIPTS_DIR")
-        .output()
-        .unwrap();
-    out.into()
+        .run()
 }
 
 #[test]
@@ -410,9 +411,7 @@ fn scripts_run_by_file_and_by_shebang_receive_their_arguments() {
     assert_eq!(by_run.code, 0, "{}", by_run.stderr);
     assert_eq!(by_run.json(), expected);
 
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_langsmith"))
-        .parent()
-        .unwrap();
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
     let path = format!(
         "{}:{}",
         bin_dir.display(),
@@ -471,11 +470,9 @@ fn ctrl_c_stops_a_script_even_inside_try() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("t.rhai");
     std::fs::write(&file, source).unwrap();
-    let mut child = cli::spawn(
-        &server,
-        &["run", file.to_str().unwrap()],
-        std::process::Stdio::null(),
-    );
+    let mut child = Cli::new(&server)
+        .args(&["run", file.to_str().unwrap()])
+        .spawn();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();

@@ -1,15 +1,15 @@
 //! The user document's end-to-end workflow, through the CLI, against the local backend.
 
-use crate::common::{TestServer, cli, image};
+use crate::common::cli::Cli;
+use crate::common::{TestServer, image};
 
 #[test]
 fn build_create_exec_delete_through_the_cli() {
     let server = TestServer::start();
     let image = image::tiny();
 
-    let out = cli::run(
-        &server,
-        &[
+    let out = Cli::new(&server)
+        .args(&[
             "sandbox",
             "snapshot",
             "build",
@@ -19,8 +19,8 @@ fn build_create_exec_delete_through_the_cli() {
             "--capacity",
             "64mb",
             "--wait",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(out.code, 0, "build failed: {}", out.stderr);
     let snapshot = out.json();
     assert_eq!(snapshot["status"], "ready", "{snapshot}");
@@ -35,9 +35,8 @@ fn build_create_exec_delete_through_the_cli() {
     );
     let snapshot_id = snapshot["id"].as_str().unwrap();
 
-    let out = cli::run(
-        &server,
-        &[
+    let out = Cli::new(&server)
+        .args(&[
             "sandbox",
             "create",
             "my-vm",
@@ -48,8 +47,8 @@ fn build_create_exec_delete_through_the_cli() {
             "--memory",
             "1gb",
             "--wait",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(out.code, 0, "create failed: {}", out.stderr);
     let sandbox = out.json();
     assert_eq!(sandbox["name"], "my-vm");
@@ -57,9 +56,8 @@ fn build_create_exec_delete_through_the_cli() {
     assert_eq!(sandbox["vcpus"], 2);
     assert_eq!(sandbox["mem_bytes"], 1u64 << 30);
 
-    let out = cli::run(
-        &server,
-        &[
+    let out = Cli::new(&server)
+        .args(&[
             "sandbox",
             "exec",
             "my-vm",
@@ -67,26 +65,27 @@ fn build_create_exec_delete_through_the_cli() {
             "sh",
             "-c",
             "echo out; echo err >&2; exit 7",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(out.code, 7, "{}", out.stderr);
     assert_eq!(out.stdout, "out\n");
     assert_eq!(out.stderr, "err\n");
 
-    let out = cli::run(
-        &server,
-        &["sandbox", "exec", "my-vm", "--", "cat", "/etc/hello"],
-    );
+    let out = Cli::new(&server)
+        .args(&["sandbox", "exec", "my-vm", "--", "cat", "/etc/hello"])
+        .run();
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (0, "hello from the tiny image\n")
     );
 
-    let out = cli::run(&server, &["sandbox", "list"]);
+    let out = Cli::new(&server).args(&["sandbox", "list"]).run();
     assert_eq!(out.code, 0);
     assert_eq!(out.json()[0]["name"], "my-vm");
 
-    let out = cli::run(&server, &["sandbox", "delete", "my-vm"]);
+    let out = Cli::new(&server)
+        .args(&["sandbox", "delete", "my-vm"])
+        .run();
     assert_eq!(
         (out.code, out.stdout.as_str()),
         (0, "Sandbox deleted.\n"),
@@ -94,7 +93,7 @@ fn build_create_exec_delete_through_the_cli() {
         out.stderr
     );
 
-    let out = cli::run(&server, &["sandbox", "get", "my-vm"]);
+    let out = Cli::new(&server).args(&["sandbox", "get", "my-vm"]).run();
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -107,9 +106,8 @@ fn build_create_exec_delete_through_the_cli() {
 #[test]
 fn cli_errors_are_one_json_line_with_exit_1() {
     let server = TestServer::start();
-    let out = cli::run(
-        &server,
-        &[
+    let out = Cli::new(&server)
+        .args(&[
             "sandbox",
             "create",
             "x",
@@ -117,14 +115,14 @@ fn cli_errors_are_one_json_line_with_exit_1() {
             "s",
             "--memory",
             "12qb",
-        ],
-    );
+        ])
+        .run();
     assert_eq!(out.code, 1);
     assert_eq!(
         out.stderr.trim_end(),
         r#"{"error": "invalid --memory: invalid size \"12qb\": unknown unit \"qb\""}"#
     );
-    let out = cli::run(&server, &["sandbox", "create", "x"]);
+    let out = Cli::new(&server).args(&["sandbox", "create", "x"]).run();
     assert_eq!(out.code, 1);
     assert_eq!(
         out.stderr.trim_end(),

@@ -2,14 +2,12 @@
 //! streamed intact at bounded memory, invalid UTF-8 without loss, piped stdin,
 //! `--env`/`--cwd`/`--timeout`, `-t`, and exit codes including signal deaths.
 
-use std::io::Read;
-use std::process::Stdio;
-
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::io::Read;
 
 use crate::common::api::Api;
-use crate::common::cli::{self, CliOutput};
+use crate::common::cli::{Cli, CliOutput};
 use crate::common::{TestServer, image};
 
 const MIB: i64 = 1 << 20;
@@ -24,9 +22,11 @@ pub fn sandbox(name: &str) -> (TestServer, Api, Value) {
 }
 
 fn exec(server: &TestServer, args: &[&str], stdin: Option<&[u8]>) -> CliOutput {
-    let mut full = vec!["sandbox", "exec"];
-    full.extend_from_slice(args);
-    cli::run_with_stdin(server, &full, stdin)
+    let cli = Cli::new(server).args(&["sandbox", "exec"]).args(args);
+    match stdin {
+        Some(input) => cli.stdin(input).run(),
+        None => cli.run(),
+    }
 }
 
 /// The peak resident set of a finished child in KiB, as `wait4` reports it.
@@ -50,11 +50,9 @@ fn a_hundred_megabytes_stream_through_intact_at_bounded_memory() {
 
     // Reaped with wait4 below, which also reports its peak memory.
     #[allow(clippy::zombie_processes)]
-    let mut child = cli::spawn(
-        &server,
-        &["sandbox", "exec", "bulk", "--", "sh", "-c", producer],
-        Stdio::null(),
-    );
+    let mut child = Cli::new(&server)
+        .args(&["sandbox", "exec", "bulk", "--", "sh", "-c", producer])
+        .spawn();
     let mut stdout = child.stdout.take().unwrap();
     let (mut hasher, mut total, mut buf) = (Sha256::new(), 0u64, vec![0u8; 1 << 16]);
     loop {
@@ -177,11 +175,14 @@ fn stdin_env_cwd_timeout_tty_and_exit_codes() {
     assert_ne!(no_tty.code, 0, "{:?}", no_tty.stdout);
     // The local TERM goes along under a PTY (programs need it to draw), unless --env sets it.
     let term = ["sandbox", "exec", "-t", "x", "--", "sh", "-c", "echo $TERM"];
-    let local = cli::run_with_env(&server, &term, None, &[("TERM", "xterm-test")]);
+    let local = Cli::new(&server)
+        .args(&term)
+        .env("TERM", "xterm-test")
+        .run();
     assert_eq!(local.stdout.trim_end(), "xterm-test", "{}", local.stderr);
     let mut set = term.to_vec();
     set.splice(3..3, ["--env", "TERM=dumb"]);
-    let chosen = cli::run_with_env(&server, &set, None, &[("TERM", "xterm-test")]);
+    let chosen = Cli::new(&server).args(&set).env("TERM", "xterm-test").run();
     assert_eq!(chosen.stdout.trim_end(), "dumb", "{}", chosen.stderr);
     // Piped stdin reaches a PTY too, and its end is a Ctrl-D, so `cat` ends.
     let pty_cat = exec(&server, &["x", "--tty", "--", "cat"], Some(b"typed\n"));

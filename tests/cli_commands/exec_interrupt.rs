@@ -4,10 +4,10 @@
 //! output the sandbox no longer holds by the time the client is back is reported, not skipped.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdout, Stdio};
+use std::process::{Child, ChildStdout};
 
 use super::exec::sandbox;
-use crate::common::cli;
+use crate::common::cli::{self, Cli};
 
 /// Whether a process whose argv holds `marker` runs in the sandbox.
 fn running(api: &crate::common::api::Api, sb: &serde_json::Value, marker: &str) -> bool {
@@ -22,11 +22,9 @@ fn exec_started(
     server: &crate::common::TestServer,
     script: &str,
 ) -> (Child, BufReader<ChildStdout>, String) {
-    let mut child = cli::spawn(
-        server,
-        &["sandbox", "exec", "x", "--", "sh", "-c", script],
-        Stdio::null(),
-    );
+    let mut child = Cli::new(server)
+        .args(&["sandbox", "exec", "x", "--", "sh", "-c", script])
+        .spawn();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();

@@ -5,34 +5,22 @@
 use std::time::Duration;
 
 use super::exec::sandbox;
-use crate::common::TestServer;
 use crate::common::api::{Api, Exec};
+use crate::common::cli::Cli;
 use crate::common::process::wait_for;
-use crate::common::server::API_KEY;
 use crate::console::tmux::Tmux;
 
-const BIN: &str = env!("CARGO_BIN_EXE_langsmith");
 /// Remote prompt: `\u` makes the shown prompt differ from the typed command line.
-const PROMPT_ARG: &str = r"--env 'PS1=\u@box> '";
+const PROMPT_ARGS: [&str; 2] = ["--env", r"PS1=\u@box> "];
 const PROMPT: &str = "root@box> ";
 
-fn start_tmux(server: &TestServer, cols: u16, rows: u16) -> Tmux {
-    Tmux::start(
-        cols,
-        rows,
-        &[
-            ("LANGSMITH_ENDPOINT", server.url.as_str()),
-            ("LANGSMITH_API_KEY", API_KEY),
-        ],
-    )
-}
-
-/// Types a line that records the terminal mode, runs `langsmith ARGS`, records the mode
-/// again and prints `<tag>-exit=<status>`.
-fn run_cli(tmux: &Tmux, tag: &str, args: &str) {
+/// Types a line that records the terminal mode, runs `cli`, records the mode again and
+/// prints `<tag>-exit=<status>`.
+fn run_cli(tmux: &Tmux, tag: &str, cli: Cli) {
     let d = tmux.dir().display();
+    let cli = cli.shell_line();
     tmux.type_line(&format!(
-        "stty -g > {d}/{tag}.before; {BIN} {args}; rc=$?; stty -g > {d}/{tag}.after; \
+        "stty -g > {d}/{tag}.before; {cli}; rc=$?; stty -g > {d}/{tag}.after; \
          echo {tag}-exit=$rc"
     ));
 }
@@ -46,12 +34,12 @@ fn assert_terminal_restored(tmux: &Tmux, tag: &str) {
 #[test]
 fn exec_t_on_a_terminal_is_interactive_and_exits_with_the_remote_code() {
     let (server, _api, _sb) = sandbox("box");
-    let tmux = start_tmux(&server, 100, 30);
-    run_cli(
-        &tmux,
-        "shell",
-        &format!("sandbox exec -t box {PROMPT_ARG} -- bash --norc --noprofile"),
-    );
+    let tmux = Tmux::start(100, 30, &[]);
+    let shell = Cli::new(&server)
+        .args(&["sandbox", "exec", "-t", "box"])
+        .args(&PROMPT_ARGS)
+        .args(&["--", "bash", "--norc", "--noprofile"]);
+    run_cli(&tmux, "shell", shell);
     tmux.wait_for_count(PROMPT, 1);
     tmux.type_line("echo hi; exit 3");
     assert_eq!(tmux.wait_for_number("shell-exit="), 3, "{}", tmux.screen());
@@ -66,14 +54,18 @@ fn exec_t_on_a_terminal_is_interactive_and_exits_with_the_remote_code() {
 #[test]
 fn forward_stdin_refuses_a_terminal() {
     let (server, _api, _sb) = sandbox("box");
-    let tmux = start_tmux(&server, 100, 30);
+    let tmux = Tmux::start(100, 30, &[]);
     let script = tmux.dir().join("forward.rhai");
     std::fs::write(
         &script,
         r#"sandbox_resolve("box").exec("cat", #{forward_stdin: true, stream: true})"#,
     )
     .unwrap();
-    run_cli(&tmux, "forward", &format!("run {}", script.display()));
+    run_cli(
+        &tmux,
+        "forward",
+        Cli::new(&server).args(&["run"]).arg(&script),
+    );
     assert_eq!(
         tmux.wait_for_number("forward-exit="),
         1,
@@ -97,13 +89,19 @@ fn size_of(api: &Api, sb: &serde_json::Value, tty: &str) -> String {
 #[test]
 fn the_remote_pty_follows_the_local_window_size() {
     let (server, api, sb) = sandbox("x");
-    let tmux = start_tmux(&server, 120, 40);
+    let tmux = Tmux::start(120, 40, &[]);
     let (cols, rows) = tmux.pane_size();
-    run_cli(
-        &tmux,
-        "size",
-        "sandbox exec -t x -- sh -c 'tty > /tmp/which; exec sleep 600'",
-    );
+    let sized = Cli::new(&server).args(&[
+        "sandbox",
+        "exec",
+        "-t",
+        "x",
+        "--",
+        "sh",
+        "-c",
+        "tty > /tmp/which; exec sleep 600",
+    ]);
+    run_cli(&tmux, "size", sized);
     let tty = wait_for("the command's tty", Duration::from_secs(30), || {
         let which = api.exec(&sb, "cat /tmp/which 2>/dev/null");
         which

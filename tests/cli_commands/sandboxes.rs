@@ -5,8 +5,9 @@ use serde_json::json;
 
 use super::table::{bytes_text, expected_table, local_minute};
 use super::{SANDBOX_KEYS, assert_key_order, build, create, failure, ok};
+use crate::common::TestServer;
 use crate::common::api::Api;
-use crate::common::{TestServer, cli};
+use crate::common::cli::Cli;
 
 #[test]
 fn sandbox_lifecycle_commands() {
@@ -126,10 +127,9 @@ fn sandbox_lifecycle_commands() {
         (exec.stdout.as_str(), exec.stderr.as_str()),
         ("out\n", "err\n")
     );
-    let code = cli::run(
-        &server,
-        &["sandbox", "exec", "vm", "--", "sh", "-c", "exit 7"],
-    );
+    let code = Cli::new(&server)
+        .args(&["sandbox", "exec", "vm", "--", "sh", "-c", "exit 7"])
+        .run();
     assert_eq!(code.code, 7);
 
     let running = failure(&server, &["sandbox", "start", "vm"]);

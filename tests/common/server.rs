@@ -4,6 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use super::cli::Cli;
 use super::process::{die_with_parent, run_ok};
 
 pub const API_KEY: &str = "test-key-0123456789";
@@ -52,21 +53,22 @@ impl TestServer {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> TestServer {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_langsmith"));
-        cmd.args([
-            "server",
-            "--listen",
-            listen,
-            "--api-key",
-            API_KEY,
-            "--state-dir",
-        ])
-        .arg(state_dir)
-        .args(args)
-        .envs(env.iter().copied())
-        .env("LANGSMITH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        let mut cli = Cli::bare()
+            .args(&[
+                "server",
+                "--listen",
+                listen,
+                "--api-key",
+                API_KEY,
+                "--state-dir",
+            ])
+            .arg(state_dir)
+            .args(args);
+        for (key, value) in env {
+            cli = cli.env(key, value);
+        }
+        let mut cmd = cli.env("LANGSMITH_LOG", "warn").command();
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         die_with_parent(&mut cmd);
         let mut child = cmd.spawn().expect("starting langsmith server");
         let mut line = String::new();

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{PROMPT, PROMPT_ARG, assert_terminal_restored, run_console, sandbox, start_tmux};
+use super::{
+    PROMPT, PROMPT_ARGS, assert_terminal_restored, console, run_console, sandbox, start_tmux,
+};
+use crate::common::cli::BIN;
 use crate::common::process::{run_ok, wait_for};
-
-const BIN: &str = env!("CARGO_BIN_EXE_langsmith");
 
 /// A paused sandbox container, resumed when dropped (also when the test fails).
 struct Paused {
@@ -88,12 +89,13 @@ fn ctrl_c_while_the_console_dials_ends_it_cleanly_without_a_shell() {
         .unwrap()
         .to_string();
     let port: u16 = server.url.rsplit(':').next().unwrap().parse().unwrap();
-    let tmux = start_tmux(&server, &[]);
+    let tmux = start_tmux(&[]);
     // The runtime names a sandbox's container `ls-<sandbox id>`.
     let container = format!("ls-{id}");
     let paused = Paused::pause(server.state_dir.join("runtime/runc"), &container);
 
-    run_console(&tmux, "dial", &format!("console-dial {PROMPT_ARG}"));
+    let dial = console(&server, &["console-dial"]).args(&PROMPT_ARGS);
+    run_console(&tmux, "dial", dial);
     // Resolving the sandbox uses one connection; the console's socket is a second one,
     // whose handshake waits for the frozen sandbox.
     let cli = wait_for(

@@ -7,7 +7,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{PROMPT, PROMPT_ARG, assert_terminal_restored, run_console, sandbox, start_tmux};
+use super::{
+    PROMPT, PROMPT_ARGS, assert_terminal_restored, console, run_console, sandbox, start_tmux,
+};
 use crate::common::api::Api;
 use crate::common::local_agent::LocalAgent;
 use crate::common::process::run_ok;
@@ -80,13 +82,10 @@ fn the_local_agent_answers_inside_the_console() {
     let info = api.call("GET", "/api/v2/sandboxes/boxes/console-agent", None);
     let ssh_add = install_ssh_add(&api, &info.body);
     let socket = local.socket.to_string_lossy().into_owned();
-    let tmux = start_tmux(&server, &[("SSH_AUTH_SOCK", &socket)]);
+    let tmux = start_tmux(&[("SSH_AUTH_SOCK", &socket)]);
 
-    run_console(
-        &tmux,
-        "agent",
-        &format!("console-agent --forward-ssh-agent {PROMPT_ARG}"),
-    );
+    let forwarding = console(&server, &["console-agent", "--forward-ssh-agent"]).args(&PROMPT_ARGS);
+    run_console(&tmux, "agent", forwarding);
     tmux.wait_for_count(PROMPT, 1);
     tmux.type_line(&format!("{ssh_add}; echo listed-$?"));
     assert_eq!(tmux.wait_for_number("listed-"), 0, "{}", tmux.screen());

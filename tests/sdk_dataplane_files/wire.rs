@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 use crate::common::api::Api;
+use crate::common::cli::Cli;
 use crate::common::process::{die_with_parent, wait_for};
 use crate::common::server::{API_KEY, reap_leftovers};
 use crate::common::{TestServer, image};
@@ -161,8 +162,10 @@ fn stopping_a_sandbox_closes_attached_sockets_with_going_away() {
 fn the_agent_says_going_away_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("agent.sock");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_langsmith"));
-    command.arg("agent").arg("--socket").arg(&socket);
+    let mut command = Cli::bare()
+        .args(&["agent", "--socket"])
+        .arg(&socket)
+        .command();
     die_with_parent(&mut command);
     let mut agent = command.spawn().unwrap();
     // Bound and listening once a connection succeeds.
