@@ -13,6 +13,7 @@ mod examples;
 mod isolation;
 mod repl;
 mod resources;
+mod runtime;
 mod script;
 mod sdk;
 mod sdk_conformance;

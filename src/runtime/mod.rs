@@ -21,8 +21,6 @@ mod rootfs;
 mod runc;
 mod sandbox;
 mod scratch;
-#[cfg(test)]
-mod tests;
 mod upper_image;
 
 use std::collections::HashMap;
@@ -32,6 +30,7 @@ use std::sync::{Arc, Mutex};
 pub use agent_files::AgentFilesError;
 pub use error::RuntimeError;
 pub use readiness::AgentError;
+pub use readiness::healthz;
 
 /// What the runtime needs to know to run one sandbox.
 #[derive(Debug, Clone)]

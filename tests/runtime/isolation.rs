@@ -3,7 +3,7 @@
 //! capability set, no_new_privs and seccomp.
 
 use super::fixture::{Fixture, MIB};
-use crate::runtime::ContainerState;
+use langsmith::runtime::ContainerState;
 
 /// CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE SYS_CHROOT
 /// AUDIT_WRITE SETFCAP: Docker's default set without NET_RAW and MKNOD.

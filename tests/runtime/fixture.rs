@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::runtime::{Runtime, RuntimeConfig, SandboxSpec};
+use langsmith::runtime::{Runtime, RuntimeConfig, SandboxSpec};
+
+use crate::common::cli::BIN;
 
 pub const MIB: i64 = 1024 * 1024;
 
@@ -85,7 +87,7 @@ impl Fixture {
             .connect_agent(id)
             .await
             .map_err(|e| e.to_string())?;
-        crate::runtime::readiness::healthz(stream)
+        langsmith::runtime::healthz(stream)
             .await
             .map_err(|e| e.to_string())
     }
@@ -110,7 +112,7 @@ impl Fixture {
         );
         assert_eq!(
             self.runtime.state(id).await,
-            crate::runtime::ContainerState::Absent
+            langsmith::runtime::ContainerState::Absent
         );
         assert!(!self.runtime.list().await.contains(&id.to_string()));
         assert!(!dir.exists(), "{} still exists", dir.display());
@@ -167,7 +169,7 @@ pub fn open_runtime(root: &Path) -> Runtime {
         root: root.to_path_buf(),
         runc: PathBuf::from("runc"),
     };
-    Runtime::with_agent_executable(config, &agent_binary()).expect("runtime starts")
+    Runtime::with_agent_executable(config, Path::new(BIN)).expect("runtime starts")
 }
 
 /// Runs a host command, asserting success, and returns its stdout.
@@ -208,30 +210,4 @@ fn make_snapshot(work: &Path, image: &Path) {
             "64M",
         ],
     );
-}
-
-/// The `langsmith` binary (the agent). Unit tests run from a test harness executable, so the
-/// real binary is built next to it — cargo makes this a no-op when it is up to date.
-fn agent_binary() -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    let deps = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let binary = deps.parent().unwrap().join("langsmith");
-    BUILD.call_once(|| {
-        let mut command = Command::new(env!("CARGO"));
-        command.args(["build", "--quiet", "--bin", "langsmith"]);
-        if deps.parent().unwrap().ends_with("release") {
-            command.arg("--release");
-        }
-        let status = command
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the langsmith binary failed");
-    });
-    assert!(binary.exists(), "{} was not built", binary.display());
-    binary
 }

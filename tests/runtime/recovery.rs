@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::fixture::{Fixture, open_runtime, run};
-use crate::runtime::ContainerState;
+use langsmith::runtime::ContainerState;
 
 #[tokio::test]
 async fn start_and_destroy_recover_from_partial_state() {

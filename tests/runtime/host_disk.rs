@@ -5,7 +5,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::fixture::{Fixture, MIB};
-use crate::runtime::layout::SandboxLayout;
 
 /// Bytes allocated on the host filesystem of `dir` under it, not counting other filesystems
 /// (the sandbox's own mounts) and the upper image, whose size the capacity bounds.
@@ -46,8 +45,9 @@ async fn the_run_directory_and_the_agent_log_are_small_and_bounded() {
     // PID 1's stdout is the agent log; writing to it through /proc must hit a small limit.
     let flood = fixture.exec(id, "head -c 52428800 /dev/zero >> /proc/1/fd/1");
     assert!(!flood.status.success(), "50 MiB fitted in the agent log");
-    let layout = SandboxLayout::new(&fixture.runtime.root().join("sandboxes"), id);
-    let log_size = std::fs::metadata(&layout.agent_log).unwrap().len();
+    // The agent's log is on a small tmpfs while it runs; its end is kept beside it on stop.
+    let (agent_log, saved_log) = (dir.join("log/agent.log"), dir.join("agent.log"));
+    let log_size = std::fs::metadata(&agent_log).unwrap().len();
     // Filled up to its limit (so the flood did reach it), and not beyond.
     assert!(
         (MIB as u64..=2 * MIB as u64).contains(&log_size),
@@ -60,7 +60,7 @@ async fn the_run_directory_and_the_agent_log_are_small_and_bounded() {
     assert_eq!(fixture.healthz(id).await, Ok(200));
     // Stop keeps only a bounded end of the log on the host disk.
     fixture.runtime.stop(id).await.expect("stop");
-    let saved = std::fs::metadata(&layout.saved_log).unwrap().len();
+    let saved = std::fs::metadata(&saved_log).unwrap().len();
     assert_eq!(saved, 64 * 1024);
     fixture.runtime.destroy(id).await.expect("destroy");
     fixture.assert_no_trace(id).await;

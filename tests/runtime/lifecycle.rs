@@ -2,7 +2,7 @@
 //! failed start cleans up after itself.
 
 use super::fixture::{Fixture, MIB, run};
-use crate::runtime::{ContainerState, RuntimeError};
+use langsmith::runtime::{ContainerState, RuntimeError};
 
 #[tokio::test]
 async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
