@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use langsmith::runtime::{Runtime, RuntimeConfig, SandboxSpec};
 
@@ -20,21 +21,37 @@ const APPLETS: &[&str] = &[
 pub struct Fixture {
     pub runtime: Runtime,
     pub snapshot: PathBuf,
+    /// Makes this fixture's sandbox ids its own (see [`Fixture::id`]).
+    suffix: String,
     // Dropped last: the runtime root lives inside it.
     _dir: tempfile::TempDir,
 }
 
 impl Fixture {
     pub fn new() -> Fixture {
+        static FIXTURES: AtomicUsize = AtomicUsize::new(0);
         let dir = tempfile::tempdir().expect("temporary directory");
         let snapshot = dir.path().join("snapshot.ext4");
         make_snapshot(dir.path(), &snapshot);
         let runtime = open_runtime(&dir.path().join("runtime"));
+        let suffix = format!(
+            "{}-{}",
+            std::process::id(),
+            FIXTURES.fetch_add(1, Ordering::Relaxed)
+        );
         Fixture {
             runtime,
             snapshot,
+            suffix,
             _dir: dir,
         }
+    }
+
+    /// A sandbox id made from `name` that no other fixture uses, in this test run or in
+    /// another one on the machine: the runtime root is private, but a container's cgroups
+    /// (`langsmith/ls-<id>`) are shared by the whole host.
+    pub fn id(&self, name: &str) -> String {
+        format!("{name}-{}", self.suffix)
     }
 
     pub fn spec(&self, id: &str) -> SandboxSpec {

@@ -27,7 +27,7 @@ fn host_bytes_under(dir: &Path, device: u64, upper_image: &Path) -> u64 {
 #[tokio::test]
 async fn the_run_directory_and_the_agent_log_are_small_and_bounded() {
     let fixture = Fixture::new();
-    let id = "disk";
+    let id = &fixture.id("disk");
     fixture
         .runtime
         .start(&fixture.spec(id))
@@ -69,7 +69,7 @@ async fn the_run_directory_and_the_agent_log_are_small_and_bounded() {
 #[tokio::test]
 async fn anything_at_the_socket_path_cannot_block_stop_or_destroy() {
     let fixture = Fixture::new();
-    let id = "sockdir";
+    let id = &fixture.id("sockdir");
     let spec = fixture.spec(id);
     fixture.runtime.start(&spec).await.expect("start");
     fixture.exec_ok(

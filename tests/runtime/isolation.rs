@@ -13,7 +13,7 @@ const EXPECTED_CAPS: &str = "00000000a00405fb";
 async fn a_sandbox_sees_only_itself_and_stays_within_its_limits() {
     let fixture = Fixture::new();
     let runtime = &fixture.runtime;
-    let id = "iso";
+    let id = &fixture.id("iso");
     let mut spec = fixture.spec(id);
     spec.mem_bytes = 64 * MIB;
     spec.fs_capacity_bytes = 32 * MIB;
@@ -130,17 +130,18 @@ async fn a_sandbox_sees_only_itself_and_stays_within_its_limits() {
 async fn sandboxes_from_one_snapshot_do_not_see_each_other() {
     let fixture = Fixture::new();
     let runtime = &fixture.runtime;
-    let (first, second) = (fixture.spec("first"), fixture.spec("second"));
-    let (a, b) = tokio::join!(runtime.start(&first), runtime.start(&second));
+    let (first, second) = (&fixture.id("first"), &fixture.id("second"));
+    let (first_spec, second_spec) = (fixture.spec(first), fixture.spec(second));
+    let (a, b) = tokio::join!(runtime.start(&first_spec), runtime.start(&second_spec));
     a.expect("first starts");
     b.expect("second starts");
     let mut listed = runtime.list().await;
     listed.sort();
-    assert_eq!(listed, vec!["first".to_string(), "second".to_string()]);
+    assert_eq!(listed, vec![first.to_string(), second.to_string()]);
 
-    fixture.exec_ok("first", "echo mine > /root/private");
-    assert_eq!(fixture.exec_ok("second", "ls /root"), "");
-    let ps = fixture.exec_ok("second", "ps -o pid,args");
+    fixture.exec_ok(first, "echo mine > /root/private");
+    assert_eq!(fixture.exec_ok(second, "ls /root"), "");
+    let ps = fixture.exec_ok(second, "ps -o pid,args");
     let agents = ps
         .lines()
         .filter(|l| l.contains("/.langsmith/bin/langsmith agent"))
@@ -149,14 +150,14 @@ async fn sandboxes_from_one_snapshot_do_not_see_each_other() {
     // neighbour's two would make four.
     assert_eq!(agents, 2, "{ps}");
 
-    runtime.destroy("first").await.expect("destroy first");
-    fixture.assert_no_trace("first").await;
-    assert_eq!(runtime.state("second").await, ContainerState::Running);
-    assert_eq!(fixture.healthz("second").await, Ok(200));
-    assert_eq!(fixture.exec_ok("second", "echo still here"), "still here\n");
+    runtime.destroy(first).await.expect("destroy first");
+    fixture.assert_no_trace(first).await;
+    assert_eq!(runtime.state(second).await, ContainerState::Running);
+    assert_eq!(fixture.healthz(second).await, Ok(200));
+    assert_eq!(fixture.exec_ok(second, "echo still here"), "still here\n");
 
-    runtime.destroy("second").await.expect("destroy second");
-    fixture.assert_no_trace("second").await;
+    runtime.destroy(second).await.expect("destroy second");
+    fixture.assert_no_trace(second).await;
     fixture.assert_snapshot_released();
 }
 
@@ -164,24 +165,26 @@ async fn sandboxes_from_one_snapshot_do_not_see_each_other() {
 async fn a_sandbox_cannot_redirect_its_agent_socket() {
     let fixture = Fixture::new();
     let runtime = &fixture.runtime;
-    runtime.start(&fixture.spec("sly")).await.expect("start");
+    let sly = &fixture.id("sly");
+    runtime.start(&fixture.spec(sly)).await.expect("start");
 
     // A socket on the host that the sandbox would like the server to talk to instead.
     let host_socket = runtime.root().join("host.sock");
     let _host_listener = tokio::net::UnixListener::bind(&host_socket).unwrap();
     fixture.exec_ok(
-        "sly",
+        sly,
         &format!(
             "rm /.langsmith/run/agent.sock && ln -s {} /.langsmith/run/agent.sock",
             host_socket.display()
         ),
     );
     let error = runtime
-        .connect_agent("sly")
+        .connect_agent(sly)
         .await
         .expect_err("redirected socket");
-    assert!(error.to_string().contains("not part of ls-sly"), "{error}");
+    let container = format!("not part of ls-{sly}");
+    assert!(error.to_string().contains(&container), "{error}");
 
-    runtime.destroy("sly").await.expect("destroy");
-    fixture.assert_no_trace("sly").await;
+    runtime.destroy(sly).await.expect("destroy");
+    fixture.assert_no_trace(sly).await;
 }

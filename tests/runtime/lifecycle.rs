@@ -8,7 +8,7 @@ use langsmith::runtime::{ContainerState, RuntimeError};
 async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
     let fixture = Fixture::new();
     let runtime = &fixture.runtime;
-    let id = "life";
+    let id = &fixture.id("life");
     let spec = fixture.spec(id);
 
     runtime.start(&spec).await.expect("first start");
@@ -19,7 +19,7 @@ async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
     let environ = fixture.exec_ok(id, "tr '\\0' '\\n' < /proc/1/environ");
     for expected in [
         "GREETING=hello",
-        "HOSTNAME=sb-life",
+        &format!("HOSTNAME=sb-{id}"),
         "HOME=/root",
         "PATH=/usr/local/sbin:",
     ] {
@@ -28,8 +28,11 @@ async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
             "{expected} missing from {environ}"
         );
     }
-    assert_eq!(fixture.exec_ok(id, "hostname"), "sb-life\n");
-    assert_eq!(fixture.exec_ok(id, "cat /etc/hostname"), "sb-life\n");
+    assert_eq!(fixture.exec_ok(id, "hostname"), format!("sb-{id}\n"));
+    assert_eq!(
+        fixture.exec_ok(id, "cat /etc/hostname"),
+        format!("sb-{id}\n")
+    );
     assert!(
         fixture
             .exec_ok(id, "cat /etc/hosts")
@@ -67,7 +70,7 @@ async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
     fixture.assert_no_trace(id).await;
     runtime.destroy(id).await.expect("destroy twice");
     runtime
-        .destroy("never-started")
+        .destroy(&fixture.id("never-started"))
         .await
         .expect("destroy an unknown id");
     fixture.assert_snapshot_released();
@@ -81,38 +84,40 @@ async fn a_start_that_fails_reports_why_and_leaves_nothing() {
     // A snapshot that is not a filesystem: the lower mount fails.
     let garbage = runtime.root().join("garbage.img");
     std::fs::write(&garbage, vec![0x5a; 1 << 20]).unwrap();
-    let mut spec = fixture.spec("badimage");
+    let bad_image = &fixture.id("badimage");
+    let mut spec = fixture.spec(bad_image);
     spec.snapshot_image = garbage;
     let error = runtime.start(&spec).await.expect_err("garbage snapshot");
     assert!(matches!(error, RuntimeError::Command { .. }), "{error}");
     assert!(error.to_string().contains("mount"), "{error}");
     runtime
-        .destroy("badimage")
+        .destroy(bad_image)
         .await
         .expect("destroy after failed mount");
-    fixture.assert_no_trace("badimage").await;
+    fixture.assert_no_trace(bad_image).await;
 
     // A working directory that is a file: runc cannot start the agent, after the rootfs was
     // mounted. The error carries runc's complaint from agent.log.
-    let mut spec = fixture.spec("badcwd");
+    let bad_cwd = &fixture.id("badcwd");
+    let mut spec = fixture.spec(bad_cwd);
     spec.cwd = Some("/bin/busybox".to_string());
     let error = runtime.start(&spec).await.expect_err("cwd is a file");
     let message = error.to_string();
     assert!(matches!(error, RuntimeError::NotReady { .. }), "{message}");
     assert!(message.contains("agent.log"), "{message}");
     assert!(message.contains("not a directory"), "{message}");
-    let dir = fixture.sandbox_dir("badcwd");
+    let dir = fixture.sandbox_dir(bad_cwd);
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !mountinfo.contains(&*dir.to_string_lossy()),
         "failed start left mounts"
     );
-    assert_eq!(runtime.state("badcwd").await, ContainerState::Absent);
+    assert_eq!(runtime.state(bad_cwd).await, ContainerState::Absent);
     runtime
-        .destroy("badcwd")
+        .destroy(bad_cwd)
         .await
         .expect("destroy after failed run");
-    fixture.assert_no_trace("badcwd").await;
+    fixture.assert_no_trace(bad_cwd).await;
     fixture.assert_snapshot_released();
 }
 
@@ -124,7 +129,7 @@ async fn bad_input_is_refused_before_anything_happens() {
     let error = runtime.start(&spec).await.expect_err("bad id");
     assert!(matches!(error, RuntimeError::InvalidId { .. }), "{error}");
 
-    spec.id = "ok".to_string();
+    spec.id = fixture.id("ok");
     spec.hostname = "ok".to_string();
     spec.mem_bytes = 0;
     let error = runtime.start(&spec).await.expect_err("zero memory");
@@ -137,14 +142,14 @@ async fn bad_input_is_refused_before_anything_happens() {
     spec.snapshot_image = runtime.root().join("missing.ext4");
     let error = runtime.start(&spec).await.expect_err("missing snapshot");
     assert!(matches!(error, RuntimeError::SnapshotMissing(_)), "{error}");
-    assert!(!fixture.sandbox_dir("ok").exists());
+    assert!(!fixture.sandbox_dir(&spec.id).exists());
 }
 
 #[tokio::test]
 async fn a_larger_capacity_grows_the_upper_image_and_keeps_its_files() {
     let fixture = Fixture::new();
     let runtime = &fixture.runtime;
-    let id = "grow";
+    let id = &fixture.id("grow");
     let mut spec = fixture.spec(id);
     spec.fs_capacity_bytes = 32 * MIB;
     runtime.start(&spec).await.expect("start at 32 MiB");
