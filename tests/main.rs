@@ -10,6 +10,7 @@ mod cli_commands;
 mod console;
 mod durability;
 mod examples;
+mod images;
 mod isolation;
 mod repl;
 mod resources;

@@ -13,11 +13,6 @@ mod reference;
 mod registry;
 mod unpack;
 
-#[cfg(test)]
-mod e2e_tests;
-#[cfg(test)]
-mod registry_e2e_tests;
-
 use std::path::{Path, PathBuf};
 
 pub use config::ImageConfig;

@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::RegistryCredentials;
-use super::e2e_tests::{
-    MIB, assert_image_contents, build, build_layout, build_with_credentials, debugfs, run,
+use langsmith::server::images::RegistryCredentials;
+
+use crate::common::process::run_ok;
+
+use super::build::{
+    MIB, assert_image_contents, build, build_layout, build_with_credentials, debugfs,
 };
 
 /// A `docker-registry serve` process on a free loopback port, killed on drop.
@@ -109,9 +112,11 @@ impl LocalRegistry {
         if let Some(creds) = creds {
             skopeo.arg(format!("--dest-creds={creds}"));
         }
-        run(skopeo
-            .arg(format!("oci:{}:{tag}", layout.display()))
-            .arg(format!("docker://{}/{name}", self.addr)));
+        run_ok(
+            skopeo
+                .arg(format!("oci:{}:{tag}", layout.display()))
+                .arg(format!("docker://{}/{name}", self.addr)),
+        );
     }
 
     fn url(&self, path: &str) -> String {
@@ -139,7 +144,7 @@ async fn pulls_from_a_loopback_registry_over_http() {
     assert_image_contents(&image);
     assert_eq!(built.config.cmd, vec!["/bin/sh"]);
 
-    let inspect = run(Command::new("skopeo").args([
+    let inspect = run_ok(Command::new("skopeo").args([
         "inspect",
         "--tls-verify=false",
         "--format",
@@ -234,7 +239,7 @@ fn host_arch() -> &'static str {
 /// An `auth.htpasswd` config section for one user; the bcrypt hash comes from Python's
 /// `crypt` module (the registry only accepts bcrypt).
 fn htpasswd_config(dir: &Path, name: &str, password: &str) -> String {
-    let hash = run(Command::new("python3").args([
+    let hash = run_ok(Command::new("python3").args([
         "-c",
         "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))",
         password,

@@ -4,21 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{BuildRequest, BuiltImage, ImageError, RegistryCredentials, build_snapshot_image};
+use langsmith::server::images::{
+    BuildRequest, BuiltImage, ImageError, RegistryCredentials, build_snapshot_image,
+};
+
+use crate::common::process::run_ok;
 
 pub(super) const MIB: u64 = 1024 * 1024;
-
-pub(super) fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A two-layer image at `layout:TAG`: busybox, a symlink, /etc/hello, and a second layer
 /// that deletes /etc/removed (umoci writes a whiteout for it). `extra` adds files to the
@@ -26,11 +18,13 @@ pub(super) fn run(cmd: &mut Command) -> String {
 pub(super) fn build_layout(scratch: &Path, tag: &str, extra: Option<(&str, u64)>) -> PathBuf {
     let layout = scratch.join("layout");
     let image = format!("{}:{tag}", layout.display());
-    run(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(&layout));
-    run(Command::new("umoci").args(["new", "--image", &image]));
-    run(Command::new("umoci").args([
+    run_ok(
+        Command::new("umoci")
+            .args(["init", "--layout"])
+            .arg(&layout),
+    );
+    run_ok(Command::new("umoci").args(["new", "--image", &image]));
+    run_ok(Command::new("umoci").args([
         "config",
         "--image",
         &image,
@@ -43,9 +37,11 @@ pub(super) fn build_layout(scratch: &Path, tag: &str, extra: Option<(&str, u64)>
     ]));
 
     let bundle = scratch.join("bundle1");
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &image])
-        .arg(&bundle));
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image", &image])
+            .arg(&bundle),
+    );
     let root = bundle.join("rootfs");
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::create_dir_all(root.join("etc")).unwrap();
@@ -63,18 +59,24 @@ pub(super) fn build_layout(scratch: &Path, tag: &str, extra: Option<(&str, u64)>
             std::io::Write::write_all(&mut writer, &zeros).unwrap();
         }
     }
-    run(Command::new("umoci")
-        .args(["repack", "--image", &image])
-        .arg(&bundle));
+    run_ok(
+        Command::new("umoci")
+            .args(["repack", "--image", &image])
+            .arg(&bundle),
+    );
 
     let bundle = scratch.join("bundle2");
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &image])
-        .arg(&bundle));
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image", &image])
+            .arg(&bundle),
+    );
     std::fs::remove_file(bundle.join("rootfs/etc/removed")).unwrap();
-    run(Command::new("umoci")
-        .args(["repack", "--image", &image])
-        .arg(&bundle));
+    run_ok(
+        Command::new("umoci")
+            .args(["repack", "--image", &image])
+            .arg(&bundle),
+    );
     layout
 }
 
@@ -127,7 +129,7 @@ pub(super) async fn build_with_credentials(
 
 /// The built image holds the files, symlinks and modes of the layout, minus the whiteout.
 pub(super) fn assert_image_contents(image: &Path) {
-    run(Command::new("e2fsck").arg("-fn").arg(image));
+    run_ok(Command::new("e2fsck").arg("-fn").arg(image));
     assert_eq!(debugfs(image, "cat /etc/hello"), "hello from the image\n");
     let sh = debugfs(image, "stat /bin/sh");
     assert!(sh.contains("Fast link dest: \"busybox\""), "{sh}");
