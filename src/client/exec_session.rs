@@ -313,5 +313,4 @@ async fn next_agent_frame(agent: &mut Option<AgentChannels>) -> ClientMessage {
 mod messages;
 
 #[cfg(test)]
-#[path = "exec_session_tests.rs"]
 mod tests;

@@ -224,15 +224,6 @@ impl Client {
 /// No request body.
 pub(crate) const NO_BODY: Option<&()> = None;
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn segments_are_percent_encoded() {
-        assert_eq!(super::segment("my-vm_1.x~"), "my-vm_1.x~");
-        assert_eq!(super::segment("a b/c?"), "a%20b%2Fc%3F");
-    }
-}
-
 /// A whole-second duration in Go's `time.Duration` text: `0s`, `30s`, `2m0s`, `1h2m5s`.
 pub fn go_duration(secs: u64) -> String {
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
@@ -244,7 +235,13 @@ pub fn go_duration(secs: u64) -> String {
 }
 
 #[cfg(test)]
-mod duration_tests {
+mod tests {
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(super::segment("my-vm_1.x~"), "my-vm_1.x~");
+        assert_eq!(super::segment("a b/c?"), "a%20b%2Fc%3F");
+    }
+
     #[test]
     fn go_durations() {
         let cases = [

@@ -167,6 +167,8 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::ConfigInputs;
+    use crate::script::ScriptHost;
 
     #[test]
     fn signatures_split_into_name_and_parameter_types() {
@@ -176,13 +178,6 @@ mod tests {
         assert_eq!(params, vec!["&mut Sandbox", "string", "map"]);
         assert_eq!(parse_signature("connect() -> bool").unwrap().1.len(), 0);
     }
-}
-
-#[cfg(test)]
-mod engine_tests {
-    use super::*;
-    use crate::client::ConfigInputs;
-    use crate::script::ScriptHost;
 
     #[test]
     fn the_catalog_knows_the_bindings_from_the_engine() {

@@ -254,5 +254,4 @@ pub fn opt<T: Into<Dynamic>>(v: Option<T>) -> Dynamic {
 }
 
 #[cfg(test)]
-#[path = "bridge_tests.rs"]
 mod tests;

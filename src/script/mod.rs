@@ -25,8 +25,6 @@ mod exec_stream;
 mod exec_terminal;
 pub mod helpers;
 pub mod render;
-#[cfg(test)]
-mod render_tests;
 pub mod sandbox;
 mod sandbox_fns;
 pub mod snapshot;

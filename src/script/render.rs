@@ -238,3 +238,6 @@ fn snapshot_row(s: &Snapshot) -> Vec<String> {
         time_text(&s.created_at),
     ]
 }
+
+#[cfg(test)]
+mod tests;

@@ -285,5 +285,4 @@ fn empty_directory(dir: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-#[path = "unpack_tests.rs"]
 mod tests;

@@ -2,10 +2,10 @@
 
 use rhai::{Array, Dynamic};
 
-use super::render::{Format, render, to_json};
-use super::{Bridge, ExitStatus, SandboxObj, SnapshotObj};
+use super::{Format, render, to_json};
 use crate::api::{Sandbox, Snapshot};
 use crate::client::ConfigInputs;
+use crate::script::{Bridge, ExitStatus, SandboxObj, SnapshotObj};
 
 fn with_bridge<T>(f: impl FnOnce(std::sync::Arc<Bridge>) -> T) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
