@@ -24,7 +24,7 @@
 //!
 //! # The module graph
 //!
-//! Dependencies run one way, downwards; a unit test (`module_graph_tests`) reads every
+//! Dependencies run one way, downwards; a unit test (`src/tests.rs`) reads every
 //! `use crate::…` and fails on an edge that runs upward.
 //!
 //! ```text
@@ -131,4 +131,4 @@ pub mod runtime;
 pub mod server;
 
 #[cfg(test)]
-mod module_graph_tests;
+mod tests;
