@@ -11,9 +11,9 @@ pub mod command_tree;
 pub mod errors;
 pub mod header;
 mod header_flag;
-#[cfg(test)]
-mod header_tests;
 pub mod script_args;
+#[cfg(test)]
+mod tests;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

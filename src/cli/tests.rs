@@ -1,4 +1,5 @@
-//! Tests of the interface header parser and of the command tree built from it.
+//! Tests of the cli module: the interface header parser, the command tree built from it and
+//! the dispatch of parsed arguments to scripts.
 
 use super::header::{Count, Flag, Kind, parse};
 
