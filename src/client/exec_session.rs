@@ -309,7 +309,6 @@ async fn next_agent_frame(agent: &mut Option<AgentChannels>) -> ClientMessage {
     }
 }
 
-#[path = "exec_session_messages.rs"]
 mod messages;
 
 #[cfg(test)]

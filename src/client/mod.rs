@@ -12,7 +12,7 @@
 //!   backend as the default), `error` (one typed error for every call).
 //! * Control plane: `sandbox`, `snapshot` (one `impl Client` block each).
 //! * Exec: `exec` (the [`Command`] handle and its options) over one background task per command,
-//!   `exec_session` + `exec_session_messages`, which owns the socket opened by `exec_socket`
+//!   `exec_session` (with its `messages`), which owns the socket opened by `exec_socket`
 //!   (the one dial of `/execute/ws`), reattaches from `exec_position`'s offsets, words a lost
 //!   socket through `exec_loss`, relays SSH-agent frames (`exec_ssh_agent`) and feeds stdin
 //!   (`exec_stdio`, `utf8_input`). `console` is an exec session with a PTY and no reattach.
