@@ -58,7 +58,8 @@ async fn route(
 ) -> Result<Response, ApiError> {
     let mut sb = state
         .store
-        .sandbox_by_id(&id)?
+        .sandbox_by_id(&id)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("sandbox '{id}' not found")))?;
     // Only a stopped sandbox is woken: one still provisioning may wait for its snapshot's
     // build, which its own boot task follows (booting it here could fail it early).

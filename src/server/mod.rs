@@ -33,6 +33,7 @@ mod error;
 pub mod images;
 mod json;
 mod lifecycle;
+mod locks;
 mod reaper;
 mod recovery;
 mod registries;
@@ -43,6 +44,7 @@ mod snapshots;
 mod startup;
 mod state;
 mod store;
+mod ttl;
 mod validate;
 
 use std::future::Future;

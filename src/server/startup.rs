@@ -13,6 +13,7 @@ use super::ServerConfig;
 use super::auth::ApiKey;
 use super::state::{AppState, Features, HostLimits, StateDirs};
 use super::store::Store;
+use super::ttl::TtlClock;
 use crate::runtime::{Runtime, RuntimeConfig};
 
 pub struct Started {
@@ -50,7 +51,8 @@ pub async fn start(
         Some(k) => k.clone(),
         None => load_or_create_key(&dirs)?,
     };
-    let store = Store::open(&dirs.database()).context("opening the state database")?;
+    let ttl = TtlClock::new(config.ttl_unit_seconds);
+    let store = Store::open(&dirs.database(), ttl).context("opening the state database")?;
     let runtime = Runtime::new(RuntimeConfig {
         root: dirs.runtime(),
         runc: config.runtime.clone(),
@@ -67,7 +69,7 @@ pub async fn start(
     let public_url = format!("http://{host}:{}", addr.port());
     let features = Features {
         default_source: config.default_source.clone(),
-        ttl_unit_seconds: config.ttl_unit_seconds,
+        ttl,
     };
     let state = AppState::new(
         store,
