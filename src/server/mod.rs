@@ -32,6 +32,7 @@ mod default_snapshot;
 mod error;
 pub mod images;
 mod json;
+mod key_file;
 mod lifecycle;
 mod locks;
 mod reaper;
