@@ -41,13 +41,13 @@ impl Store {
             RegistryKey::Name => "name",
         };
         let value = value.to_string();
-        self.call(move |c| doc_where(c, "registries", column, &value))
+        self.read(move |c| doc_where(c, "registries", column, &value))
             .await
     }
 
     /// Every registry, newest first (ties broken by id, so the order is stable).
     pub async fn registries(&self) -> Result<Vec<RegistryRecord>, StoreError> {
-        let mut out: Vec<RegistryRecord> = self.call(|c| docs(c, "registries", None)).await?;
+        let mut out: Vec<RegistryRecord> = self.read(|c| docs(c, "registries", None)).await?;
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         Ok(out)
     }

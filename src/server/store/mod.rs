@@ -1,9 +1,12 @@
 //! Durable state: snapshots, sandboxes and registries in SQLite.
 //!
-//! One thread owns the database connection; [`Store`] is a cheap handle whose async methods
-//! send that thread a job and await its reply, so no async worker ever waits on SQLite or
-//! on an fsync. The thread runs jobs one at a time, which makes each job atomic with respect
-//! to every other: [`Store::modify_sandbox`] reads, changes and writes a record in one job.
+//! Two threads own the database connections: one writes, one reads. [`Store`] is a cheap
+//! handle whose async methods send a job to one of them and await its reply, so no async
+//! worker ever waits on SQLite or on an fsync, and reads never queue behind a write's fsync
+//! (WAL lets a reader go on while the writer commits). The writer runs jobs one at a time,
+//! which makes each job atomic with respect to every other change:
+//! [`Store::modify_sandbox`] reads, changes and writes a record in one job. A write's reply
+//! comes after its commit, so a read sent after it sees it.
 //!
 //! Each row keeps a few indexed columns (id, name, the sandbox's next deadline) and the whole
 //! record as a JSON document, so adding a field never needs a migration. Every write is
@@ -21,7 +24,7 @@ mod snapshots;
 use std::path::Path;
 use std::sync::mpsc;
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use snapshots::SnapshotRecord;
 
@@ -42,53 +45,89 @@ pub enum StoreError {
     Thread(#[from] std::io::Error),
 }
 
-/// A unit of work for the store's thread.
+/// A unit of work for one of the store's threads.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// Shared handle to the database (cheap to clone). The store's thread ends once the last
+/// Shared handle to the database (cheap to clone). The store's threads end once the last
 /// handle is dropped and the jobs already sent are done.
 #[derive(Clone)]
 pub struct Store {
-    jobs: mpsc::Sender<Job>,
+    writer: mpsc::Sender<Job>,
+    reader: mpsc::Sender<Job>,
     /// Turns a sandbox's TTLs into the deadline the reaper's index is keyed on.
     clock: TtlClock,
 }
 
 impl Store {
-    /// Open (creating or migrating) the database at `path` and start the store's thread.
+    /// Open (creating or migrating) the database at `path` and start the store's threads.
     pub fn open(path: &Path, clock: TtlClock) -> Result<Store, StoreError> {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         schema::migrate(&mut conn)?;
         sandboxes::refresh_deadlines(&mut conn, &clock)?;
-        let (jobs, queue) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("store".into())
-            .spawn(move || {
-                while let Ok(job) = queue.recv() {
-                    job(&mut conn);
-                }
-            })?;
-        Ok(Store { jobs, clock })
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        reader.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(Store {
+            writer: serve("store-writer", conn)?,
+            reader: serve("store-reader", reader)?,
+            clock,
+        })
     }
 
-    /// Run `job` on the store's thread and wait for its result. The job runs to its end even
-    /// if the caller stops waiting (a client hung up), so a write is never cut in half.
+    /// Run `job` on the writer's thread and wait for its result. The job runs to its end
+    /// even if the caller stops waiting (a client hung up), so a write is never cut in half.
     pub(super) async fn call<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Box::new(move |conn| {
-                let _ = reply.send(job(conn));
-            }))
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        run(&self.writer, job).await
     }
+
+    /// Run `job`, which only reads, on the reader's thread and wait for its result.
+    pub(super) async fn read<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        run(&self.reader, job).await
+    }
+}
+
+/// How long a statement waits for a lock on the database before failing.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A thread that owns `conn` and runs the jobs sent to it, in order, until every sender
+/// is gone.
+fn serve(name: &str, mut conn: Connection) -> Result<mpsc::Sender<Job>, StoreError> {
+    let (jobs, queue) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            while let Ok(job) = queue.recv() {
+                job(&mut conn);
+            }
+        })?;
+    Ok(jobs)
+}
+
+async fn run<T, F>(thread: &mpsc::Sender<Job>, job: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+{
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    thread
+        .send(Box::new(move |conn| {
+            let _ = reply.send(job(conn));
+        }))
+        .map_err(|_| StoreError::Closed)?;
+    answer.await.map_err(|_| StoreError::Closed)?
 }
 
 /// The document of the row whose `column` is `value`, if any. `column` is one of ours.

@@ -59,20 +59,20 @@ impl Store {
     /// Look a sandbox up by name.
     pub async fn sandbox_by_name(&self, name: &str) -> Result<Option<Sandbox>, StoreError> {
         let name = name.to_string();
-        self.call(move |c| doc_where(c, "sandboxes", "name", &name))
+        self.read(move |c| doc_where(c, "sandboxes", "name", &name))
             .await
     }
 
     /// Look a sandbox up by id (the data plane and lifecycle tasks, whose key never changes).
     pub async fn sandbox_by_id(&self, id: &str) -> Result<Option<Sandbox>, StoreError> {
         let id = id.to_string();
-        self.call(move |c| doc_where(c, "sandboxes", "id", &id))
+        self.read(move |c| doc_where(c, "sandboxes", "id", &id))
             .await
     }
 
     /// Every sandbox, newest first.
     pub async fn sandboxes(&self) -> Result<Vec<Sandbox>, StoreError> {
-        self.call(|c| {
+        self.read(|c| {
             let mut out: Vec<Sandbox> = docs(c, "sandboxes", None)?;
             out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
             Ok(out)
@@ -84,7 +84,7 @@ impl Store {
     /// lookup, not a read of every record.
     pub async fn due_sandboxes(&self, now: DateTime<Utc>) -> Result<Vec<Sandbox>, StoreError> {
         let now = now.timestamp_millis();
-        self.call(move |c| docs(c, "sandboxes", Some(("due_at <= ?1", &now))))
+        self.read(move |c| docs(c, "sandboxes", Some(("due_at <= ?1", &now))))
             .await
     }
 

@@ -56,13 +56,13 @@ impl Store {
 
     pub async fn snapshot(&self, id: &str) -> Result<Option<SnapshotRecord>, StoreError> {
         let id = id.to_string();
-        self.call(move |c| doc_where(c, "snapshots", "id", &id))
+        self.read(move |c| doc_where(c, "snapshots", "id", &id))
             .await
     }
 
     /// Every snapshot, newest first (as the official service lists them).
     pub async fn snapshots(&self) -> Result<Vec<SnapshotRecord>, StoreError> {
-        self.call(|c| all(c)).await
+        self.read(|c| all(c)).await
     }
 
     /// Record a finished build: `rec` is written, and when it publishes `tag` under its name,
