@@ -261,10 +261,12 @@ pub async fn status(
 }
 
 /// Change a sandbox's record in one step of the store (so no lifecycle task writes a stale
-/// copy over it, and no boot under way holds the request up) and persist it before answering.
+/// copy over it) and persist it before answering; `when` says whether the change waits for
+/// runtime work under way on the sandbox.
 async fn modify<T: Send + 'static>(
     state: &AppState,
     name_or_id: &str,
+    when: When,
     change: impl FnOnce(&mut Sandbox) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<(Sandbox, T), ApiError> {
     let missing = || ApiError::NotFound(format!("sandbox '{name_or_id}' not found"));
@@ -275,6 +277,10 @@ async fn modify<T: Send + 'static>(
             .sandbox_by_id(name_or_id)
             .await?
             .ok_or_else(missing)?,
+    };
+    let _settled = match when {
+        When::Now => None,
+        When::Settled => Some(state.locks.lock(&found.id).await),
     };
     state
         .store
@@ -287,12 +293,22 @@ async fn modify<T: Send + 'static>(
         .ok_or_else(missing)
 }
 
+/// When a change of a sandbox's record is made.
+enum When {
+    /// At once, even while a boot or stop is under way (its outcome is recorded only if the
+    /// status it started from still holds).
+    Now,
+    /// Once no runtime work is under way on the sandbox, for a change that depends on its
+    /// outcome: a start during a stop starts the stopped sandbox.
+    Settled,
+}
+
 /// `DELETE /boxes/{name}` (the id is accepted too).
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (sb, ()) = modify(&state, &name, |sb| {
+    let (sb, ()) = modify(&state, &name, When::Now, |sb| {
         sb.status = status::DELETING.into();
         Ok(())
     })
@@ -317,7 +333,7 @@ pub async fn start(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<Sandbox>), ApiError> {
-    let (sb, ()) = modify(&state, &name, |sb| {
+    let (sb, ()) = modify(&state, &name, When::Settled, |sb| {
         if sb.status != status::STOPPED && sb.status != status::FAILED {
             return Err(ApiError::Conflict(format!(
                 "sandbox '{}' cannot be started: it is {} (only stopped or failed sandboxes start)",
@@ -357,7 +373,10 @@ pub async fn update(
     ApiJson(req): ApiJson<UpdateSandboxRequest>,
 ) -> Result<Json<Sandbox>, ApiError> {
     let host = state.clone();
-    let (sb, ()) = modify(&state, &name, move |sb| apply_update(&host, &req, sb)).await?;
+    let (sb, ()) = modify(&state, &name, When::Now, move |sb| {
+        apply_update(&host, &req, sb)
+    })
+    .await?;
     Ok(Json(present(&state, sb)))
 }
 

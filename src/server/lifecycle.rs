@@ -30,6 +30,8 @@ pub fn pids_limit(mem_bytes: i64) -> i64 {
 /// (`ready`, or whatever stopped the boot) for the caller to judge.
 pub async fn wake(state: &AppState, id: &str) -> Result<Sandbox, ApiError> {
     let missing = || ApiError::NotFound(format!("sandbox '{id}' not found"));
+    // Under the lock, so a stop under way ends first and the sandbox it stopped is woken.
+    let settled = state.locks.lock(id).await;
     let (sb, woken) = state
         .store
         .modify_sandbox(id, |sb| {
@@ -43,6 +45,7 @@ pub async fn wake(state: &AppState, id: &str) -> Result<Sandbox, ApiError> {
         })
         .await?
         .ok_or_else(missing)?;
+    drop(settled);
     if woken {
         tracing::info!("starting sandbox {} for a data-plane request", sb.name);
     }
