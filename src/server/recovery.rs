@@ -32,6 +32,8 @@ async fn recover_snapshots(state: &AppState) -> Result<(), super::store::StoreEr
     Ok(())
 }
 
+/// Runs before the server serves, and calls the runtime for each sandbox before it hands
+/// that sandbox to a lifecycle task (which takes its lock), so it needs no lock of its own.
 async fn recover_sandboxes(state: &AppState) -> Result<(), super::store::StoreError> {
     let known = state.store.sandboxes().await?;
     for orphan in state.runtime.list().await {
