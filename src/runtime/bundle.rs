@@ -5,10 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    Capabilities, Linux, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
     LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
-    PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, Mount, MountBuilder,
+    PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
 };
 
 use super::agent_files::{AGENT_MOUNT, RUN_MOUNT};
@@ -29,20 +30,42 @@ pub struct BundleInputs<'a> {
 
 /// Builds the OCI config of one sandbox.
 pub fn config(inputs: &BundleInputs<'_>) -> Result<Spec, RuntimeError> {
+    SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(inputs.layout.rootfs.clone())
+                .readonly(false)
+                .build()
+                .map_err(invalid)?,
+        )
+        .hostname(inputs.spec.hostname.clone())
+        .mounts(mounts(inputs).map_err(invalid)?)
+        .process(process(inputs)?)
+        .linux(linux(inputs.spec)?)
+        .build()
+        .map_err(invalid)
+}
+
+fn invalid(e: oci_spec::OciSpecError) -> RuntimeError {
+    RuntimeError::Bundle(e.to_string())
+}
+
+/// The agent as root, with the reduced capability set and no way to gain privileges.
+fn process(inputs: &BundleInputs<'_>) -> Result<Process, RuntimeError> {
     let spec = inputs.spec;
-    let err = |e: oci_spec::OciSpecError| RuntimeError::Bundle(e.to_string());
     let capabilities = hardening::CAPABILITIES
         .iter()
         .copied()
         .collect::<Capabilities>();
-    let process = ProcessBuilder::default()
+    ProcessBuilder::default()
         .terminal(false)
         .user(
             UserBuilder::default()
                 .uid(0u32)
                 .gid(0u32)
                 .build()
-                .map_err(err)?,
+                .map_err(invalid)?,
         )
         .args(inputs.agent_args.to_vec())
         .env(environment(spec))
@@ -55,13 +78,16 @@ pub fn config(inputs: &BundleInputs<'_>) -> Result<Spec, RuntimeError> {
                 .inheritable(Capabilities::new())
                 .ambient(Capabilities::new())
                 .build()
-                .map_err(err)?,
+                .map_err(invalid)?,
         )
         .no_new_privileges(true)
-        .rlimits(vec![nofile_limit().map_err(err)?])
+        .rlimits(vec![nofile_limit().map_err(invalid)?])
         .build()
-        .map_err(err)?;
+        .map_err(invalid)
+}
 
+/// Namespaces, cgroup and its limits, seccomp and the kernel paths hidden or read-only.
+fn linux(spec: &SandboxSpec) -> Result<Linux, RuntimeError> {
     let namespaces = [
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Mount,
@@ -73,46 +99,13 @@ pub fn config(inputs: &BundleInputs<'_>) -> Result<Spec, RuntimeError> {
     .into_iter()
     .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
     .collect::<Result<Vec<_>, _>>()
-    .map_err(err)?;
-
-    let resources = LinuxResourcesBuilder::default()
-        // Deny every device; runc then allows its standard set (null, zero, tty, random, …).
-        .devices(vec![
-            LinuxDeviceCgroupBuilder::default()
-                .allow(false)
-                .access("rwm")
-                .build()
-                .map_err(err)?,
-        ])
-        .cpu(
-            LinuxCpuBuilder::default()
-                .quota(spec.cpu_millicores * 100)
-                .period(CPU_PERIOD_US)
-                .build()
-                .map_err(err)?,
-        )
-        // No swap limit: memsw accounting is often disabled and runc fails if it is.
-        .memory(
-            LinuxMemoryBuilder::default()
-                .limit(spec.mem_bytes)
-                .build()
-                .map_err(err)?,
-        )
-        .pids(
-            LinuxPidsBuilder::default()
-                .limit(spec.pids_limit)
-                .build()
-                .map_err(err)?,
-        )
-        .build()
-        .map_err(err)?;
-
-    let linux = LinuxBuilder::default()
+    .map_err(invalid)?;
+    LinuxBuilder::default()
         .namespaces(namespaces)
         .cgroups_path(PathBuf::from(cgroup_path(&super::layout::container_id(
             &spec.id,
         ))))
-        .resources(resources)
+        .resources(resources(spec).map_err(invalid)?)
         .seccomp(hardening::seccomp_profile()?)
         .masked_paths(
             hardening::MASKED_PATHS
@@ -127,23 +120,33 @@ pub fn config(inputs: &BundleInputs<'_>) -> Result<Spec, RuntimeError> {
                 .collect::<Vec<_>>(),
         )
         .build()
-        .map_err(err)?;
+        .map_err(invalid)
+}
 
-    SpecBuilder::default()
-        .version("1.0.2")
-        .root(
-            RootBuilder::default()
-                .path(inputs.layout.rootfs.clone())
-                .readonly(false)
-                .build()
-                .map_err(err)?,
+/// Cgroup limits: no devices beyond runc's standard set, the CPU quota, memory and pids.
+fn resources(spec: &SandboxSpec) -> Result<LinuxResources, oci_spec::OciSpecError> {
+    LinuxResourcesBuilder::default()
+        // Deny every device; runc then allows its standard set (null, zero, tty, random, …).
+        .devices(vec![
+            LinuxDeviceCgroupBuilder::default()
+                .allow(false)
+                .access("rwm")
+                .build()?,
+        ])
+        .cpu(
+            LinuxCpuBuilder::default()
+                .quota(spec.cpu_millicores * 100)
+                .period(CPU_PERIOD_US)
+                .build()?,
         )
-        .hostname(spec.hostname.clone())
-        .mounts(mounts(inputs).map_err(err)?)
-        .process(process)
-        .linux(linux)
+        // No swap limit: memsw accounting is often disabled and runc fails if it is.
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(spec.mem_bytes)
+                .build()?,
+        )
+        .pids(LinuxPidsBuilder::default().limit(spec.pids_limit).build()?)
         .build()
-        .map_err(err)
 }
 
 /// The container's cgroup, relative to each controller's root (`/langsmith/ls-<id>`).

@@ -11,15 +11,13 @@ use super::{ContainerState, Runtime, RuntimeError, layout};
 
 impl Runtime {
     /// Freeze sandbox `id`, run `read` on its merged root filesystem (a host path), thaw it.
-    /// Start, stop and destroy of the sandbox wait until the read is done.
+    /// The caller keeps start, stop and destroy of the sandbox from overlapping the read.
     pub async fn with_frozen_root<F, Fut, T>(&self, id: &str, read: F) -> Result<T, RuntimeError>
     where
         F: FnOnce(PathBuf) -> Fut,
         Fut: Future<Output = T>,
     {
         layout::validate_id(id)?;
-        let lock = self.lock_for(id);
-        let _guard = lock.lock().await;
         let container = layout::container_id(id);
         if self.inner.runc.state(&container).await != ContainerState::Running {
             return Err(RuntimeError::NotRunning(id.to_string()));

@@ -23,9 +23,8 @@ mod sandbox;
 mod scratch;
 mod upper_image;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub use agent_files::AgentFilesError;
 pub use error::RuntimeError;
@@ -78,6 +77,10 @@ pub enum ContainerState {
 }
 
 /// Runs sandboxes as hardened runc containers. Cheap to clone; all clones share state.
+///
+/// Operations on different sandboxes run concurrently. Operations that change one sandbox
+/// (start, stop, destroy, a frozen read) must not overlap: the caller serialises them per
+/// sandbox id (the server holds one lifecycle lock per sandbox).
 #[derive(Debug, Clone)]
 pub struct Runtime {
     inner: Arc<Inner>,
@@ -90,8 +93,6 @@ struct Inner {
     agent_dir: PathBuf,
     agent: agent_files::AgentEntry,
     runc: runc::Runc,
-    /// One lock per sandbox id: start, stop and destroy of the same sandbox never interleave.
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Runtime {
@@ -131,7 +132,6 @@ impl Runtime {
                 agent_dir,
                 agent,
                 runc,
-                locks: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -141,13 +141,7 @@ impl Runtime {
         &self.inner.root
     }
 
-    /// Host path of the agent's unix socket for sandbox `id`.
-    pub fn agent_socket(&self, id: &str) -> PathBuf {
-        self.layout(id).socket
-    }
-
-    /// Connects to the agent of sandbox `id`. Prefer this over connecting to
-    /// [`Runtime::agent_socket`] directly: it refuses a socket the sandbox has redirected
+    /// Connects to the agent of sandbox `id`. It refuses a socket the sandbox has redirected
     /// (e.g. a symlink to a host socket or another sandbox's agent).
     pub async fn connect_agent(&self, id: &str) -> Result<tokio::net::UnixStream, RuntimeError> {
         layout::validate_id(id)?;
@@ -184,17 +178,7 @@ impl Runtime {
         }
     }
 
-    /// The argument vector the agent is started with inside every sandbox.
-    pub fn agent_args(&self) -> &[String] {
-        &self.inner.agent.args
-    }
-
     fn layout(&self, id: &str) -> layout::SandboxLayout {
         layout::SandboxLayout::new(&self.inner.sandboxes, id)
-    }
-
-    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.inner.locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(id.to_string()).or_default().clone()
     }
 }

@@ -18,8 +18,6 @@ impl Runtime {
     /// sandbox only waits for its agent. On failure nothing stays mounted or running.
     pub async fn start(&self, spec: &SandboxSpec) -> Result<(), RuntimeError> {
         validate(spec)?;
-        let lock = self.lock_for(&spec.id);
-        let _guard = lock.lock().await;
         let layout = self.layout(&spec.id);
         layout.check_socket_path()?;
         let container = container_id(&spec.id);
@@ -68,8 +66,6 @@ impl Runtime {
     /// filesystems. The upper image stays, so the next start sees the same files.
     pub async fn stop(&self, id: &str) -> Result<(), RuntimeError> {
         layout::validate_id(id)?;
-        let lock = self.lock_for(id);
-        let _guard = lock.lock().await;
         self.teardown(&self.layout(id), &container_id(id)).await
     }
 
@@ -77,8 +73,6 @@ impl Runtime {
     /// directory and upper image. Safe to repeat, after a crash, or for an unknown id.
     pub async fn destroy(&self, id: &str) -> Result<(), RuntimeError> {
         layout::validate_id(id)?;
-        let lock = self.lock_for(id);
-        let _guard = lock.lock().await;
         let layout = self.layout(id);
         self.teardown(&layout, &container_id(id)).await?;
         // Never delete recursively through a mount: that would reach into another filesystem.

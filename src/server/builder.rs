@@ -44,7 +44,7 @@ pub fn spawn_build(
         )
         .await;
         // The reason is kept as the snapshot's status message.
-        if let Err(e) = finish(&state, &id, result.map_err(|e| e.to_string())) {
+        if let Err(e) = finish(&state, &id, result.map_err(|e| e.to_string())).await {
             tracing::error!("recording the result of snapshot build {id}: {e}");
         }
     })
@@ -57,7 +57,7 @@ async fn build(
     registry_url: Option<&str>,
     credentials: Option<&RegistryCredentials>,
 ) -> Result<images::BuiltImage, BuildError> {
-    let record = state.store.snapshot(id)?.ok_or(BuildError::Deleted)?;
+    let record = state.store.snapshot(id).await?.ok_or(BuildError::Deleted)?;
     let capacity = record.snapshot.fs_capacity_bytes as u64;
     let work_dir = state.dirs.scratch().join(format!("build-{id}"));
     let output = state.dirs.snapshot_image(id);
@@ -83,16 +83,17 @@ async fn build(
 }
 
 /// Record a build's outcome: `ready` (taking its pending tag) or `failed` with the reason.
-pub(super) fn finish(
+pub(super) async fn finish(
     state: &AppState,
     id: &str,
     result: Result<images::BuiltImage, String>,
 ) -> Result<(), StoreError> {
-    let Some(mut rec) = state.store.snapshot(id)? else {
+    let Some(mut rec) = state.store.snapshot(id).await? else {
         // Deleted while building: nothing to record, but its files must not linger.
-        let _ = std::fs::remove_dir_all(state.dirs.snapshot_dir(id));
+        let _ = tokio::fs::remove_dir_all(state.dirs.snapshot_dir(id)).await;
         return Ok(());
     };
+    let mut published = None;
     match result {
         Ok(built) => {
             let snap = &mut rec.snapshot;
@@ -127,16 +128,17 @@ pub(super) fn finish(
             rec.image_env = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
             rec.image_workdir = snap.run_config.as_ref().and_then(|r| r.work_dir.clone());
             if let Some(tag) = rec.pending_tag.take() {
-                state.store.take_tag(&rec.snapshot.name, &tag, &now())?;
-                rec.snapshot.tags.push(tag);
+                rec.snapshot.tags.push(tag.clone());
+                published = Some(tag);
             }
         }
         Err(reason) => {
             rec.snapshot.status = snapshot_status::FAILED.into();
             rec.snapshot.status_message = Some(reason);
-            let _ = std::fs::remove_dir_all(state.dirs.snapshot_dir(id));
+            let _ = tokio::fs::remove_dir_all(state.dirs.snapshot_dir(id)).await;
         }
     }
     rec.snapshot.updated_at = now();
-    state.store.put_snapshot(&rec)
+    // Publishing `name:tag` moves the tag: whichever snapshot held it loses it.
+    state.store.publish_snapshot(&rec, published).await
 }

@@ -25,7 +25,8 @@ pub async fn capture(
 ) -> Result<(StatusCode, Json<Snapshot>), ApiError> {
     let sb = state
         .store
-        .sandbox_by_name(&name)?
+        .sandbox_by_name(&name)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("sandbox '{name}' not found")))?;
     validate::snapshot_name(&req.name)?;
     let tag = req.tag.clone().unwrap_or_else(|| DEFAULT_TAG.to_string());
@@ -49,14 +50,14 @@ pub async fn capture(
         .or(sb.fs_capacity_bytes)
         .unwrap_or(super::snapshots::DEFAULT_CAPACITY);
     validate::capacity("fs_capacity_bytes", capacity)?;
-    let source = sb
-        .snapshot_id
-        .as_deref()
-        .and_then(|id| state.store.snapshot(id).ok().flatten());
+    let source = match sb.snapshot_id.as_deref() {
+        Some(id) => state.store.snapshot(id).await.ok().flatten(),
+        None => None,
+    };
 
     let mut record = SnapshotRecord::building(&req.name, capacity, req.run_config.clone(), tag);
     record.snapshot.source_sandbox_id = Some(sb.id.clone());
-    state.store.put_snapshot(&record)?;
+    state.store.put_snapshot(&record).await?;
     let snapshot = record.snapshot;
     let config = inherited_config(&sb, source.as_ref());
     tokio::spawn(copy_in_background(
@@ -103,8 +104,7 @@ async fn copy_in_background(
             .await
             .map_err(|e| format!("preparing the snapshot directory: {e}"))?;
         // Hold the sandbox's lifecycle lock: a stop or delete waits for the copy.
-        let lock = state.sandbox_lock(&sandbox_id);
-        let _guard = lock.lock().await;
+        let _guard = state.locks.lock(&sandbox_id).await;
         let used = state
             .runtime
             .with_frozen_root(&sandbox_id, |root| async move {
@@ -120,7 +120,7 @@ async fn copy_in_background(
         })
     }
     .await;
-    if let Err(e) = builder::finish(&state, &id, result) {
+    if let Err(e) = builder::finish(&state, &id, result).await {
         tracing::error!("recording the capture {id}: {e}");
     }
 }

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::{
 use super::error::ApiError;
 use super::lifecycle;
 use super::state::AppState;
-use crate::api::status;
+use crate::api::{Sandbox, status};
 
 /// The only request headers passed to the agent: what file transfers need. Everything else
 /// (the API key, `Authorization`, cookies, service keys) stays out of the sandbox, whose
@@ -56,32 +56,12 @@ async fn route(
     rest: String,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let mut sb = state
-        .store
-        .sandbox_by_id(&id)?
-        .ok_or_else(|| ApiError::NotFound(format!("sandbox '{id}' not found")))?;
-    // Only a stopped sandbox is woken: one still provisioning may wait for its snapshot's
-    // build, which its own boot task follows (booting it here could fail it early).
-    if sb.status == status::STOPPED {
-        sb = lifecycle::wake(&state, &sb.id).await?;
-    }
-    if sb.status != status::READY {
-        return Err(ApiError::not_ready(format!(
-            "sandbox '{}' is {}, not ready{}",
-            sb.name,
-            sb.status,
-            match &sb.status_message {
-                Some(why) if !why.is_empty() => format!(": {why}"),
-                _ => String::new(),
-            }
-        )));
-    }
-    // Every request counts as activity for the idle reaper, for as long as it lasts.
+    let sb = ready_sandbox(&state, &id).await?;
     let path_and_query = match req.uri().query() {
         Some(q) => format!("/{rest}?{q}"),
         None => format!("/{rest}"),
     };
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let is_upgrade = parts
         .headers
         .get(http::header::UPGRADE)
@@ -94,57 +74,108 @@ async fn route(
             error: "NotReady",
             message: format!("sandbox '{}' is not answering: {e}", sb.name),
         })?;
-
+    let agent = Agent {
+        state: &state,
+        sandbox_id: &sb.id,
+        stream,
+        path_and_query,
+    };
     if is_upgrade {
-        let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
+        agent.bridge_upgrade(parts).await
+    } else {
+        agent.forward(parts, body).await
+    }
+}
+
+/// The sandbox `id`, ready to serve: a stopped one is woken first.
+async fn ready_sandbox(state: &AppState, id: &str) -> Result<Sandbox, ApiError> {
+    let mut sb = state
+        .store
+        .sandbox_by_id(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("sandbox '{id}' not found")))?;
+    // Only a stopped sandbox is woken: one still provisioning may wait for its snapshot's
+    // build, which its own boot task follows (booting it here could fail it early).
+    if sb.status == status::STOPPED {
+        sb = lifecycle::wake(state, &sb.id).await?;
+    }
+    if sb.status != status::READY {
+        return Err(ApiError::not_ready(format!(
+            "sandbox '{}' is {}, not ready{}",
+            sb.name,
+            sb.status,
+            match &sb.status_message {
+                Some(why) if !why.is_empty() => format!(": {why}"),
+                _ => String::new(),
+            }
+        )));
+    }
+    Ok(sb)
+}
+
+/// A connection to a sandbox's agent, and where the request goes on it.
+struct Agent<'a> {
+    state: &'a AppState,
+    sandbox_id: &'a str,
+    stream: UnixStream,
+    path_and_query: String,
+}
+
+impl Agent<'_> {
+    /// A WebSocket upgrade: open the agent's side, then bridge the two message by message.
+    async fn bridge_upgrade(self, mut parts: http::request::Parts) -> Result<Response, ApiError> {
+        let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, self.state)
             .await
             .map_err(|e| ApiError::validation("upgrade", e.body_text()))?;
-        let url = format!("ws://agent{path_and_query}");
-        let (agent, _) = tokio_tungstenite::client_async(url, stream)
+        let url = format!("ws://agent{}", self.path_and_query);
+        let (agent, _) = tokio_tungstenite::client_async(url, self.stream)
             .await
             .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
-        let active = state.activity.hold(&sb.id);
-        let going_away = state.going_away.subscribe();
-        return Ok(upgrade
+        let active = self.state.activity.hold(self.sandbox_id);
+        let going_away = self.state.going_away.subscribe();
+        Ok(upgrade
             .max_message_size(64 << 20)
             .on_upgrade(move |client| async move {
                 bridge(client, agent, going_away).await;
                 drop(active);
-            }));
+            }))
     }
 
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
-    tokio::spawn(conn);
-    let mut builder = http::Request::builder()
-        .method(parts.method)
-        .uri(path_and_query)
-        .header(http::header::HOST, "agent");
-    for (name, value) in parts.headers.iter() {
-        if FORWARDED.contains(&name.as_str()) {
-            builder = builder.header(name, value);
+    /// A plain HTTP request: forwarded with the allowed headers, its response streamed back.
+    async fn forward(self, parts: http::request::Parts, body: Body) -> Result<Response, ApiError> {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(self.stream))
+            .await
+            .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
+        tokio::spawn(conn);
+        let mut builder = http::Request::builder()
+            .method(parts.method)
+            .uri(self.path_and_query)
+            .header(http::header::HOST, "agent");
+        for (name, value) in parts.headers.iter() {
+            if FORWARDED.contains(&name.as_str()) {
+                builder = builder.header(name, value);
+            }
         }
-    }
-    let forwarded = builder
-        .body(body)
-        .map_err(|e| ApiError::Internal(format!("building the agent request: {e}")))?;
-    // Active until the response body is done: a long command or download is not idleness.
-    let active = state.activity.hold(&sb.id);
-    let resp = sender
-        .send_request(forwarded)
-        .await
-        .map_err(|e| ApiError::Internal(format!("sandbox agent request failed: {e}")))?;
-    if sse::is_event_stream(resp.headers()) {
-        let going_away = state.going_away.subscribe();
-        return Ok(resp.map(|body| sse::with_goodbye(body, going_away, active)));
-    }
-    Ok(resp.map(|body| {
-        Body::new(body.map_frame(move |frame| {
-            let _still_active = &active;
-            frame
+        let forwarded = builder
+            .body(body)
+            .map_err(|e| ApiError::Internal(format!("building the agent request: {e}")))?;
+        // Active until the response body is done: a long command or download is not idleness.
+        let active = self.state.activity.hold(self.sandbox_id);
+        let resp = sender
+            .send_request(forwarded)
+            .await
+            .map_err(|e| ApiError::Internal(format!("sandbox agent request failed: {e}")))?;
+        if sse::is_event_stream(resp.headers()) {
+            let going_away = self.state.going_away.subscribe();
+            return Ok(resp.map(|body| sse::with_goodbye(body, going_away, active)));
+        }
+        Ok(resp.map(|body| {
+            Body::new(body.map_frame(move |frame| {
+                let _still_active = &active;
+                frame
+            }))
         }))
-    }))
+    }
 }
 
 type AgentSocket = tokio_tungstenite::WebSocketStream<UnixStream>;

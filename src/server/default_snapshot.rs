@@ -6,7 +6,6 @@
 //! while it runs waits on the same build.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
@@ -18,7 +17,7 @@ use super::images::{self, BuiltImage, ImageConfig};
 use super::lifecycle;
 use super::snapshots::{self, DEFAULT_CAPACITY, DEFAULT_TAG};
 use super::state::{AppState, now};
-use super::store::SnapshotRecord;
+use super::store::{SnapshotRecord, StoreError};
 use crate::api::{Snapshot, snapshot_status, status};
 
 pub const NAME: &str = "system/default";
@@ -44,27 +43,24 @@ pub enum DefaultSource {
 /// A build anyone can wait on; resolves when the snapshot record is final.
 pub type PendingBuild = Shared<BoxFuture<'static, ()>>;
 
-/// The default snapshot's build in flight (snapshot id and its completion).
+/// The default snapshot's build in flight (snapshot id and its completion). An async mutex:
+/// a create holds it across its store lookups, so two creates never start two builds.
 #[derive(Default)]
 pub struct DefaultBuilds {
-    inflight: Mutex<Option<(String, PendingBuild)>>,
+    inflight: tokio::sync::Mutex<Option<(String, PendingBuild)>>,
 }
 
 /// The default snapshot, and the build to wait for if it is not ready yet (starting the
 /// build if nobody has).
-pub fn ensure(state: &AppState) -> Result<(SnapshotRecord, Option<PendingBuild>), ApiError> {
-    let mut inflight = state
-        .default_builds
-        .inflight
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+pub async fn ensure(state: &AppState) -> Result<(SnapshotRecord, Option<PendingBuild>), ApiError> {
+    let mut inflight = state.default_builds.inflight.lock().await;
     if let Some((id, pending)) = inflight.as_ref()
-        && let Some(rec) = state.store.snapshot(id)?
+        && let Some(rec) = state.store.snapshot(id).await?
         && rec.snapshot.status == snapshot_status::BUILDING
     {
         return Ok((rec, Some(pending.clone())));
     }
-    match snapshots::resolve(state, &format!("{NAME}:{DEFAULT_TAG}")) {
+    match snapshots::resolve(state, &format!("{NAME}:{DEFAULT_TAG}")).await {
         Ok(rec) if rec.snapshot.status == snapshot_status::READY => return Ok((rec, None)),
         Ok(_) | Err(ApiError::NotFound(_)) => {}
         Err(e) => return Err(e),
@@ -88,7 +84,7 @@ pub fn ensure(state: &AppState) -> Result<(SnapshotRecord, Option<PendingBuild>)
         pending_tag: Some(DEFAULT_TAG.into()),
         ..Default::default()
     };
-    state.store.put_snapshot(&rec)?;
+    state.store.put_snapshot(&rec).await?;
     let id = rec.snapshot.id.clone();
     tracing::info!("building the default snapshot {NAME} ({id}) on first use");
     let handle: JoinHandle<()> = match source {
@@ -100,7 +96,7 @@ pub fn ensure(state: &AppState) -> Result<(SnapshotRecord, Option<PendingBuild>)
             let id = id.clone();
             tokio::spawn(async move {
                 let result = build_debian(&state, &id).await;
-                if let Err(e) = builder::finish(&state, &id, result) {
+                if let Err(e) = builder::finish(&state, &id, result).await {
                     tracing::error!("recording the default snapshot build: {e}");
                 }
             })
@@ -116,11 +112,11 @@ pub fn ensure(state: &AppState) -> Result<(SnapshotRecord, Option<PendingBuild>)
 pub fn boot_after(state: AppState, id: String, build: PendingBuild) -> JoinHandle<()> {
     tokio::spawn(async move {
         build.await;
-        let snapshot_id = match state.store.sandbox_by_id(&id) {
+        let snapshot_id = match state.store.sandbox_by_id(&id).await {
             Ok(Some(sb)) => sb.snapshot_id.unwrap_or_default(),
             _ => return,
         };
-        let snap = state.store.snapshot(&snapshot_id).ok().flatten();
+        let snap = state.store.snapshot(&snapshot_id).await.ok().flatten();
         if snap
             .as_ref()
             .is_some_and(|r| r.snapshot.status == snapshot_status::READY)
@@ -131,17 +127,20 @@ pub fn boot_after(state: AppState, id: String, build: PendingBuild) -> JoinHandl
         let reason = snap
             .and_then(|r| r.snapshot.status_message)
             .unwrap_or_else(|| "it was deleted while building".into());
-        let lock = state.sandbox_lock(&id);
-        let _guard = lock.lock().await;
-        if let Ok(Some(mut sb)) = state.store.sandbox_by_id(&id)
-            && sb.status == status::PROVISIONING
-        {
-            sb.status = status::FAILED.into();
-            sb.status_message = Some(format!("the default snapshot failed to build: {reason}"));
-            sb.updated_at = now();
-            if let Err(e) = state.store.update_sandbox(&sb) {
-                tracing::error!("recording the failure of sandbox {}: {e}", sb.name);
-            }
+        let failed = state
+            .store
+            .modify_sandbox(&id, move |sb| {
+                if sb.status == status::PROVISIONING {
+                    sb.status = status::FAILED.into();
+                    sb.status_message =
+                        Some(format!("the default snapshot failed to build: {reason}"));
+                    sb.updated_at = now();
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await;
+        if let Err(e) = failed {
+            tracing::error!("recording the failure of sandbox {id}: {e}");
         }
     })
 }

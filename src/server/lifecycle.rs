@@ -1,13 +1,17 @@
 //! Sandbox lifecycle work that outlives a request: boot, stop, destroy.
 //!
 //! Each operation runs in its own task (so a client hanging up never interrupts it half-way)
-//! under the sandbox's lock (so two operations on one sandbox never interleave), and
-//! persists the resulting status before anyone is told about it.
+//! under the sandbox's lifecycle lock (so two runtime operations on one sandbox never
+//! interleave), and persists the resulting status before anyone is told about it. Requests
+//! that only change the record (rename, delete's `deleting`) do not take the lock; every
+//! status written here is therefore a conditional change of the stored record, never a
+//! write of a copy read before the runtime work.
 
 use tokio::task::JoinHandle;
 
 use super::error::ApiError;
 use super::state::{AppState, now};
+use super::store::StoreError;
 use crate::api::{Sandbox, status};
 use crate::runtime::SandboxSpec;
 
@@ -26,36 +30,42 @@ pub fn pids_limit(mem_bytes: i64) -> i64 {
 /// (`ready`, or whatever stopped the boot) for the caller to judge.
 pub async fn wake(state: &AppState, id: &str) -> Result<Sandbox, ApiError> {
     let missing = || ApiError::NotFound(format!("sandbox '{id}' not found"));
-    {
-        let lock = state.sandbox_lock(id);
-        let _guard = lock.lock().await;
-        let mut sb = state.store.sandbox_by_id(id)?.ok_or_else(missing)?;
-        if sb.status == status::STOPPED {
-            tracing::info!("starting sandbox {} for a data-plane request", sb.name);
-            sb.status = status::PROVISIONING.into();
-            sb.status_message = None;
-            sb.updated_at = now();
-            state.store.update_sandbox(&sb)?;
-        }
+    // Under the lock, so a stop under way ends first and the sandbox it stopped is woken.
+    let settled = state.locks.lock(id).await;
+    let (sb, woken) = state
+        .store
+        .modify_sandbox(id, |sb| {
+            let stopped = sb.status == status::STOPPED;
+            if stopped {
+                sb.status = status::PROVISIONING.into();
+                sb.status_message = None;
+                sb.updated_at = now();
+            }
+            Ok::<_, ApiError>(stopped)
+        })
+        .await?
+        .ok_or_else(missing)?;
+    drop(settled);
+    if woken {
+        tracing::info!("starting sandbox {} for a data-plane request", sb.name);
     }
-    // The boot takes the same lock, so it runs after any boot already under way and does
-    // nothing when that one has settled the status: awaiting it awaits both.
+    // The boot takes the sandbox's lock, so it runs after any boot already under way and
+    // does nothing when that one has settled the status: awaiting it awaits both.
     let _ = spawn_boot(state.clone(), id.to_string()).await;
-    state.store.sandbox_by_id(id)?.ok_or_else(missing)
+    state.store.sandbox_by_id(id).await?.ok_or_else(missing)
 }
 
 /// Boot the sandbox (which must be `provisioning`) and record `ready` or `failed`.
 pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let lock = state.sandbox_lock(&id);
-        let _guard = lock.lock().await;
-        let Ok(Some(sb)) = state.store.sandbox_by_id(&id) else {
+        let _guard = state.locks.lock(&id).await;
+        let Ok(Some(sb)) = state.store.sandbox_by_id(&id).await else {
             return;
         };
         if sb.status != status::PROVISIONING {
             return;
         }
-        let outcome = match spec_for(&state, &sb) {
+        let outcome = match spec_for(&state, &sb).await {
             Ok(spec) => state.runtime.start(&spec).await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
@@ -63,42 +73,51 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
             // Leave nothing half-mounted behind a failed boot.
             let _ = state.runtime.stop(&id).await;
         }
-        // Re-read: a delete may have been requested while booting.
-        let Ok(Some(mut sb)) = state.store.sandbox_by_id(&id) else {
-            return;
-        };
-        if sb.status != status::PROVISIONING {
-            return;
-        }
-        match outcome {
-            Ok(()) => {
-                sb.status = status::READY.into();
-                sb.status_message = None;
-                sb.stopped_at = None;
+        // Recorded only if the sandbox is still provisioning: a delete that came in while
+        // it booted waits for this lock and tears down what the boot made.
+        let recorded = state
+            .store
+            .modify_sandbox(&id, move |sb| {
+                if sb.status != status::PROVISIONING {
+                    return Ok(None);
+                }
+                let failure = match outcome {
+                    Ok(()) => {
+                        sb.status = status::READY.into();
+                        sb.status_message = None;
+                        sb.stopped_at = None;
+                        None
+                    }
+                    Err(message) => {
+                        sb.status = status::FAILED.into();
+                        sb.status_message = Some(message.clone());
+                        Some(message)
+                    }
+                };
+                sb.updated_at = now();
+                Ok::<_, StoreError>(failure)
+            })
+            .await;
+        match recorded {
+            Ok(Some((sb, Some(message)))) => {
+                tracing::warn!("sandbox {} failed to start: {message}", sb.name)
             }
-            Err(message) => {
-                tracing::warn!("sandbox {} failed to start: {message}", sb.name);
-                sb.status = status::FAILED.into();
-                sb.status_message = Some(message);
-            }
-        }
-        sb.updated_at = now();
-        if let Err(e) = state.store.update_sandbox(&sb) {
-            tracing::error!("recording the boot of sandbox {}: {e}", sb.name);
+            Ok(_) => {}
+            Err(e) => tracing::error!("recording the boot of sandbox {id}: {e}"),
         }
     })
 }
 
 /// Stop the sandbox's container, keeping its filesystem, and record `stopped`. Only a
-/// `ready` sandbox stops; the status is checked under the lock, so a concurrent delete or
-/// start is never overwritten.
+/// `ready` sandbox stops; the status is checked under the lock, so a concurrent start is
+/// never overwritten, and a delete that comes in meanwhile keeps its `deleting`.
 pub fn spawn_stop(state: AppState, id: String) -> JoinHandle<Result<(), ApiError>> {
     tokio::spawn(async move {
-        let lock = state.sandbox_lock(&id);
-        let _guard = lock.lock().await;
-        let mut sb = state
+        let _guard = state.locks.lock(&id).await;
+        let sb = state
             .store
-            .sandbox_by_id(&id)?
+            .sandbox_by_id(&id)
+            .await?
             .ok_or_else(|| ApiError::NotFound(format!("sandbox {id} not found")))?;
         if sb.status != status::READY {
             return Err(ApiError::Conflict(format!(
@@ -111,12 +130,19 @@ pub fn spawn_stop(state: AppState, id: String) -> JoinHandle<Result<(), ApiError
             .stop(&id)
             .await
             .map_err(|e| ApiError::Internal(format!("stopping sandbox '{}': {e}", sb.name)))?;
-        let ts = now();
-        sb.status = status::STOPPED.into();
-        sb.status_message = None;
-        sb.stopped_at = Some(ts.clone());
-        sb.updated_at = ts;
-        state.store.update_sandbox(&sb)?;
+        state
+            .store
+            .modify_sandbox(&id, |sb| {
+                if sb.status == status::READY {
+                    let ts = now();
+                    sb.status = status::STOPPED.into();
+                    sb.status_message = None;
+                    sb.stopped_at = Some(ts.clone());
+                    sb.updated_at = ts;
+                }
+                Ok::<_, ApiError>(())
+            })
+            .await?;
         Ok(())
     })
 }
@@ -124,25 +150,28 @@ pub fn spawn_stop(state: AppState, id: String) -> JoinHandle<Result<(), ApiError
 /// Destroy the sandbox (container, mounts, files) and forget it.
 pub fn spawn_destroy(state: AppState, id: String) -> JoinHandle<Result<(), String>> {
     tokio::spawn(async move {
-        let lock = state.sandbox_lock(&id);
-        let _guard = lock.lock().await;
+        let _guard = state.locks.lock(&id).await;
         state
             .runtime
             .destroy(&id)
             .await
             .map_err(|e| e.to_string())?;
-        state.store.delete_sandbox(&id).map_err(|e| e.to_string())?;
-        state.forget_lock(&id);
+        state
+            .store
+            .delete_sandbox(&id)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(())
     })
 }
 
 /// What the runtime needs to run this sandbox: its snapshot, resources and environment.
-fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, String> {
+async fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, String> {
     let snapshot_id = sb.snapshot_id.clone().unwrap_or_default();
     let snap = state
         .store
         .snapshot(&snapshot_id)
+        .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("snapshot {snapshot_id} no longer exists"))?;
     let mut env = snap.image_env.clone();

@@ -6,7 +6,7 @@
 //! Module map:
 //!
 //! * Coming up: `startup` (state directory, single-instance lock, API key, database,
-//!   runtime), `recovery` (records made true again after a crash), `state` (what every
+//!   runtime), `key_file` (the generated API key's file), `recovery` (records made true again after a crash), `state` (what every
 //!   handler shares).
 //! * The HTTP surface: `routes` (the table of routes), `auth` (the API key on every
 //!   route), `json` (body extraction whose rejections are API errors), `validate` and
@@ -17,8 +17,10 @@
 //!   `registries` + `registry_store` (private registry credentials), `default_snapshot`
 //!   (`system/default`, built on first use).
 //! * Lifecycle: `lifecycle` (boot, stop and destroy as tasks that outlive a request),
-//!   `reaper` + `activity` (idle stop, delete after stop).
-//! * Durable state: `store` (snapshots and sandboxes in SQLite).
+//!   `locks` (one lifecycle lock per sandbox), `reaper` + `activity` + `ttl` (idle stop,
+//!   delete after stop, and the deadlines they keep).
+//! * Durable state: `store` (snapshots, sandboxes and registries in SQLite, on threads of
+//!   their own).
 //! * Data plane: `dataplane` (`/dp/{id}/…` proxied to the sandbox's agent; WebSockets bridged).
 //! * [`images`]: image references → pulled layers → ext4 snapshot images.
 
@@ -32,7 +34,9 @@ mod default_snapshot;
 mod error;
 pub mod images;
 mod json;
+mod key_file;
 mod lifecycle;
+mod locks;
 mod reaper;
 mod recovery;
 mod registries;
@@ -43,6 +47,7 @@ mod snapshots;
 mod startup;
 mod state;
 mod store;
+mod ttl;
 mod validate;
 
 use std::future::Future;

@@ -3,8 +3,9 @@
 //! since `stopped_at` (`spec/control-plane.md` §3.2). It also discards the writable layer of
 //! `persistent: false` sandboxes once they stop.
 //!
-//! TTLs are whole minutes; the reaper counts `Features::ttl_unit_seconds` per minute (60 in
-//! production; the hidden `LANGSMITH_SERVER_TTL_UNIT_SECONDS=1` makes tests' 60 s pass in 1 s).
+//! Each sweep asks the store for the sandboxes whose deadline has passed (an index lookup;
+//! deadlines are kept by the store, see [`super::ttl`]) and checks each against what only
+//! memory knows: its data-plane activity and when this server started.
 
 use std::time::Duration;
 
@@ -13,12 +14,15 @@ use tokio::task::JoinHandle;
 
 use super::lifecycle;
 use super::state::{AppState, now};
+use super::store::StoreError;
+use super::ttl::{self, TtlClock};
 use crate::api::{Sandbox, status};
 
 /// Start the reaper; the caller aborts it when the server stops.
 pub fn spawn(state: AppState) -> JoinHandle<()> {
     // A tick well under one TTL unit, so deadlines are met within a fraction of a minute.
-    let tick = Duration::from_millis((state.features.ttl_unit_seconds * 1000 / 4).clamp(250, 5000));
+    let unit = state.features.ttl.unit_seconds();
+    let tick = Duration::from_millis((unit * 1000 / 4).clamp(250, 5000));
     // Activity from before this server started is unknown: nothing counts as idle for
     // longer than the server has been up.
     let started = Utc::now();
@@ -32,31 +36,19 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
     })
 }
 
-/// A TTL in seconds as the reaper's wall-clock duration.
-fn scaled(state: &AppState, seconds: i64) -> chrono::Duration {
-    let unit = state.features.ttl_unit_seconds as i64;
-    chrono::Duration::milliseconds(seconds.max(0) * unit * 1000 / 60)
-}
-
-fn parse(ts: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(ts)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
 async fn sweep(state: &AppState, started: DateTime<Utc>) {
-    let sandboxes = match state.store.sandboxes() {
-        Ok(all) => all,
+    let now = Utc::now();
+    let due = match state.store.due_sandboxes(now).await {
+        Ok(due) => due,
         Err(e) => {
             tracing::warn!("reaper: reading sandboxes: {e}");
             return;
         }
     };
-    let now = Utc::now();
-    for sb in sandboxes {
+    for sb in due {
         if sb.status == status::READY && idle_expired(state, &sb, started, now) {
             stop_idle(state, &sb).await;
-        } else if sb.status == status::STOPPED && delete_due(state, &sb, now) {
+        } else if sb.status == status::STOPPED && delete_due(state.features.ttl, &sb, now) {
             delete_stopped(state, &sb).await;
         }
     }
@@ -76,22 +68,17 @@ fn idle_expired(
     }
     let since = [
         state.activity.last_active(&sb.id),
-        parse(&sb.updated_at),
+        ttl::parse(&sb.updated_at),
         Some(started),
     ]
     .into_iter()
     .flatten()
     .max();
-    since.is_some_and(|t| now - t >= scaled(state, ttl))
+    since.is_some_and(|t| now - t >= state.features.ttl.scaled(ttl))
 }
 
-fn delete_due(state: &AppState, sb: &Sandbox, now: DateTime<Utc>) -> bool {
-    let after = sb.delete_after_stop_seconds.unwrap_or(0);
-    if after <= 0 {
-        return false;
-    }
-    let stopped = sb.stopped_at.as_deref().and_then(parse);
-    stopped.is_some_and(|t| now - t >= scaled(state, after))
+fn delete_due(clock: TtlClock, sb: &Sandbox, now: DateTime<Utc>) -> bool {
+    clock.delete_at(sb).is_some_and(|at| at <= now)
 }
 
 async fn stop_idle(state: &AppState, sb: &Sandbox) {
@@ -108,23 +95,26 @@ async fn stop_idle(state: &AppState, sb: &Sandbox) {
 }
 
 async fn delete_stopped(state: &AppState, sb: &Sandbox) {
-    {
-        let lock = state.sandbox_lock(&sb.id);
-        let _guard = lock.lock().await;
-        // Re-check under the lock: a start or a new deadline may have come in.
-        let Ok(Some(mut current)) = state.store.sandbox_by_id(&sb.id) else {
-            return;
-        };
-        if current.status != status::STOPPED || !delete_due(state, &current, Utc::now()) {
-            return;
-        }
-        tracing::info!(
+    // Re-checked in the same step as the change: a start or a new deadline may have come in.
+    let clock = state.features.ttl;
+    let marked = state
+        .store
+        .modify_sandbox(&sb.id, move |current| {
+            let due = current.status == status::STOPPED && delete_due(clock, current, Utc::now());
+            if due {
+                current.status = status::DELETING.into();
+                current.updated_at = now();
+            }
+            Ok::<_, StoreError>(due)
+        })
+        .await;
+    match marked {
+        Ok(Some((_, true))) => tracing::info!(
             "deleting sandbox {}: delete_after_stop_seconds passed",
             sb.name
-        );
-        current.status = status::DELETING.into();
-        current.updated_at = now();
-        if let Err(e) = state.store.update_sandbox(&current) {
+        ),
+        Ok(_) => return,
+        Err(e) => {
             tracing::warn!("reaper: marking {} deleting: {e}", sb.name);
             return;
         }
@@ -138,11 +128,10 @@ async fn delete_stopped(state: &AppState, sb: &Sandbox) {
 
 /// After a stop, a `persistent: false` sandbox loses its writable layer, so its next start
 /// begins from the snapshot again. Done under the sandbox's lock, and only while it is
-/// still stopped, so a start that already began is never pulled from under.
+/// still stopped, so a boot (which takes the same lock) never has its files pulled from under.
 pub async fn discard_if_ephemeral(state: &AppState, id: &str) {
-    let lock = state.sandbox_lock(id);
-    let _guard = lock.lock().await;
-    let Ok(Some(sb)) = state.store.sandbox_by_id(id) else {
+    let _guard = state.locks.lock(id).await;
+    let Ok(Some(sb)) = state.store.sandbox_by_id(id).await else {
         return;
     };
     if sb.persistent != Some(false) || sb.status != status::STOPPED {

@@ -10,7 +10,7 @@ use crate::api::{snapshot_status, status};
 use crate::runtime::ContainerState;
 
 pub async fn recover(state: &AppState) {
-    if let Err(e) = recover_snapshots(state) {
+    if let Err(e) = recover_snapshots(state).await {
         tracing::error!("recovering snapshots: {e}");
     }
     if let Err(e) = recover_sandboxes(state).await {
@@ -18,22 +18,24 @@ pub async fn recover(state: &AppState) {
     }
 }
 
-fn recover_snapshots(state: &AppState) -> Result<(), super::store::StoreError> {
-    for mut rec in state.store.snapshots()? {
+async fn recover_snapshots(state: &AppState) -> Result<(), super::store::StoreError> {
+    for mut rec in state.store.snapshots().await? {
         if rec.snapshot.status == snapshot_status::BUILDING {
             rec.snapshot.status = snapshot_status::FAILED.into();
             rec.snapshot.status_message =
                 Some("the server stopped while this snapshot was building; build it again".into());
             rec.snapshot.updated_at = now();
-            let _ = std::fs::remove_dir_all(state.dirs.snapshot_dir(&rec.snapshot.id));
-            state.store.put_snapshot(&rec)?;
+            let _ = tokio::fs::remove_dir_all(state.dirs.snapshot_dir(&rec.snapshot.id)).await;
+            state.store.put_snapshot(&rec).await?;
         }
     }
     Ok(())
 }
 
+/// Runs before the server serves, and calls the runtime for each sandbox before it hands
+/// that sandbox to a lifecycle task (which takes its lock), so it needs no lock of its own.
 async fn recover_sandboxes(state: &AppState) -> Result<(), super::store::StoreError> {
-    let known = state.store.sandboxes()?;
+    let known = state.store.sandboxes().await?;
     for orphan in state.runtime.list().await {
         if !known.iter().any(|s| s.id == orphan) {
             tracing::warn!("destroying container of unknown sandbox {orphan}");
@@ -75,7 +77,7 @@ async fn recover_sandboxes(state: &AppState) -> Result<(), super::store::StoreEr
         }
         tracing::info!("sandbox {} recovered as {}", sb.name, sb.status);
         sb.updated_at = now();
-        state.store.update_sandbox(&sb)?;
+        state.store.update_sandbox(&sb).await?;
     }
     Ok(())
 }

@@ -81,21 +81,23 @@ fn provider(url: &str) -> &'static str {
     }
 }
 
-fn find(state: &AppState, name: &str) -> Result<RegistryRecord, ApiError> {
+async fn find(state: &AppState, name: &str) -> Result<RegistryRecord, ApiError> {
     state
         .store
-        .registry_where(RegistryKey::Name, name)?
+        .registry_where(RegistryKey::Name, name)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("registry '{name}' not found")))
 }
 
 /// The URL and credentials a snapshot build with `registry_id` pulls with.
-pub fn for_build(
+pub async fn for_build(
     state: &AppState,
     id: &str,
 ) -> Result<(String, Option<RegistryCredentials>), ApiError> {
     let rec = state
         .store
-        .registry_where(RegistryKey::Id, id)?
+        .registry_where(RegistryKey::Id, id)
+        .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!(
                 "registry '{id}' not found; list registries with GET /registries and pass its id"
@@ -181,7 +183,7 @@ pub async fn create(
     };
     apply(req, &mut rec);
     check(&rec)?;
-    state.store.put_registry(&rec)?;
+    state.store.put_registry(&rec).await?;
     Ok((StatusCode::CREATED, Json(view(&rec))))
 }
 
@@ -199,7 +201,8 @@ pub async fn list(
 ) -> Result<Json<RegistryList>, ApiError> {
     let all: Vec<RegistryView> = state
         .store
-        .registries()?
+        .registries()
+        .await?
         .iter()
         .filter(|r| {
             q.name_contains
@@ -221,7 +224,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<RegistryView>, ApiError> {
-    Ok(Json(view(&find(&state, &name)?)))
+    Ok(Json(view(&find(&state, &name).await?)))
 }
 
 pub async fn update(
@@ -229,11 +232,11 @@ pub async fn update(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<RegistryRequest>,
 ) -> Result<Json<RegistryView>, ApiError> {
-    let mut rec = find(&state, &name)?;
+    let mut rec = find(&state, &name).await?;
     apply(req, &mut rec);
     check(&rec)?;
     rec.updated_at = now();
-    state.store.put_registry(&rec)?;
+    state.store.put_registry(&rec).await?;
     Ok(Json(view(&rec)))
 }
 
@@ -241,7 +244,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let rec = find(&state, &name)?;
-    state.store.delete_registry(&rec.id)?;
+    let rec = find(&state, &name).await?;
+    state.store.delete_registry(&rec.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

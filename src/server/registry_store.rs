@@ -3,33 +3,35 @@
 //! directory, which is mode 0700 and owned by the server's user, like the API key file
 //! next to it. Records never reach an API response or a log (they are not `Debug`).
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-use super::store::{Store, StoreError, is_unique_violation};
+use super::store::{Store, StoreError, doc_where, docs, is_unique_violation};
 
 impl Store {
     /// Insert or replace (by id) a registry; `NameTaken` when another one has the name.
-    pub fn put_registry(&self, reg: &RegistryRecord) -> Result<(), StoreError> {
+    pub async fn put_registry(&self, reg: &RegistryRecord) -> Result<(), StoreError> {
         let doc = serde_json::to_string(reg)?;
-        self.with(|c| {
+        let (id, name) = (reg.id.clone(), reg.name.clone());
+        self.call(move |c| {
             match c.execute(
                 "INSERT INTO registries (id, name, doc) VALUES (?1, ?2, ?3)
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, doc = excluded.doc",
-                params![reg.id, reg.name, doc],
+                params![id, name, doc],
             ) {
                 Ok(_) => Ok(()),
                 Err(e) if is_unique_violation(&e) => Err(StoreError::NameTaken {
                     kind: "registry",
-                    name: reg.name.clone(),
+                    name,
                 }),
                 Err(e) => Err(e.into()),
             }
         })
+        .await
     }
 
     /// Look a registry up by `name` or `id` (column chosen by the caller).
-    pub fn registry_where(
+    pub async fn registry_where(
         &self,
         column: RegistryKey,
         value: &str,
@@ -38,27 +40,22 @@ impl Store {
             RegistryKey::Id => "id",
             RegistryKey::Name => "name",
         };
-        self.with(|c| {
-            let doc: Option<String> = c
-                .query_row(
-                    &format!("SELECT doc FROM registries WHERE {column} = ?1"),
-                    [value],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
-        })
+        let value = value.to_string();
+        self.read(move |c| doc_where(c, "registries", column, &value))
+            .await
     }
 
     /// Every registry, newest first (ties broken by id, so the order is stable).
-    pub fn registries(&self) -> Result<Vec<RegistryRecord>, StoreError> {
-        let mut out: Vec<RegistryRecord> = self.all_docs("registries")?;
+    pub async fn registries(&self) -> Result<Vec<RegistryRecord>, StoreError> {
+        let mut out: Vec<RegistryRecord> = self.read(|c| docs(c, "registries", None)).await?;
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         Ok(out)
     }
 
-    pub fn delete_registry(&self, id: &str) -> Result<bool, StoreError> {
-        self.with(|c| Ok(c.execute("DELETE FROM registries WHERE id = ?1", [id])? > 0))
+    pub async fn delete_registry(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.call(move |c| Ok(c.execute("DELETE FROM registries WHERE id = ?1", [id])? > 0))
+            .await
     }
 }
 

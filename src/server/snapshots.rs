@@ -40,7 +40,7 @@ pub async fn create(
     // A stored registry (`registry_id`) wins over inline `registry_*` fields.
     let (registry_url, credentials) = match req.registry_id.as_deref().filter(|i| !i.is_empty()) {
         Some(id) => {
-            let (url, credentials) = registries::for_build(&state, id)?;
+            let (url, credentials) = registries::for_build(&state, id).await?;
             (Some(url), credentials)
         }
         None => (
@@ -53,7 +53,7 @@ pub async fn create(
     record.snapshot.docker_image = Some(req.docker_image.trim().to_string());
     record.snapshot.registry_id = req.registry_id.clone().filter(|i| !i.is_empty());
     let snapshot = record.snapshot.clone();
-    state.store.put_snapshot(&record)?;
+    state.store.put_snapshot(&record).await?;
     builder::spawn_build(
         state.clone(),
         snapshot.id.clone(),
@@ -71,7 +71,8 @@ pub async fn list(
     let needle = q.name_contains.as_deref().map(str::to_lowercase);
     let all: Vec<Snapshot> = state
         .store
-        .snapshots()?
+        .snapshots()
+        .await?
         .into_iter()
         .map(|r| r.snapshot)
         .filter(|s| {
@@ -94,18 +95,19 @@ pub async fn get(
     State(state): State<AppState>,
     Path(reference): Path<String>,
 ) -> Result<Json<Snapshot>, ApiError> {
-    Ok(Json(resolve(&state, &reference)?.snapshot))
+    Ok(Json(resolve(&state, &reference).await?.snapshot))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
     Path(reference): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let rec = resolve(&state, &reference)?;
+    let rec = resolve(&state, &reference).await?;
     let id = rec.snapshot.id;
     let users: Vec<String> = state
         .store
-        .sandboxes()?
+        .sandboxes()
+        .await?
         .into_iter()
         .filter(|s| s.snapshot_id.as_deref() == Some(id.as_str()))
         .map(|s| s.name)
@@ -116,7 +118,7 @@ pub async fn delete(
             users.join(", ")
         )));
     }
-    state.store.delete_snapshot(&id)?;
+    state.store.delete_snapshot(&id).await?;
     // A build still running notices the record is gone and removes its own output.
     let _ = tokio::fs::remove_dir_all(state.dirs.snapshot_dir(&id)).await;
     Ok(StatusCode::NO_CONTENT)
@@ -135,7 +137,8 @@ pub async fn by_name(
     }
     let named: Vec<SnapshotRecord> = state
         .store
-        .snapshots()?
+        .snapshots()
+        .await?
         .into_iter()
         .filter(|r| r.snapshot.name == name)
         .collect();
@@ -159,12 +162,12 @@ pub async fn by_name(
 
 /// Resolve a snapshot reference: a UUID, `name:tag`, or a bare `name` (= `name:latest`,
 /// falling back to the newest ready untagged snapshot of that name).
-pub fn resolve(state: &AppState, reference: &str) -> Result<SnapshotRecord, ApiError> {
-    if let Some(rec) = state.store.snapshot(reference)? {
+pub async fn resolve(state: &AppState, reference: &str) -> Result<SnapshotRecord, ApiError> {
+    if let Some(rec) = state.store.snapshot(reference).await? {
         return Ok(rec);
     }
     let (name, tag) = split_reference(reference);
-    let all = state.store.snapshots()?;
+    let all = state.store.snapshots().await?;
     let tagged = all
         .iter()
         .find(|r| r.snapshot.name == name && r.snapshot.tags.iter().any(|t| t == tag));

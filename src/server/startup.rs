@@ -1,18 +1,20 @@
 //! Bringing a server up: state directory, single-instance lock, API key, database, runtime;
 //! and announcing it (`server.json`, the ready line) once it can serve.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::ServerConfig;
 use super::auth::ApiKey;
+use super::key_file;
 use super::state::{AppState, Features, HostLimits, StateDirs};
 use super::store::Store;
+use super::ttl::TtlClock;
 use crate::runtime::{Runtime, RuntimeConfig};
 
 pub struct Started {
@@ -48,9 +50,10 @@ pub async fn start(
     }
     let key = match &config.api_key {
         Some(k) => k.clone(),
-        None => load_or_create_key(&dirs)?,
+        None => key_file::load_or_create(&dirs.api_key())?,
     };
-    let store = Store::open(&dirs.database()).context("opening the state database")?;
+    let ttl = TtlClock::new(config.ttl_unit_seconds);
+    let store = Store::open(&dirs.database(), ttl).context("opening the state database")?;
     let runtime = Runtime::new(RuntimeConfig {
         root: dirs.runtime(),
         runc: config.runtime.clone(),
@@ -67,7 +70,7 @@ pub async fn start(
     let public_url = format!("http://{host}:{}", addr.port());
     let features = Features {
         default_source: config.default_source.clone(),
-        ttl_unit_seconds: config.ttl_unit_seconds,
+        ttl,
     };
     let state = AppState::new(
         store,
@@ -82,39 +85,6 @@ pub async fn start(
         key: ApiKey(Arc::new(key)),
         _lock: lock,
     })
-}
-
-/// The generated key lives in `STATE/api-key`, readable by its owner only.
-fn load_or_create_key(dirs: &StateDirs) -> anyhow::Result<String> {
-    let path = dirs.api_key();
-    if let Ok(existing) = fs::read_to_string(&path) {
-        let key = existing.trim().to_string();
-        if !key.is_empty() {
-            return Ok(key);
-        }
-    }
-    let mut bytes = [0u8; 24];
-    getrandom_fill(&mut bytes)?;
-    let key = format!("lsv2_local_{}", hex::encode(bytes));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(key.as_bytes())?;
-    f.sync_all()?;
-    Ok(key)
-}
-
-fn getrandom_fill(buf: &mut [u8]) -> anyhow::Result<()> {
-    let mut f = File::open("/dev/urandom").context("opening /dev/urandom")?;
-    std::io::Read::read_exact(&mut f, buf).context("reading /dev/urandom")?;
-    if buf.iter().all(|b| *b == 0) {
-        bail!("/dev/urandom returned only zeros");
-    }
-    Ok(())
 }
 
 /// Tell the world the server is up: `server.json` for local clients, then the ready line.

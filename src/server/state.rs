@@ -1,12 +1,13 @@
 //! Shared server state handed to every handler.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::activity::Activity;
 use super::default_snapshot::{DefaultBuilds, DefaultSource};
+use super::locks::SandboxLocks;
 use super::store::Store;
+use super::ttl::TtlClock;
 use crate::paths;
 use crate::runtime::Runtime;
 
@@ -71,9 +72,9 @@ impl HostLimits {
 pub struct Features {
     /// What `system/default` is built from when a create names no snapshot.
     pub default_source: DefaultSource,
-    /// Seconds the idle reaper counts per 60 seconds of a TTL (60 in production; tests
-    /// shrink it so a 60 s TTL passes in a second).
-    pub ttl_unit_seconds: u64,
+    /// How the idle reaper counts TTLs (60 s per minute in production; tests shrink the
+    /// unit so a 60 s TTL passes in a second).
+    pub ttl: TtlClock,
 }
 
 #[derive(Clone)]
@@ -91,8 +92,8 @@ pub struct Inner {
     pub features: Features,
     /// The default snapshot's build in flight, if any.
     pub default_builds: DefaultBuilds,
-    /// One lock per sandbox so lifecycle operations on it never interleave.
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One lock per sandbox so runtime operations on it never interleave.
+    pub locks: SandboxLocks,
     /// Set once the server begins to stop: bridged WebSockets close with 1001 Going Away.
     /// Each open bridge holds a receiver, so the server can wait for them to have said so.
     pub going_away: tokio::sync::watch::Sender<bool>,
@@ -123,20 +124,9 @@ impl AppState {
             activity: Activity::default(),
             features,
             default_builds: DefaultBuilds::default(),
-            locks: Mutex::new(HashMap::new()),
+            locks: SandboxLocks::default(),
             going_away: tokio::sync::watch::Sender::new(false),
         }))
-    }
-
-    /// The lock serialising lifecycle operations of one sandbox.
-    pub fn sandbox_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(id.to_string()).or_default().clone()
-    }
-
-    pub fn forget_lock(&self, id: &str) {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.remove(id);
     }
 
     pub fn dataplane_url(&self, sandbox_id: &str) -> String {

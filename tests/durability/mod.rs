@@ -1,10 +1,12 @@
 //! Durable state: a server killed with SIGKILL at an awkward moment comes back with every
 //! record truthful, running sandboxes still running, and nothing left behind once the
 //! sandboxes are deleted (`crash`); many concurrent creates and deletes leave nothing
-//! half-made (`concurrency`).
+//! half-made (`concurrency`); a boot in progress holds up neither a rename nor a delete,
+//! and creates hold up no reads (`slow_boot`).
 
 mod concurrency;
 mod crash;
+mod slow_boot;
 
 use std::path::Path;
 use std::process::Command;

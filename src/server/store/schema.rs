@@ -1,0 +1,79 @@
+//! The database's tables and their migrations.
+//!
+//! The schema's version is SQLite's `user_version`: 0 is the first layout (three tables of
+//! id, name and JSON document); each later step in [`MIGRATIONS`] moves a database one
+//! version up inside a transaction, so a database of any earlier version opens and is
+//! brought up to date, and a crash half-way leaves it at the version it had.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Version 0: what every database starts from.
+const BASE: &str = "
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registries (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sandboxes (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    doc TEXT NOT NULL
+);
+";
+
+/// Step `i` takes a database from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the reaper's index. `due_at` is the sandbox's next deadline (idle stop or delete
+    // after stop) in milliseconds since the epoch, NULL when it has none; filled in when the
+    // store opens (`sandboxes::refresh_deadlines`) and on every write.
+    "ALTER TABLE sandboxes ADD COLUMN due_at INTEGER;
+     CREATE INDEX sandboxes_due_at ON sandboxes (due_at) WHERE due_at IS NOT NULL;",
+];
+
+/// Bring the database to the newest version.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(BASE)?;
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (from, step) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", from + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_version_database_is_migrated_and_keeps_its_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(BASE).unwrap();
+        conn.execute(
+            "INSERT INTO sandboxes (id, name, doc) VALUES ('1', 'a', '{}')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let version: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+        let due: Option<i64> = conn
+            .query_row("SELECT due_at FROM sandboxes WHERE id = '1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(due, None);
+    }
+}
