@@ -5,6 +5,10 @@
 //! `langsmith server`, a local backend implementing the LangSmith Sandbox API with runc
 //! containers. The same binary also runs inside every sandbox as its agent (PID 1).
 //!
+//! "The LangSmith CLI", wherever the code says it, is the official `langsmith` command-line
+//! tool: its sandbox commands are the reference for every flag, message, exit code and output
+//! shape of ours, and the tests pin them.
+//!
 //! # The picture
 //!
 //! ```text

@@ -1,5 +1,5 @@
-//! Text helpers with exact GA semantics: Go `%q` quoting, size strings (`spec/cli.md` §1.6),
-//! bytes and time columns of the pretty tables (§1.5).
+//! Text helpers with the LangSmith CLI's exact semantics: Go `%q` quoting, size strings,
+//! bytes and time columns of the pretty tables.
 
 const KIB: f64 = 1024.0;
 const MIB: i64 = 1 << 20;
@@ -40,7 +40,7 @@ pub fn go_quote(s: &str) -> String {
 }
 
 /// Parse a size such as `512mb`, `4 GB`, `1.5gib` into bytes (binary units, unit required,
-/// 1 MiB ≤ size ≤ 1 PiB). Errors are the GA texts; callers prefix `invalid --flag: `.
+/// 1 MiB ≤ size ≤ 1 PiB). Errors are the LangSmith CLI's texts; callers prefix `invalid --flag: `.
 pub fn parse_size(input: &str) -> Result<i64, String> {
     let s = input.trim();
     if s.is_empty() {
@@ -89,7 +89,7 @@ pub fn parse_size(input: &str) -> Result<i64, String> {
     Ok(bytes)
 }
 
-/// `≥ 1 GiB` → `<x.y> GB`, else `<n> MB` (binary units, as GA prints them).
+/// `≥ 1 GiB` → `<x.y> GB`, else `<n> MB` (binary units, as the LangSmith CLI prints them).
 pub fn bytes_text(bytes: i64) -> String {
     if bytes >= GIB {
         format!("{:.1} GB", bytes as f64 / GIB as f64)

@@ -1,5 +1,5 @@
-//! The GA sandbox commands (`spec/cli.md`) against the real server: exact JSON key order
-//! (§10), plain confirmations, `--format pretty` tables, size-string errors (§1.6) and the
+//! The LangSmith CLI's sandbox commands against the real server: exact JSON key order
+//! plain confirmations, `--format pretty` tables, size-string errors and the
 //! lifecycle commands' effects on a real sandbox. Shared helpers live here; the tests are in
 //! the submodules.
 

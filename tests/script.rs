@@ -217,7 +217,7 @@ fn a_user_script_in_the_config_folder_becomes_a_sandbox_subcommand() {
         out.stderr
     );
 
-    // Without the folder the subcommand is unknown again (help, as in the GA CLI).
+    // Without the folder the subcommand is unknown again (help, as in the LangSmith CLI).
     let empty = tempfile::tempdir().unwrap();
     let help = run_with_config(empty.path(), &["sandbox", "--help"]);
     assert!(!help.stdout.contains("hello"), "{}", help.stdout);
@@ -370,7 +370,7 @@ fn a_subcommand_name_that_is_not_plain_never_reaches_a_script_outside_the_folder
     ];
     for args in cases {
         let out = run_with_config(config.path(), args);
-        assert_eq!(out.code, 0, "{args:?} is unknown, as in GA: {}", out.stderr);
+        assert_eq!(out.code, 0, "{args:?} is unknown, as in the LangSmith CLI: {}", out.stderr);
         assert!(
             !out.stdout.contains('"'),
             "{args:?} ran a script: {}",

@@ -1,5 +1,5 @@
 //! Data-plane exec conformance: the official Python SDK (unmodified, pinned in `common::sdk`)
-//! drives every WebSocket exec flow of `spec/dataplane.md` §13 and §5 against the local server.
+//! drives every WebSocket exec flow against the local server.
 //! The scripts (`tests/sdk/dataplane_{exec,sessions,interactive,reattach}.py`) assert their
 //! own expectations; each prints one `flow …` line per flow saying what the SDK surfaced, and
 //! a final `… ok` line.

@@ -25,7 +25,7 @@ fn build_create_exec_delete_through_the_cli() {
     let snapshot = out.json();
     assert_eq!(snapshot["status"], "ready", "{snapshot}");
     assert_eq!(snapshot["fs_capacity_bytes"], 64 << 20);
-    // The GA CLI prints its own field order (id, name, docker_image, …), 2-space indented.
+    // The LangSmith CLI prints its own field order (id, name, docker_image, …), 2-space indented.
     assert!(out.stdout.starts_with("{\n  \"id\": "), "{}", out.stdout);
     let name_at = out.stdout.find("\"name\"").unwrap();
     assert!(

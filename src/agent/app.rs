@@ -1,5 +1,5 @@
 //! The agent's HTTP surface: shared state, the router, and the JSON error envelope
-//! (`{"detail":{"error","message"}}`, spec §1.5) every handler answers failures with.
+//! (`{"detail":{"error","message"}}`) every handler answers failures with.
 
 use std::sync::Arc;
 

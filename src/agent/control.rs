@@ -57,7 +57,7 @@ pub async fn run(session: Arc<Session>, mut stream: SplitStream<WebSocket>) {
                     Some(Some(agent @ (ClientMessage::SshAgentData { .. } | ClientMessage::SshAgentClose { .. }))) => {
                         super::ssh_agent_session::from_client(&session, agent)
                     }
-                    Some(_) => {} // unknown or out-of-place messages are ignored (spec §3.3)
+                    Some(_) => {} // unknown or out-of-place messages are ignored
                 }
             }
             () = async { current.as_mut().expect("guarded by is_some").await }, if current.is_some() => {

@@ -1,4 +1,4 @@
-//! `POST /execute`: the legacy one-shot execution (spec §2). The command runs as an
+//! `POST /execute`: the legacy one-shot execution. The command runs as an
 //! unregistered session, so its output is retained with the same bounds as a WebSocket one,
 //! and the answer carries whatever was retained once it finished.
 

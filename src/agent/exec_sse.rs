@@ -1,4 +1,4 @@
-//! `POST /execute/stream/start` and `/execute/stream/resume`: the SSE exec variant (spec §4)
+//! `POST /execute/stream/start` and `/execute/stream/resume`: the SSE exec variant
 //! over the same sessions as the WebSocket — same `command_id` get-or-create, offsets, error
 //! types and lifetimes — but one-way: stdin is at EOF from spawn, and output is raw bytes in
 //! base64, so chunks may be cut anywhere.

@@ -1,4 +1,4 @@
-//! `GET /execute/ws`: the WebSocket exec protocol (spec §3). The first message starts or
+//! `GET /execute/ws`: the WebSocket exec protocol. The first message starts or
 //! re-attaches a session; afterwards one task reads control messages ([`super::control`], which
 //! also answers pings) while this one streams output, so a slow socket back-pressures the session.
 
@@ -103,7 +103,7 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
             _ = &mut control => break, // the client went away
             () = app.shutdown.stopping() => {
                 // The session lives on as long as the sandbox does; tell the client to
-                // come back rather than leave it guessing (spec §3.10).
+                // come back rather than leave it guessing.
                 let _ = sink.send(close_going_away()).await;
                 break;
             }
@@ -128,7 +128,7 @@ pub(super) fn start_or_attach(
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
     if let Some(existing) = app.registry.get(&command_id) {
-        return Ok(existing.attach(0, 0)); // idempotent start: never spawn twice (spec §3.8)
+        return Ok(existing.attach(0, 0)); // idempotent start: never spawn twice
     }
     let forward_agent = execute.ssh_agent_forward.unwrap_or(false);
     let mut request = start_request(execute)?;

@@ -1,4 +1,4 @@
-//! `POST /upload` and `GET|HEAD /download` (spec §6.1–6.4). Uploads stream the `file` part to
+//! `POST /upload` and `GET|HEAD /download`. Uploads stream the `file` part to
 //! a temporary file beside the target and rename it into place, so a replayed request simply
 //! rewrites the file. Downloads stream from disk with validators and single byte ranges, and
 //! only ever read a regular file (a FIFO or device is refused at once, never waited on).

@@ -1,4 +1,4 @@
-//! `POST /glob` (spec §6.5): files and directories under `path` whose path relative to it
+//! `POST /glob`: files and directories under `path` whose path relative to it
 //! matches `pattern`; `ls` is `glob("*")`. Bounds and confinement are [`super::search`]'s.
 //! Results come in walk order (depth-first, by name); the SDK treats them as unordered.
 

@@ -1,4 +1,4 @@
-//! `POST /grep` (spec §6.6): lines containing a literal string in the regular files under
+//! `POST /grep`: lines containing a literal string in the regular files under
 //! `path` (or in `path` itself when it is a file), optionally only files matching `glob`.
 //!
 //! Binary files (a NUL byte in their first block) are skipped. A line longer than

@@ -15,7 +15,7 @@ use super::session::{Outcome, Policy, Session, StreamKind};
 use super::spawn::{BoxedReader, Spawned, exit_code};
 use crate::api::error::kind;
 
-/// After the leader exits, how long background children may keep the pipes open (spec A2).
+/// After the leader exits, how long background children may keep the pipes open.
 pub const EOF_GRACE: Duration = Duration::from_secs(1);
 
 /// Starts supervising `spawned` as session `id`. `on_expired` runs when a finished session's

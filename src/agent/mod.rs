@@ -16,7 +16,7 @@
 //! ([`output::DEFAULT_RETAINED_BYTES`]). An attached reader (or an SSE client's acknowledged
 //! offsets) holds back the command rather than lose bytes it has not been sent; with nobody
 //! attached the oldest bytes are overwritten. A reconnect asking for bytes no longer held starts
-//! at the oldest retained byte — a gap, never a repeat (spec §3.7 rule 3, A3): the official
+//! at the oldest retained byte — a gap, never a repeat: the official
 //! clients append every chunk they get and do not detect gaps, so re-sending older bytes would
 //! duplicate output, while skipping ahead only loses what the buffer could not keep. Each
 //! chunk's `offset` tells a careful client where the gap was.

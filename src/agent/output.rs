@@ -4,7 +4,7 @@
 //! The buffer never grows past its capacity: bytes below `start` are gone, and a reader asking
 //! for them is moved up to `start` ([`StreamBuffer::clamp_cursor`]): the client sees a gap in
 //! offsets, never a byte twice, which is what the official SDK tolerates (it appends every
-//! chunk and does not look for gaps; spec §3.7, A3). Whether old bytes may
+//! chunk and does not look for gaps). Whether old bytes may
 //! be dropped (nobody needs them) or the producer must wait (an attached reader has not sent them
 //! yet) is decided by the session, which knows the readers; this type only does the arithmetic.
 
@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use crate::api::exec::MAX_OUTPUT_CHUNK;
 
-/// Bytes retained per stream by default. Several MiB, as the spec recommends (A3).
+/// Bytes retained per stream by default. Several MiB: enough to replay what a reconnecting client missed.
 pub const DEFAULT_RETAINED_BYTES: usize = 16 * 1024 * 1024;
 
 /// One output stream's retained bytes, `start..end` in absolute offsets.

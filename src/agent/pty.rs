@@ -11,7 +11,7 @@ use std::task::{Context, Poll, ready};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Window size a PTY starts with until the client sends `resize` (spec A5).
+/// Window size a PTY starts with until the client sends `resize`.
 const DEFAULT_COLS: u16 = 80;
 const DEFAULT_ROWS: u16 = 24;
 

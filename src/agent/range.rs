@@ -1,4 +1,4 @@
-//! HTTP validators and single byte ranges for `/download` (spec §6.4): `If-None-Match`,
+//! HTTP validators and single byte ranges for `/download`: `If-None-Match`,
 //! `If-Range` and `Range: bytes=a-b | a- | -n`. Anything we do not understand (several ranges,
 //! other units, garbage) is ignored and the whole file is served, as RFC 9110 allows.
 

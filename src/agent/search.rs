@@ -1,4 +1,4 @@
-//! What `/glob` and `/grep` share (spec §6.5–6.6): checking the search root, compiling the
+//! What `/glob` and `/grep` share: checking the search root, compiling the
 //! patterns, walking the tree, and the bounds that keep one request from running away.
 //!
 //! Bounds: at most `limit` results (default [`DEFAULT_LIMIT`], never above [`MAX_LIMIT`]) and

@@ -77,7 +77,7 @@ pub(super) struct State {
     next_reader: u64,
     /// Bumped on every attach, so an idle timer can tell whether anyone came back meanwhile.
     attach_generation: u64,
-    /// Offsets the SSE client last acknowledged (spec §4.2): bytes from here on are kept
+    /// Offsets the SSE client last acknowledged: bytes from here on are kept
     /// even while no response is streaming, until the next attach replaces or releases them.
     pub(super) ack_hold: Option<[u64; 2]>,
     pub(super) outcome: Option<Outcome>,

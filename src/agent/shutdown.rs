@@ -1,6 +1,6 @@
 //! Saying goodbye when the agent stops (SIGTERM to the sandbox's PID 1, forwarded here):
 //! every attached exec WebSocket is closed with 1001 Going Away and every SSE response ends
-//! with an `error` event of type `ServerShuttingDown` (spec §3.10, §4.3), so clients know to
+//! with an `error` event of type `ServerShuttingDown`, so clients know to
 //! reattach instead of seeing a broken connection. The agent waits a moment for those
 //! goodbyes to be written before it exits.
 

@@ -1,4 +1,4 @@
-//! SSH-agent forwarding for a session started with `ssh_agent_forward: true` (spec §7.4).
+//! SSH-agent forwarding for a session started with `ssh_agent_forward: true`.
 //!
 //! The agent listens on a unix socket inside the sandbox, in a fresh private directory
 //! (`mkdtemp`, mode 0700, owned by the command's user) whose path the command gets as

@@ -1,7 +1,7 @@
 //! Messages of the command-execution data plane.
 //!
-//! WebSocket `{dp}/execute/ws`: one JSON object per text frame, tagged by `type`
-//! (`spec/dataplane.md` §3). HTTP `POST {dp}/execute`: the legacy one-shot form (§2).
+//! WebSocket `{dp}/execute/ws`: one JSON object per text frame, tagged by `type`.
+//! HTTP `POST {dp}/execute`: the legacy one-shot form.
 
 use std::collections::BTreeMap;
 
@@ -116,7 +116,7 @@ pub mod defaults {
 /// official client's 1 MiB message limit even after JSON escaping).
 pub const MAX_OUTPUT_CHUNK: usize = 64 * 1024;
 
-/// `command` of the legacy `POST /execute`: the SDK sends a shell string, the GA CLI an argv
+/// `command` of the legacy `POST /execute`: the SDK sends a shell string, the LangSmith CLI an argv
 /// array (run without a shell).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -147,7 +147,7 @@ pub struct ExecuteResponse {
     pub exit_code: i32,
 }
 
-/// Body of `POST {dp}/execute/stream/resume` (SSE variant, spec §4.2): where to continue, which
+/// Body of `POST {dp}/execute/stream/resume` (SSE variant): where to continue, which
 /// also acknowledges every byte below these offsets. The start body is an [`ExecuteMessage`]
 /// without `type` (stdin is always at EOF there, and no PTY).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ pub struct UploadResponse {
     pub written: u64,
 }
 
-/// Body of `POST {dp}/glob` (spec §6.5): entries under `path` whose path relative to it
+/// Body of `POST {dp}/glob`: entries under `path` whose path relative to it
 /// matches `pattern` (`**` spans segments; `*`, `?`, `[...]` stay within one).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GlobRequest {
@@ -44,7 +44,7 @@ pub struct GlobResponse {
     pub truncated: bool,
 }
 
-/// Body of `POST {dp}/grep` (spec §6.6): lines containing the literal `pattern` in files under
+/// Body of `POST {dp}/grep`: lines containing the literal `pattern` in files under
 /// `path`, optionally only files matching `glob`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GrepRequest {

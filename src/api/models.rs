@@ -1,4 +1,4 @@
-//! Control-plane resource models (`spec/control-plane.md` §3) and request bodies (§5–6).
+//! Control-plane resource models and request bodies.
 //!
 //! Response structs are lenient on input (every field defaults) so the client tolerates any
 //! conforming server, and complete on output so the local server answers what the official
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Sandbox status values (`spec/control-plane.md` §3.2). Kept as strings on the wire so a
+/// Sandbox status values. Kept as strings on the wire so a
 /// client never fails on a status a newer server invents.
 pub mod status {
     pub const PROVISIONING: &str = "provisioning";
@@ -19,7 +19,7 @@ pub mod status {
     pub const DELETING: &str = "deleting";
 }
 
-/// Snapshot status values (§3.4).
+/// Snapshot status values.
 pub mod snapshot_status {
     pub const BUILDING: &str = "building";
     pub const READY: &str = "ready";
@@ -27,7 +27,7 @@ pub mod snapshot_status {
     pub const DELETING: &str = "deleting";
 }
 
-/// User, working directory and environment a process runs with (§3.7).
+/// User, working directory and environment a process runs with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,7 +178,7 @@ pub struct UpdateSandboxRequest {
 }
 
 /// Body of `POST /snapshots` (build from an image). The three inline `registry_*` fields are
-/// what the GA CLI sends for `--registry-url/--registry-username/--registry-password`.
+/// what the LangSmith CLI sends for `--registry-url/--registry-username/--registry-password`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CreateSnapshotRequest {

@@ -1,4 +1,4 @@
-//! The top of the clap command tree (`spec/cli.md` §2): global flags and the commands that
+//! The top of the clap command tree: global flags and the commands that
 //! are not scripts. The `sandbox` subtree is built from the scripts' headers
 //! ([`super::command_tree`]); its int flags use Go's base detection ([`go_int`]).
 

@@ -1,6 +1,6 @@
 //! Errors of the CLI: one type, [`CliError`], that keeps what went wrong until the edge
 //! (`cli::main`), where it becomes one line `{"error": "<msg>"}` on stderr (Go `%q` quoting)
-//! and an exit status; clap's errors mapped to the GA (cobra/pflag) messages; cobra's
+//! and an exit status; clap's errors mapped to the LangSmith CLI's (cobra/pflag) messages; cobra's
 //! positional-count checks.
 
 use std::fmt;
@@ -44,7 +44,7 @@ impl CliError {
         1
     }
 
-    /// Print the GA error line.
+    /// Print the LangSmith CLI's error line.
     pub fn report(&self) {
         print_error(&self.to_string());
     }
@@ -107,7 +107,7 @@ impl fmt::Display for Arity {
     }
 }
 
-/// Print the GA error line.
+/// Print the LangSmith CLI's error line.
 fn print_error(message: &str) {
     eprintln!("{{\"error\": {}}}", go_quote(message));
 }
@@ -125,7 +125,7 @@ fn flag_name(arg: &str) -> &str {
     arg.split([' ', '=']).next().unwrap_or(arg)
 }
 
-/// The GA message for a clap parse error (help and version are not errors: handled earlier).
+/// The LangSmith CLI's message for a clap parse error (help and version are not errors: handled earlier).
 /// `argv` is the command line: pflag names the whole shorthand bundle (`-5mb`), clap only its
 /// first letter.
 pub fn clap_message(err: &clap::Error, argv: &[String]) -> String {

@@ -15,7 +15,7 @@ pub enum Invocation {
     /// Run the script (`sandbox/create`) with this `args` map.
     Script { name: String, args: Map },
     /// Print the help of the (sub)command at this path (a group without a subcommand, or an
-    /// unknown subcommand, as in GA).
+    /// unknown subcommand, as in the LangSmith CLI).
     Help(Vec<String>),
 }
 
@@ -41,7 +41,7 @@ pub fn resolve(parent: &str, matches: &ArgMatches) -> Result<Invocation, CliErro
 }
 
 /// A subcommand no header declares: a plain user script gets its words as `args.argv`;
-/// without one, help (exit 0) as in GA. A name that is not plain (`../x`, `a/b`, `x.y`) never
+/// without one, help (exit 0) as in the LangSmith CLI. A name that is not plain (`../x`, `a/b`, `x.y`) never
 /// names a script: it is unknown, with a note why.
 fn external(parent: &str, name: &str, sub: &ArgMatches) -> Result<Invocation, CliError> {
     let path = parent.split('/').map(String::from).collect::<Vec<_>>();

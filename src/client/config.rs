@@ -1,6 +1,6 @@
 //! Where the client talks to and with which key: `--api-url` > `LANGSMITH_ENDPOINT`,
 //! `--api-key` > `LANGSMITH_API_KEY` (empty strings count as unset), base-URL normalisation
-//! (`spec/cli.md` §1.3) and the decision to fall back to the embedded local backend.
+//! and the decision to fall back to the embedded local backend.
 
 use super::error::ClientError;
 
@@ -52,7 +52,7 @@ pub fn normalize_base(url: &str) -> String {
 
 impl ConfigInputs {
     /// Resolve flags and environment. With neither endpoint nor key the local backend is chosen
-    /// (Linux only); an endpoint without a key is the GA error `LANGSMITH_API_KEY not set`.
+    /// (Linux only); an endpoint without a key is the LangSmith CLI's error `LANGSMITH_API_KEY not set`.
     pub fn resolve(&self) -> Result<Resolved, ClientError> {
         let url = non_empty(self.api_url.clone()).or_else(|| env("LANGSMITH_ENDPOINT"));
         let key = non_empty(self.api_key.clone()).or_else(|| env("LANGSMITH_API_KEY"));

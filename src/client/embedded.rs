@@ -1,4 +1,4 @@
-//! The embedded default (DESIGN.md §4.8): with no endpoint and no key configured, find the local
+//! The embedded default: with no endpoint and no key configured, find the local
 //! backend through its state directory and start it in the background when it is not running.
 //!
 //! Contract with `langsmith server`: when ready it writes `STATE/server.json` =

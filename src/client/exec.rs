@@ -1,4 +1,4 @@
-//! Running commands over `WS {dp}/execute/ws` (`spec/dataplane.md` §3).
+//! Running commands over `WS {dp}/execute/ws`.
 //!
 //! [`Client::start_exec`] spawns the background task that owns the socket and returns a
 //! [`Starting`] at once — its [`Killer`] can stop the command even before the server

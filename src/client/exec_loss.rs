@@ -50,7 +50,7 @@ impl Loss {
     }
 }
 
-/// A failed dial in the spec's words: `websocket connect (<status>): …` for a refusal,
+/// A failed dial in the LangSmith CLI's words: `websocket connect (<status>): …` for a refusal,
 /// `websocket connect: …` when no answer came; a bad URL or key stays as it is.
 fn connect_error(e: ClientError) -> ClientError {
     match (&e, e.status()) {

@@ -2,7 +2,7 @@
 //! that a re-attachment asks for the right offset and every byte is shown once.
 //!
 //! Offsets count the raw bytes the process wrote, but chunk text replaces invalid UTF-8 with
-//! U+FFFD (3 bytes of text for 1–3 raw bytes, `spec/dataplane.md` §3.6 rule 6): the raw end of
+//! U+FFFD (3 bytes of text for 1–3 raw bytes, the exec protocol's rule): the raw end of
 //! a chunk holding one is not known from its text. So chunk text never moves the position
 //! forward by itself: on one attachment chunks are contiguous and each is delivered whole,
 //! the offset of the next one says where the previous one ended. A re-attachment after a

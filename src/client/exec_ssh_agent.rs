@@ -1,7 +1,7 @@
 //! The client's end of SSH-agent forwarding on an exec socket ([`super::ExecOptions::ssh_agent`]):
 //! every channel the sandbox opens becomes one connection to the local agent (`SSH_AUTH_SOCK`).
 //! The first `ssh_agent_data` of a channel connects it (when that fails the message is dropped
-//! as in GA, but the channel is closed back so the in-sandbox client does not wait forever);
+//! as in the LangSmith CLI, but the channel is closed back so the in-sandbox client does not wait forever);
 //! the local agent's answers go back in chunks of at most 16 KiB; when the local agent closes,
 //! `ssh_agent_close` is sent back (GC behaviour). The session keeps one [`AgentChannels`] per
 //! attachment, like the sandbox's side; dropping it closes every local connection.

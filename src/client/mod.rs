@@ -49,7 +49,7 @@ pub use error::ClientError;
 pub use exec::{Command, ExecEvent, ExecOptions, ExecOutput, Killer, Starting};
 pub use exec_ssh_agent::AgentChannels;
 
-/// Default per-request timeout of control-plane calls (the GA CLI's).
+/// Default per-request timeout of control-plane calls (the LangSmith CLI's).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Characters left as-is in a path segment: RFC 3986 unreserved.

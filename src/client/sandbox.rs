@@ -32,7 +32,7 @@ impl Client {
             .await
     }
 
-    /// `GET /boxes`: the first page, as the GA CLI shows it (`sandboxes`, else `items`).
+    /// `GET /boxes`: the first page, as the LangSmith CLI shows it (`sandboxes`, else `items`).
     pub async fn list_sandboxes(&self) -> Result<Vec<Sandbox>, ClientError> {
         let list: SandboxList = self
             .json(Method::GET, "/boxes", NO_BODY, REQUEST_TIMEOUT)
@@ -88,9 +88,9 @@ impl Client {
 
     /// Poll `GET /boxes/{name}/status` every 2 s until `ready`.
     ///
-    /// Only `failed` is terminal. The GA CLI also gave up on `stopped`, but right after `start`
+    /// Only `failed` is terminal. The LangSmith CLI also gave up on `stopped`, but right after `start`
     /// the status can still read `stopped`, so later CLI generations dropped that and so do we.
-    /// A request error aborts with the raw cause (no context), as in GA.
+    /// A request error aborts with the raw cause (no context), as in the LangSmith CLI.
     pub async fn wait_sandbox(
         &self,
         name: &str,

@@ -59,7 +59,7 @@ impl Client {
     }
 
     /// Poll `GET /snapshots/{id}` every 2 s until `ready`; `failed` is terminal. GET errors are
-    /// reported as `getting snapshot: …`; `timeout_secs == 0` fails at once, as in GA.
+    /// reported as `getting snapshot: …`; `timeout_secs == 0` fails at once, as in the LangSmith CLI.
     pub async fn wait_snapshot(
         &self,
         id: &str,

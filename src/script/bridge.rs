@@ -1,7 +1,7 @@
 //! The bridge between the synchronous Rhai engine and the async client: scripts run on a plain
 //! thread and every client call is driven with [`Handle::block_on`], raced against an interrupt.
 //! The client is connected lazily on first use, so argument checks that come before the API-key
-//! check in the GA CLI still come first.
+//! check in the LangSmith CLI still come first.
 //!
 //! Interrupts: [`Bridge::interrupt`] (what Ctrl-C calls, see [`Bridge::watch_sigint`]) kills
 //! every remote command started through the bridge that still runs and makes the blocked call
@@ -36,7 +36,7 @@ pub struct Bridge {
 pub type ScriptResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// The error of a call cut short by [`Bridge::interrupt`]. Ctrl-C is not a script error:
-/// like an internal bug it cannot be caught by `try`/`catch` (DESIGN.md §5), so a script can
+/// like an internal bug it cannot be caught by `try`/`catch`, so a script can
 /// never swallow the user's request to stop.
 pub fn interrupted_error() -> Box<EvalAltResult> {
     EvalAltResult::ErrorTerminated(Dynamic::from("interrupted"), Position::NONE).into()

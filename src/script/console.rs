@@ -1,5 +1,5 @@
 //! `console(name)` / `console(name, #{shell, forward_ssh_agent, env})`: an interactive shell in
-//! a sandbox on this terminal (`langsmith sandbox console`, `spec/cli.md` §7).
+//! a sandbox on this terminal (`langsmith sandbox console`).
 //!
 //! Order of checks: strict resolve, `SSH_AUTH_SOCK` (with `forward_ssh_agent`), then stdin
 //! must be a terminal — all before the remote shell starts, so a console that cannot work
@@ -19,7 +19,7 @@ use rhai::{Dynamic, Engine, Map};
 
 use super::bridge::{Bridge, ScriptResult, user_error};
 
-/// The message of the GA CLI where a console cannot work at all.
+/// The message of the LangSmith CLI where a console cannot work at all.
 #[cfg(not(unix))]
 fn unsupported(name: &str) -> String {
     format!(

@@ -17,7 +17,7 @@ pub fn shell_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
-/// `--proxy-config` style argument: `@file` or inline JSON (`spec/cli.md` §1.7).
+/// `--proxy-config` style argument: `@file` or inline JSON.
 pub fn parse_json_arg(value: &str, flag: &str) -> Result<serde_json::Value, String> {
     let text = match value.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path)

@@ -1,5 +1,5 @@
 //! The output layer: turns a script's value into what the CLI and the REPL print. Sandboxes and snapshots
-//! are rendered from their typed data with the GA key order (`spec/cli.md` §10) and Go's JSON
+//! are rendered from their typed data with the LangSmith CLI's key order and Go's JSON
 //! escaping; lists become tables with `--format pretty`; strings are plain confirmations;
 //! `exit(code)` prints nothing and sets the exit status.
 
@@ -12,7 +12,7 @@ use super::{ExitStatus, SandboxObj, SnapshotObj};
 use crate::api::{Sandbox, Snapshot};
 use crate::text::{bytes_text, time_text};
 
-/// `--format`: anything but `pretty` is JSON, as in GA.
+/// `--format`: anything but `pretty` is JSON, as in the LangSmith CLI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Json,
@@ -29,7 +29,7 @@ impl Format {
     }
 }
 
-/// The GA sandbox shape (§10.2).
+/// The LangSmith CLI's sandbox shape.
 #[derive(Serialize)]
 pub struct GaSandbox<'a> {
     id: &'a str,
@@ -70,7 +70,7 @@ impl<'a> From<&'a Sandbox> for GaSandbox<'a> {
     }
 }
 
-/// The GA snapshot shape (§10.1).
+/// The LangSmith CLI's snapshot shape.
 #[derive(Serialize)]
 pub struct GaSnapshot<'a> {
     id: &'a str,
@@ -109,7 +109,7 @@ impl<'a> From<&'a Snapshot> for GaSnapshot<'a> {
     }
 }
 
-/// Serialises any script value, using the GA shapes for API objects.
+/// Serialises any script value, using the LangSmith CLI's shapes for API objects.
 struct Out<'a>(&'a Dynamic);
 
 impl Serialize for Out<'_> {

@@ -230,7 +230,7 @@ fn write(s: &SandboxObj, path: &str, data: Vec<u8>) -> ScriptResult<()> {
     })
 }
 
-/// Strict resolve (`spec/cli.md` §5): the sandbox must be `ready` and have a dataplane URL.
+/// Strict resolve: the sandbox must be `ready` and have a dataplane URL.
 pub fn resolve_ready(bridge: &Arc<Bridge>, name: &str) -> ScriptResult<SandboxObj> {
     let owned = name.to_string();
     let data = bridge.call(

@@ -1,4 +1,4 @@
-//! `--format pretty` tables exactly as the GA CLI draws them (`spec/cli.md` §1.5): a title
+//! `--format pretty` tables exactly as the LangSmith CLI draws them: a title
 //! underlined with `─`, centred upper-case headers, a `-`/`+` separator, numbers right-aligned,
 //! no borders, two-space column gaps, trailing spaces included.
 

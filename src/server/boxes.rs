@@ -1,4 +1,4 @@
-//! Sandbox ("box") endpoints (`spec/control-plane.md` §5).
+//! Sandbox ("box") endpoints.
 
 use std::time::Duration;
 

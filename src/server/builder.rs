@@ -6,7 +6,7 @@ use super::state::{AppState, now};
 use super::store::StoreError;
 use crate::api::{CreateSnapshotRequest, RunConfig, snapshot_status};
 
-/// Inline registry credentials of a build request (the GA CLI's `--registry-*` flags).
+/// Inline registry credentials of a build request (the LangSmith CLI's `--registry-*` flags).
 pub fn credentials(req: &CreateSnapshotRequest) -> Option<RegistryCredentials> {
     let username = req.registry_username.clone().unwrap_or_default();
     let password = req.registry_password.clone().unwrap_or_default();

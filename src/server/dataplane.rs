@@ -182,7 +182,7 @@ type AgentSocket = tokio_tungstenite::WebSocketStream<UnixStream>;
 
 /// Relay messages both ways until either side closes; a close frame (and its code) is
 /// passed on, so clients see the agent's 1000 after `exit` exactly as it sent it. When the
-/// server stops, the client gets 1001 Going Away (spec §3.10): the command keeps running in
+/// server stops, the client gets 1001 Going Away: the command keeps running in
 /// the sandbox and the client reattaches to the next server.
 async fn bridge(
     client: WebSocket,
@@ -215,7 +215,7 @@ async fn bridge(
     };
     let downstream = async {
         // The agent vanished without a close frame: its sandbox was stopped (or its server
-        // restarted). That is a going-away, not an internal error: clients reattach (§3.10).
+        // restarted). That is a going-away, not an internal error: clients reattach.
         let mut close = Some(ws::CloseFrame {
             code: 1001,
             reason: "the sandbox agent went away (sandbox stopped or restarting)".into(),

@@ -24,8 +24,8 @@ pub fn pids_limit(mem_bytes: i64) -> i64 {
 }
 
 /// Wake a sandbox for a data-plane request: its `dataplane_url` stays valid across stop and
-/// start, and a request to a stopped sandbox resumes it (`spec/control-plane.md`, Sandbox
-/// fields). A stopped sandbox is marked `provisioning` and booted; a boot already under way
+/// start, and a request to a stopped sandbox resumes it.
+/// A stopped sandbox is marked `provisioning` and booted; a boot already under way
 /// (a concurrent wake or start) is waited for. Returns the record as it stands afterwards
 /// (`ready`, or whatever stopped the boot) for the caller to judge.
 pub async fn wake(state: &AppState, id: &str) -> Result<Sandbox, ApiError> {

@@ -1,6 +1,6 @@
 //! The reaper: a background task that stops `ready` sandboxes idle for their
 //! `idle_ttl_seconds` and deletes `stopped` ones whose `delete_after_stop_seconds` have passed
-//! since `stopped_at` (`spec/control-plane.md` §3.2). It also discards the writable layer of
+//! since `stopped_at`. It also discards the writable layer of
 //! `persistent: false` sandboxes once they stop.
 //!
 //! Each sweep asks the store for the sandboxes whose deadline has passed (an index lookup;

@@ -1,4 +1,4 @@
-//! Registry endpoints (`spec/control-plane.md` §7): named credentials for pulling private
+//! Registry endpoints: named credentials for pulling private
 //! images, referenced by snapshot builds through `registry_id`. Passwords are write-only.
 
 use axum::Json;

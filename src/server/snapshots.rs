@@ -1,4 +1,4 @@
-//! Snapshot endpoints: build from an image, get, list, delete (`spec/control-plane.md` §6).
+//! Snapshot endpoints: build from an image, get, list, delete.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 use super::ConsoleInput;
 use super::terminal::window_size;
 
-/// Bytes read from the keyboard at a time (the GA CLI's read size).
+/// Bytes read from the keyboard at a time (the LangSmith CLI's read size).
 const READ_SIZE: usize = 4096;
 const SIGNALS: [Signal; 4] = [
     Signal::SIGWINCH,

@@ -1,4 +1,4 @@
-//! Argument errors with the GA messages: size strings (§1.6), required flags, `update` with
+//! Argument errors with the LangSmith CLI's messages: size strings, required flags, `update` with
 //! nothing to change, bad `--proxy-config`, unknown sandboxes.
 
 use super::failure;

@@ -1,4 +1,4 @@
-//! `langsmith sandbox exec` beyond GA, through the CLI binary against a real sandbox: output
+//! `langsmith sandbox exec` beyond the LangSmith CLI, through the CLI binary against a real sandbox: output
 //! streamed intact at bounded memory, invalid UTF-8 without loss, piped stdin,
 //! `--env`/`--cwd`/`--timeout`, `-t`, and exit codes including signal deaths.
 

@@ -36,7 +36,7 @@ fn sandbox_lifecycle_commands() {
     assert_eq!(vm["mem_bytes"], 512 << 20);
     assert!(
         vm.get("proxy_config").is_none(),
-        "GA does not print proxy_config: {vm}"
+        "the LangSmith CLI does not print proxy_config: {vm}"
     );
     let stored = api.call("GET", "/api/v2/sandboxes/boxes/vm", None).body;
     assert_eq!(
@@ -70,7 +70,7 @@ fn sandbox_lifecycle_commands() {
     assert_eq!(
         pretty_get.json()["name"],
         "vm",
-        "GA's get is JSON even in pretty mode"
+        "the LangSmith CLI's get is JSON even in pretty mode"
     );
     let got = ok(&server, &["sandbox", "get", "vm"]);
     assert_key_order(&got.stdout, &SANDBOX_KEYS);

@@ -1,7 +1,7 @@
-//! The GA pretty table (`spec/cli.md` §1.5) and its cell helpers, drawn independently of the
-//! CLI's own renderer so the tests compare against the spec rather than against the code.
+//! The LangSmith CLI's pretty table and its cell helpers, drawn independently of the
+//! CLI's own renderer so the tests compare against the documented format rather than against the code.
 
-/// The GA table (§1.5) drawn independently of the CLI's own renderer.
+/// The LangSmith CLI's table drawn independently of the CLI's own renderer.
 pub fn expected_table(title: &str, headers: &[&str], rows: &[Vec<String>]) -> String {
     let numeric = |c: &str| {
         let c = c.trim().strip_prefix('-').unwrap_or(c.trim());

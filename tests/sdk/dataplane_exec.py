@@ -1,4 +1,4 @@
-"""WebSocket exec through the unmodified SDK (spec/dataplane.md §3, §5, §13): run with
+"""WebSocket exec through the unmodified SDK: run with
 callbacks, wait=False handles, stdin, env/cwd, large output, concurrent commands on one
 sandbox and keepalive pings.
 
@@ -114,7 +114,7 @@ def large_output(sb):
     # Control bytes swell sixfold as JSON escapes; messages must still stay below 1 MiB.
     control = sb.run("head -c 2000000 /dev/zero | tr '\\000' '\\001'")
     assert control.stdout == "\x01" * 2_000_000, len(control.stdout)
-    # Invalid UTF-8 has no exact form: each bad byte becomes U+FFFD (spec A4), and a sequence
+    # Invalid UTF-8 has no exact form: each bad byte becomes U+FFFD, and a sequence
     # cut off by the end of the output is flushed the same way.
     broken = sb.run("printf 'a\\377b\\n'; printf 'end\\303'")
     assert broken.stdout == "a\ufffdb\nend\ufffd", repr(broken.stdout)

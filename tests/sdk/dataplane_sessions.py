@@ -1,4 +1,4 @@
-"""Command sessions through the unmodified SDK (spec/dataplane.md §3.7–3.9, §5.3–5.4): kill
+"""Command sessions through the unmodified SDK: kill
 then reconnect, finished-session replay from offsets, unknown command ids, timeouts, and the
 lifecycle knobs (a command outliving its socket, kill_on_disconnect, idle_timeout,
 ttl_seconds, background children holding the output open).
@@ -128,7 +128,7 @@ def lifecycle(sb):
     result = attach(sb, command_id).result
     assert (result.stdout, result.exit_code) == ("idle\n", 137), result
 
-    # A background child holding stdout open does not hold the exit back (spec A2).
+    # A background child holding stdout open does not hold the exit back.
     result = sb.run("sleep 300 & echo $! > /tmp/holder.pid; echo early")
     assert (result.stdout, result.exit_code) == ("early\n", 0), result
     assert sb.run("kill $(cat /tmp/holder.pid)").exit_code == 0

@@ -1,4 +1,4 @@
-//! SSE exec (spec §4) on the wire through the real server's proxy: streamed as it happens,
+//! SSE exec on the wire through the real server's proxy: streamed as it happens,
 //! and ended with `ServerShuttingDown` (then resumed on the next server) when the server stops.
 
 use std::io::{BufRead, BufReader};

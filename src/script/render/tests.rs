@@ -1,4 +1,4 @@
-//! Tests of the output layer: GA key order, Go escaping, tables from typed objects.
+//! Tests of the output layer: the LangSmith CLI's key order, Go escaping, tables from typed objects.
 
 use rhai::{Array, Dynamic};
 
@@ -20,7 +20,7 @@ fn sandbox() -> Sandbox {
         id: "id-1".into(),
         name: "my-vm".into(),
         status: "ready".into(),
-        status_message: Some("hidden in GA output".into()),
+        status_message: Some("hidden in the LangSmith CLI's output".into()),
         dataplane_url: Some("http://127.0.0.1:7433/dp/x?a<b&c>".into()),
         snapshot_id: Some("3f2a9c1e-aaaa".into()),
         vcpus: Some(2),

@@ -1,5 +1,5 @@
-//! SSE exec responses (spec §4) proxied from an agent say goodbye when this server stops: the
-//! response ends with an `error` event of type `ServerShuttingDown` (§4.3), so the client
+//! SSE exec responses proxied from an agent say goodbye when this server stops: the
+//! response ends with an `error` event of type `ServerShuttingDown`, so the client
 //! resumes from its cursors on the next server — the counterpart of the 1001 bridged
 //! WebSockets get. The event is only ever put between two events, never inside one the agent
 //! is still sending.
