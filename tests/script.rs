@@ -370,7 +370,11 @@ fn a_subcommand_name_that_is_not_plain_never_reaches_a_script_outside_the_folder
     ];
     for args in cases {
         let out = run_with_config(config.path(), args);
-        assert_eq!(out.code, 0, "{args:?} is unknown, as in the LangSmith CLI: {}", out.stderr);
+        assert_eq!(
+            out.code, 0,
+            "{args:?} is unknown, as in the LangSmith CLI: {}",
+            out.stderr
+        );
         assert!(
             !out.stdout.contains('"'),
             "{args:?} ran a script: {}",

@@ -2,6 +2,7 @@
 //! `detail.message`), transport failures, configuration problems, waits that time out or fail,
 //! and terminal errors of a remote command.
 
+use crate::api::error::kind;
 use serde_json::Value;
 
 /// Everything a client call can fail with.
@@ -154,7 +155,7 @@ pub fn parse_error_body(body: &str) -> (Option<String>, String) {
                     }
                 })
                 .collect();
-            (Some("ValidationError".into()), messages.join("; "))
+            (Some(kind::VALIDATION_ERROR.into()), messages.join("; "))
         }
         _ => {
             let kind = text(value.get("error"));

@@ -16,6 +16,7 @@ use super::snapshots;
 use super::state::{AppState, now};
 use super::store::SnapshotRecord;
 use super::validate;
+use crate::api::error::kind;
 use crate::api::{
     CreateSandboxRequest, Sandbox, SandboxList, StatusResponse, UpdateSandboxRequest,
     snapshot_status, status,
@@ -157,7 +158,7 @@ async fn bootable_snapshot(
         }
         other => {
             return Err(ApiError::BadRequest {
-                error: "SnapshotNotReady",
+                error: kind::SNAPSHOT_NOT_READY,
                 message: format!(
                     "snapshot {} is {other}: {}",
                     snap.snapshot.id,
@@ -188,7 +189,7 @@ impl BootOutcome {
         match sb.status.as_str() {
             status::READY => Ok(sb),
             status::FAILED => Err(ApiError::CreationFailed {
-                error: "SandboxConfig",
+                error: kind::SANDBOX_CONFIG,
                 message: sb
                     .status_message
                     .unwrap_or_else(|| "sandbox failed to start".into()),

@@ -16,6 +16,7 @@ use super::snapshots::DEFAULT_TAG;
 use super::state::AppState;
 use super::store::SnapshotRecord;
 use super::validate;
+use crate::api::error::kind;
 use crate::api::{CaptureSnapshotRequest, Sandbox, Snapshot, status};
 
 pub async fn capture(
@@ -33,7 +34,7 @@ pub async fn capture(
     validate::tag(&tag)?;
     if req.checkpoint.is_some() {
         return Err(ApiError::BadRequest {
-            error: "Unsupported",
+            error: kind::UNSUPPORTED,
             message: "the local backend keeps no checkpoints; capture without one to snapshot \
                       the sandbox as it is now"
                 .into(),

@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::{
 use super::error::ApiError;
 use super::lifecycle;
 use super::state::AppState;
+use crate::api::error::kind;
 use crate::api::{Sandbox, status};
 
 /// The only request headers passed to the agent: what file transfers need. Everything else
@@ -71,7 +72,7 @@ async fn route(
         .connect_agent(&sb.id)
         .await
         .map_err(|e| ApiError::BadRequest {
-            error: "NotReady",
+            error: kind::NOT_READY,
             message: format!("sandbox '{}' is not answering: {e}", sb.name),
         })?;
     let agent = Agent {

@@ -65,9 +65,10 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
         if sb.status != status::PROVISIONING {
             return;
         }
+        // The outcome becomes the record's status message, so it is kept as its text.
         let outcome = match spec_for(&state, &sb).await {
             Ok(spec) => state.runtime.start(&spec).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
         };
         if outcome.is_err() {
             // Leave nothing half-mounted behind a failed boot.
@@ -125,11 +126,7 @@ pub fn spawn_stop(state: AppState, id: String) -> JoinHandle<Result<(), ApiError
                 sb.name, sb.status
             )));
         }
-        state
-            .runtime
-            .stop(&id)
-            .await
-            .map_err(|e| ApiError::Internal(format!("stopping sandbox '{}': {e}", sb.name)))?;
+        state.runtime.stop(&id).await?;
         state
             .store
             .modify_sandbox(&id, |sb| {
@@ -148,32 +145,22 @@ pub fn spawn_stop(state: AppState, id: String) -> JoinHandle<Result<(), ApiError
 }
 
 /// Destroy the sandbox (container, mounts, files) and forget it.
-pub fn spawn_destroy(state: AppState, id: String) -> JoinHandle<Result<(), String>> {
+pub fn spawn_destroy(state: AppState, id: String) -> JoinHandle<Result<(), ApiError>> {
     tokio::spawn(async move {
         let _guard = state.locks.lock(&id).await;
-        state
-            .runtime
-            .destroy(&id)
-            .await
-            .map_err(|e| e.to_string())?;
-        state
-            .store
-            .delete_sandbox(&id)
-            .await
-            .map_err(|e| e.to_string())?;
+        state.runtime.destroy(&id).await?;
+        state.store.delete_sandbox(&id).await?;
         Ok(())
     })
 }
 
 /// What the runtime needs to run this sandbox: its snapshot, resources and environment.
-async fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, String> {
+async fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, ApiError> {
     let snapshot_id = sb.snapshot_id.clone().unwrap_or_default();
-    let snap = state
-        .store
-        .snapshot(&snapshot_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("snapshot {snapshot_id} no longer exists"))?;
+    let snap =
+        state.store.snapshot(&snapshot_id).await?.ok_or_else(|| {
+            ApiError::NotFound(format!("snapshot {snapshot_id} no longer exists"))
+        })?;
     let mut env = snap.image_env.clone();
     if let Some(vars) = sb.run_config.as_ref().and_then(|r| r.env_vars.as_ref()) {
         env.retain(|kv| {

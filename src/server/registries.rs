@@ -12,6 +12,7 @@ use super::json::ApiJson;
 use super::registry_store::{RegistryKey, RegistryRecord};
 use super::state::{AppState, now};
 use super::validate;
+use crate::api::error::kind;
 
 const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
 const AWS_ROLE: &str = "AWS_ROLE";
@@ -105,7 +106,7 @@ pub async fn for_build(
         })?;
     if rec.auth_type == AWS_ROLE {
         return Err(ApiError::BadRequest {
-            error: "Unsupported",
+            error: kind::UNSUPPORTED,
             message: format!(
                 "registry '{}' uses AWS_ROLE, which this local server cannot assume; \
                  create a DOCKER_CONFIG registry with a username and password",

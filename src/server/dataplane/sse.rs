@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use tokio::sync::watch;
 
+use crate::api::error::kind;
 use crate::server::activity::ActiveGuard;
 
 /// Whether a response with these headers is an event stream.
@@ -70,7 +71,7 @@ impl Relay {
             return self.forward(frame);
         }
         self.done = true;
-        let goodbye = serde_json::json!({"error_type": "ServerShuttingDown",
+        let goodbye = serde_json::json!({"error_type": kind::SERVER_SHUTTING_DOWN,
             "error": "the server is restarting; resume from your offsets"});
         let event = format!("event: error\ndata: {goodbye}\n\n");
         Some((Ok(Bytes::from(event)), self))
