@@ -7,7 +7,11 @@
 //! (the sandbox's own ext4 disk, grown on demand), `rootfs` (loop mounts and overlay),
 //! `scratch` (the small tmpfs for the agent's socket and log), `bundle` + `hardening` (the
 //! OCI config), `runc` (the runtime driver), `readiness` (reaching the agent and waiting for
-//! it), `sandbox` (start/stop/destroy) and `host` (running host tools).
+//! it), `sandbox` (start/stop/destroy), `capture` (a consistent read of a running sandbox's
+//! files), `host` (running host tools) and `error` (what failed, and where).
+//!
+//! The runtime keeps no per-sandbox lock: its caller (the server's `locks`) never runs two
+//! operations on one sandbox at once.
 
 mod agent_files;
 mod bundle;

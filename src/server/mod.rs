@@ -6,8 +6,8 @@
 //! Module map:
 //!
 //! * Coming up: `startup` (state directory, single-instance lock, API key, database,
-//!   runtime), `key_file` (the generated API key's file), `recovery` (records made true again after a crash), `state` (what every
-//!   handler shares).
+//!   runtime), `key_file` (the generated API key's file), `recovery` (records made true
+//!   again after a crash), `state` (what every handler shares).
 //! * The HTTP surface: `routes` (the table of routes), `auth` (the API key on every
 //!   route), `json` (body extraction whose rejections are API errors), `validate` and
 //!   `resources` (422s naming the field; resource defaults and limits), `error` (the one
