@@ -69,8 +69,8 @@
 //! | exit codes and error lines of the CLI | `cli` |
 //! | endpoint, API key, workspace | `client::config` |
 //! | resource defaults and limits | `server::resources`, `server::validate` |
-//! | durable records (snapshots, sandboxes, registries) | the server's store (SQLite on its own thread) |
-//! | boot / stop / destroy and the per-sandbox lock | `server::lifecycle`, `runtime` |
+//! | durable records (snapshots, sandboxes, registries) | `server::store`: SQLite on threads of its own, never on an async worker |
+//! | boot / stop / destroy, and the one per-sandbox lock | `server::lifecycle`, `server::locks`, `runtime` |
 //! | idle stop, delete after stop | the server's reaper |
 //! | pulling images, writing ext4 snapshots | `server::images` |
 //! | namespaces, capabilities, seccomp, cgroups | `runtime` (`hardening`, `bundle`) |
