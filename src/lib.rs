@@ -28,16 +28,18 @@
 //!
 //! # The module graph
 //!
-//! Dependencies run one way, downwards; a unit test (`src/tests.rs`) reads every
-//! `use crate::…` and fails on an edge that runs upward.
+//! Dependencies run one way, downwards. Each module may use only the ones listed after it
+//! (a unit test, `src/tests.rs`, reads every `crate::…` path and fails on any other edge):
 //!
 //! ```text
-//!   cli ──► repl ──► script ──► client ──► api
-//!    │                 │           └─────► paths, term
-//!    │                 └─────────────────► text, term, paths
-//!    └──► server ──► runtime ──► api
-//!           │  └───► paths
-//!           └──────► api            agent ──► api
+//!   cli ──────► any module below
+//!   repl ─────► script, client, api, paths, text, term
+//!   script ───► client, api, paths, text, term
+//!   client ───► api, paths, term
+//!   server ───► runtime, api, paths
+//!   runtime ──► api
+//!   agent ────► api
+//!   api, paths, text, term: leaves
 //! ```
 //!
 //! * [`api`] — wire types shared by client, server and agent: models, exec messages, file
@@ -110,8 +112,8 @@
 //!    output stream in a bounded buffer addressed by absolute offsets, and streams chunks and
 //!    finally the exit code. Sessions live in the agent, so they outlive the client's socket
 //!    and a restart of the server.
-//! 5. The CLI writes chunks to stdout/stderr as they arrive and exits with the remote exit
-//!    code (128+N for a signal).
+//! 5. The script layer writes the chunks to stdout/stderr as they arrive; the CLI exits with
+//!    the remote exit code (128+N for a signal).
 //!
 //! # Tests
 //!

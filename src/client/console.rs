@@ -6,7 +6,7 @@
 //! [`Client::start_console`] dials at once; [`Console::open`] waits for the shell, and
 //! [`Console::run`] relays the caller's [`ConsoleInput`] (keystrokes, window sizes, a stop
 //! request) to it and its output to one writer. This module knows nothing about terminals;
-//! the CLI feeds it from one.
+//! the script layer (`script::console`) feeds it from one.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,7 +18,7 @@ use super::exec::{Command, ExecEvent, ExecOptions, Starting};
 use super::{Client, ClientError};
 pub use crate::term::ConsoleInput;
 
-/// Local variables a console carries into the sandbox when set and non-empty (GC behaviour).
+/// Local variables a console carries into the sandbox when set and non-empty (as the LangSmith CLI does).
 const FORWARDED_VARS: &[&str] = &[
     "TERM",
     "COLORTERM",

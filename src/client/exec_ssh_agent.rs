@@ -3,7 +3,7 @@
 //! The first `ssh_agent_data` of a channel connects it (when that fails the message is dropped
 //! as in the LangSmith CLI, but the channel is closed back so the in-sandbox client does not wait forever);
 //! the local agent's answers go back in chunks of at most 16 KiB; when the local agent closes,
-//! `ssh_agent_close` is sent back (GC behaviour). The session keeps one [`AgentChannels`] per
+//! `ssh_agent_close` is sent back (as the LangSmith CLI does). The session keeps one [`AgentChannels`] per
 //! attachment, like the sandbox's side; dropping it closes every local connection.
 //!
 //! Closes decided while applying a frame wait in their own queue, which [`next_outbound`]

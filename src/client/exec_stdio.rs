@@ -1,6 +1,6 @@
 //! Feeding a remote [`Command`]'s stdin from this process: copying a piped reader until EOF,
 //! or relaying a terminal's keystrokes and window sizes (given as [`ConsoleInput`] events:
-//! this layer knows nothing about terminals; the CLI reads the terminal).
+//! this layer knows nothing about terminals; the script layer reads the terminal).
 //!
 //! The wire carries stdin as JSON text, so bytes go through [`Utf8Input`]: sequences split
 //! across reads are re-assembled, bytes that are not UTF-8 arrive as U+FFFD. Stdin has no

@@ -68,7 +68,7 @@ fn options(opts: &Map) -> ScriptResult<Options> {
     })
 }
 
-/// `--env KEY=VALUE` sets, bare `--env KEY` copies the local value (GC behaviour).
+/// `--env KEY=VALUE` sets, bare `--env KEY` copies the local value (as the LangSmith CLI does).
 fn env_option(value: &Dynamic) -> ScriptResult<BTreeMap<String, String>> {
     if let Some(map) = value.read_lock::<Map>() {
         return Ok(map

@@ -1,6 +1,6 @@
 //! Data-plane activity per sandbox, kept in memory for the idle reaper: when the last
 //! request ended, and how many are in flight right now (a long command, a download or an
-//! open exec/tunnel WebSocket counts as activity for as long as it lasts).
+//! open exec WebSocket counts as activity for as long as it lasts).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

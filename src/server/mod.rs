@@ -160,7 +160,7 @@ pub async fn serve(
         going_away.send_replace(true);
         let _ = stop_tx.send(());
     });
-    // Open WebSockets (exec, tunnels) do not hold a shutdown up for more than a moment.
+    // Open WebSockets (exec sessions) do not hold a shutdown up for more than a moment.
     tokio::select! {
         result = server => result.context("serving HTTP")?,
         _ = async { let _ = stop_rx.await; tokio::time::sleep(Duration::from_secs(3)).await } => {}

@@ -17,9 +17,9 @@ use crate::api::{CreateSnapshotRequest, Snapshot, SnapshotList, snapshot_status}
 /// Capacity when a build request leaves `fs_capacity_bytes` out (the CLI's default too).
 pub const DEFAULT_CAPACITY: i64 = 4 << 30;
 
-/// Tag given to a build or capture that names none. The spec leaves open whether a build
-/// defaults to the image's own tag; we always use `latest`, which the generated API types
-/// document and which makes `snapshot: "<name>"` find the newest build.
+/// Tag given to a build or capture that names none. A build could instead default to the
+/// image's own tag; we always use `latest`, the tag LangSmith's API models default to, which
+/// makes `snapshot: "<name>"` find the newest build.
 pub const DEFAULT_TAG: &str = "latest";
 
 pub async fn create(

@@ -1,4 +1,4 @@
-//! Server features of issue 3 against the real server: registries used by snapshot builds,
+//! Server features against the real server: registries used by snapshot builds,
 //! snapshots by name, idle stop / delete after stop / `persistent: false`, and the default
 //! snapshot built on first use.
 

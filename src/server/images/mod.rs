@@ -2,8 +2,9 @@
 //! local OCI layout), apply its layers with whiteouts, and write a sparse ext4 image.
 //!
 //! This module owns the public entry points and the error type; the steps live in
-//! `reference` (what to fetch), `registry` / `layout` (fetching blobs), `config` (the image
-//! config), `unpack` (layers → tree) and `ext4` (tree → filesystem image).
+//! `reference` (what to fetch), `registry` / `layout` (fetching blobs), `blobs` (digests and
+//! the blob cache), `config` (the image config), `unpack` (layers → tree) and `ext4` (tree →
+//! filesystem image).
 
 mod blobs;
 mod config;
