@@ -24,7 +24,7 @@ use crate::api::{
 
 /// Server-side wait when `wait_for_ready` is set without a `timeout`.
 const DEFAULT_WAIT_SECONDS: i64 = 30;
-/// How long DELETE and stop wait for the runtime before answering (the SDK times out at 10 s).
+/// How long DELETE waits for the teardown before answering (the SDK times out at 10 s).
 const ANSWER_WITHIN: Duration = Duration::from_secs(8);
 
 /// The API view of a stored sandbox: adds the data-plane URL of this server.
@@ -322,10 +322,18 @@ pub async fn delete(
         return Ok(StatusCode::NO_CONTENT);
     }
     // Answer quickly; a slow teardown finishes in the background (GET shows `deleting`).
-    if let Ok(Ok(Err(e))) = tokio::time::timeout(ANSWER_WITHIN, destroy).await {
-        return Err(ApiError::Internal(format!(
-            "deleting sandbox '{name}': {e}"
-        )));
+    match tokio::time::timeout(ANSWER_WITHIN, destroy).await {
+        Ok(Ok(Err(e))) => {
+            return Err(ApiError::Internal(format!(
+                "deleting sandbox '{name}': {e}"
+            )));
+        }
+        Ok(Err(panicked)) => {
+            return Err(ApiError::Internal(format!(
+                "deleting sandbox '{name}': {panicked}"
+            )));
+        }
+        _ => {}
     }
     Ok(StatusCode::NO_CONTENT)
 }

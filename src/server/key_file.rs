@@ -13,12 +13,22 @@ use anyhow::{Context, bail};
 
 /// The key in `path`, or a new one written there (mode 0600) when the file is missing or
 /// empty.
+/// Any other failure to read an existing file is an error: replacing a key that could not be
+/// read would lock out every client that holds it.
 pub fn load_or_create(path: &Path) -> anyhow::Result<String> {
-    if let Ok(mut file) = File::open(path) {
-        check(&file, path)?;
-        let mut existing = String::new();
-        if file.read_to_string(&mut existing).is_ok() && !existing.trim().is_empty() {
-            return Ok(existing.trim().to_string());
+    match File::open(path) {
+        Ok(mut file) => {
+            check(&file, path)?;
+            let mut existing = String::new();
+            file.read_to_string(&mut existing)
+                .with_context(|| format!("reading the API key file {}", path.display()))?;
+            if !existing.trim().is_empty() {
+                return Ok(existing.trim().to_string());
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("opening the API key file {}", path.display()));
         }
     }
     let mut bytes = [0u8; 24];
@@ -100,6 +110,20 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(load_or_create(&path).unwrap(), "lsv2_local_existing");
         assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn an_unreadable_key_is_an_error_and_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-key");
+        std::fs::write(&path, b"lsv2_\xff\xfe").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let error = load_or_create(&path).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("reading the API key file"),
+            "{error:#}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"lsv2_\xff\xfe");
     }
 
     #[test]

@@ -72,7 +72,9 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
         };
         if outcome.is_err() {
             // Leave nothing half-mounted behind a failed boot.
-            let _ = state.runtime.stop(&id).await;
+            if let Err(e) = state.runtime.stop(&id).await {
+                tracing::warn!(sandbox = %id, "cleaning up after a failed boot: {e}");
+            }
         }
         // Recorded only if the sandbox is still provisioning: a delete that came in while
         // it booted waits for this lock and tears down what the boot made.

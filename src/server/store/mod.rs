@@ -110,7 +110,14 @@ fn serve(name: &str, mut conn: Connection) -> Result<mpsc::Sender<Job>, StoreErr
         .name(name.into())
         .spawn(move || {
             while let Ok(job) = queue.recv() {
-                job(&mut conn);
+                // A panicking job (a bug) must not take the store down with it: its open
+                // transaction rolls back as it unwinds, its caller sees the reply dropped
+                // (`Closed`), and the thread goes on serving the next job.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)))
+                    .is_err()
+                {
+                    tracing::error!("a store job panicked; its transaction was rolled back");
+                }
             }
         })?;
     Ok(jobs)

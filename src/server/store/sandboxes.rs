@@ -135,6 +135,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_panicking_change_rolls_back_and_the_store_keeps_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("state.db"));
+        let sb = Sandbox {
+            id: "1".into(),
+            name: "a".into(),
+            ..Default::default()
+        };
+        store.insert_sandbox(&sb).await.unwrap();
+        let crashed = store
+            .modify_sandbox("1", |sb| -> Result<(), StoreError> {
+                sb.name = "half-done".into();
+                panic!("a bug in a change");
+            })
+            .await;
+        assert!(matches!(crashed, Err(StoreError::Closed)), "{crashed:?}");
+        assert_eq!(store.sandbox_by_id("1").await.unwrap().unwrap().name, "a");
+        store
+            .modify_sandbox("1", |sb| {
+                sb.name = "b".into();
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.sandbox_by_id("1").await.unwrap().unwrap().name, "b");
+    }
+
+    #[tokio::test]
     async fn sandbox_names_are_unique_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
