@@ -1,10 +1,14 @@
-//! The module graph stays one-way: every `crate::<module>` reference in `src/` (in `use` lines,
-//! grouped `use crate::{a, b::c}` forms and inline paths, test code included) must be an edge of
-//! [`ALLOWED`]. Leaves know nothing of the layers above them, so a lower layer never needs a
-//! change (or a rebuild of its tests) when a higher one grows.
+//! The module graph stays one-way: every path in `src/` that reaches the crate root and names a
+//! top-level module (`crate::<module>`, `$crate::<module>` in macros, and `super::` chains that
+//! climb out of their top-level module), in `use` lines, grouped `use crate::{a, b::c}` forms
+//! and inline paths, test code included, must be an edge of [`ALLOWED`]. Leaves know nothing
+//! of the layers above them, so a lower layer never needs a change (or a rebuild of its tests)
+//! when a higher one grows.
 //!
-//! Comments are skipped: a doc link is not a dependency. Relative paths (`super::…`) never
-//! leave their top-level module in this crate; the crate root is reached through `crate::`.
+//! Only code counts: comments (a doc link is not a dependency) and the contents of string and
+//! char literals are skipped by the scanner in [`scan`].
+
+mod scan;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -35,7 +39,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "term",
         ],
     ),
-    // The crate root's tests: this file.
+    // The crate root's tests: this file and its scanner.
     ("tests", &[]),
 ];
 
@@ -62,7 +66,8 @@ fn no_module_imports_upward() {
     let mut upward = Vec::new();
     for file in &files {
         let relative = file.strip_prefix(&src).unwrap();
-        let Some(from) = top_level_module(relative) else {
+        let module = module_path(relative);
+        let Some(from) = module.first().cloned() else {
             continue; // the crate root
         };
         let Some(allowed) = allowed(&from) else {
@@ -70,7 +75,9 @@ fn no_module_imports_upward() {
             continue;
         };
         let text = std::fs::read_to_string(file).unwrap();
-        for (line, to) in crate_references(&text) {
+        let references = scan::references(&text, &module)
+            .unwrap_or_else(|why| panic!("src/{}: {why}", relative.display()));
+        for (line, to) in references {
             if to != from && !allowed.contains(&to.as_str()) {
                 upward.push(Edge {
                     from: from.clone(),
@@ -115,154 +122,35 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// `cli/mod.rs` → `cli`, `paths.rs` → `paths`; `None` for the crate root's files.
-fn top_level_module(relative: &Path) -> Option<String> {
-    let first = relative.components().next()?.as_os_str().to_str()?;
-    match first.strip_suffix(".rs") {
-        Some("lib" | "main") => None,
-        Some(file_module) => Some(file_module.to_string()),
-        None => Some(first.to_string()),
-    }
-}
-
-/// `(line, module)` for every `crate::module` path in the code of `text`, grouped imports
-/// (`crate::{a, b::c}`) giving one entry per group member.
-fn crate_references(text: &str) -> Vec<(usize, String)> {
-    let code = without_comments(text);
-    let mut found = Vec::new();
-    let mut rest = code.as_str();
-    let mut offset = 0;
-    while let Some(at) = rest.find("crate::") {
-        let start = offset + at;
-        let after = &code[start + "crate::".len()..];
-        let preceded_by_word = code[..start]
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$');
-        if !preceded_by_word {
-            let line = code[..start].matches('\n').count() + 1;
-            if let Some(group) = after.strip_prefix('{') {
-                for module in group_members(group) {
-                    found.push((line, module));
-                }
-            } else if let Some(module) = leading_ident(after) {
-                found.push((line, module));
-            }
-        }
-        offset = start + "crate::".len();
-        rest = &code[offset..];
-    }
-    found
-}
-
-/// The first path segment of each member of a `{…}` group (text after the opening brace).
-fn group_members(group: &str) -> Vec<String> {
-    let mut members = Vec::new();
-    let mut depth = 0;
-    let mut member_start = true;
-    for (i, c) in group.char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' if depth == 0 => break,
-            '}' => depth -= 1,
-            ',' if depth == 0 => member_start = true,
-            c if member_start && !c.is_whitespace() => {
-                member_start = false;
-                members.extend(leading_ident(&group[i..]));
-            }
-            _ => {}
-        }
-    }
-    members
-}
-
-fn leading_ident(text: &str) -> Option<String> {
-    let ident: String = text
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '_')
+/// The module a file under `src/` defines, by Rust's default file layout: `paths.rs` →
+/// `[paths]`, `cli/mod.rs` → `[cli]`, `server/images/blobs.rs` → `[server, images, blobs]`;
+/// empty for the crate root's files (`lib.rs`, `main.rs`).
+fn module_path(relative: &Path) -> Vec<String> {
+    let mut module: Vec<String> = relative
+        .with_extension("")
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
-    (!ident.is_empty()).then_some(ident)
-}
-
-/// `text` with `//` and `/* */` comments blanked (line breaks kept, so line numbers stay).
-/// String literals are not parsed; a `//` inside one hides only the rest of its line.
-fn without_comments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut block_depth = 0;
-    for line in text.lines() {
-        let mut rest = line;
-        loop {
-            if block_depth > 0 {
-                match (rest.find("/*"), rest.find("*/")) {
-                    (Some(open), Some(close)) if open < close => {
-                        block_depth += 1;
-                        rest = &rest[open + 2..];
-                    }
-                    (_, Some(close)) => {
-                        block_depth -= 1;
-                        rest = &rest[close + 2..];
-                    }
-                    _ => break,
-                }
-            } else {
-                match (rest.find("//"), rest.find("/*")) {
-                    (Some(line_comment), block) if block.is_none_or(|b| line_comment < b) => {
-                        out.push_str(&rest[..line_comment]);
-                        break;
-                    }
-                    (_, Some(open)) => {
-                        out.push_str(&rest[..open]);
-                        block_depth += 1;
-                        rest = &rest[open + 2..];
-                    }
-                    _ => {
-                        out.push_str(rest);
-                        break;
-                    }
-                }
-            }
-        }
-        out.push('\n');
+    if module.last().is_some_and(|last| last == "mod") || module == ["lib"] || module == ["main"] {
+        module.pop();
     }
-    out
-}
-
-/// The extraction itself, on sources written with `CRATE` so this file names no module.
-#[test]
-fn references_are_found_in_every_form() {
-    let source = "use CRATE::api::Sandbox;\n\
-                  use CRATE::{client::{Client, ClientError}, text,\n    term::RawMode};\n\
-                  // use CRATE::server::hidden;\n\
-                  let x = CRATE::script::finish(y); /* CRATE::repl */\n\
-                  pub(crate) fn f() {}\n\
-                  macro_rules! m { () => { $CRATE::cli::x } }\n\
-                  let a = other_crate::paths::x;";
-    let found = crate_references(&source.replace("CRATE", "crate"));
-    assert_eq!(
-        found,
-        [
-            (1, "api".to_string()),
-            (2, "client".to_string()),
-            (2, "text".to_string()),
-            (2, "term".to_string()),
-            (5, "script".to_string()),
-        ]
-    );
+    module
 }
 
 #[test]
-fn files_belong_to_their_top_level_module() {
+fn files_define_the_module_of_their_path() {
+    let module = |path: &str| module_path(Path::new(path));
+    assert_eq!(module("cli/mod.rs"), ["cli"]);
+    assert_eq!(module("paths.rs"), ["paths"]);
     assert_eq!(
-        top_level_module(Path::new("cli/mod.rs")).as_deref(),
-        Some("cli")
+        module("server/images/blobs.rs"),
+        ["server", "images", "blobs"]
     );
+    assert_eq!(module("agent/tests/mod.rs"), ["agent", "tests"]);
     assert_eq!(
-        top_level_module(Path::new("server/images/blobs.rs")).as_deref(),
-        Some("server")
+        module("server/images/unpack/tests.rs"),
+        ["server", "images", "unpack", "tests"]
     );
-    assert_eq!(
-        top_level_module(Path::new("paths.rs")).as_deref(),
-        Some("paths")
-    );
-    assert_eq!(top_level_module(Path::new("lib.rs")), None);
+    assert!(module("lib.rs").is_empty());
+    assert!(module("main.rs").is_empty());
 }
