@@ -29,7 +29,8 @@
 //! # The module graph
 //!
 //! Dependencies run one way, downwards. Each module may use only the ones listed after it
-//! (a unit test, `src/tests.rs`, reads every `crate::…` path and fails on any other edge):
+//! (a unit test, `src/tests.rs`, reads every `crate::…` and `super::…` path outside comments
+//! and strings, and fails on any other edge):
 //!
 //! ```text
 //!   cli ──────► any module below
