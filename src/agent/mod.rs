@@ -1,19 +1,19 @@
 //! The in-sandbox agent: PID 1 of every sandbox. It reaps zombies and serves the data plane
 //! (exec sessions, files) over a unix socket that the server proxies `{dataplane_url}/…` to.
 //!
-//! Module map: [`init`] PID 1 duties · [`app`] router and error envelope · [`exec_ws`] /
-//! [`control`] the WebSocket exec protocol · [`exec_sse`] its one-way SSE variant ·
-//! [`exec_http`] legacy one-shot exec · [`registry`] sessions by id · [`session`] /
-//! [`attachment`] one command's state and its readers · [`ssh_agent`] / [`ssh_agent_session`]
-//! SSH-agent forwarding · [`lifecycle`] pumps, timeouts, expiry · [`leader`] signalling a
+//! Module map: `init` PID 1 duties · `app` router and error envelope · `exec_ws` /
+//! `control` the WebSocket exec protocol · `exec_sse` its one-way SSE variant ·
+//! `exec_http` legacy one-shot exec · `registry` sessions by id · `session` /
+//! `attachment` one command's state and its readers · `ssh_agent` / `ssh_agent_session`
+//! SSH-agent forwarding · `lifecycle` pumps, timeouts, expiry · `leader` signalling a
 //! command's process group only while its leader is unreaped ·
-//! [`output`] bounded UTF-8-aware output buffers · [`spawn`] / [`pty`] / [`user`] starting
-//! processes · [`files`] / [`range`] uploads and downloads · [`search`] / [`glob`] / [`grep`]
-//! file search · [`regular_file`] opening what a request reads without blocking on a FIFO or
-//! following a swapped-in link · [`shutdown`] the goodbye to open streams.
+//! `output` bounded UTF-8-aware output buffers · `spawn` / `pty` / `user` starting
+//! processes · `files` / `range` uploads and downloads · `search` / `glob` / `grep`
+//! file search · `regular_file` opening what a request reads without blocking on a FIFO or
+//! following a swapped-in link · `shutdown` the goodbye to open streams.
 //!
 //! Replay is bounded: each session retains at most 16 MiB per output stream
-//! ([`output::DEFAULT_RETAINED_BYTES`]). An attached reader (or an SSE client's acknowledged
+//! (`output::DEFAULT_RETAINED_BYTES`). An attached reader (or an SSE client's acknowledged
 //! offsets) holds back the command rather than lose bytes it has not been sent; with nobody
 //! attached the oldest bytes are overwritten. A reconnect asking for bytes no longer held starts
 //! at the oldest retained byte — a gap, never a repeat: the official

@@ -3,13 +3,13 @@
 //! Variables and functions persist between lines; a line whose parse is incomplete (an open
 //! block, bracket or string) continues on the next, and an empty line forces evaluation.
 //! Results go through the script layer's renderer (`script::render`); errors are printed and the REPL continues.
-//! Tab completes (see [`helper`]), hints appear dimmed, history lives in
+//! Tab completes (see `helper`), hints appear dimmed, history lives in
 //! `<data dir>/langsmith/history`. Ctrl-C at the prompt clears the line, Ctrl-D (or `quit`)
 //! exits, Ctrl-C during an evaluation cancels it and kills the remote commands it started.
 //!
-//! Module map: [`helper`] the rustyline helper (completion, hints, highlighting) · [`catalog`]
-//! what the engine offers to complete · [`context`] where the cursor is · [`names`] sandbox
-//! names and snapshot ids, fetched once under a time budget · [`interrupt`] Ctrl-C during an
+//! Module map: `helper` the rustyline helper (completion, hints, highlighting) · `catalog`
+//! what the engine offers to complete · `context` where the cursor is · `names` sandbox
+//! names and snapshot ids, fetched once under a time budget · `interrupt` Ctrl-C during an
 //! evaluation.
 
 mod catalog;
