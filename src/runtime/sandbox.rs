@@ -87,7 +87,12 @@ impl Runtime {
                     .join(", "),
             });
         }
-        match fs::remove_dir_all(&layout.dir) {
+        // Freeing a large upper image can take a while: off the async workers.
+        let dir = layout.dir.clone();
+        let removed = tokio::task::spawn_blocking(move || fs::remove_dir_all(&dir))
+            .await
+            .unwrap_or_else(|panicked| Err(std::io::Error::other(panicked)));
+        match removed {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(RuntimeError::io("remove", &layout.dir)(e))
             }
