@@ -133,6 +133,13 @@ impl SandboxObj {
 }
 
 pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {
+    register_properties(engine);
+    register_methods(engine);
+    super::sandbox_fns::register(engine, bridge);
+}
+
+/// The `Sandbox` type and its read-only properties.
+fn register_properties(engine: &mut Engine) {
     engine
         .register_type_with_name::<SandboxObj>("Sandbox")
         .register_get("id", |s: &mut SandboxObj| s.data.id.clone())
@@ -153,7 +160,12 @@ pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {
             opt(s.data.fs_capacity_bytes)
         })
         .register_get("created_at", |s: &mut SandboxObj| s.data.created_at.clone())
-        .register_get("updated_at", |s: &mut SandboxObj| s.data.updated_at.clone())
+        .register_get("updated_at", |s: &mut SandboxObj| s.data.updated_at.clone());
+}
+
+/// The `Sandbox` methods: commands, files, lifecycle.
+fn register_methods(engine: &mut Engine) {
+    engine
         .register_fn("exec", |s: &mut SandboxObj, cmd: &str| {
             s.exec(cmd, Map::new())
         })
@@ -212,7 +224,6 @@ pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {
         .register_fn("to_debug", |s: &mut SandboxObj| {
             format!("Sandbox({})", s.data.name)
         });
-    super::sandbox_fns::register(engine, bridge);
 }
 
 fn read(s: &SandboxObj, path: &str) -> ScriptResult<Blob> {

@@ -42,6 +42,12 @@ pub fn from_map<T: serde::de::DeserializeOwned>(what: &str, map: Map) -> ScriptR
 }
 
 pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {
+    register_object(engine);
+    register_functions(engine, bridge);
+}
+
+/// The `Snapshot` type: its properties and methods.
+fn register_object(engine: &mut Engine) {
     engine
         .register_type_with_name::<SnapshotObj>("Snapshot")
         .register_get("id", |s: &mut SnapshotObj| s.data.id.clone())
@@ -100,7 +106,10 @@ pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {
         .register_fn("to_debug", |s: &mut SnapshotObj| {
             format!("Snapshot({})", s.data.id)
         });
+}
 
+/// The `snapshot_*` module functions.
+fn register_functions(engine: &mut Engine, bridge: &Arc<Bridge>) {
     let b = bridge.clone();
     engine.register_fn(
         "snapshot_build",
