@@ -185,6 +185,56 @@ fn every_builtin_header_parses_and_builds_a_valid_tree() {
     super::args::Cli::command().debug_assert();
 }
 
+#[test]
+fn keys_that_clap_or_the_global_flags_use_are_rejected() {
+    use clap::CommandFactory;
+    let globals = super::args::Cli::command();
+    for arg in globals.get_arguments() {
+        let id = arg.get_id().as_str();
+        assert!(
+            super::header::RESERVED_KEYS.contains(&id),
+            "{id} is not reserved"
+        );
+    }
+    let cases = [
+        (
+            "//! @about x\n//! @arg format\n",
+            "t.rhai line 2: args.format is reserved",
+        ),
+        (
+            "//! @about x\n//! @arg [api_key]\n",
+            "t.rhai line 2: args.api_key is reserved",
+        ),
+        (
+            "//! @about x\n//! @arg api_url...\n",
+            "t.rhai line 2: args.api_url is reserved",
+        ),
+        (
+            "//! @about x\n//! @arg help\n",
+            "t.rhai line 2: args.help is reserved",
+        ),
+        (
+            "//! @about x\n//! @arg a\n//! @trailing format\n",
+            "t.rhai line 3: args.format is reserved",
+        ),
+        (
+            "//! @about x\n//! @trailing [version]\n",
+            "t.rhai line 2: args.version is reserved",
+        ),
+        (
+            "//! @about x\n//! @flag --version: bool\n",
+            "t.rhai line 2: args.version is reserved",
+        ),
+    ];
+    for (header, message) in cases {
+        assert_eq!(
+            error(header),
+            format!("{message} (help, version and the global flags' names)"),
+            "{header}"
+        );
+    }
+}
+
 /// The script and `args` of a `sandbox …` command line, or its error message.
 fn invoke(argv: &[&str]) -> Result<(String, rhai::Map), String> {
     use clap::Parser;
