@@ -181,8 +181,41 @@ fn every_builtin_header_parses_and_builds_a_valid_tree() {
         let interface = parse(name, source).unwrap();
         assert!(interface.is_some(), "{name} has no header");
     }
+    full_tree().debug_assert();
+}
+
+/// The whole command tree, the `sandbox` subtree built from the scripts (unit tests have no
+/// user scripts folder, so only the built-ins).
+pub(super) fn full_tree() -> clap::Command {
     use clap::CommandFactory;
-    super::args::Cli::command().debug_assert();
+    super::command_tree::with_sandbox(
+        super::args::Cli::command(),
+        super::command_tree::Purpose::Parse,
+    )
+}
+
+#[test]
+fn every_builtin_is_a_leaf_of_the_tree() {
+    let mut tree = full_tree();
+    tree.build();
+    for (script, _) in crate::script::builtins::BUILTINS {
+        let mut node = &tree;
+        for name in script.split('/') {
+            node = node
+                .find_subcommand(name)
+                .unwrap_or_else(|| panic!("{script}: no subcommand {name:?}"));
+        }
+        assert!(
+            node.get_subcommands().next().is_none(),
+            "{script} is no leaf"
+        );
+    }
+    let snapshot = tree.find_subcommand("sandbox").unwrap();
+    let snapshot = snapshot.find_subcommand("snapshot").unwrap();
+    assert_eq!(
+        snapshot.get_about().unwrap().to_string(),
+        "Manage snapshots"
+    );
 }
 
 #[test]
@@ -237,8 +270,11 @@ fn keys_that_clap_or_the_global_flags_use_are_rejected() {
 
 /// The script and `args` of a `sandbox …` command line, or its error message.
 fn invoke(argv: &[&str]) -> Result<(String, rhai::Map), String> {
-    use clap::Parser;
-    let cli = super::args::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    use clap::FromArgMatches;
+    let matches = full_tree()
+        .try_get_matches_from(argv)
+        .map_err(|e| e.to_string())?;
+    let cli = super::args::Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
     let Some(super::args::Command::Sandbox(sb)) = cli.command else {
         panic!("not a sandbox command")
     };
