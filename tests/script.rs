@@ -317,6 +317,80 @@ fn a_user_script_with_a_header_gets_real_flags_and_help() {
     );
 }
 
+/// A directory of the user scripts folder is a group: one file adds `sandbox greet hello`.
+#[test]
+fn a_user_script_in_a_new_group_directory_is_a_subcommand() {
+    let config = config_with_sandbox_scripts(&[]);
+    let group = config.path().join("langsmith/scripts/sandbox/greet");
+    std::fs::create_dir_all(&group).unwrap();
+    std::fs::write(
+        group.join("hello.rhai"),
+        "//! @about Say hello\n//! @arg name: Who\n//! @flag --times: int = 1  How often\n\
+         #{ hello: args.name, times: args.times }\n",
+    )
+    .unwrap();
+
+    let out = run_with_config(
+        config.path(),
+        &["sandbox", "greet", "hello", "bob", "--times", "3"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json(), serde_json::json!({"hello": "bob", "times": 3}));
+    assert_help_says(
+        config.path(),
+        &["sandbox", "--help"],
+        &["greet", "greet commands", "Manage snapshots"],
+    );
+    assert_help_says(
+        config.path(),
+        &["sandbox", "greet"],
+        &["Usage: langsmith sandbox greet", "Say hello"],
+    );
+}
+
+/// A FIFO where a script would be is not opened for reading (that would wait for a writer
+/// forever): help lists it, running it says it is no regular file.
+#[test]
+fn a_fifo_in_the_user_scripts_folder_does_not_block() {
+    let config = config_with_sandbox_scripts(&[]);
+    let fifo = config.path().join("langsmith/scripts/sandbox/x.rhai");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let run = |args: &[&str]| {
+        let child = Cli::bare()
+            .args(args)
+            .env("XDG_CONFIG_HOME", config.path())
+            .env_remove("LANGSMITH_SCRIPTS_DIR")
+            .spawn();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(child.wait_with_output().unwrap()));
+        // A hang guard only: a blocked reader is released by a writer that opens and closes.
+        match finished.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(out) => CliOutput::from(out),
+            Err(_) => {
+                drop(std::fs::OpenOptions::new().write(true).open(&fifo));
+                panic!("langsmith {args:?} blocked on the FIFO");
+            }
+        }
+    };
+    let help = run(&["sandbox", "--help"]);
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    assert!(help.stdout.contains("create"), "{}", help.stdout);
+    let out = run(&["sandbox", "x"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
+
+    // Nor is a script read past 1 MiB.
+    let big = fifo.with_file_name("big.rhai");
+    std::fs::write(&big, format!("//{}\n", " ".repeat(1 << 20))).unwrap();
+    let out = run(&["sandbox", "big"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stderr.contains("larger than 1 MiB"), "{}", out.stderr);
+}
+
 /// The first ```` ```rhai ```` block of the README that starts with `opening`.
 fn readme_rhai_block(opening: &str) -> &'static str {
     let readme = include_str!("../README.md");

@@ -1,7 +1,9 @@
 //! The `sandbox` subtree of the command line, built at run time from the interface headers
-//! ([`super::header`]) of the subcommand scripts: the built-ins (`scripts/sandbox/**.rhai`,
-//! the directory `snapshot/` being the `sandbox snapshot` group) and the user's scripts. A
-//! subcommand's path is its script's path: `sandbox snapshot build` runs `sandbox/snapshot/build`.
+//! ([`super::header`]) of the subcommand scripts: the built-ins (`scripts/sandbox/**.rhai`)
+//! and the user's scripts. A subcommand's path is its script's path: `sandbox snapshot build`
+//! runs `sandbox/snapshot/build`, and every directory (built-in or the user's) is a group.
+//! The subtree is built only for a `sandbox` command line ([`with_sandbox`]): every other one
+//! (`agent`, PID 1 of each sandbox, above all) never reads the user scripts folder.
 //!
 //! A user script with a header gets real flags and `--help`; one without keeps the plain form
 //! (an external subcommand whose words arrive as `args.argv`) and is only listed in help. An
@@ -12,13 +14,43 @@ use clap::{Arg, ArgAction, value_parser};
 use super::header::{self, HeaderError, Interface, Kind};
 use crate::script::builtins::{self, BUILTINS, UserScript};
 
-/// Groups of subcommands (directories under `scripts/`) and their descriptions; a group is
-/// listed after the commands beside it.
-const GROUPS: &[(&str, &str)] = &[("sandbox/snapshot", "Manage snapshots")];
+/// Descriptions of groups that say more than the generated "<name> commands".
+const GROUP_ABOUT: &[(&str, &str)] = &[("sandbox/snapshot", "Manage snapshots")];
+
+/// The groups of subcommands directly under `parent` (`sandbox`), by name: the directories
+/// of the built-ins and of the user scripts folder. A directory named like a built-in command
+/// is no group (the command wins). A group is listed after the commands beside it.
+pub fn groups(parent: &str) -> Vec<String> {
+    let builtin = BUILTINS.iter().filter_map(|(script, _)| {
+        let (group, _) = script
+            .strip_prefix(parent)?
+            .strip_prefix('/')?
+            .split_once('/')?;
+        Some(group.to_string())
+    });
+    let mut names: Vec<String> = builtin.chain(builtins::user_groups(parent)).collect();
+    names.sort();
+    names.dedup();
+    names.retain(|name| {
+        let script = format!("{parent}/{name}");
+        !BUILTINS.iter().any(|(s, _)| *s == script)
+    });
+    names
+}
 
 /// Whether `script` (`sandbox/snapshot`) names a group of subcommands.
 pub fn is_group(script: &str) -> bool {
-    GROUPS.iter().any(|(group, _)| *group == script)
+    script
+        .rsplit_once('/')
+        .is_some_and(|(parent, name)| groups(parent).iter().any(|g| g == name))
+}
+
+/// The help text of the group `script` (`sandbox/greet` → "greet commands").
+fn group_about(script: &str) -> String {
+    match GROUP_ABOUT.iter().find(|(group, _)| *group == script) {
+        Some((_, about)) => about.to_string(),
+        None => format!("{} commands", script.rsplit('/').next().unwrap_or(script)),
+    }
 }
 
 /// One subcommand script as the command line sees it.
@@ -68,8 +100,9 @@ pub fn entries(parent: &str) -> Vec<Entry> {
         })
         .collect();
     builtin.sort_by(|a, b| (a.0.is_none(), a.0, &a.1.name).cmp(&(b.0.is_none(), b.0, &b.1.name)));
+    let groups = groups(parent);
     let taken = |name: &str| {
-        builtin.iter().any(|(_, e)| e.name == name) || is_group(&format!("{parent}/{name}"))
+        builtin.iter().any(|(_, e)| e.name == name) || groups.iter().any(|g| g == name)
     };
     let added: Vec<Entry> = users
         .iter()
@@ -144,16 +177,10 @@ pub fn subcommands(mut cmd: clap::Command, parent: &str, purpose: Purpose) -> cl
 }
 
 fn add_groups(mut cmd: clap::Command, parent: &str, purpose: Purpose) -> clap::Command {
-    for (group, about) in GROUPS {
-        let Some(name) = group
-            .strip_prefix(parent)
-            .and_then(|rest| rest.strip_prefix('/'))
-            .filter(|name| !name.contains('/'))
-        else {
-            continue;
-        };
-        let sub = clap::Command::new(name.to_string()).about(*about);
-        cmd = cmd.subcommand(subcommands(sub, group, purpose));
+    for name in groups(parent) {
+        let group = format!("{parent}/{name}");
+        let sub = clap::Command::new(name).about(group_about(&group));
+        cmd = cmd.subcommand(subcommands(sub, &group, purpose));
     }
     cmd
 }
@@ -236,7 +263,8 @@ fn with_help(arg: Arg, help: &str) -> Arg {
     }
 }
 
-/// The `sandbox` subcommand's parsed command line: its matches, walked by [`super::dispatch`].
+/// The `sandbox` subcommand's parsed command line: its matches, walked by
+/// [`super::script_args::resolve`].
 #[derive(Debug, Clone)]
 pub struct SandboxCmd {
     pub matches: clap::ArgMatches,
@@ -255,9 +283,18 @@ impl clap::FromArgMatches for SandboxCmd {
     }
 }
 
+/// What the derived tree holds for `sandbox`: a stand-in that takes any words, so telling a
+/// `sandbox` command line from the others reads no script; [`with_sandbox`] puts the real
+/// subtree in its place.
 impl clap::Args for SandboxCmd {
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        subcommands(cmd, "sandbox", Purpose::Parse)
+        cmd.disable_help_flag(true).arg(
+            Arg::new("words")
+                .num_args(0..)
+                .trailing_var_arg(true)
+                .allow_hyphen_values(true)
+                .value_parser(value_parser!(String)),
+        )
     }
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
@@ -265,11 +302,12 @@ impl clap::Args for SandboxCmd {
     }
 }
 
-/// The whole tree for help output: plain user scripts listed too, in their sorted places
-/// among the user's additions (so the `sandbox` subtree is built again).
-pub fn for_help(cmd: clap::Command) -> clap::Command {
+/// The whole tree `cmd` with the real `sandbox` subtree built from the scripts in place of the
+/// stand-in; for help (`Purpose::Help`) plain user scripts are listed too, in their sorted
+/// places among the user's additions.
+pub fn with_sandbox(cmd: clap::Command, purpose: Purpose) -> clap::Command {
     cmd.mut_subcommand("sandbox", |sandbox| {
-        let rebuilt = subcommands(clap::Command::new("sandbox"), "sandbox", Purpose::Help)
+        let rebuilt = subcommands(clap::Command::new("sandbox"), "sandbox", purpose)
             .display_order(sandbox.get_display_order());
         match sandbox.get_about() {
             Some(about) => rebuilt.about(about.clone()),

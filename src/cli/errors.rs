@@ -182,11 +182,11 @@ pub fn clap_message(err: &clap::Error, argv: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::args::Cli;
-    use clap::Parser;
 
     fn parse_err(argv: &[&str]) -> String {
-        let err = Cli::try_parse_from(argv).unwrap_err();
+        let err = crate::cli::tests::full_tree()
+            .try_get_matches_from(argv)
+            .unwrap_err();
         let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
         clap_message(&err, &argv)
     }

@@ -278,8 +278,25 @@ fn value_name_of(spec: &str) -> Result<(&str, Option<String>), String> {
     }
 }
 
-/// An `args` key: lowercase letters, digits and `_`, starting with a letter.
+/// Ids clap already uses in every subcommand: its `help` and `version`, and the global flags
+/// of [`super::args::Cli`] (a test keeps this list in step with them). A declaration with one
+/// of these keys would make clap panic while building the tree.
+pub const RESERVED_KEYS: &[&str] = &["help", "version", "format", "api_key", "api_url"];
+
+/// A key that is not [reserved](RESERVED_KEYS).
+pub(super) fn check_not_reserved(key: &str) -> Result<(), String> {
+    if RESERVED_KEYS.contains(&key) {
+        return Err(format!(
+            "args.{key} is reserved (help, version and the global flags' names)"
+        ));
+    }
+    Ok(())
+}
+
+/// An `args` key: lowercase letters, digits and `_`, starting with a letter, and not
+/// [reserved](RESERVED_KEYS).
 fn check_key(key: &str) -> Result<(), String> {
+    check_not_reserved(key)?;
     let ok = key.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && key
             .chars()

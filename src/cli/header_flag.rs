@@ -78,6 +78,7 @@ pub fn flag(rest: &str) -> Result<Flag, String> {
         }
     };
     let key = long.replace('-', "_");
+    super::header::check_not_reserved(&key)?;
     let (value_name, equals_only) = match (kind, value) {
         (_, "") => (key.to_ascii_uppercase(), false),
         (Kind::Bool, v) => match v.strip_prefix("[=<").and_then(|v| v.strip_suffix(">]")) {

@@ -1,10 +1,18 @@
 //! The clap command tree, argument → script dispatch, output and exit codes.
 //!
 //! Every `sandbox …` subcommand is a Rhai script (`scripts/sandbox/**.rhai`, overridable from the
-//! user scripts folder) that declares its command line in a header ([`header`]): the clap tree
-//! is built from the headers ([`command_tree`]), [`script_args`] turns the parsed arguments
-//! into the script's `args` map, the script's value goes through [`output`](crate::script::render), and a
-//! [`CliError`] becomes one `{"error": "…"}` line on stderr and an exit status in [`main`].
+//! user scripts folder) that declares its command line in a header. Its value is printed by
+//! [`crate::script::render`], and a [`CliError`] becomes one `{"error": "…"}` line on stderr
+//! and an exit status in [`main`]. The `sandbox` subtree is built (and the user scripts read)
+//! only once the command line is known to be a `sandbox` one, so `agent` (PID 1 of
+//! every sandbox) and `server` never read it.
+//!
+//! - [`args`]: the top of the tree, global flags and the commands that are not scripts.
+//! - [`errors`]: [`CliError`], its message and exit status.
+//! - [`header`]: the `//!` interface header of a script; `header_flag`: its `@flag` lines.
+//! - [`command_tree`]: the `sandbox` subtree built from the headers, groups from directories.
+//! - [`script_args`]: from parsed arguments to the script to run and its `args` map.
+//! - `tests`: the unit tests of all of the above.
 
 pub mod args;
 pub mod command_tree;
@@ -22,11 +30,12 @@ use clap::{CommandFactory, FromArgMatches, error::ErrorKind};
 use rhai::{Dynamic, Map};
 
 use self::args::{Cli, Command};
+use self::command_tree::Purpose;
 use self::errors::CliError;
 use self::script_args::Invocation;
 use crate::client::ConfigInputs;
 use crate::script::ScriptHost;
-use crate::script::render::{self as output, Format};
+use crate::script::render::{self, Format};
 
 /// Entry point used by `main.rs`: the one place where an error becomes its message and exit
 /// status.
@@ -42,8 +51,18 @@ pub fn main() -> ExitCode {
 }
 
 /// The parsed command line; `None` when help or the version was printed instead.
+///
+/// Parsed first with a stand-in for the `sandbox` subtree: only a `sandbox` command line is
+/// parsed again with the subtree built from the scripts, so no other command reads the user
+/// scripts folder.
 fn parse(argv: Vec<OsString>) -> Result<Option<Cli>, CliError> {
-    let matches = Cli::command().try_get_matches_from(argv.clone());
+    let (matches, sandbox) = match Cli::command().try_get_matches_from(argv.clone()) {
+        Ok(m) if m.subcommand_name() == Some("sandbox") => {
+            let full = command_tree::with_sandbox(Cli::command(), Purpose::Parse);
+            (full.try_get_matches_from(argv.clone()), true)
+        }
+        other => (other, false),
+    };
     let error = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => return Ok(Some(cli)),
         Err(e) => e,
@@ -51,10 +70,14 @@ fn parse(argv: Vec<OsString>) -> Result<Option<Cli>, CliError> {
     match error.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             // Rendered again from the tree with the user's plain scripts, so they are listed.
-            let e = command_tree::for_help(Cli::command())
-                .try_get_matches_from(argv)
-                .err()
-                .unwrap_or(error);
+            let e = if sandbox {
+                command_tree::with_sandbox(Cli::command(), Purpose::Help)
+                    .try_get_matches_from(argv)
+                    .err()
+                    .unwrap_or(error)
+            } else {
+                error
+            };
             let _ = e.print();
             Ok(None)
         }
@@ -182,16 +205,20 @@ fn interrupted(host: &ScriptHost) -> Option<u8> {
 /// Print a script's value; returns the exit status it asks for.
 fn emit(value: &Dynamic, format: Format) -> u8 {
     use std::io::Write;
-    let (text, code) = output::render(value, format);
+    let (text, code) = render::render(value, format);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
     code
 }
 
-/// Help of the (sub)command at `path`, on stdout.
+/// Help of the (sub)command at `path`, on stdout; the scripts are read only for help below
+/// `sandbox`.
 fn print_help(path: &[String]) {
-    let mut cmd = command_tree::for_help(Cli::command());
+    let mut cmd = match path.first().map(String::as_str) {
+        Some("sandbox") => command_tree::with_sandbox(Cli::command(), Purpose::Help),
+        _ => Cli::command(),
+    };
     cmd.build();
     let mut target = &mut cmd;
     for name in path {

@@ -181,14 +181,100 @@ fn every_builtin_header_parses_and_builds_a_valid_tree() {
         let interface = parse(name, source).unwrap();
         assert!(interface.is_some(), "{name} has no header");
     }
+    full_tree().debug_assert();
+}
+
+/// The whole command tree, the `sandbox` subtree built from the scripts (unit tests have no
+/// user scripts folder, so only the built-ins).
+pub(super) fn full_tree() -> clap::Command {
     use clap::CommandFactory;
-    super::args::Cli::command().debug_assert();
+    super::command_tree::with_sandbox(
+        super::args::Cli::command(),
+        super::command_tree::Purpose::Parse,
+    )
+}
+
+#[test]
+fn every_builtin_is_a_leaf_of_the_tree() {
+    let mut tree = full_tree();
+    tree.build();
+    for (script, _) in crate::script::builtins::BUILTINS {
+        let mut node = &tree;
+        for name in script.split('/') {
+            node = node
+                .find_subcommand(name)
+                .unwrap_or_else(|| panic!("{script}: no subcommand {name:?}"));
+        }
+        assert!(
+            node.get_subcommands().next().is_none(),
+            "{script} is no leaf"
+        );
+    }
+    let snapshot = tree.find_subcommand("sandbox").unwrap();
+    let snapshot = snapshot.find_subcommand("snapshot").unwrap();
+    assert_eq!(
+        snapshot.get_about().unwrap().to_string(),
+        "Manage snapshots"
+    );
+}
+
+#[test]
+fn keys_that_clap_or_the_global_flags_use_are_rejected() {
+    use clap::CommandFactory;
+    let globals = super::args::Cli::command();
+    for arg in globals.get_arguments() {
+        let id = arg.get_id().as_str();
+        assert!(
+            super::header::RESERVED_KEYS.contains(&id),
+            "{id} is not reserved"
+        );
+    }
+    let cases = [
+        (
+            "//! @about x\n//! @arg format\n",
+            "t.rhai line 2: args.format is reserved",
+        ),
+        (
+            "//! @about x\n//! @arg [api_key]\n",
+            "t.rhai line 2: args.api_key is reserved",
+        ),
+        (
+            "//! @about x\n//! @arg api_url...\n",
+            "t.rhai line 2: args.api_url is reserved",
+        ),
+        (
+            "//! @about x\n//! @arg help\n",
+            "t.rhai line 2: args.help is reserved",
+        ),
+        (
+            "//! @about x\n//! @arg a\n//! @trailing format\n",
+            "t.rhai line 3: args.format is reserved",
+        ),
+        (
+            "//! @about x\n//! @trailing [version]\n",
+            "t.rhai line 2: args.version is reserved",
+        ),
+        (
+            "//! @about x\n//! @flag --version: bool\n",
+            "t.rhai line 2: args.version is reserved",
+        ),
+    ];
+    for (header, message) in cases {
+        assert_eq!(
+            error(header),
+            format!("{message} (help, version and the global flags' names)"),
+            "{header}"
+        );
+    }
 }
 
 /// The script and `args` of a `sandbox …` command line, or its error message.
 fn invoke(argv: &[&str]) -> Result<(String, rhai::Map), String> {
-    use clap::Parser;
-    let cli = super::args::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    use clap::FromArgMatches;
+    let matches = full_tree()
+        .try_get_matches_from(argv)
+        .map_err(|e| e.to_string())?;
+    let cli = super::args::Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
     let Some(super::args::Command::Sandbox(sb)) = cli.command else {
         panic!("not a sandbox command")
     };
