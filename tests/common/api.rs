@@ -103,6 +103,18 @@ impl Api {
         let r = self.call("DELETE", &format!("/api/v2/sandboxes/boxes/{name}"), None);
         assert_eq!(r.status, 204, "{:?}", r.body);
     }
+
+    /// Waits until the server lists no sandbox (teardowns may finish after DELETE answered).
+    pub fn wait_until_no_sandboxes(&self) {
+        wait_for("every sandbox to be gone", Duration::from_secs(120), || {
+            let list = self.call("GET", "/api/v2/sandboxes/boxes?limit=100", None);
+            list.body["sandboxes"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+                .then_some(())
+        });
+    }
 }
 
 /// Result of a command run through the data plane's `POST {dp}/execute`.

@@ -103,14 +103,7 @@ fn concurrent_creates_and_deletes_leave_nothing_half_made() {
     for d in deleters {
         d.join().unwrap();
     }
-    wait_for("every sandbox to be gone", Duration::from_secs(120), || {
-        let list = api.call("GET", "/api/v2/sandboxes/boxes?limit=100", None);
-        list.body["sandboxes"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-            .then_some(())
-    });
+    api.wait_until_no_sandboxes();
     assert_no_leftovers(&server.state_dir);
 }
 

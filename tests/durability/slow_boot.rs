@@ -160,14 +160,7 @@ fn patch_and_delete_answer_while_a_boot_is_under_way() {
     });
 
     api.delete_sandbox("slow-renamed");
-    wait_for("every sandbox to be gone", Duration::from_secs(120), || {
-        let list = api.call("GET", boxes, None);
-        list.body["sandboxes"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-            .then_some(())
-    });
+    api.wait_until_no_sandboxes();
     assert_no_leftovers(&server.state_dir);
 }
 
@@ -215,13 +208,6 @@ fn reads_are_served_during_a_burst_of_creates() {
     for i in 0..8 {
         api.delete_sandbox(&format!("burst-{i}"));
     }
-    wait_for("every sandbox to be gone", Duration::from_secs(120), || {
-        let list = api.call("GET", boxes, None);
-        list.body["sandboxes"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-            .then_some(())
-    });
+    api.wait_until_no_sandboxes();
     assert_no_leftovers(&server.state_dir);
 }
