@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use langsmith::runtime::{Runtime, RuntimeConfig, SandboxSpec};
 
 use crate::common::cli::BIN;
+use crate::common::process::run_ok;
 
 pub const MIB: i64 = 1024 * 1024;
 
@@ -122,7 +123,7 @@ impl Fixture {
             !mountinfo.contains(&dir_text),
             "mounts remain under {dir_text}"
         );
-        let loops = run("losetup", &["-a"]);
+        let loops = run_ok(Command::new("losetup").arg("-a"));
         assert!(
             !loops.contains(&format!("{dir_text}/")),
             "loop devices remain: {loops}"
@@ -143,7 +144,7 @@ impl Fixture {
     pub fn assert_snapshot_released(&self) {
         let snapshot = self.snapshot.to_string_lossy();
         assert_eq!(
-            run("losetup", &["-j", &snapshot]),
+            run_ok(Command::new("losetup").args(["-j", &snapshot])),
             "",
             "snapshot still attached"
         );
@@ -189,20 +190,6 @@ pub fn open_runtime(root: &Path) -> Runtime {
     Runtime::with_agent_executable(config, Path::new(BIN)).expect("runtime starts")
 }
 
-/// Runs a host command, asserting success, and returns its stdout.
-pub fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .expect("command runs");
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// Builds a 64 MiB ext4 image holding static busybox, its applets and the usual directories.
 fn make_snapshot(work: &Path, image: &Path) {
     let tree = work.join("tree");
@@ -214,17 +201,14 @@ fn make_snapshot(work: &Path, image: &Path) {
         std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet)).unwrap();
     }
     let tree = tree.to_string_lossy();
-    run(
-        "mke2fs",
-        &[
-            "-q",
-            "-F",
-            "-t",
-            "ext4",
-            "-d",
-            &tree,
-            &image.to_string_lossy(),
-            "64M",
-        ],
-    );
+    run_ok(Command::new("mke2fs").args([
+        "-q",
+        "-F",
+        "-t",
+        "ext4",
+        "-d",
+        &tree,
+        &image.to_string_lossy(),
+        "64M",
+    ]));
 }

@@ -1,7 +1,10 @@
 //! Start, stop, restart and destroy: files survive a stop, destroy leaves nothing, and a
 //! failed start cleans up after itself.
 
-use super::fixture::{Fixture, MIB, run};
+use std::process::Command;
+
+use super::fixture::{Fixture, MIB};
+use crate::common::process::run_ok;
 use langsmith::runtime::{ContainerState, RuntimeError};
 
 #[tokio::test]
@@ -53,9 +56,9 @@ async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
     );
     let upper = runtime.upper_image(id);
     assert!(upper.is_file(), "stop must keep the upper image");
-    assert_eq!(run("losetup", &["-j", &upper.to_string_lossy()]), "");
+    assert_eq!(run_ok(Command::new("losetup").arg("-j").arg(&upper)), "");
     assert_eq!(
-        run("losetup", &["-j", &fixture.snapshot.to_string_lossy()]),
+        run_ok(Command::new("losetup").arg("-j").arg(&fixture.snapshot)),
         ""
     );
     runtime

@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::fixture::{Fixture, open_runtime, run};
+use std::process::Command;
+
+use super::fixture::{Fixture, open_runtime};
+use crate::common::process::run_ok;
 use langsmith::runtime::ContainerState;
 
 #[tokio::test]
@@ -18,7 +21,7 @@ async fn start_and_destroy_recover_from_partial_state() {
     let state_root = state_root.to_string_lossy();
 
     // The agent dies: the container still exists, stopped, with its filesystems mounted.
-    run("runc", &["--root", &state_root, "kill", &container, "KILL"]);
+    run_ok(Command::new("runc").args(["--root", &state_root, "kill", &container, "KILL"]));
     let deadline = Instant::now() + Duration::from_secs(10);
     while fixture.runtime.state(id).await != ContainerState::Stopped {
         assert!(Instant::now() < deadline, "the container never stopped");
@@ -35,10 +38,7 @@ async fn start_and_destroy_recover_from_partial_state() {
     assert_eq!(fixture.exec_ok(id, "cat /root/mark"), "before\n");
 
     // The container is gone but its mounts and loop devices are not.
-    run(
-        "runc",
-        &["--root", &state_root, "delete", "--force", &container],
-    );
+    run_ok(Command::new("runc").args(["--root", &state_root, "delete", "--force", &container]));
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let dir = fixture.sandbox_dir(id);
     assert!(mountinfo.contains(&*dir.to_string_lossy()));
