@@ -37,6 +37,8 @@ mod init;
 mod leader;
 mod lifecycle;
 mod output;
+#[allow(dead_code)] // The tunnel and the service proxy dial through it (being built).
+mod port_dial;
 mod pty;
 mod range;
 mod registry;

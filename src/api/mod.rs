@@ -7,7 +7,9 @@ pub mod error;
 pub mod exec;
 pub mod files;
 pub mod models;
+pub mod service;
 pub mod ssh_agent;
+pub mod tunnel;
 
 pub use error::{ErrorBody, ErrorDetail, ValidationBody};
 pub use models::*;
