@@ -78,6 +78,7 @@
 //! | pulling images, writing ext4 snapshots | `server::images` |
 //! | namespaces, capabilities, seccomp, cgroups | `runtime` (`hardening`, `bundle`) |
 //! | exec sessions, replay, files, glob/grep | `agent` |
+//! | service URLs, download links, their origins | `server::service` (the agent's `connect` dials the port) |
 //!
 //! # The path of a create
 //!

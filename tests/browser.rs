@@ -41,7 +41,10 @@ fn headless_chromium_renders_a_page_served_in_the_sandbox() {
 
     server.stop_and_restart();
     let again = rendered_dom(&url);
-    assert!(again.contains("rendered by app.js in the sandbox"), "{again}");
+    assert!(
+        again.contains("rendered by app.js in the sandbox"),
+        "{again}"
+    );
 
     site.send_line("done");
     let out = site.finish();

@@ -156,7 +156,8 @@ def login_mode(client, a) -> None:
     # Unsharing: a login grant stops at once, minted tokens stay valid.
     client.service(a.name, 8000, access="restricted")
     assert API.delete(f"/boxes/{a.name}/service-urls", params={"port": 8000}).status_code == 204
-    assert API.get(f"/boxes/{a.name}/service-urls").json()["items"] == []
+    remaining = API.get(f"/boxes/{a.name}/service-urls").json()["items"]
+    assert [i["port"] for i in remaining] == [8001], remaining
     assert httpx.get(login.url, headers={"X-Api-Key": api_key()}, trust_env=False).status_code == 401
     still = httpx.get(token_url["service_url"] + "data.txt", headers={"X-Langsmith-Sandbox-Service-Token": token_url["token"]}, trust_env=False)
     assert still.status_code == 200, still.text

@@ -1,6 +1,7 @@
 //! End-to-end tests of the agent: the real server on a temporary unix socket, real processes,
 //! and real WebSocket / HTTP clients talking to it over that socket.
 
+mod connect;
 mod exec_http;
 mod exec_sessions;
 mod exec_sse;
