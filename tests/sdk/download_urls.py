@@ -99,6 +99,13 @@ def refusals(client, sb, url: str) -> None:
     crossed = urlsplit(theirs)._replace(path="/" + token).geturl()
     assert http.get(crossed).status_code == 403
     assert http.get(theirs).content == b"other"
+    # Deleting a sandbox releases its origin's address: nothing listens there any more.
+    client.delete_sandbox("dl-other")
+    try:
+        http.get(theirs)
+        raise AssertionError("the deleted sandbox's download origin still answers")
+    except httpx.ConnectError:
+        pass
 
     sb.run("rm /tmp/report.bin")
     gone = http.get(url)
