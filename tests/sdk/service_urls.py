@@ -122,6 +122,8 @@ def bad_input(a) -> None:
     ]:
         r = API.post(f"/boxes/{a.name}/service-url", json=body)
         assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == field, (body, r.text)
+    assert API.delete(f"/boxes/{a.name}/service-urls", params={"port": "x"}).status_code == 422
+    assert API.get("/boxes/no-such-sandbox/service-urls").status_code == 404
     missing = API.post("/boxes/no-such-sandbox/service-url", json={"port": 8000})
     assert missing.status_code == 404, missing.text
     ok = API.post(f"/boxes/{a.name}/service-url", json={"port": 8000, "embed_origins": ["https://App.example.com/"]})

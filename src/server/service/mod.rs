@@ -20,7 +20,8 @@
 //! # Map
 //!
 //! `tokens` signed claims · `origins` the two schemes, allocation and listeners · `grants`
-//! the login grants and the 409 rule · `mint` the control-plane endpoints · `auth_page`
+//! the login grants and the 409 rule · `mint` the control-plane endpoints · `validate` their
+//! fields · `auth_page`
 //! `/_svc/auth` and `/_svc/embed` · `proxy` HTTP and WebSockets to the sandbox's port over
 //! the agent's raw pipe · `download` a link's file with rebuilt headers · `csp` the policy and
 //! content types a link pins.
@@ -33,6 +34,7 @@ mod mint;
 mod origins;
 mod proxy;
 mod tokens;
+mod validate;
 
 use axum::Json;
 use axum::extract::Request;
