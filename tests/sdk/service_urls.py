@@ -89,6 +89,12 @@ def token_mode(a, b) -> None:
     svc_b = b.service(8000)
     assert urlsplit(svc_b.service_url).hostname != urlsplit(svc.service_url).hostname
     assert svc_b.get("/data.txt").text == "from B\n"
+    # From inside sandbox A, B's service origin is not even reachable (loopback-only network).
+    where_b = urlsplit(svc_b.service_url)
+    probe = a.run(
+        f"python3 -c 'import socket; socket.create_connection((\"{where_b.hostname}\", {where_b.port}), timeout=3)'"
+    )
+    assert probe.exit_code != 0, probe
     foreign = httpx.get(svc_b.service_url + "data.txt", headers={"X-Langsmith-Sandbox-Service-Token": svc.token}, trust_env=False)
     assert foreign.status_code == 403, foreign.text
     altered = svc.token[:-2] + ("AA" if not svc.token.endswith("AA") else "BB")
