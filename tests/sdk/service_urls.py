@@ -206,6 +206,16 @@ def upgrade_splice(a) -> None:
         assert echoed == payload
 
 
+def wakes(client, b) -> None:
+    """A fetch wakes a stopped sandbox; its server died with the stop, so nothing listens."""
+    svc = b.service(8000)
+    client.stop_sandbox(b.name)
+    assert client.get_sandbox(b.name).status == "stopped"
+    after = svc.get("/data.txt")
+    assert after.status_code == 502 and error_message(after) == "Service is not reachable", after.text
+    assert client.get_sandbox(b.name).status == "ready"
+
+
 def main() -> int:
     client = SandboxClient()
     try:
@@ -219,6 +229,7 @@ def main() -> int:
         bad_input(a)
         login_mode(client, a)
         upgrade_splice(a)
+        wakes(client, b)
     finally:
         cleanup(client, ["svc-a", "svc-b"])
     print("sdk service urls ok")
