@@ -36,11 +36,11 @@
 //!   cli ──────► any module below
 //!   repl ─────► script, client, api, paths, text, term
 //!   script ───► client, api, paths, text, term
-//!   client ───► api, paths, term
+//!   client ───► api, paths, term, ws_pipe
 //!   server ───► runtime, api, paths
 //!   runtime ──► api
-//!   agent ────► api
-//!   api, paths, text, term: leaves
+//!   agent ────► api, ws_pipe
+//!   api, paths, text, term, ws_pipe: leaves
 //! ```
 //!
 //! * [`api`] — wire types shared by client, server and agent: models, exec messages, file
@@ -49,6 +49,8 @@
 //!   for the CLI and the server alike. A leaf.
 //! * [`text`], [`term`] — text helpers with the LangSmith CLI's exact semantics (Go `%q` quoting,
 //!   size strings) and the local terminal (raw mode, resize and key events). Leaves.
+//! * [`ws_pipe`] — a WebSocket read and written as bytes: the carrier of a port tunnel's
+//!   yamux session, at both ends (client and agent). A leaf.
 //! * [`client`] — the native async client of the Sandbox API; nothing in it assumes the local
 //!   backend, except `client::embedded`, which finds or starts one when none is configured.
 //! * [`script`] — the Rhai engine, its `Snapshot`/`Sandbox`/`Command` objects, the rendering
@@ -130,6 +132,7 @@ pub mod repl;
 pub mod script;
 pub mod term;
 pub mod text;
+pub mod ws_pipe;
 
 #[cfg(target_os = "linux")]
 pub mod agent;

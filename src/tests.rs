@@ -21,12 +21,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("paths", &[]),
     ("text", &[]),
     ("term", &[]),
+    ("ws_pipe", &[]),
     // The local backend and what runs inside a sandbox.
     ("runtime", &["api"]),
-    ("agent", &["api"]),
+    ("agent", &["api", "ws_pipe"]),
     ("server", &["api", "runtime", "paths"]),
     // The client side, bottom to top.
-    ("client", &["api", "paths", "term"]),
+    ("client", &["api", "paths", "term", "ws_pipe"]),
     ("script", &["client", "api", "text", "term", "paths"]),
     (
         "repl",
@@ -36,7 +37,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "cli",
         &[
             "repl", "script", "client", "server", "runtime", "agent", "api", "paths", "text",
-            "term",
+            "term", "ws_pipe",
         ],
     ),
     // The crate root's tests: this file and its scanner.

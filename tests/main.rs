@@ -30,4 +30,5 @@ mod sdk_dataplane_exec;
 mod sdk_dataplane_files;
 mod sdk_service;
 mod server_features;
+mod tunnel_dataplane;
 mod workflow;

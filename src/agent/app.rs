@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 
 use super::registry::Registry;
 use super::shutdown::Shutdown;
-use super::{connect, exec_http, exec_sse, exec_ws, files, glob, grep};
+use super::{connect, exec_http, exec_sse, exec_ws, files, glob, grep, tunnel};
 use crate::api::ErrorBody;
 use crate::api::service::CONNECT_PATH;
 
@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/execute/ws", get(exec_ws::execute_ws))
+        .route("/tunnel", get(tunnel::tunnel))
         .route("/execute", post(exec_http::execute))
         // Uploads are streamed to disk, so the default 2 MB body cap would only get in the way.
         .route(

@@ -11,7 +11,9 @@
 //! `output` bounded UTF-8-aware output buffers · `spawn` / `pty` / `user` starting
 //! processes · `files` / `range` uploads and downloads · `search` / `glob` / `grep`
 //! file search · `regular_file` opening what a request reads without blocking on a FIFO or
-//! following a swapped-in link · `shutdown` the goodbye to open streams.
+//! following a swapped-in link · `shutdown` the goodbye to open streams · `tunnel` /
+//! `tunnel_stream` port tunnels (a yamux session per WebSocket, a dial per stream) ·
+//! `port_dial` connecting to a port on the sandbox's loopback.
 //!
 //! Replay is bounded: each session retains at most 16 MiB per output stream
 //! (`output::DEFAULT_RETAINED_BYTES`). An attached reader (or an SSE client's acknowledged
@@ -50,6 +52,8 @@ mod shutdown;
 mod spawn;
 mod ssh_agent;
 mod ssh_agent_session;
+mod tunnel;
+mod tunnel_stream;
 mod user;
 
 #[cfg(test)]

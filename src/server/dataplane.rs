@@ -1,10 +1,12 @@
 //! The data-plane router: `{dataplane_url}/…` = `/dp/{sandbox_id}/…` on this server,
 //! forwarded to the sandbox agent's unix socket — plain HTTP requests stream through
-//! unchanged, WebSocket upgrades are bridged message by message. When this server stops,
+//! unchanged, WebSocket upgrades are bridged message by message, except a port tunnel's,
+//! which is spliced as raw bytes ([`tunnel`]). When this server stops,
 //! bridged sockets get 1001 and SSE exec streams a `ServerShuttingDown` event ([`sse`]), so
 //! clients resume on the next server.
 
 mod sse;
+mod tunnel;
 
 use axum::body::Body;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
@@ -57,6 +59,10 @@ async fn route(
     rest: String,
     req: Request,
 ) -> Result<Response, ApiError> {
+    // Paths starting with `_` are the agent's own, for this server only (never the client's).
+    if rest.starts_with('_') {
+        return Err(ApiError::NotFound(format!("no data-plane route /{rest}")));
+    }
     let sb = ready_sandbox(&state, &id).await?;
     let path_and_query = match req.uri().query() {
         Some(q) => format!("/{rest}?{q}"),
@@ -81,7 +87,9 @@ async fn route(
         stream,
         path_and_query,
     };
-    if is_upgrade {
+    if is_upgrade && rest == "tunnel" {
+        tunnel::splice(&state, &sb.id, agent.stream, parts).await
+    } else if is_upgrade {
         agent.bridge_upgrade(parts).await
     } else {
         agent.forward(parts, body).await

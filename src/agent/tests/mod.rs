@@ -12,6 +12,7 @@ mod process_groups;
 mod replay;
 mod search;
 mod ssh_agent;
+mod tunnel;
 
 use std::path::PathBuf;
 
@@ -70,6 +71,15 @@ impl TestAgent {
         let answer = serde_json::from_slice(&bytes)
             .unwrap_or_else(|e| panic!("{uri} answered non-JSON ({e}): {bytes:?}"));
         (response.status().as_u16(), answer)
+    }
+
+    /// A raw WebSocket to `path` (e.g. `/tunnel`).
+    pub async fn ws_at(&self, path: &str) -> WebSocketStream<UnixStream> {
+        let stream = UnixStream::connect(&self.socket).await.unwrap();
+        let url = format!("ws://agent{path}");
+        let (socket, response) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+        assert_eq!(response.status(), 101);
+        socket
     }
 
     pub async fn ws(&self) -> Ws {

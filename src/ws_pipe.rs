@@ -1,0 +1,170 @@
+//! A WebSocket as a byte pipe, for the yamux session of a port tunnel on top of it. Both
+//! ends of a tunnel (the client, and the agent inside the sandbox) use it, so it is a leaf
+//! that knows only tungstenite.
+//!
+//! Reading concatenates the payloads of Binary and Text messages (their boundaries mean
+//! nothing) and ends at a Close message, the end of the socket or an error. Writing collects
+//! bytes and sends them as one Binary message on flush, or as soon as a message would reach
+//! [`MAX_MESSAGE`]: the official SDK's socket refuses messages of 1 MiB or more. Pings are
+//! answered by tungstenite itself while the socket is read.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::{self, Bytes, Message};
+
+/// The largest Binary message written: below the 1 MiB the official SDK's socket accepts.
+pub const MAX_MESSAGE: usize = 1024 * 1024 - 1024;
+
+/// A tungstenite WebSocket (any transport) read and written as bytes.
+pub struct WsPipe<S> {
+    socket: S,
+    /// Received bytes not yet read.
+    incoming: Bytes,
+    /// Bytes written but not yet sent.
+    outgoing: Vec<u8>,
+    ended: bool,
+}
+
+impl<S> WsPipe<S>
+where
+    S: Stream<Item = Result<Message, tungstenite::Error>>
+        + Sink<Message, Error = tungstenite::Error>
+        + Unpin,
+{
+    pub fn new(socket: S) -> Self {
+        WsPipe {
+            socket,
+            incoming: Bytes::new(),
+            outgoing: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// Hand the collected bytes to the socket as one message (not yet flushed).
+    fn poll_send_outgoing(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.outgoing.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        let mut socket = Pin::new(&mut self.socket);
+        ready!(socket.as_mut().poll_ready(cx)).map_err(io::Error::other)?;
+        let message = Message::Binary(std::mem::take(&mut self.outgoing).into());
+        socket.start_send(message).map_err(io::Error::other)?;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S> AsyncRead for WsPipe<S>
+where
+    S: Stream<Item = Result<Message, tungstenite::Error>>
+        + Sink<Message, Error = tungstenite::Error>
+        + Unpin,
+{
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        while this.incoming.is_empty() && !this.ended {
+            match ready!(Pin::new(&mut this.socket).poll_next(cx)) {
+                Some(Ok(Message::Binary(data))) => this.incoming = data,
+                Some(Ok(Message::Text(text))) => this.incoming = Bytes::from(text),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => this.ended = true,
+            }
+        }
+        let n = buf.remaining().min(this.incoming.len());
+        buf.put_slice(&this.incoming.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S> AsyncWrite for WsPipe<S>
+where
+    S: Stream<Item = Result<Message, tungstenite::Error>>
+        + Sink<Message, Error = tungstenite::Error>
+        + Unpin,
+{
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.outgoing.len() >= MAX_MESSAGE {
+            ready!(this.poll_send_outgoing(cx))?;
+        }
+        let n = buf.len().min(MAX_MESSAGE - this.outgoing.len());
+        this.outgoing.extend_from_slice(&buf[..n]);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_send_outgoing(cx))?;
+        Pin::new(&mut this.socket)
+            .poll_flush(cx)
+            .map_err(io::Error::other)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_send_outgoing(cx))?;
+        // Sends a Close (1000) and waits for it to leave, as the SDK's `close()` does.
+        Pin::new(&mut this.socket)
+            .poll_close(cx)
+            .map_err(io::Error::other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::{MAX_MESSAGE, WsPipe};
+
+    /// A real WebSocket over loopback TCP: what the pipe writes arrives in Binary messages
+    /// under 1 MiB whose concatenation is the bytes written; what the peer sends in Binary
+    /// and Text messages reads back as one byte stream ending at Close.
+    #[tokio::test]
+    async fn bytes_cross_as_messages_under_one_mebibyte() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/tunnel", listener.local_addr().unwrap());
+        let peer = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            let mut got = Vec::new();
+            let mut largest = 0;
+            while got.len() < 3 << 20 {
+                match ws.next().await.unwrap().unwrap() {
+                    Message::Binary(data) => {
+                        largest = largest.max(data.len());
+                        got.extend_from_slice(&data);
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            ws.send(Message::binary(b"ab".to_vec())).await.unwrap();
+            ws.send(Message::text("cd")).await.unwrap();
+            ws.close(None).await.unwrap();
+            (got, largest)
+        });
+        let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut pipe = WsPipe::new(socket);
+        let sent: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+        pipe.write_all(&sent).await.unwrap();
+        pipe.flush().await.unwrap();
+        let mut back = Vec::new();
+        pipe.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"abcd");
+        let (got, largest) = peer.await.unwrap();
+        assert!(got == sent, "{} bytes arrived of {}", got.len(), sent.len());
+        assert!(largest <= MAX_MESSAGE, "{largest}");
+    }
+}
