@@ -29,6 +29,8 @@ mod sdk_conformance;
 mod sdk_dataplane_exec;
 mod sdk_dataplane_files;
 mod sdk_service;
+mod sdk_tunnel;
 mod server_features;
+mod tunnel_cli;
 mod tunnel_dataplane;
 mod workflow;
