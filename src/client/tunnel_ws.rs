@@ -104,3 +104,51 @@ impl AsyncWrite for WsPipe {
             .map_err(io::Error::other)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::{MAX_MESSAGE, WsPipe};
+
+    /// A real WebSocket over loopback TCP: what the pipe writes arrives in Binary messages
+    /// under 1 MiB whose concatenation is the bytes written; what the peer sends in Binary
+    /// and Text messages reads back as one byte stream ending at Close.
+    #[tokio::test]
+    async fn bytes_cross_as_messages_under_one_mebibyte() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/tunnel", listener.local_addr().unwrap());
+        let peer = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            let mut got = Vec::new();
+            let mut largest = 0;
+            while got.len() < 3 << 20 {
+                match ws.next().await.unwrap().unwrap() {
+                    Message::Binary(data) => {
+                        largest = largest.max(data.len());
+                        got.extend_from_slice(&data);
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            ws.send(Message::binary(b"ab".to_vec())).await.unwrap();
+            ws.send(Message::text("cd")).await.unwrap();
+            ws.close(None).await.unwrap();
+            (got, largest)
+        });
+        let socket = super::super::exec_socket::connect(&url, "k").await.unwrap();
+        let mut pipe = WsPipe::new(socket);
+        let sent: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+        pipe.write_all(&sent).await.unwrap();
+        pipe.flush().await.unwrap();
+        let mut back = Vec::new();
+        pipe.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"abcd");
+        let (got, largest) = peer.await.unwrap();
+        assert!(got == sent, "{} bytes arrived of {}", got.len(), sent.len());
+        assert!(largest <= MAX_MESSAGE && largest < 1 << 20, "{largest}");
+    }
+}

@@ -69,10 +69,11 @@ fn run(bridge: &Arc<Bridge>, opts: &Map) -> ScriptResult<()> {
     let level = Level::parse(&text(opts, "log_level"));
     let events = logger(level, remote_port, dataplane.clone());
     let ended = bridge.block_on_uninterrupted(async {
+        // Before the tunnel says it is ready: a SIGTERM from then on ends it cleanly.
+        let mut sigterm = signal(SignalKind::terminate()).ok();
         let mut tunnel = client
             .tunnel(&dataplane, remote_port, local_port, events)
             .await?;
-        let mut sigterm = signal(SignalKind::terminate()).ok();
         tokio::select! {
             () = bridge.next_interrupt() => {}
             Some(()) = async { sigterm.as_mut()?.recv().await } => {}
