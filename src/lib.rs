@@ -14,9 +14,9 @@
 //! ```text
 //!  shell user ─► cli (clap) ──┐
 //!  REPL user ──► repl ────────┼─► script (Rhai engine + built-in scripts/sandbox/**.rhai)
-//!  automation ─► file.rhai ───┘          │ objects: Snapshot · Sandbox · Command
+//!  automation ─► file.rhai ───┘          │ objects: Snapshot · Sandbox · Command · Tunnel
 //!                                        ▼
-//!                         client (async REST + WebSocket exec + files)
+//!                         client (async REST + WebSocket exec + files + tunnels)
 //!                                        │  LangSmith Sandbox API (HTTP + WebSocket)
 //!            ┌───────────────────────────┴──────────────────────────┐
 //!     LangSmith (cloud / self-hosted)                  server (local backend, Linux)

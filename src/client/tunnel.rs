@@ -2,7 +2,7 @@
 //! connection bridged to this process's stdin/stdout (an SSH `ProxyCommand`).
 //!
 //! Each accepted local connection gets its own yamux stream of the tunnel's session
-//! ([`super::tunnel_session`]); a session that died is re-dialled when the next connection
+//! (`tunnel_session`); a session that died is re-dialled when the next connection
 //! arrives, as the official SDK does. What happens is reported as [`TunnelEvent`]s through a
 //! callback: the CLI turns them into log lines, scripts ignore them.
 
