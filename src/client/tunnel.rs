@@ -14,10 +14,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::tunnel_session::{Dialer, OpenError, Session};
+use super::tunnel_session::{Dialer, OpenError, Session, TunnelStream};
 use super::{Client, ClientError};
 use crate::api::tunnel::{STATUS_DIAL_FAILED, STATUS_PORT_NOT_ALLOWED, STATUS_UNSUPPORTED_VERSION};
 
+/// How long a failed stream waits to learn whether its session is ending.
+const SESSION_END_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Copy buffer per direction of a bridged connection.
 const BRIDGE_BUFFER: usize = 256 * 1024;
 
@@ -230,6 +232,21 @@ async fn accept_loop(
     dialer.close().await;
 }
 
+/// A stream to `remote_port` on a live session. When the stream fails because the session
+/// just died under it (the server dropped it a moment ago), it is tried once more on a new
+/// session, so the first connection after a drop reconnects as the later ones do.
+async fn open(dialer: &Dialer, remote_port: u16) -> Result<TunnelStream, OpenError> {
+    let mut retried = false;
+    loop {
+        let session = dialer.session().await.map_err(OpenError::Open)?;
+        match session.open(remote_port).await {
+            Err(OpenError::Rejected(status)) => return Err(OpenError::Rejected(status)),
+            Err(_) if !retried && session.ends_within(SESSION_END_GRACE).await => retried = true,
+            opened => return opened,
+        }
+    }
+}
+
 /// One local connection: a stream, its handshake, then bytes both ways with half-closes.
 async fn bridge(
     mut local: TcpStream,
@@ -238,11 +255,7 @@ async fn bridge(
     remote_port: u16,
     events: TunnelEvents,
 ) {
-    let session = match dialer.session().await {
-        Ok(session) => session,
-        Err(error) => return events(TunnelEvent::OpenFailed { error }),
-    };
-    let mut stream = match session.open(remote_port).await {
+    let mut stream = match open(&dialer, remote_port).await {
         Ok(stream) => stream,
         Err(OpenError::Open(error)) => return events(TunnelEvent::OpenFailed { error }),
         Err(OpenError::WriteHeader(error)) => {

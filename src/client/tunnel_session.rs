@@ -10,12 +10,11 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 
 use super::ClientError;
@@ -53,7 +52,8 @@ enum Request {
 /// A live (or ended) session; dropping it closes the connection.
 pub(super) struct Session {
     requests: mpsc::Sender<Request>,
-    closed: Arc<AtomicBool>,
+    /// Becomes `true` when the driver task ended.
+    closed: watch::Receiver<bool>,
 }
 
 impl Session {
@@ -68,13 +68,22 @@ impl Session {
         let connection =
             yamux::Connection::new(WsPipe::new(socket).compat(), config, yamux::Mode::Client);
         let (requests, received) = mpsc::channel(64);
-        let closed = Arc::new(AtomicBool::new(false));
-        tokio::spawn(drive(connection, received, closed.clone()));
+        let (ended, closed) = watch::channel(false);
+        tokio::spawn(drive(connection, received, ended));
         Ok(Session { requests, closed })
     }
 
     pub(super) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        *self.closed.borrow()
+    }
+
+    /// Whether the session ends within `limit`: a stream that failed on a session the
+    /// server just dropped fails a moment before the driver has seen the end.
+    pub(super) async fn ends_within(&self, limit: Duration) -> bool {
+        let mut closed = self.closed.clone();
+        tokio::time::timeout(limit, closed.wait_for(|c| *c))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// A new stream to `port` inside the sandbox, past its connect header and status byte.
@@ -127,7 +136,7 @@ fn dial_error(e: ClientError) -> ClientError {
 async fn drive(
     mut connection: yamux::Connection<Compat<WsPipe>>,
     mut requests: mpsc::Receiver<Request>,
-    closed: Arc<AtomicBool>,
+    ended: watch::Sender<bool>,
 ) {
     let mut waiting = VecDeque::new();
     let mut closing: Vec<oneshot::Sender<()>> = Vec::new();
@@ -166,7 +175,7 @@ async fn drive(
         }
     })
     .await;
-    closed.store(true, Ordering::Release);
+    ended.send_replace(true);
     for done in closing {
         let _ = done.send(());
     }
