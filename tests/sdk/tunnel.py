@@ -48,9 +48,9 @@ def echo_ready(port: int) -> None:
 
 def main():
     client = SandboxClient()
-    sb = client.create_sandbox(snapshot_id=os.environ["SNAPSHOT_ID"], name="sdk-tunnel")
+    sb = client.create_sandbox(snapshot_id=os.environ["SNAPSHOT_ID"], name="sdk-tunnel", timeout=120)
     try:
-        sb.run(f"nc -ll -p {ECHO_PORT} -e cat", wait=False)
+        echo = sb.run(f"nc -ll -p {ECHO_PORT} -e cat", wait=False)
         t = sb.tunnel(ECHO_PORT, local_port=0)
         assert t.remote_port == ECHO_PORT and t.local_port > 0, (t.remote_port, t.local_port)
         echo_ready(t.local_port)
@@ -98,6 +98,7 @@ def main():
         except ConnectionRefusedError:
             pass
         say("flow close", "the listener is gone")
+        echo.kill()
     finally:
         client.delete_sandbox("sdk-tunnel")
     say("sdk tunnel ok")
