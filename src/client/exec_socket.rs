@@ -24,10 +24,11 @@ pub fn ws_url(dataplane: &str, suffix: &str) -> String {
 
 /// Connect to `url`; on failure the error and whether a retry may succeed.
 pub(super) async fn connect(url: &str, api_key: &str) -> Result<Socket, (ClientError, bool)> {
-    connect_with(url, api_key, &[]).await
+    connect_with(url, api_key, &[], false).await
 }
 
-/// Connect to `url` with `X-Api-Key` and `extra_headers`.
+/// Connect to `url` with `X-Api-Key` and `extra_headers`; `nodelay` turns Nagle's algorithm
+/// off (a tunnel carries request/response traffic whose small writes must not wait).
 ///
 /// The one place that dials a data-plane WebSocket with credentials: every exec session, the
 /// interactive console among them, and every tunnel session attach through here, so
@@ -36,6 +37,7 @@ pub(super) async fn connect_with(
     url: &str,
     api_key: &str,
     extra_headers: &[(&'static str, String)],
+    nodelay: bool,
 ) -> Result<Socket, (ClientError, bool)> {
     let mut request = url.into_client_request().map_err(|e| {
         (
@@ -59,7 +61,7 @@ pub(super) async fn connect_with(
         })?;
         request.headers_mut().insert(*name, value);
     }
-    match tokio_tungstenite::connect_async(request).await {
+    match tokio_tungstenite::connect_async_with_config(request, None, nodelay).await {
         Ok((socket, _)) => Ok(socket),
         Err(tungstenite::Error::Http(resp)) => {
             let status = resp.status().as_u16();

@@ -60,7 +60,7 @@ impl Session {
     /// Dial `{dataplane}/tunnel` and start the yamux client on it.
     pub(super) async fn dial(dataplane: &str, api_key: &str) -> Result<Session, ClientError> {
         let url = ws_url(dataplane, "/tunnel");
-        let socket = connect_with(&url, api_key, &[])
+        let socket = connect_with(&url, api_key, &[], true)
             .await
             .map_err(|(e, _)| dial_error(e))?;
         let mut config = yamux::Config::default();
