@@ -18,8 +18,8 @@
 //!   (`exec_stdio`, `utf8_input`). `console` is an exec session with a PTY and no reattach.
 //! * Files: `files` (upload, download).
 //! * Tunnels: `tunnel` (listener and stdio modes, events) over `tunnel_session` (a yamux
-//!   client session on the `/tunnel` socket dialled by `exec_socket`, re-dialled lazily) and
-//!   `tunnel_ws` (the socket as a byte pipe).
+//!   client session on the `/tunnel` socket dialled by `exec_socket`, read and written as
+//!   bytes through the shared `ws_pipe`, re-dialled lazily).
 
 pub mod config;
 #[cfg(unix)]
@@ -39,7 +39,6 @@ pub mod sandbox;
 pub mod snapshot;
 pub mod tunnel;
 mod tunnel_session;
-mod tunnel_ws;
 mod utf8_input;
 
 use std::sync::{Arc, Once};

@@ -18,9 +18,9 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 
 use super::ClientError;
-use super::exec_socket::{connect_with, ws_url};
-use super::tunnel_ws::WsPipe;
+use super::exec_socket::{Socket, connect_with, ws_url};
 use crate::api::tunnel::{STATUS_OK, encode_header};
+use crate::ws_pipe::WsPipe;
 
 /// Dials of one reconnect, as the official SDK makes them.
 pub(super) const DIAL_ATTEMPTS: u32 = 3;
@@ -134,7 +134,7 @@ fn dial_error(e: ClientError) -> ClientError {
 /// Own the connection: hand out streams, drop the ones the server might open (it never
 /// should), close on request or when every [`Session`] handle is gone.
 async fn drive(
-    mut connection: yamux::Connection<Compat<WsPipe>>,
+    mut connection: yamux::Connection<Compat<WsPipe<Socket>>>,
     mut requests: mpsc::Receiver<Request>,
     ended: watch::Sender<bool>,
 ) {
