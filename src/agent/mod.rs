@@ -1,7 +1,7 @@
 //! The in-sandbox agent: PID 1 of every sandbox. It reaps zombies and serves the data plane
 //! (exec sessions, files) over a unix socket that the server proxies `{dataplane_url}/…` to.
 //!
-//! Module map: `init` PID 1 duties · `app` router and error envelope · `exec_ws` /
+//! Module map: `init` PID 1 duties · `boot_hooks` the image's `boot.d` executables · `app` router and error envelope · `exec_ws` /
 //! `control` the WebSocket exec protocol · `exec_sse` its one-way SSE variant ·
 //! `exec_http` legacy one-shot exec · `registry` sessions by id · `session` /
 //! `attachment` one command's state and its readers · `ssh_agent` / `ssh_agent_session`
@@ -26,6 +26,7 @@
 
 mod app;
 mod attachment;
+mod boot_hooks;
 mod control;
 mod exec_http;
 mod exec_sse;
