@@ -28,4 +28,5 @@ mod sdk_conformance;
 mod sdk_dataplane_exec;
 mod sdk_dataplane_files;
 mod server_features;
+mod ssh;
 mod workflow;
