@@ -231,3 +231,23 @@ async fn run_mmdebstrap(tree: &Path) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_debian_default_of_another_recipe_is_rebuilt() {
+        let mut rec = SnapshotRecord::default();
+        assert!(
+            !is_current(&rec, &DefaultSource::Debian),
+            "built before recipes"
+        );
+        rec.recipe = Some("debian-0000000000000000".into());
+        assert!(!is_current(&rec, &DefaultSource::Debian));
+        rec.recipe = Some(debian_recipe());
+        assert!(is_current(&rec, &DefaultSource::Debian));
+        let from_image = SnapshotRecord::default();
+        assert!(is_current(&from_image, &DefaultSource::Image("x".into())));
+    }
+}
