@@ -5,8 +5,10 @@
 //!
 //! A hook gets `/dev/null` as stdin and the agent's stderr as stdout and stderr. PID 1 waits
 //! for the hook process itself, not for daemons it leaves behind (those are re-parented to
-//! PID 1, which reaps them when they end); a hook still running after [`HOOK_TIME_LIMIT`] is
-//! left running and the boot goes on, so a broken hook cannot keep a sandbox from answering.
+//! PID 1, which reaps them when they end). All hooks together are waited for at most
+//! [`BOOT_HOOKS_BUDGET`], well inside the server's deadline for a fresh agent to answer: a hook
+//! still running then is left running and the boot goes on (later hooks are started without
+//! waiting), so a broken hook cannot keep a sandbox from answering.
 //!
 //! Runs in PID 1 before any thread exists, with SIGCHLD (and the termination signals) blocked:
 //! waiting uses `sigtimedwait` on SIGCHLD, and a termination signal stays pending for the
@@ -25,8 +27,9 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 /// Where the hooks live in the sandbox's root filesystem.
 pub const BOOT_DIR: &str = "/etc/langsmith/boot.d";
 
-/// How long one hook may take before the boot goes on without it.
-pub const HOOK_TIME_LIMIT: Duration = Duration::from_secs(30);
+/// How long PID 1 waits for the hooks, all together, before the server starts regardless
+/// (the server gives a fresh agent 20 s to answer).
+pub const BOOT_HOOKS_BUDGET: Duration = Duration::from_secs(10);
 
 /// The executables (regular files with an execute bit, symlinks followed) in `dir`, by name;
 /// none when `dir` does not exist. Names starting with `.` are skipped.
@@ -48,9 +51,11 @@ pub fn hooks_in(dir: &Path) -> Vec<PathBuf> {
 
 /// Run every hook of [`BOOT_DIR`], one after the other.
 pub fn run_all() {
+    let deadline = Instant::now() + BOOT_HOOKS_BUDGET;
     for hook in hooks_in(Path::new(BOOT_DIR)) {
+        let left = deadline.saturating_duration_since(Instant::now());
         // One left running is PID 1's child like any other; the supervisor reaps it.
-        drop(run_one(&hook, HOOK_TIME_LIMIT));
+        drop(run_one(&hook, left));
     }
     reap_exited();
 }
