@@ -8,7 +8,7 @@
 //! holds no API key and no endpoint: the ProxyCommand must find both on its own.
 
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -85,6 +85,7 @@ impl Home {
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("LANGSMITH_API_KEY")
             .env_remove("LANGSMITH_ENDPOINT")
+            .env_remove("LANGSMITH_STATE_DIR")
             .env_remove("SSH_AUTH_SOCK")
             .stdin(Stdio::null());
         die_with_parent(cmd);
@@ -355,6 +356,38 @@ fn ssh_setup_then_openssh_into_default_sandboxes() {
         });
     }
     assert_eq!(home.ssh("alpha", "echo back"), "back\n");
+
+    // Through the local backend (no endpoint, no key; its state directory moved): the block is
+    // updated to name that directory, and ssh finds the backend's own key there.
+    let key_file = server.state_dir.join("api-key");
+    std::fs::write(&key_file, API_KEY).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let local = Cli::bare()
+        .env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("LANGSMITH_ENDPOINT")
+        .env_remove("LANGSMITH_API_KEY")
+        .env_remove("LANGSMITH_WORKSPACE_ID")
+        .env("LANGSMITH_STATE_DIR", &server.state_dir)
+        .args(&["sandbox", "ssh-setup", "alpha"])
+        .run();
+    assert_eq!(local.code, 0, "{}", local.stderr);
+    assert_eq!(
+        local.stderr,
+        format!(
+            "Updated SSH config for sandbox-alpha in {}\n{}",
+            config_path.display(),
+            connect_lines(&home, "alpha")
+        )
+    );
+    let config = home.read(".ssh/config");
+    let state = server.state_dir.display();
+    assert!(
+        config.contains(&format!("ProxyCommand env LANGSMITH_STATE_DIR='{state}' ")),
+        "{config}"
+    );
+    assert_eq!(config.matches("Host sandbox-alpha").count(), 1, "{config}");
+    assert_eq!(home.ssh("alpha", "echo local"), "local\n");
 
     for name in ["alpha", "beta"] {
         api.delete_sandbox(name);
