@@ -400,7 +400,12 @@ fn a_sandbox_without_sshd_gets_the_warning_and_still_a_block() {
     let api = Api::new(&server);
     let home = Home::new();
     let snapshot = api.ready_snapshot("tiny", image::tiny(), 64 << 20);
-    api.ready_sandbox("bare", &snapshot, json!({}));
+    let sb = api.ready_sandbox("bare", &snapshot, json!({}));
+    // Tunnels and sshd dial 127.0.0.1 in the sandbox's own network namespace: runc must have
+    // brought its loopback up (IFF_UP is bit 0 of the flags).
+    let flags = api.exec(&sb, "cat /sys/class/net/lo/flags").stdout;
+    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo is down: {flags:#x}");
     let out = home.ssh_setup(&server, "bare");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
