@@ -13,10 +13,10 @@ packages=(
   busybox-static bash-static  # the tiny libc-free test image
   python3 python3-venv        # the official SDK conformance tests
   tmux            # a real terminal for the console tests
-  openssh-client  # ssh-agent, ssh-add, ssh-keygen: the SSH-agent forwarding tests
+  openssh-client  # ssh-agent, ssh-add, ssh-keygen: the SSH-agent forwarding tests; ssh, scp, sftp: the ssh-setup tests
+  rsync           # rsync over ssh into a sandbox (the ssh-setup tests)
   ca-certificates
   mmdebstrap      # builds the default Debian snapshot (system/default) on first use
-  tmux            # terminal tests of the shell and the console
   chromium        # a real browser opens service URLs (headless)
   "$@"
 )

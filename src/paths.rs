@@ -37,6 +37,13 @@ pub fn history_file() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join(APP_DIR).join("history"))
 }
 
+/// The CLI's own credentials, `<config dir>/langsmith/credentials.json` (mode 0600): the API
+/// key of each remote endpoint that `sandbox ssh-setup` configured, so an ssh `ProxyCommand`
+/// finds it without the key being written into `~/.ssh/config`.
+pub fn credentials_file() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join(APP_DIR).join("credentials.json"))
+}
+
 /// `STATE/server.json`: written by a server once it is ready (`{"url", "pid"}`), read by the
 /// client to find it.
 pub fn server_info_file(state: &Path) -> PathBuf {

@@ -31,6 +31,7 @@ mod sdk_dataplane_files;
 mod sdk_service;
 mod sdk_tunnel;
 mod server_features;
+mod ssh;
 mod tunnel_cli;
 mod tunnel_dataplane;
 mod workflow;

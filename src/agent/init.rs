@@ -4,6 +4,9 @@
 //! `kill -9 -1`, a crash) is started again, so the sandbox keeps answering; once a
 //! termination signal was forwarded, the server's exit ends PID 1 (and the sandbox) with its
 //! status.
+//!
+//! Before the first fork PID 1 runs the image's boot hooks (`boot_hooks`), once per boot: a
+//! restarted server does not run them again.
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
@@ -28,6 +31,7 @@ pub fn become_init_if_pid1() -> anyhow::Result<Option<i32>> {
     }
     // Blocked before the fork so no SIGCHLD or SIGTERM can slip between fork and sigwait.
     let previous = handled.thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
+    super::boot_hooks::run_all();
     loop {
         let started = Instant::now();
         // SAFETY: PID 1 never starts a thread (the tokio runtime is built in the child after

@@ -1,7 +1,8 @@
 //! The in-sandbox agent: PID 1 of every sandbox. It reaps zombies and serves the data plane
 //! (exec sessions, files) over a unix socket that the server proxies `{dataplane_url}/…` to.
 //!
-//! Module map: `init` PID 1 duties · `app` router and error envelope · `exec_ws` /
+//! Module map: `init` PID 1 duties · `boot_hooks` the image's `boot.d` executables ·
+//! `app` router and error envelope · `exec_ws` /
 //! `control` the WebSocket exec protocol · `exec_sse` its one-way SSE variant ·
 //! `exec_http` legacy one-shot exec · `connect` a raw TCP pipe to a port inside
 //! the sandbox (service URLs) · `registry` sessions by id · `session` /
@@ -29,6 +30,7 @@
 
 mod app;
 mod attachment;
+mod boot_hooks;
 mod connect;
 mod control;
 mod exec_http;

@@ -1,8 +1,30 @@
 //! Where the client talks to and with which key: `--api-url` > `LANGSMITH_ENDPOINT`,
-//! `--api-key` > `LANGSMITH_API_KEY` (empty strings count as unset), base-URL normalisation
-//! and the decision to fall back to the embedded local backend.
+//! `--api-key` > `LANGSMITH_API_KEY` (empty strings count as unset) > the key kept for that
+//! endpoint in the CLI's credentials file (only when an endpoint is named: with none, the local
+//! backend is used as before), base-URL normalisation and the decision to fall back to the
+//! embedded local backend.
 
+#[cfg(unix)]
+pub use super::credentials::Credential;
 use super::error::ClientError;
+
+/// Without unix file modes there is no private credentials file to read.
+#[cfg(not(unix))]
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub api_key: String,
+    pub workspace_id: Option<String>,
+}
+
+/// The credentials file's entry for `base`.
+fn kept_credential(base: &str) -> Result<Option<Credential>, String> {
+    #[cfg(unix)]
+    if let Some(path) = crate::paths::credentials_file() {
+        return super::credentials::lookup(&path, base);
+    }
+    let _ = base;
+    Ok(None)
+}
 
 /// The LangSmith endpoint used when a key is configured but no endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://api.smith.langchain.com";
@@ -57,7 +79,24 @@ impl ConfigInputs {
         let url = non_empty(self.api_url.clone()).or_else(|| env("LANGSMITH_ENDPOINT"));
         let key = non_empty(self.api_key.clone()).or_else(|| env("LANGSMITH_API_KEY"));
         let workspace_id = env("LANGSMITH_WORKSPACE_ID");
+        let (key, workspace_id) = Self::with_kept_key(&url, key, workspace_id, kept_credential)?;
         Self::decide(url, key, workspace_id)
+    }
+
+    /// The key kept for `url` when none was given (its workspace too, unless one was given).
+    fn with_kept_key(
+        url: &Option<String>,
+        key: Option<String>,
+        workspace_id: Option<String>,
+        lookup: impl FnOnce(&str) -> Result<Option<Credential>, String>,
+    ) -> Result<(Option<String>, Option<String>), ClientError> {
+        let (Some(url), None) = (url, &key) else {
+            return Ok((key, workspace_id));
+        };
+        match lookup(&normalize_base(url)).map_err(ClientError::Config)? {
+            Some(kept) => Ok((Some(kept.api_key), workspace_id.or(kept.workspace_id))),
+            None => Ok((None, workspace_id)),
+        }
     }
 
     fn decide(
@@ -103,6 +142,44 @@ mod tests {
                 workspace_id: None
             })
         );
+    }
+
+    fn kept(key: &str, ws: Option<&str>) -> Result<Option<Credential>, String> {
+        Ok(Some(Credential {
+            api_key: key.into(),
+            workspace_id: ws.map(String::from),
+        }))
+    }
+
+    #[test]
+    fn a_named_endpoint_without_a_key_takes_the_kept_one() {
+        let url = Some("https://host/api/v1/".to_string());
+        let got = ConfigInputs::with_kept_key(&url, None, None, |base| {
+            assert_eq!(base, "https://host");
+            kept("kept", Some("w"))
+        });
+        assert_eq!(got.unwrap(), (Some("kept".into()), Some("w".into())));
+        // A given workspace wins over the kept one.
+        let got = ConfigInputs::with_kept_key(&url, None, Some("env".into()), |_| {
+            kept("kept", Some("w"))
+        });
+        assert_eq!(got.unwrap(), (Some("kept".into()), Some("env".into())));
+        // Nothing kept: the GA error follows from `decide`.
+        let got = ConfigInputs::with_kept_key(&url, None, None, |_| Ok(None)).unwrap();
+        assert_eq!(got, (None, None));
+        // A file that cannot be trusted is an error, not a silent fallback.
+        let err = ConfigInputs::with_kept_key(&url, None, None, |_| Err("refused".into()));
+        assert_eq!(err.unwrap_err().to_string(), "refused");
+    }
+
+    #[test]
+    fn a_given_key_or_no_endpoint_never_reads_the_file() {
+        let never = |_: &str| -> Result<Option<Credential>, String> { panic!("read") };
+        let url = Some("https://host".to_string());
+        let got = ConfigInputs::with_kept_key(&url, Some("flag".into()), None, never).unwrap();
+        assert_eq!(got, (Some("flag".into()), None));
+        let got = ConfigInputs::with_kept_key(&None, None, None, never).unwrap();
+        assert_eq!(got, (None, None));
     }
 
     #[test]

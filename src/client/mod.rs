@@ -8,7 +8,8 @@
 //!
 //! Module map:
 //!
-//! * Where and with which key: `config` (endpoint and key resolution), `embedded` (the local
+//! * Where and with which key: `config` (endpoint and key resolution), `credentials` (keys
+//!   kept per endpoint for ssh ProxyCommands), `embedded` (the local
 //!   backend as the default), `error` (one typed error for every call).
 //! * Control plane: `sandbox`, `snapshot` (one `impl Client` block each).
 //! * Exec: `exec` (the [`Command`] handle and its options) over one background task per command,
@@ -24,6 +25,8 @@
 pub mod config;
 #[cfg(unix)]
 pub mod console;
+#[cfg(unix)]
+pub mod credentials;
 #[cfg(target_os = "linux")]
 pub mod embedded;
 pub mod error;

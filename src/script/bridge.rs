@@ -149,6 +149,11 @@ impl Bridge {
         self.handle.block_on(fut)
     }
 
+    /// The endpoint and key as the user gave them (flags; the environment is read on resolve).
+    pub fn inputs(&self) -> &ConfigInputs {
+        &self.inputs
+    }
+
     /// The client, connecting (and maybe starting the local backend) on first use.
     pub fn client(&self) -> ScriptResult<Client> {
         let client = self

@@ -14,7 +14,9 @@
 //! embedded subcommand scripts and user overrides) · objects: [`snapshot`], [`sandbox`] +
 //! `sandbox_fns`, [`command`] · running commands: `streaming` (a callback per chunk),
 //! `exec_stream` and `exec_terminal` (what `sandbox exec` uses), [`console`] · `transfer`
-//! (upload, download) · [`tunnel`] (`sb.tunnel`, and `tunnel_cli` behind `sandbox tunnel`) · [`helpers`] (argument parsing shared by the built-ins, exit status) ·
+//! (upload, download) · [`tunnel`] (`sb.tunnel`, and `tunnel_cli` behind `sandbox tunnel`) ·
+//! `ssh_setup` (the local files of `sandbox ssh-setup`) · [`helpers`]
+//! (argument parsing shared by the built-ins, exit status) ·
 //! [`render`] + `table` (values → JSON or pretty tables).
 
 pub mod bridge;
@@ -28,6 +30,8 @@ pub mod render;
 pub mod sandbox;
 mod sandbox_fns;
 pub mod snapshot;
+#[cfg(unix)]
+mod ssh_setup;
 mod streaming;
 mod table;
 mod transfer;
@@ -71,6 +75,8 @@ impl ScriptHost {
         console::register(&mut engine, &bridge);
         tunnel::register(&mut engine, &bridge);
         helpers::register(&mut engine, &bridge);
+        #[cfg(unix)]
+        ssh_setup::register(&mut engine, &bridge);
         ScriptHost {
             engine,
             bridge,

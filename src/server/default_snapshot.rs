@@ -3,7 +3,10 @@
 //! It is built on first use and then cached like any snapshot: by default a Debian root
 //! filesystem with Python and common tools made from Debian packages (`mmdebstrap`), or,
 //! with `--default-image`, from an image. One build at a time: every create that arrives
-//! while it runs waits on the same build.
+//! while it runs waits on the same build. The Debian one ships OpenSSH's server (`sshd`); its
+//! record carries an id of its recipe, and a cached default of another recipe is rebuilt.
+
+mod sshd;
 
 use std::path::Path;
 
@@ -22,7 +25,7 @@ use crate::api::{Snapshot, snapshot_status, status};
 
 pub const NAME: &str = "system/default";
 
-/// Debian packages of the default snapshot, on top of `minbase`.
+/// Debian packages of the default snapshot, on top of `minbase` (plus [`sshd::PACKAGES`]).
 const DEBIAN_PACKAGES: &str =
     "python3,python-is-python3,ca-certificates,bash,coreutils,procps,iproute2,curl,git,less,nano";
 const DEBIAN_SUITE: &str = "bookworm";
@@ -60,12 +63,14 @@ pub async fn ensure(state: &AppState) -> Result<(SnapshotRecord, Option<PendingB
     {
         return Ok((rec, Some(pending.clone())));
     }
+    let source = state.features.default_source.clone();
     match snapshots::resolve(state, &format!("{NAME}:{DEFAULT_TAG}")).await {
-        Ok(rec) if rec.snapshot.status == snapshot_status::READY => return Ok((rec, None)),
+        Ok(rec) if rec.snapshot.status == snapshot_status::READY && is_current(&rec, &source) => {
+            return Ok((rec, None));
+        }
         Ok(_) | Err(ApiError::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
-    let source = state.features.default_source.clone();
     let ts = now();
     let rec = SnapshotRecord {
         snapshot: Snapshot {
@@ -82,6 +87,10 @@ pub async fn ensure(state: &AppState) -> Result<(SnapshotRecord, Option<PendingB
             ..Default::default()
         },
         pending_tag: Some(DEFAULT_TAG.into()),
+        recipe: match &source {
+            DefaultSource::Debian => Some(debian_recipe()),
+            DefaultSource::Image(_) => None,
+        },
         ..Default::default()
     };
     state.store.put_snapshot(&rec).await?;
@@ -105,6 +114,20 @@ pub async fn ensure(state: &AppState) -> Result<(SnapshotRecord, Option<PendingB
     let pending = handle.map(|_| ()).boxed().shared();
     *inflight = Some((id, pending.clone()));
     Ok((rec, Some(pending)))
+}
+
+/// The id of what the Debian default is made from: packages, suite and the sshd set-up.
+fn debian_recipe() -> String {
+    sshd::recipe_id(&[DEBIAN_PACKAGES, sshd::PACKAGES, DEBIAN_SUITE])
+}
+
+/// Whether a cached default still is what `source` makes. One built from an image counts as
+/// current while the server builds from an image (its reference is the user's to change).
+fn is_current(rec: &SnapshotRecord, source: &DefaultSource) -> bool {
+    match source {
+        DefaultSource::Debian => rec.recipe.as_deref() == Some(debian_recipe().as_str()),
+        DefaultSource::Image(_) => true,
+    }
 }
 
 /// Boot sandbox `id` once the default snapshot's build ends; if the build failed, the
@@ -156,6 +179,7 @@ async fn build_debian(state: &AppState, id: &str) -> Result<BuiltImage, String> 
             .and(tokio::fs::create_dir_all(state.dirs.snapshot_dir(id)).await)
             .map_err(|e| format!("preparing the build directories: {e}"))?;
         run_mmdebstrap(&tree).await?;
+        sshd::finish_tree(&tree).await?;
         let used_bytes = images::make_ext4(&tree, DEFAULT_CAPACITY as u64, &output)
             .await
             .map_err(|e| e.to_string())?;
@@ -182,7 +206,7 @@ async fn run_mmdebstrap(tree: &Path) -> Result<(), String> {
     };
     let out = tokio::process::Command::new("mmdebstrap")
         .args(["--variant=minbase", "--quiet", "--format=directory"])
-        .arg(format!("--include={DEBIAN_PACKAGES}"))
+        .arg(format!("--include={DEBIAN_PACKAGES},{}", sshd::PACKAGES))
         .arg(DEBIAN_SUITE)
         .arg(tree)
         .arg(mirror)
@@ -206,4 +230,24 @@ async fn run_mmdebstrap(tree: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_debian_default_of_another_recipe_is_rebuilt() {
+        let mut rec = SnapshotRecord::default();
+        assert!(
+            !is_current(&rec, &DefaultSource::Debian),
+            "built before recipes"
+        );
+        rec.recipe = Some("debian-0000000000000000".into());
+        assert!(!is_current(&rec, &DefaultSource::Debian));
+        rec.recipe = Some(debian_recipe());
+        assert!(is_current(&rec, &DefaultSource::Debian));
+        let from_image = SnapshotRecord::default();
+        assert!(is_current(&from_image, &DefaultSource::Image("x".into())));
+    }
 }

@@ -1,7 +1,9 @@
 //! Text helpers with the LangSmith CLI's exact semantics: Go `%q` quoting, size strings,
-//! bytes and time columns of the pretty tables, and Go `slog` log lines ([`slog`]).
+//! bytes and time columns of the pretty tables, Go `slog` log lines ([`slog`]); [`ssh_config`]
+//! renders and upserts the OpenSSH client entries of `sandbox ssh-setup`.
 
 pub mod slog;
+pub mod ssh_config;
 
 const KIB: f64 = 1024.0;
 const MIB: i64 = 1 << 20;

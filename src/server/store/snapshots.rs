@@ -19,6 +19,9 @@ pub struct SnapshotRecord {
     /// Tag the snapshot takes once its build succeeds (a failed build never moves a tag).
     #[serde(default)]
     pub pending_tag: Option<String>,
+    /// What the default snapshot was made from (see `default_snapshot`); `None` for others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<String>,
 }
 
 impl SnapshotRecord {
