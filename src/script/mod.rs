@@ -14,7 +14,8 @@
 //! embedded subcommand scripts and user overrides) · objects: [`snapshot`], [`sandbox`] +
 //! `sandbox_fns`, [`command`] · running commands: `streaming` (a callback per chunk),
 //! `exec_stream` and `exec_terminal` (what `sandbox exec` uses), [`console`] · `transfer`
-//! (upload, download) · [`helpers`] (argument parsing shared by the built-ins, exit status) ·
+//! (upload, download) · `service` (service URLs, download links) · `http` (`http_get`) ·
+//! [`helpers`] (argument parsing shared by the built-ins, exit status) ·
 //! [`render`] + `table` (values → JSON or pretty tables).
 
 pub mod bridge;
@@ -24,9 +25,11 @@ pub mod console;
 mod exec_stream;
 mod exec_terminal;
 pub mod helpers;
+mod http;
 pub mod render;
 pub mod sandbox;
 mod sandbox_fns;
+mod service;
 pub mod snapshot;
 mod streaming;
 mod table;
@@ -66,6 +69,8 @@ impl ScriptHost {
         command::register(&mut engine);
         streaming::register(&mut engine);
         transfer::register(&mut engine);
+        service::register(&mut engine);
+        http::register(&mut engine, &bridge);
         console::register(&mut engine, &bridge);
         helpers::register(&mut engine, &bridge);
         ScriptHost {
