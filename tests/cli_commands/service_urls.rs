@@ -27,6 +27,13 @@ fn seconds_until(rfc3339: &str) -> i64 {
     (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds()
 }
 
+/// `langsmith sandbox service-url svc --port PORT EXTRA…`, which must succeed: its JSON.
+fn service_url(server: &TestServer, port: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["sandbox", "service-url", "svc", "--port", port];
+    args.extend_from_slice(extra);
+    ok(server, &args).json()
+}
+
 fn keys(v: &Value) -> Vec<&str> {
     v.as_object().unwrap().keys().map(String::as_str).collect()
 }
@@ -86,19 +93,7 @@ fn service_url_prints_a_token_link_that_serves_the_sandbox_port() {
     assert!(body.contains("Authentication required"), "{body}");
 
     // A shorter lifetime; a port where nothing listens is minted but not reachable.
-    let short = ok(
-        &server,
-        &[
-            "sandbox",
-            "service-url",
-            "svc",
-            "--port",
-            "9",
-            "--expires-in-seconds",
-            "60",
-        ],
-    )
-    .json();
+    let short = service_url(&server, "9", &["--expires-in-seconds", "60"]);
     assert!(seconds_until(short["expires_at"].as_str().unwrap()) <= 60);
     let (status, body) = get(
         short["service_url"].as_str().unwrap(),
@@ -108,19 +103,7 @@ fn service_url_prints_a_token_link_that_serves_the_sandbox_port() {
     assert!(body.contains("Service is not reachable"), "{body}");
 
     // Login mode: no token, and tokens for that port are refused until `--access off`.
-    let grant = ok(
-        &server,
-        &[
-            "sandbox",
-            "service-url",
-            "svc",
-            "--port",
-            "8000",
-            "--access",
-            "workspace",
-        ],
-    )
-    .json();
+    let grant = service_url(&server, "8000", &["--access", "workspace"]);
     assert_eq!(grant["access"], "workspace", "{grant}");
     assert!(grant.get("token").is_none(), "{grant}");
     let refused = failure(
@@ -128,19 +111,7 @@ fn service_url_prints_a_token_link_that_serves_the_sandbox_port() {
         &["sandbox", "service-url", "svc", "--port", "8000"],
     );
     assert!(refused.contains("HTTP 409"), "{refused}");
-    let again = ok(
-        &server,
-        &[
-            "sandbox",
-            "service-url",
-            "svc",
-            "--port",
-            "8000",
-            "--access",
-            "off",
-        ],
-    )
-    .json();
+    let again = service_url(&server, "8000", &["--access", "off"]);
     assert!(
         again["token"].as_str().is_some_and(|t| !t.is_empty()),
         "{again}"
