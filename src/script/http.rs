@@ -58,11 +58,17 @@ fn answer(got: fetch::Fetched) -> Map {
     map
 }
 
+/// `url` without its query: a `browser_url` carries its token there, and error lines get
+/// printed and logged.
+fn without_query(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(before, _)| before)
+}
+
 fn get(bridge: &Bridge, url: &str, opts: &Map) -> ScriptResult<Map> {
     let (headers, timeout) = options(opts)?;
     let got = bridge
         .block_on(fetch::http_get(url, &headers, timeout))?
-        .map_err(|e| client_error(e, Some(&format!("GET {url}"))))?;
+        .map_err(|e| client_error(e, Some(&format!("GET {}", without_query(url)))))?;
     Ok(answer(got))
 }
 
