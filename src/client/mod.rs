@@ -17,6 +17,9 @@
 //!   socket through `exec_loss`, relays SSH-agent frames (`exec_ssh_agent`) and feeds stdin
 //!   (`exec_stdio`, `utf8_input`). `console` is an exec session with a PTY and no reattach.
 //! * Files: `files` (upload, download).
+//! * Tunnels: `tunnel` (listener and stdio modes, events) over `tunnel_session` (a yamux
+//!   client session on the `/tunnel` socket dialled by `exec_socket`, re-dialled lazily) and
+//!   `tunnel_ws` (the socket as a byte pipe).
 
 pub mod config;
 #[cfg(unix)]
@@ -34,6 +37,9 @@ mod exec_stdio;
 pub mod files;
 pub mod sandbox;
 pub mod snapshot;
+pub mod tunnel;
+mod tunnel_session;
+mod tunnel_ws;
 mod utf8_input;
 
 use std::sync::{Arc, Once};
@@ -48,6 +54,7 @@ pub use config::{ConfigInputs, Endpoint, Resolved};
 pub use error::ClientError;
 pub use exec::{Command, ExecEvent, ExecOptions, ExecOutput, Killer, Starting};
 pub use exec_ssh_agent::AgentChannels;
+pub use tunnel::{Tunnel, TunnelEvent, TunnelEvents};
 
 /// Default per-request timeout of control-plane calls (the LangSmith CLI's).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
