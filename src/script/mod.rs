@@ -14,7 +14,7 @@
 //! embedded subcommand scripts and user overrides) · objects: [`snapshot`], [`sandbox`] +
 //! `sandbox_fns`, [`command`] · running commands: `streaming` (a callback per chunk),
 //! `exec_stream` and `exec_terminal` (what `sandbox exec` uses), [`console`] · `transfer`
-//! (upload, download) · [`helpers`] (argument parsing shared by the built-ins, exit status) ·
+//! (upload, download) · [`tunnel`] (`sb.tunnel`, and `tunnel_cli` behind `sandbox tunnel`) · [`helpers`] (argument parsing shared by the built-ins, exit status) ·
 //! [`render`] + `table` (values → JSON or pretty tables).
 
 pub mod bridge;
@@ -31,6 +31,8 @@ pub mod snapshot;
 mod streaming;
 mod table;
 mod transfer;
+pub mod tunnel;
+mod tunnel_cli;
 
 use std::sync::Arc;
 
@@ -67,6 +69,7 @@ impl ScriptHost {
         streaming::register(&mut engine);
         transfer::register(&mut engine);
         console::register(&mut engine, &bridge);
+        tunnel::register(&mut engine, &bridge);
         helpers::register(&mut engine, &bridge);
         ScriptHost {
             engine,
@@ -91,7 +94,9 @@ impl ScriptHost {
     pub fn run(&self, ast: &AST, args: Map) -> Result<Dynamic, Box<EvalAltResult>> {
         let mut scope = Scope::new();
         scope.push_constant("args", args);
-        self.engine.eval_ast_with_scope(&mut scope, ast)
+        let result = self.engine.eval_ast_with_scope(&mut scope, ast);
+        self.bridge.close_tunnels();
+        result
     }
 
     /// Find (user folder first) and run the script for a subcommand such as `sandbox/create`.
