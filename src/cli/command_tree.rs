@@ -241,6 +241,7 @@ pub fn command(name: &str, interface: &Interface) -> clap::Command {
                 .default_value(default.clone())
                 .hide_default_value(default.is_empty());
         }
+        arg = arg.hide(flag.hidden);
         cmd = cmd.arg(with_help(arg, &flag.help));
     }
     if let Some(t) = &interface.trailing {

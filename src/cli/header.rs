@@ -17,6 +17,7 @@
 //! //! @flag --wait: bool  Wait until ready          (`--wait`, `--wait=false`, `--wait false`)
 //! //! @flag -t, --tty[=<TTY>]: bool  Use a pty      (value only after `=`: `-t=false`)
 //! //! @flag --env <KEY=VALUE>: list  Repeatable     (array of every occurrence)
+//! //! @flag --name: string = "" hidden             (accepted, left out of help)
 //! //! @trailing command <COMMAND>: After `--`       (required words after `--` → array)
 //! ```
 //!
@@ -74,6 +75,8 @@ pub struct Flag {
     pub default: Option<String>,
     /// A bool whose value may only follow `=` (`-t=false`), so `-t word` leaves `word` alone.
     pub equals_only: bool,
+    /// Accepted on the command line, never shown in help.
+    pub hidden: bool,
     pub help: String,
 }
 

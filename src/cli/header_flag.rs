@@ -1,5 +1,5 @@
 //! The `@flag` declaration of an interface header ([`super::header`]):
-//! `[-s, ]--long[ <VALUE>|[=<VALUE>]]: TYPE[ = DEFAULT][  help]`, checked strictly.
+//! `[-s, ]--long[ <VALUE>|[=<VALUE>]]: TYPE[ = DEFAULT][ hidden][  help]`, checked strictly.
 
 use super::header::{Flag, Kind};
 
@@ -19,7 +19,7 @@ pub const NAMED_DEFAULTS: &[(&str, i64)] = &[
 /// Flag names the top-level command line already uses.
 const RESERVED: &[&str] = &["help", "api-key", "api-url", "format"];
 
-/// `[-s, ]--long[ <VALUE>|[=<VALUE>]]: TYPE[ = DEFAULT][  help]`.
+/// `[-s, ]--long[ <VALUE>|[=<VALUE>]]: TYPE[ = DEFAULT][ hidden][  help]`.
 pub fn flag(rest: &str) -> Result<Flag, String> {
     let (spec, typed) = rest
         .split_once(": ")
@@ -60,6 +60,11 @@ pub fn flag(rest: &str) -> Result<Flag, String> {
     let (typed, help) = match typed.split_once("  ") {
         Some((typed, help)) => (typed.trim(), help.trim().to_string()),
         None => (typed.trim(), String::new()),
+    };
+    // `hidden`: accepted but left out of `--help` (a backward-compatible alias).
+    let (typed, hidden) = match typed.strip_suffix(" hidden") {
+        Some(typed) => (typed.trim_end(), true),
+        None => (typed, false),
     };
     let (kind, default) = match typed.split_once(" = ") {
         Some((kind, default)) => (kind.trim(), Some(default.trim())),
@@ -108,6 +113,7 @@ pub fn flag(rest: &str) -> Result<Flag, String> {
         kind,
         default,
         equals_only,
+        hidden,
         help,
     })
 }

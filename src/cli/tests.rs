@@ -367,3 +367,25 @@ fn wait_defaults_are_the_script_apis() {
         snapshot
     );
 }
+
+#[test]
+fn hidden_flags_parse_and_stay_out_of_help() {
+    let f = flags(
+        "//! @about X\n//! @flag --name: string = \"\" hidden  Alias\n//! @flag --url: string\n",
+    );
+    assert_eq!(
+        (f[0].hidden, f[0].default.as_deref(), f[0].help.as_str()),
+        (true, Some(""), "Alias")
+    );
+    assert!(!f[1].hidden);
+    let mut tree = full_tree();
+    let tunnel = tree
+        .find_subcommand_mut("sandbox")
+        .and_then(|s| s.find_subcommand_mut("tunnel"))
+        .expect("sandbox tunnel exists");
+    let help = tunnel.render_long_help().to_string();
+    assert!(
+        help.contains("--remote-port") && !help.contains("--name"),
+        "{help}"
+    );
+}

@@ -19,7 +19,6 @@ use std::sync::atomic::Ordering;
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use super::exec_session::{LostBytes, Session, Started};
-use super::files::dataplane_url;
 use super::{Client, ClientError};
 use crate::api::exec::ExecuteMessage;
 
@@ -254,11 +253,7 @@ impl Command {
 
 /// `http://` → `ws://`, anything else → `wss://`; `/execute/ws` appended.
 pub fn exec_ws_url(dataplane: &str) -> String {
-    let url = dataplane_url(dataplane, "/execute/ws");
-    match url.strip_prefix("http://") {
-        Some(rest) => format!("ws://{rest}"),
-        None => format!("wss://{}", url.strip_prefix("https://").unwrap_or(&url)),
-    }
+    super::exec_socket::ws_url(dataplane, "/execute/ws")
 }
 
 impl Client {

@@ -1,4 +1,5 @@
-//! Opening one `/execute/ws` socket (with `X-Api-Key`) and sending client messages on it.
+//! The one dial of a data-plane WebSocket (with `X-Api-Key`): `/execute/ws` for exec sessions,
+//! `/tunnel` for port tunnels. Also sends exec client messages on it.
 //! Refusals say whether trying again may help: an HTTP 429 or 5xx (the server restarting, a
 //! proxy hiccup) and transport failures may; a bad URL, key or 4xx will not.
 
@@ -11,13 +12,31 @@ use crate::api::exec::ClientMessage;
 pub(super) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// The WebSocket URL of `suffix` (`/execute/ws`, `/tunnel`) on a data plane: trailing `/`
+/// stripped, `http://` → `ws://`, anything else → `wss://`, as the LangSmith CLI does.
+pub fn ws_url(dataplane: &str, suffix: &str) -> String {
+    let url = format!("{}{suffix}", dataplane.trim_end_matches('/'));
+    match url.strip_prefix("http://") {
+        Some(rest) => format!("ws://{rest}"),
+        None => format!("wss://{}", url.strip_prefix("https://").unwrap_or(&url)),
+    }
+}
+
 /// Connect to `url`; on failure the error and whether a retry may succeed.
-///
-/// The one place that dials the data plane's `/execute/ws` with credentials: every exec
-/// session, the interactive console among them, attaches through here, and so should any
-/// later protocol carried over the same socket (a port tunnel), so authentication and the
-/// reading of refusals stay in one spot.
 pub(super) async fn connect(url: &str, api_key: &str) -> Result<Socket, (ClientError, bool)> {
+    connect_with(url, api_key, &[]).await
+}
+
+/// Connect to `url` with `X-Api-Key` and `extra_headers`.
+///
+/// The one place that dials a data-plane WebSocket with credentials: every exec session, the
+/// interactive console among them, and every tunnel session attach through here, so
+/// authentication and the reading of refusals stay in one spot.
+pub(super) async fn connect_with(
+    url: &str,
+    api_key: &str,
+    extra_headers: &[(&'static str, String)],
+) -> Result<Socket, (ClientError, bool)> {
     let mut request = url.into_client_request().map_err(|e| {
         (
             ClientError::Config(format!("bad dataplane URL: {e}")),
@@ -31,6 +50,15 @@ pub(super) async fn connect(url: &str, api_key: &str) -> Result<Socket, (ClientE
         )
     })?;
     request.headers_mut().insert("X-Api-Key", key);
+    for (name, value) in extra_headers {
+        let value = value.parse().map_err(|_| {
+            (
+                ClientError::Config(format!("{name} is not a valid header value")),
+                false,
+            )
+        })?;
+        request.headers_mut().insert(*name, value);
+    }
     match tokio_tungstenite::connect_async(request).await {
         Ok((socket, _)) => Ok(socket),
         Err(tungstenite::Error::Http(resp)) => {
@@ -53,4 +81,31 @@ pub(super) async fn send(
 ) -> Result<(), tungstenite::Error> {
     let text = serde_json::to_string(msg).expect("client messages serialise");
     socket.send(Message::text(text)).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ws_urls_follow_the_scheme_and_drop_a_trailing_slash() {
+        let cases = [
+            (
+                "http://127.0.0.1:7433/dp/x/",
+                "/tunnel",
+                "ws://127.0.0.1:7433/dp/x/tunnel",
+            ),
+            (
+                "https://dp.example/a",
+                "/tunnel",
+                "wss://dp.example/a/tunnel",
+            ),
+            (
+                "https://dp.example",
+                "/execute/ws",
+                "wss://dp.example/execute/ws",
+            ),
+        ];
+        for (dataplane, suffix, expected) in cases {
+            assert_eq!(super::ws_url(dataplane, suffix), expected);
+        }
+    }
 }

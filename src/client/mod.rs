@@ -19,6 +19,9 @@
 //! * Files: `files` (upload, download).
 //! * Plain HTTP: `fetch` (one `GET` of any URL, without the API key, for scripts).
 //! * Sharing: `service` (service URLs for a port, download links for a file, and the grants).
+//! * Tunnels: `tunnel` (listener and stdio modes, events) over `tunnel_session` (a yamux
+//!   client session on the `/tunnel` socket dialled by `exec_socket`, re-dialled lazily) and
+//!   `tunnel_ws` (the socket as a byte pipe).
 
 pub mod config;
 #[cfg(unix)]
@@ -38,6 +41,9 @@ pub mod files;
 pub mod sandbox;
 pub mod service;
 pub mod snapshot;
+pub mod tunnel;
+mod tunnel_session;
+mod tunnel_ws;
 mod utf8_input;
 
 use std::sync::{Arc, Once};
@@ -52,6 +58,7 @@ pub use config::{ConfigInputs, Endpoint, Resolved};
 pub use error::ClientError;
 pub use exec::{Command, ExecEvent, ExecOptions, ExecOutput, Killer, Starting};
 pub use exec_ssh_agent::AgentChannels;
+pub use tunnel::{Tunnel, TunnelEvent, TunnelEvents};
 
 /// Default per-request timeout of control-plane calls (the LangSmith CLI's).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

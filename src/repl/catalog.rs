@@ -204,6 +204,12 @@ mod tests {
             assert!(sandbox.contains(name), "Sandbox lacks {name}: {sandbox:?}");
         }
         assert!(catalog.members(Some("Command")).contains("each"));
+        assert!(sandbox.contains("tunnel"), "{sandbox:?}");
+        let tunnel = catalog.members(Some("Tunnel"));
+        for name in ["local_port", "remote_port", "close"] {
+            assert!(tunnel.contains(name), "Tunnel lacks {name}: {tunnel:?}");
+        }
+        assert!(catalog.functions.contains_key("tunnel_run"));
         assert!(
             catalog.members(Some("map")).contains("keys"),
             "standard methods"

@@ -17,7 +17,11 @@ use rhai::{Dynamic, EvalAltResult, Map, Position};
 use tokio::runtime::Handle;
 use tokio::sync::{OnceCell, watch};
 
-use crate::client::{Client, ClientError, Command, ConfigInputs, ExecOptions, Killer};
+use crate::client::{Client, ClientError, Command, ConfigInputs, ExecOptions, Killer, Tunnel};
+
+/// A tunnel a script opened: `None` once closed. Shared by the script's `Tunnel` object and,
+/// weakly, the bridge, which closes what is still open when the script ends.
+pub type TunnelSlot = Arc<tokio::sync::Mutex<Option<Tunnel>>>;
 
 /// Shared by every binding object of one engine.
 #[derive(Debug)]
@@ -30,6 +34,8 @@ pub struct Bridge {
     /// Commands started through this bridge whose session may still run. Locked around both
     /// starting a command and interrupting, so no command escapes an interrupt.
     commands: Mutex<Vec<Killer>>,
+    /// Tunnels opened by scripts; a dropped `Tunnel` object closes its tunnel by itself.
+    tunnels: Mutex<Vec<std::sync::Weak<tokio::sync::Mutex<Option<Tunnel>>>>>,
 }
 
 /// Result type of every binding.
@@ -63,6 +69,7 @@ impl Bridge {
             client: OnceCell::new(),
             interrupt: watch::channel(0).0,
             commands: Mutex::new(Vec::new()),
+            tunnels: Mutex::new(Vec::new()),
         })
     }
 
@@ -198,6 +205,37 @@ impl Bridge {
         };
         self.block_on(starting.started())?
             .map_err(|e| client_error(e, Some("execute")))
+    }
+
+    /// Resolves at the next interrupt: for sessions that end cleanly on Ctrl-C (a tunnel)
+    /// instead of failing; the caller clears the interrupt afterwards.
+    pub async fn next_interrupt(&self) {
+        let mut rx = self.interrupt.subscribe();
+        let _ = rx.wait_for(|n| *n > 0).await;
+    }
+
+    /// Remember a script's tunnel so [`Self::close_tunnels`] can close it.
+    pub fn track_tunnel(&self, slot: &TunnelSlot) {
+        let mut tunnels = self.tunnels.lock().unwrap_or_else(|e| e.into_inner());
+        tunnels.retain(|t| t.strong_count() > 0);
+        tunnels.push(Arc::downgrade(slot));
+    }
+
+    /// Close every tunnel scripts left open (the end of a script, also after an error or
+    /// Ctrl-C), waiting until each session said goodbye.
+    pub fn close_tunnels(&self) {
+        let open: Vec<TunnelSlot> =
+            std::mem::take(&mut *self.tunnels.lock().unwrap_or_else(|e| e.into_inner()))
+                .iter()
+                .filter_map(std::sync::Weak::upgrade)
+                .collect();
+        self.handle.block_on(async move {
+            for slot in open {
+                if let Some(mut tunnel) = slot.lock().await.take() {
+                    tunnel.close().await;
+                }
+            }
+        });
     }
 
     /// Run `f` inside the runtime's context (for calls that spawn tasks).

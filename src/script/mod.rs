@@ -15,6 +15,7 @@
 //! `sandbox_fns`, [`command`] · running commands: `streaming` (a callback per chunk),
 //! `exec_stream` and `exec_terminal` (what `sandbox exec` uses), [`console`] · `transfer`
 //! (upload, download) · `service` (service URLs, download links) · `http` (`http_get`) ·
+//! [`tunnel`] (`sb.tunnel`, and `tunnel_cli` behind `sandbox tunnel`) ·
 //! [`helpers`] (argument parsing shared by the built-ins, exit status) ·
 //! [`render`] + `table` (values → JSON or pretty tables).
 
@@ -34,6 +35,8 @@ pub mod snapshot;
 mod streaming;
 mod table;
 mod transfer;
+pub mod tunnel;
+mod tunnel_cli;
 
 use std::sync::Arc;
 
@@ -72,6 +75,7 @@ impl ScriptHost {
         service::register(&mut engine);
         http::register(&mut engine, &bridge);
         console::register(&mut engine, &bridge);
+        tunnel::register(&mut engine, &bridge);
         helpers::register(&mut engine, &bridge);
         ScriptHost {
             engine,
@@ -96,7 +100,9 @@ impl ScriptHost {
     pub fn run(&self, ast: &AST, args: Map) -> Result<Dynamic, Box<EvalAltResult>> {
         let mut scope = Scope::new();
         scope.push_constant("args", args);
-        self.engine.eval_ast_with_scope(&mut scope, ast)
+        let result = self.engine.eval_ast_with_scope(&mut scope, ast);
+        self.bridge.close_tunnels();
+        result
     }
 
     /// Find (user folder first) and run the script for a subcommand such as `sandbox/create`.

@@ -30,7 +30,7 @@ impl SandboxObj {
         }
     }
 
-    fn dataplane(&self) -> ScriptResult<String> {
+    pub(super) fn dataplane(&self) -> ScriptResult<String> {
         match self.data.dataplane_url.as_deref() {
             Some(url) if !url.is_empty() => Ok(url.to_string()),
             _ => Err(user_error(format!(

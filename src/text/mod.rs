@@ -1,5 +1,7 @@
 //! Text helpers with the LangSmith CLI's exact semantics: Go `%q` quoting, size strings,
-//! bytes and time columns of the pretty tables.
+//! bytes and time columns of the pretty tables, and Go `slog` log lines ([`slog`]).
+
+pub mod slog;
 
 const KIB: f64 = 1024.0;
 const MIB: i64 = 1 << 20;
