@@ -17,6 +17,7 @@ packages=(
   ca-certificates
   mmdebstrap      # builds the default Debian snapshot (system/default) on first use
   tmux            # terminal tests of the shell and the console
+  chromium        # a real browser opens service URLs (headless)
   "$@"
 )
 

@@ -12,6 +12,7 @@ mod common;
 
 mod agent_forwarding;
 mod api_surface;
+mod browser;
 mod capture;
 mod cli_commands;
 mod console;
@@ -27,5 +28,6 @@ mod sdk;
 mod sdk_conformance;
 mod sdk_dataplane_exec;
 mod sdk_dataplane_files;
+mod sdk_service;
 mod server_features;
 mod workflow;

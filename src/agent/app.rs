@@ -12,8 +12,9 @@ use axum::routing::{get, post};
 
 use super::registry::Registry;
 use super::shutdown::Shutdown;
-use super::{exec_http, exec_sse, exec_ws, files, glob, grep};
+use super::{connect, exec_http, exec_sse, exec_ws, files, glob, grep};
 use crate::api::ErrorBody;
+use crate::api::service::CONNECT_PATH;
 
 /// State shared by every handler.
 #[derive(Clone)]
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/grep", post(grep::grep))
         .route("/execute/stream/start", post(exec_sse::start))
         .route("/execute/stream/resume", post(exec_sse::resume))
+        .route(CONNECT_PATH, get(connect::connect))
         .with_state(state)
 }
 

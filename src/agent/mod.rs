@@ -3,7 +3,8 @@
 //!
 //! Module map: `init` PID 1 duties · `app` router and error envelope · `exec_ws` /
 //! `control` the WebSocket exec protocol · `exec_sse` its one-way SSE variant ·
-//! `exec_http` legacy one-shot exec · `registry` sessions by id · `session` /
+//! `exec_http` legacy one-shot exec · `connect` a raw TCP pipe to a port inside
+//! the sandbox (service URLs) · `registry` sessions by id · `session` /
 //! `attachment` one command's state and its readers · `ssh_agent` / `ssh_agent_session`
 //! SSH-agent forwarding · `lifecycle` pumps, timeouts, expiry · `leader` signalling a
 //! command's process group only while its leader is unreaped ·
@@ -26,6 +27,7 @@
 
 mod app;
 mod attachment;
+mod connect;
 mod control;
 mod exec_http;
 mod exec_sse;
@@ -37,7 +39,6 @@ mod init;
 mod leader;
 mod lifecycle;
 mod output;
-#[allow(dead_code)] // The tunnel and the service proxy dial through it (being built).
 mod port_dial;
 mod pty;
 mod range;

@@ -88,4 +88,9 @@ pub mod kind {
     pub const FILE_NOT_FOUND: &str = "FileNotFound";
     pub const READ_ERROR: &str = "ReadError";
     pub const WRITE_ERROR: &str = "WriteError";
+
+    // Service URLs and download links.
+    pub const FORBIDDEN: &str = "Forbidden";
+    pub const SERVICE_UNREACHABLE: &str = "ServiceUnreachable";
+    pub const METHOD_NOT_ALLOWED: &str = "MethodNotAllowed";
 }

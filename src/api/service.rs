@@ -16,6 +16,12 @@ pub const MAX_EMBED_ORIGINS: usize = 5;
 /// The request header that carries a service token.
 pub const SERVICE_TOKEN_HEADER: &str = "X-Langsmith-Sandbox-Service-Token";
 
+/// The agent route that hands the server a raw TCP connection to a port inside the sandbox
+/// (`GET /_connect?port=P` with `Upgrade:` [`CONNECT_UPGRADE`]); service URLs ride on it.
+pub const CONNECT_PATH: &str = "/_connect";
+/// The `Upgrade` protocol name of that raw pipe.
+pub const CONNECT_UPGRADE: &str = "langsmith-tcp";
+
 /// `access` values of a service grant.
 pub mod access {
     /// A signed, expiring token (the default).

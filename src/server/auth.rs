@@ -15,7 +15,7 @@ pub struct ApiKey(pub Arc<String>);
 
 impl ApiKey {
     /// Constant-time comparison, so response timing does not leak how much of a guess matched.
-    fn matches(&self, presented: &[u8]) -> bool {
+    pub(super) fn matches(&self, presented: &[u8]) -> bool {
         let expected = self.0.as_bytes();
         presented.len() == expected.len() && bool::from(presented.ct_eq(expected))
     }

@@ -29,7 +29,7 @@ pub fn present(state: &AppState, mut sb: Sandbox) -> Sandbox {
     sb
 }
 
-async fn find(state: &AppState, name: &str) -> Result<Sandbox, ApiError> {
+pub(super) async fn find(state: &AppState, name: &str) -> Result<Sandbox, ApiError> {
     state
         .store
         .sandbox_by_name(name)

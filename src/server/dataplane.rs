@@ -88,8 +88,8 @@ async fn route(
     }
 }
 
-/// The sandbox `id`, ready to serve: a stopped one is woken first.
-async fn ready_sandbox(state: &AppState, id: &str) -> Result<Sandbox, ApiError> {
+/// The sandbox `id`, ready to serve: a stopped one is woken first (service URLs too).
+pub(super) async fn ready_sandbox(state: &AppState, id: &str) -> Result<Sandbox, ApiError> {
     let mut sb = state
         .store
         .sandbox_by_id(id)

@@ -152,6 +152,7 @@ pub fn spawn_destroy(state: AppState, id: String) -> JoinHandle<Result<(), ApiEr
         let _guard = state.locks.lock(&id).await;
         state.runtime.destroy(&id).await?;
         state.store.delete_sandbox(&id).await?;
+        state.services.release(&id);
         Ok(())
     })
 }

@@ -22,6 +22,8 @@
 //! * Durable state: `store` (snapshots, sandboxes and registries in SQLite, on threads of
 //!   their own).
 //! * Data plane: `dataplane` (`/dp/{id}/…` proxied to the sandbox's agent; WebSockets bridged).
+//! * Service URLs and download links: `service` (signed links, an origin per service,
+//!   HTTP and WebSockets to a port inside the sandbox, single files with pinned headers).
 //! * [`images`]: image references → pulled layers → ext4 snapshot images.
 
 mod activity;
@@ -43,6 +45,7 @@ mod registries;
 mod registry_store;
 mod resources;
 mod routes;
+mod service;
 mod snapshots;
 mod startup;
 mod state;
@@ -92,6 +95,15 @@ pub struct ServerArgs {
         hide = true
     )]
     pub ttl_unit_seconds: u64,
+    /// Serve service URLs and download links as `{sandbox-id}--{port}.DOMAIN` and
+    /// `{sandbox-id}--dl.DOMAIN` on this listener (needs wildcard DNS for `*.DOMAIN`).
+    /// Without it each service gets its own loopback address in 127.77.0.0/16.
+    #[arg(long)]
+    pub service_domain: Option<String>,
+    /// The URL clients reach this server by (scheme, host, port), when it differs from the
+    /// listen address (behind a proxy); data-plane and service URLs are built from it.
+    #[arg(long)]
+    pub public_url: Option<String>,
 }
 
 /// Settings of one server instance.
@@ -102,6 +114,8 @@ pub struct ServerConfig {
     pub runtime: PathBuf,
     pub default_source: default_snapshot::DefaultSource,
     pub ttl_unit_seconds: u64,
+    pub service_domain: Option<String>,
+    pub public_url: Option<String>,
 }
 
 /// `langsmith server`: serve until SIGTERM/SIGINT. Sandboxes keep running across restarts.
@@ -126,6 +140,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             None => default_snapshot::DefaultSource::Debian,
         },
         ttl_unit_seconds: args.ttl_unit_seconds.max(1),
+        service_domain: args.service_domain.filter(|d| !d.trim().is_empty()),
+        public_url: args.public_url.filter(|u| !u.trim().is_empty()),
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
@@ -149,6 +165,7 @@ pub async fn serve(
     let started = startup::start(&listener, &config).await?;
     let app = routes::router(started.state.clone(), started.key.clone());
     recovery::recover(&started.state).await;
+    started.state.services.restore(&started.state).await;
     // Ends with the server (aborted below); sandboxes it did not get to wait for the next run.
     let reaper = reaper::spawn(started.state.clone());
     startup::announce(&started)?;

@@ -1,5 +1,6 @@
 //! The HTTP surface: the control plane under both `/api/v2/sandboxes` and `/v2/sandboxes`,
-//! the data-plane router under `/dp/{sandbox_id}`, and `/healthz` — all behind the API key.
+//! the data-plane router under `/dp/{sandbox_id}`, and `/healthz` — all behind the API key —
+//! and, with `--service-domain`, service and download origins routed by `Host`.
 
 use axum::Router;
 use axum::body::Body;
@@ -11,7 +12,7 @@ use axum::routing::{any, get, post};
 use super::auth::{ApiKey, require_api_key};
 use super::error::ApiError;
 use super::state::AppState;
-use super::{boxes, capture, dataplane, registries, snapshots};
+use super::{boxes, capture, dataplane, registries, service, snapshots};
 
 pub fn router(state: AppState, key: ApiKey) -> Router {
     let control = Router::new()
@@ -24,6 +25,12 @@ pub fn router(state: AppState, key: ApiKey) -> Router {
         .route("/boxes/{name}/start", post(boxes::start))
         .route("/boxes/{name}/stop", post(boxes::stop))
         .route("/boxes/{name}/snapshot", post(capture::capture))
+        .route("/boxes/{name}/service-url", post(service::service_url))
+        .route(
+            "/boxes/{name}/service-urls",
+            get(service::service_urls).delete(service::unshare),
+        )
+        .route("/boxes/{name}/download-url", post(service::download_url))
         .route("/snapshots", post(snapshots::create).get(snapshots::list))
         .route(
             "/snapshots/{reference}",
@@ -53,6 +60,12 @@ pub fn router(state: AppState, key: ApiKey) -> Router {
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(key, require_api_key))
         .layer(axum::middleware::from_fn(read_body_first))
+        // Outermost: with a service domain, a service origin's request never meets the API
+        // key check nor the control plane's body buffering.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            service::by_host,
+        ))
         .with_state(state)
 }
 

@@ -12,6 +12,7 @@ use nix::fcntl::{Flock, FlockArg};
 use super::ServerConfig;
 use super::auth::ApiKey;
 use super::key_file;
+use super::service::{Scheme, Services};
 use super::state::{AppState, Features, HostLimits, StateDirs};
 use super::store::Store;
 use super::ttl::TtlClock;
@@ -67,7 +68,19 @@ pub async fn start(
     } else {
         addr.ip().to_string()
     };
-    let public_url = format!("http://{host}:{}", addr.port());
+    let public_url = match &config.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => format!("http://{host}:{}", addr.port()),
+    };
+    let scheme = match &config.service_domain {
+        Some(domain) => domain_scheme(domain, &public_url)?,
+        None => Scheme::Loopback {
+            preferred_port: addr.port(),
+        },
+    };
+    let key = ApiKey(Arc::new(key));
+    let services = Services::new(&dirs.service_key(), scheme, key.clone())
+        .context("loading the service link key")?;
     let features = Features {
         default_source: config.default_source.clone(),
         ttl,
@@ -79,11 +92,40 @@ pub async fn start(
         public_url,
         HostLimits::detect(),
         features,
+        services,
     );
     Ok(Started {
         state,
-        key: ApiKey(Arc::new(key)),
+        key,
         _lock: lock,
+    })
+}
+
+/// Host routing under `domain`, with the scheme and port of `public_url` (the address
+/// clients reach this server by), e.g. `https://sandboxes.example.com` → `https`, no port.
+fn domain_scheme(domain: &str, public_url: &str) -> anyhow::Result<Scheme> {
+    let domain = domain.trim().trim_matches('.').to_ascii_lowercase();
+    if domain.is_empty()
+        || !domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+    {
+        anyhow::bail!(
+            "--service-domain must be a DNS name such as svc.example.com (got {domain:?})"
+        );
+    }
+    let (scheme, rest) = public_url
+        .split_once("://")
+        .context("--public-url must start with http:// or https://")?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let port_suffix = match authority.rsplit_once(':') {
+        Some((_, port)) if port.bytes().all(|b| b.is_ascii_digit()) => format!(":{port}"),
+        _ => String::new(),
+    };
+    Ok(Scheme::Domain {
+        domain,
+        scheme: scheme.to_string(),
+        port_suffix,
     })
 }
 

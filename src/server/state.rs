@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::activity::Activity;
 use super::default_snapshot::{DefaultBuilds, DefaultSource};
 use super::locks::SandboxLocks;
+use super::service::Services;
 use super::store::Store;
 use super::ttl::TtlClock;
 use crate::paths;
@@ -20,6 +21,10 @@ pub struct StateDirs {
 impl StateDirs {
     pub fn database(&self) -> PathBuf {
         self.root.join("state.db")
+    }
+    /// The key service and download links are signed with.
+    pub fn service_key(&self) -> PathBuf {
+        self.root.join("service-key")
     }
     pub fn api_key(&self) -> PathBuf {
         paths::api_key_file(&self.root)
@@ -97,6 +102,8 @@ pub struct Inner {
     /// Set once the server begins to stop: bridged WebSockets close with 1001 Going Away.
     /// Each open bridge holds a receiver, so the server can wait for them to have said so.
     pub going_away: tokio::sync::watch::Sender<bool>,
+    /// Service URLs and download links: signing key, origins and their listeners.
+    pub services: Services,
 }
 
 impl std::ops::Deref for AppState {
@@ -114,6 +121,7 @@ impl AppState {
         public_url: String,
         host: HostLimits,
         features: Features,
+        services: Services,
     ) -> Self {
         AppState(Arc::new(Inner {
             store,
@@ -126,6 +134,7 @@ impl AppState {
             default_builds: DefaultBuilds::default(),
             locks: SandboxLocks::default(),
             going_away: tokio::sync::watch::Sender::new(false),
+            services,
         }))
     }
 

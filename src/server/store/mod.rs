@@ -15,10 +15,12 @@
 //! - `schema`: tables, indexes and the numbered migrations (`PRAGMA user_version`)
 //! - `sandboxes`: sandbox records, looked up by id or name, and the reaper's due query
 //! - `snapshots`: snapshot records and tags
+//! - `service`: service URL origins and grants (removed with their sandbox)
 //! - `registries` (in `registry_store`): stored registry credentials
 
 mod sandboxes;
 mod schema;
+mod service;
 mod snapshots;
 
 use std::path::Path;
@@ -26,6 +28,7 @@ use std::sync::mpsc;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+pub use service::OriginRecord;
 pub use snapshots::SnapshotRecord;
 
 use super::ttl::TtlClock;
@@ -41,6 +44,9 @@ pub enum StoreError {
     /// The store's thread has ended (it only does when the server is going down).
     #[error("the state database is closed")]
     Closed,
+    /// Every one of a bounded set of slots is taken.
+    #[error("no free {0} left")]
+    Full(&'static str),
     #[error("starting the state database's thread: {0}")]
     Thread(#[from] std::io::Error),
 }

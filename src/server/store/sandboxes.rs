@@ -90,8 +90,14 @@ impl Store {
 
     pub async fn delete_sandbox(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_string();
-        self.call(move |c| Ok(c.execute("DELETE FROM sandboxes WHERE id = ?1", [id])? > 0))
-            .await
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let deleted = tx.execute("DELETE FROM sandboxes WHERE id = ?1", [&id])? > 0;
+            super::service::forget_sandbox(&tx, &id)?;
+            tx.commit()?;
+            Ok(deleted)
+        })
+        .await
     }
 }
 

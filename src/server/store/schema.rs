@@ -35,6 +35,23 @@ const MIGRATIONS: &[&str] = &[
     // store opens (`sandboxes::refresh_deadlines`) and on every write.
     "ALTER TABLE sandboxes ADD COLUMN due_at INTEGER;
      CREATE INDEX sandboxes_due_at ON sandboxes (due_at) WHERE due_at IS NOT NULL;",
+    // 2: service URLs. `service_origins` are the loopback addresses given to a sandbox's
+    // ports and downloads (`slot` indexes 127.77.0.0/16, `port` is the listener's port);
+    // `service_grants` the login grants and the last token minted per port (JSON documents
+    // of the API's grant list).
+    "CREATE TABLE service_origins (
+         slot INTEGER PRIMARY KEY,
+         sandbox_id TEXT NOT NULL,
+         target TEXT NOT NULL,
+         port INTEGER NOT NULL,
+         UNIQUE (sandbox_id, target)
+     );
+     CREATE TABLE service_grants (
+         sandbox_id TEXT NOT NULL,
+         port INTEGER NOT NULL,
+         doc TEXT NOT NULL,
+         PRIMARY KEY (sandbox_id, port)
+     );",
 ];
 
 /// Bring the database to the newest version.
