@@ -194,3 +194,33 @@ fn a_test_suite_runs_in_a_fresh_sandbox_and_its_results_are_collected() {
     );
     assert_sandbox_gone(&api, "suite-box");
 }
+
+/// `tunnel_web.rhai`: a web site served by Python in a default-snapshot sandbox, fetched
+/// through a tunnel and through a service URL, and the sandbox gone afterwards.
+#[test]
+fn the_web_example_fetches_through_a_tunnel_and_a_service_url() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let out = run_within_deadline(
+        &server,
+        &["run", &example("tunnel_web.rhai"), "web-example"],
+        "tunnel_web.rhai did not finish",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["sandbox"], "web-example");
+    for way in ["tunnel", "service"] {
+        assert_eq!(r[way]["status"], 200, "{way}: {r}");
+        let page = r[way]["page"].as_str().unwrap();
+        assert!(
+            page.contains("hello from the sandbox") && page.contains("src=\"app.js\""),
+            "{way}: {r}"
+        );
+        assert!(
+            r[way]["asset"].as_str().unwrap().contains("(app.js ran)"),
+            "{way}: {r}"
+        );
+    }
+    assert_eq!(r["service"]["status_without_token"], 401, "{r}");
+    assert_sandbox_gone(&api, "web-example");
+}

@@ -160,3 +160,58 @@ fn the_agent_comes_back_after_kill_minus_one() {
     assert_eq!(r.body["status"], "ready");
     api.delete_sandbox("k1");
 }
+
+/// A service listening on one sandbox's loopback is that sandbox's alone: another sandbox's
+/// `127.0.0.1:PORT` is its own, empty, loopback, and a service-URL token minted for one
+/// sandbox opens neither the other's origin nor, through its own, the other's service.
+#[test]
+fn a_service_in_one_sandbox_is_out_of_reach_of_another() {
+    use crate::common::web::{INDEX_HTML, get, serve_site};
+    const PORT: u16 = 8000;
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let snapshot = api.ready_snapshot("iso-svc", image::tiny(), 64 * MIB);
+    let a = api.ready_sandbox("iso-a", &snapshot, json!({}));
+    let b = api.ready_sandbox("iso-b", &snapshot, json!({}));
+    serve_site(&api, &b, PORT);
+    let probe = format!(
+        "nc -w 2 127.0.0.1 {PORT} </dev/null >/dev/null 2>&1 && echo reached || echo blocked; \
+         wget -q -O /tmp/page http://127.0.0.1:{PORT}/ 2>/dev/null && cat /tmp/page || echo no-answer"
+    );
+    let from_b = api.exec(&b, &probe);
+    assert_eq!(
+        from_b.stdout,
+        format!("reached\n{INDEX_HTML}"),
+        "{from_b:?}"
+    );
+
+    let from_a = api.exec(&a, &probe);
+    assert_eq!(from_a.stdout, "blocked\nno-answer\n", "{from_a:?}");
+
+    let mint = |name: &str| {
+        let r = api.call(
+            "POST",
+            &format!("/api/v2/sandboxes/boxes/{name}/service-url"),
+            Some(json!({"port": PORT})),
+        );
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body
+    };
+    let (link_a, link_b) = (mint("iso-a"), mint("iso-b"));
+    let (url_a, url_b) = (
+        link_a["service_url"].as_str().unwrap(),
+        link_b["service_url"].as_str().unwrap(),
+    );
+    let (token_a, token_b) = (link_a["token"].as_str(), link_b["token"].as_str());
+    assert_ne!(url_a, url_b, "each sandbox+port has its own origin");
+    assert_eq!(get(url_b, token_b), (200, INDEX_HTML.to_string()));
+    let (status, body) = get(url_b, token_a);
+    assert_eq!(status, 403, "A's token on B's origin: {body}");
+    assert!(!body.contains("hello from the sandbox"), "{body}");
+    let (status, body) = get(url_a, token_a);
+    assert_eq!(status, 502, "A's own origin has nothing on {PORT}: {body}");
+    assert!(body.contains("Service is not reachable"), "{body}");
+
+    api.delete_sandbox("iso-a");
+    api.delete_sandbox("iso-b");
+}

@@ -1,5 +1,5 @@
 //! The native async client of the LangSmith Sandbox API: one cheap-to-clone [`Client`] with an
-//! `impl` block per resource (`sandbox.rs`, `snapshot.rs`, `exec.rs`, `files.rs`).
+//! `impl` block per resource (`sandbox.rs`, `snapshot.rs`, `exec.rs`, `files.rs`, `service.rs`).
 //!
 //! Control-plane requests go to `{base}/v2/sandboxes/…` with `x-api-key` (and `x-tenant-id`
 //! when a workspace is configured); data-plane requests go to the sandbox's `dataplane_url`
@@ -18,6 +18,8 @@
 //!   socket through `exec_loss`, relays SSH-agent frames (`exec_ssh_agent`) and feeds stdin
 //!   (`exec_stdio`, `utf8_input`). `console` is an exec session with a PTY and no reattach.
 //! * Files: `files` (upload, download).
+//! * Plain HTTP: `fetch` (one `GET` of any URL, without the API key, for scripts).
+//! * Sharing: `service` (service URLs for a port, download links for a file, and the grants).
 //! * Tunnels: `tunnel` (listener and stdio modes, events) over `tunnel_session` (a yamux
 //!   client session on the `/tunnel` socket dialled by `exec_socket`, read and written as
 //!   bytes through the shared `ws_pipe`, re-dialled lazily).
@@ -37,8 +39,10 @@ mod exec_session;
 mod exec_socket;
 mod exec_ssh_agent;
 mod exec_stdio;
+pub mod fetch;
 pub mod files;
 pub mod sandbox;
+pub mod service;
 pub mod snapshot;
 pub mod tunnel;
 mod tunnel_session;

@@ -189,7 +189,17 @@ mod tests {
         let catalog = Catalog::from_engine(&host.engine);
         let sandbox = catalog.members(Some("Sandbox"));
         for name in [
-            "exec", "command", "read", "write", "delete", "name", "status",
+            "exec",
+            "command",
+            "read",
+            "write",
+            "delete",
+            "name",
+            "status",
+            "service_url",
+            "download_url",
+            "service_urls",
+            "revoke_service_urls",
         ] {
             assert!(sandbox.contains(name), "Sandbox lacks {name}: {sandbox:?}");
         }
@@ -206,6 +216,7 @@ mod tests {
         );
         assert!(!sandbox.contains("keys"));
         assert!(catalog.functions.contains_key("sandbox_create"));
+        assert!(catalog.functions.contains_key("http_get"));
         let sig = catalog.signature(Some("Sandbox"), "exec", true).unwrap();
         assert!(sig.contains("exec(string, map)"), "{sig}");
         let unknown = catalog.members(None);

@@ -33,6 +33,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "examples/test_suite",
         include_str!("../../scripts/examples/test_suite.rhai"),
     ),
+    (
+        "examples/tunnel_web",
+        include_str!("../../scripts/examples/tunnel_web.rhai"),
+    ),
 ];
 
 /// The user scripts folder, if one can be named. Unit tests have none, so they never depend

@@ -14,7 +14,8 @@
 //! embedded subcommand scripts and user overrides) · objects: [`snapshot`], [`sandbox`] +
 //! `sandbox_fns`, [`command`] · running commands: `streaming` (a callback per chunk),
 //! `exec_stream` and `exec_terminal` (what `sandbox exec` uses), [`console`] · `transfer`
-//! (upload, download) · [`tunnel`] (`sb.tunnel`, and `tunnel_cli` behind `sandbox tunnel`) ·
+//! (upload, download) · `service` (service URLs, download links) · `http` (`http_get`) ·
+//! [`tunnel`] (`sb.tunnel`, and `tunnel_cli` behind `sandbox tunnel`) ·
 //! `ssh_setup` (the local files of `sandbox ssh-setup`) · [`helpers`]
 //! (argument parsing shared by the built-ins, exit status) ·
 //! [`render`] + `table` (values → JSON or pretty tables).
@@ -26,9 +27,11 @@ pub mod console;
 mod exec_stream;
 mod exec_terminal;
 pub mod helpers;
+mod http;
 pub mod render;
 pub mod sandbox;
 mod sandbox_fns;
+mod service;
 pub mod snapshot;
 #[cfg(unix)]
 mod ssh_setup;
@@ -72,6 +75,8 @@ impl ScriptHost {
         command::register(&mut engine);
         streaming::register(&mut engine);
         transfer::register(&mut engine);
+        service::register(&mut engine);
+        http::register(&mut engine, &bridge);
         console::register(&mut engine, &bridge);
         tunnel::register(&mut engine, &bridge);
         helpers::register(&mut engine, &bridge);

@@ -11,5 +11,6 @@ pub mod process;
 pub mod registry;
 pub mod sdk;
 pub mod server;
+pub mod web;
 
 pub use server::TestServer;
