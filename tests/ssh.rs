@@ -77,6 +77,12 @@ impl Home {
         self.openssh_env(&mut cmd);
         cmd.arg("-F").arg(self.file(".ssh/config"));
         cmd.args(["-o", "BatchMode=yes"]);
+        // OpenSSH finds default keys through the passwd entry, not $HOME, and the block names
+        // no IdentityFile (as GA's), so the test home's key is named here.
+        cmd.arg("-o").arg(format!(
+            "IdentityFile={}",
+            self.file(".ssh/id_ed25519").display()
+        ));
         cmd
     }
 
@@ -109,29 +115,6 @@ fn connect_lines(home: &Home, name: &str) -> String {
     )
 }
 
-/// Create a sandbox with no snapshot (the default Debian one, built on first use) and wait
-/// until it is ready.
-fn default_sandbox(api: &Api, name: &str) -> Value {
-    let r = api.call(
-        "POST",
-        "/api/v2/sandboxes/boxes",
-        Some(json!({"name": name, "wait_for_ready": false})),
-    );
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    wait_for(
-        &format!("sandbox {name} to be ready"),
-        Duration::from_secs(900),
-        || {
-            let r = api.call("GET", &format!("/api/v2/sandboxes/boxes/{name}"), None);
-            match r.body["status"].as_str() {
-                Some("ready") => Some(r.body),
-                Some("failed") => panic!("sandbox {name} failed: {}", r.body),
-                _ => None,
-            }
-        },
-    )
-}
-
 fn sha256_file(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
@@ -148,7 +131,7 @@ fn ssh_setup_then_openssh_into_default_sandboxes() {
     let server = TestServer::start();
     let api = Api::new(&server);
     let home = Home::new();
-    let sb = default_sandbox(&api, "alpha");
+    let sb = api.default_sandbox("alpha");
 
     // First run: the block is written, nothing on stdout, no warning.
     let out = home.ssh_setup(&server, "alpha");
@@ -240,8 +223,9 @@ fn ssh_setup_then_openssh_into_default_sandboxes() {
         .arg("-a")
         .arg("-e")
         .arg(format!(
-            "ssh -F '{}' -o BatchMode=yes",
-            config_path.display()
+            "ssh -F '{}' -o BatchMode=yes -o IdentityFile='{}'",
+            config_path.display(),
+            home.file(".ssh/id_ed25519").display()
         ))
         .arg(format!("{}/", tree.display()))
         .arg("sandbox-alpha:/tmp/tree/");
@@ -323,7 +307,7 @@ fn ssh_setup_then_openssh_into_default_sandboxes() {
     forward.wait().unwrap();
 
     // A second sandbox of the same snapshot has host keys of its own.
-    default_sandbox(&api, "beta");
+    api.default_sandbox("beta");
     let out = home.ssh_setup(&server, "beta");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
@@ -375,7 +359,10 @@ fn ssh_setup_then_openssh_into_default_sandboxes() {
     assert_eq!(
         local.stderr,
         format!(
-            "Updated SSH config for sandbox-alpha in {}\n{}",
+            "Using the local sandbox backend at {} (state in {})\n\
+             Updated SSH config for sandbox-alpha in {}\n{}",
+            server.url,
+            server.state_dir.display(),
             config_path.display(),
             connect_lines(&home, "alpha")
         )
@@ -387,7 +374,17 @@ fn ssh_setup_then_openssh_into_default_sandboxes() {
         "{config}"
     );
     assert_eq!(config.matches("Host sandbox-alpha").count(), 1, "{config}");
-    assert_eq!(home.ssh("alpha", "echo local"), "local\n");
+    // The ProxyCommand's stderr reaches the user's terminal: it stays silent.
+    let through_local = home
+        .openssh("ssh")
+        .arg("sandbox-alpha")
+        .arg("echo local")
+        .output()
+        .unwrap();
+    assert!(through_local.status.success(), "{through_local:?}");
+    assert_eq!(String::from_utf8_lossy(&through_local.stdout), "local\n");
+    let noise = String::from_utf8_lossy(&through_local.stderr);
+    assert!(!noise.contains("local sandbox backend"), "{noise}");
 
     for name in ["alpha", "beta"] {
         api.delete_sandbox(name);

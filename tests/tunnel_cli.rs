@@ -9,7 +9,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::common::TestServer;
 use crate::common::api::Api;
@@ -110,28 +110,10 @@ fn tunnel_checks_come_in_the_clis_order_with_its_messages() {
     );
 }
 
-/// A sandbox of the default snapshot (Debian with Python), waited for server-side.
-fn default_sandbox(api: &Api, name: &str) -> Value {
-    let r = api.call(
-        "POST",
-        "/api/v2/sandboxes/boxes",
-        Some(json!({"name": name, "wait_for_ready": false})),
-    );
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    wait_for(&format!("sandbox {name}"), Duration::from_secs(900), || {
-        let r = api.call("GET", &format!("/api/v2/sandboxes/boxes/{name}"), None);
-        match r.body["status"].as_str() {
-            Some("ready") => Some(r.body),
-            Some("failed") => panic!("sandbox {name} failed: {}", r.body),
-            _ => None,
-        }
-    })
-}
-
 /// A long-running command in the sandbox, through `langsmith sandbox exec` (ends with it).
 fn serve(server: &TestServer, name: &str, command: &str) -> Child {
     Cli::new(server)
-        .args(&["sandbox", "exec", name, "--", command])
+        .args(&["sandbox", "exec", name, "--", "sh", "-c", command])
         .spawn()
 }
 
@@ -182,19 +164,21 @@ fn after_time(line: &str) -> &str {
     rest
 }
 
-const ECHO_SERVER: &str = "import socketserver\n\
-class Echo(socketserver.BaseRequestHandler):\n\
-    def handle(self):\n\
-        while data := self.request.recv(65536):\n\
-            self.request.sendall(data)\n\
-socketserver.ThreadingTCPServer.allow_reuse_address = True\n\
-socketserver.ThreadingTCPServer(('127.0.0.1', 7000), Echo).serve_forever()\n";
+// A raw string: Python needs its indentation, which `\` line continuations would strip.
+const ECHO_SERVER: &str = r#"import socketserver
+class Echo(socketserver.BaseRequestHandler):
+    def handle(self):
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(('127.0.0.1', 7000), Echo).serve_forever()
+"#;
 
 #[test]
 fn tunnels_reach_servers_in_a_default_sandbox() {
     let server = TestServer::start();
     let api = Api::new(&server);
-    let sb = default_sandbox(&api, "tun");
+    let sb = api.default_sandbox("tun");
     let dp = sb["dataplane_url"].as_str().unwrap().to_string();
     let setup = api.exec(
         &sb,

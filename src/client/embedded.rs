@@ -64,11 +64,17 @@ async fn healthy(http: &reqwest::Client, url: &str, key: &str) -> bool {
     matches!(probe, Ok(r) if r.status().is_success())
 }
 
-/// Find the local backend, starting it when needed, and say so in one line on stderr.
-pub async fn ensure_local_backend(http: &reqwest::Client) -> Result<LocalBackend, ClientError> {
+/// Find the local backend, starting it when needed, and (when `say_so`) say so in one line on
+/// stderr. Silence is for `sandbox tunnel --stdio`: ssh shows a ProxyCommand's stderr.
+pub async fn ensure_local_backend(
+    http: &reqwest::Client,
+    say_so: bool,
+) -> Result<LocalBackend, ClientError> {
     let state = state_dir()?;
     if let Some(backend) = running_backend(http, &state, false).await {
-        announce(&backend);
+        if say_so {
+            announce(&backend);
+        }
         return Ok(backend);
     }
     let mut child = start_server(&state)?;
@@ -76,7 +82,9 @@ pub async fn ensure_local_backend(http: &reqwest::Client) -> Result<LocalBackend
     let mut delay = Duration::from_millis(50);
     while Instant::now() < deadline {
         if let Some(backend) = running_backend(http, &state, true).await {
-            announce(&backend);
+            if say_so {
+                announce(&backend);
+            }
             return Ok(backend);
         }
         if let Ok(Some(status)) = child.try_wait() {

@@ -120,18 +120,31 @@ impl Client {
     }
 
     /// Resolve flags and environment; with nothing configured, use (and start if needed) the
-    /// local backend.
+    /// local backend, saying so on stderr.
     pub async fn connect(inputs: &ConfigInputs) -> Result<Self, ClientError> {
+        Self::connect_saying(inputs, true).await
+    }
+
+    /// [`Self::connect`] without the line about the local backend (for output that must stay
+    /// clean, like an ssh `ProxyCommand`'s).
+    pub async fn connect_silently(inputs: &ConfigInputs) -> Result<Self, ClientError> {
+        Self::connect_saying(inputs, false).await
+    }
+
+    async fn connect_saying(inputs: &ConfigInputs, say_so: bool) -> Result<Self, ClientError> {
         match inputs.resolve()? {
             Resolved::Remote(endpoint) => Self::new(endpoint),
             #[cfg(target_os = "linux")]
             Resolved::Local { workspace_id } => {
                 let http = http_client()?;
-                let local = embedded::ensure_local_backend(&http).await?;
+                let local = embedded::ensure_local_backend(&http, say_so).await?;
                 Ok(Self::local(http, local, workspace_id))
             }
             #[cfg(not(target_os = "linux"))]
-            Resolved::Local { .. } => Err(ClientError::Config("LANGSMITH_API_KEY not set".into())),
+            Resolved::Local { .. } => {
+                let _ = say_so;
+                Err(ClientError::Config("LANGSMITH_API_KEY not set".into()))
+            }
         }
     }
 

@@ -156,11 +156,23 @@ impl Bridge {
 
     /// The client, connecting (and maybe starting the local backend) on first use.
     pub fn client(&self) -> ScriptResult<Client> {
+        self.client_saying(true)
+    }
+
+    /// [`Self::client`], but a first connection to the local backend prints nothing (for
+    /// `sandbox tunnel --stdio`, whose stderr ssh shows).
+    pub fn client_silently(&self) -> ScriptResult<Client> {
+        self.client_saying(false)
+    }
+
+    fn client_saying(&self, say_so: bool) -> ScriptResult<Client> {
         let client = self
-            .block_on(
-                self.client
-                    .get_or_try_init(|| Client::connect(&self.inputs)),
-            )?
+            .block_on(self.client.get_or_try_init(|| async {
+                match say_so {
+                    true => Client::connect(&self.inputs).await,
+                    false => Client::connect_silently(&self.inputs).await,
+                }
+            }))?
             .map_err(|e| client_error(e, None))?;
         Ok(client.clone())
     }

@@ -50,15 +50,18 @@ fn run(bridge: &Arc<Bridge>, opts: &Map) -> ScriptResult<()> {
     if name.is_empty() && url.is_empty() {
         return Err(user_error("provide a sandbox name or --url"));
     }
-    let client = bridge.client()?;
+    let stdio = opts
+        .get("stdio")
+        .is_some_and(|v| v.as_bool().unwrap_or(false));
+    let client = match stdio {
+        true => bridge.client_silently()?,
+        false => bridge.client()?,
+    };
     let dataplane = match url.is_empty() {
         false => url,
         true => lenient_resolve(bridge, &name)?,
     };
     let remote_port = port("--remote-port", remote_port, false)?;
-    let stdio = opts
-        .get("stdio")
-        .is_some_and(|v| v.as_bool().unwrap_or(false));
     if stdio {
         return run_stdio(bridge, &client, &dataplane, remote_port);
     }

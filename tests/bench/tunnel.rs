@@ -42,7 +42,7 @@ fn main() {
     ]
     .map(|cmd| {
         Cli::new(&server)
-            .args(&["sandbox", "exec", "bench", "--", &cmd])
+            .args(&["sandbox", "exec", "bench", "--", "sh", "-c", &cmd])
             .spawn()
     });
     let sink_tunnel = tunnel(&server, SINK_PORT);

@@ -99,6 +99,29 @@ impl Api {
         r.body
     }
 
+    /// Create a sandbox with no snapshot (the default Debian one, built on first use, which
+    /// can take minutes) and wait until it is ready; returns its JSON.
+    pub fn default_sandbox(&self, name: &str) -> Value {
+        let r = self.call(
+            "POST",
+            "/api/v2/sandboxes/boxes",
+            Some(json!({"name": name, "wait_for_ready": false})),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        wait_for(
+            &format!("sandbox {name} to be ready"),
+            Duration::from_secs(900),
+            || {
+                let r = self.call("GET", &format!("/api/v2/sandboxes/boxes/{name}"), None);
+                match r.body["status"].as_str() {
+                    Some("ready") => Some(r.body),
+                    Some("failed") => panic!("sandbox {name} failed: {}", r.body),
+                    _ => None,
+                }
+            },
+        )
+    }
+
     pub fn delete_sandbox(&self, name: &str) {
         let r = self.call("DELETE", &format!("/api/v2/sandboxes/boxes/{name}"), None);
         assert_eq!(r.status, 204, "{:?}", r.body);
