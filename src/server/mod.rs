@@ -59,6 +59,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 
 use crate::paths;
 
@@ -172,6 +173,11 @@ pub async fn serve(
     tracing::info!("serving the sandbox API at {}", started.state.public_url);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let going_away = started.state.going_away.clone();
+    // Nagle's algorithm off: tunnels and exec sessions carry small interactive frames, and a
+    // frame held back for the peer's delayed ACK costs 40 ms per round trip.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         going_away.send_replace(true);

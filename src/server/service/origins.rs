@@ -11,6 +11,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use axum::serve::ListenerExt;
 use tokio::task::AbortHandle;
 
 use super::tokens::TokenKey;
@@ -150,6 +151,10 @@ impl Services {
             async move { serve_origin(state, origin, req).await }
         });
         let task = tokio::spawn(async move {
+            // Nagle off, as on the main listener: proxied WebSockets carry small frames.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::warn!("a service origin's listener stopped: {e}");
             }
