@@ -11,6 +11,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod cpu;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -60,16 +61,19 @@ fn main() {
     }
     let one = mib << 20;
     let each = one / 4;
+    let path = cpu::TunnelPath::find(sink_tunnel.0.id(), server.pid().expect("server runs"));
+    let (one_tunnelled, one_cpu) = measured(&path, || throughput(sink_tunnel.1, 1, one));
+    let (eight_tunnelled, eight_cpu) = measured(&path, || throughput(sink_tunnel.1, 8, each));
     let rows = [
         (
             "1 stream, MiB/s",
             throughput(host_sink, 1, one),
-            throughput(sink_tunnel.1, 1, one),
+            one_tunnelled,
         ),
         (
             "8 streams, MiB/s (sum)",
             throughput(host_sink, 8, each),
-            throughput(sink_tunnel.1, 8, each),
+            eight_tunnelled,
         ),
         (
             "set-up + 1-byte echo, ms (median)",
@@ -92,6 +96,8 @@ fn main() {
          for times the ratio is tunnel/loopback)",
         mib / 4
     );
+    println!("where the time goes, 1 stream:  {one_cpu}");
+    println!("where the time goes, 8 streams: {eight_cpu}");
     for (mut child, _) in [sink_tunnel, echo_tunnel] {
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         let _ = child.wait();
@@ -160,6 +166,15 @@ fn host_server(echo: bool) -> u16 {
         }
     });
     port
+}
+
+/// `run()`'s value, and the CPU each part of the tunnel's path spent meanwhile.
+fn measured(path: &cpu::TunnelPath, run: impl FnOnce() -> f64) -> (f64, String) {
+    let before = path.now();
+    let start = Instant::now();
+    let value = run();
+    let wall = start.elapsed().as_secs_f64();
+    (value, path.now().report_since(&before, wall))
 }
 
 /// Aggregate MiB/s of `streams` connections sending `bytes` each at once to a sink.

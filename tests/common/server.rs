@@ -95,6 +95,11 @@ impl TestServer {
         format!("{}/api/v2/sandboxes{path}", self.url)
     }
 
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL the server (sandboxes keep running), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
