@@ -2,14 +2,13 @@
 //! `/proc/PID/stat` (user + system, all threads) and, for the sandbox as a whole (agent and
 //! the sink, including processes that already exited), from its cgroup's `cpu.stat`.
 
-use std::path::PathBuf;
-
 /// The processes a tunnelled byte passes through.
 pub struct TunnelPath {
     pub tunnel_cli: u32,
     pub server: u32,
     agents: Vec<u32>,
-    sandbox_cgroup: PathBuf,
+    /// The sandbox's cgroup below each hierarchy's root.
+    container: String,
 }
 
 /// CPU seconds so far, per part of the path.
@@ -23,38 +22,31 @@ pub struct CpuSeconds {
 }
 
 impl TunnelPath {
-    /// Finds the sandbox's agent processes (the only sandbox of this run) and its cgroup.
-    pub fn find(tunnel_cli: u32, server: u32) -> TunnelPath {
+    /// Finds the agent processes of the sandbox with id `sandbox_id` and its cgroup.
+    pub fn find(tunnel_cli: u32, server: u32, sandbox_id: &str) -> TunnelPath {
+        let container = format!("/langsmith/ls-{sandbox_id}");
         let agents: Vec<u32> = std::fs::read_dir("/proc")
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .filter(|pid: &u32| {
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                 let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-                args.iter().any(|a| *a == b"agent") && args.iter().any(|a| *a == b"--socket")
+                let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"));
+                args.iter().any(|a| *a == b"agent")
+                    && cgroup.is_ok_and(|c| c.lines().any(|l| l.ends_with(&container)))
             })
             .collect();
-        assert!(!agents.is_empty(), "no agent process found");
-        let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", agents[0])).unwrap();
-        let path = cgroup
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .expect("a cgroup v2 path");
+        assert!(!agents.is_empty(), "no agent process in {container}");
         TunnelPath {
             tunnel_cli,
             server,
             agents,
-            sandbox_cgroup: PathBuf::from(format!("/sys/fs/cgroup{path}")),
+            container,
         }
     }
 
     pub fn now(&self) -> CpuSeconds {
-        let usage = std::fs::read_to_string(self.sandbox_cgroup.join("cpu.stat")).unwrap();
-        let usec: f64 = usage
-            .lines()
-            .find_map(|l| l.strip_prefix("usage_usec "))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("usage_usec in cpu.stat");
+        let sandbox = sandbox_seconds(&self.container);
         CpuSeconds {
             client: process_seconds("self"),
             tunnel_cli: process_seconds(&self.tunnel_cli.to_string()),
@@ -64,7 +56,7 @@ impl TunnelPath {
                 .iter()
                 .map(|p| process_seconds(&p.to_string()))
                 .sum(),
-            sandbox: usec / 1e6,
+            sandbox,
         }
     }
 }
@@ -82,6 +74,26 @@ impl CpuSeconds {
             self.server - before.server,
         )
     }
+}
+
+/// CPU seconds of a whole cgroup (exited processes included): `cpu.stat` under cgroup v2,
+/// `cpuacct.usage` under v1.
+fn sandbox_seconds(container: &str) -> f64 {
+    if let Ok(stat) = std::fs::read_to_string(format!("/sys/fs/cgroup{container}/cpu.stat")) {
+        let usec: f64 = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("usage_usec in cpu.stat");
+        return usec / 1e6;
+    }
+    let usage = format!("/sys/fs/cgroup/cpuacct{container}/cpuacct.usage");
+    let nsec: f64 = std::fs::read_to_string(&usage)
+        .unwrap_or_else(|e| panic!("{usage}: {e}"))
+        .trim()
+        .parse()
+        .expect("nanoseconds in cpuacct.usage");
+    nsec / 1e9
 }
 
 /// utime + stime of `/proc/PID`, in seconds.

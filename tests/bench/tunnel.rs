@@ -61,7 +61,11 @@ fn main() {
     }
     let one = mib << 20;
     let each = one / 4;
-    let path = cpu::TunnelPath::find(sink_tunnel.0.id(), server.pid().expect("server runs"));
+    let path = cpu::TunnelPath::find(
+        sink_tunnel.0.id(),
+        server.pid().expect("server runs"),
+        sb["id"].as_str().unwrap(),
+    );
     let (one_tunnelled, one_cpu) = measured(&path, || throughput(sink_tunnel.1, 1, one));
     let (eight_tunnelled, eight_cpu) = measured(&path, || throughput(sink_tunnel.1, 8, each));
     let rows = [
