@@ -114,7 +114,7 @@ fn tunnel_checks_come_in_the_clis_order_with_its_messages() {
 fn serve(server: &TestServer, name: &str, command: &str) -> Child {
     Cli::new(server)
         .args(&["sandbox", "exec", name, "--", "sh", "-c", command])
-        .spawn()
+        .spawn_tied()
 }
 
 /// Lines the child writes on stderr, as they come.
@@ -205,7 +205,7 @@ fn tunnels_reach_servers_in_a_default_sandbox() {
             "DEBUG",
         ])
         .args(&["--local-port", &local.to_string()])
-        .spawn();
+        .spawn_tied();
     let lines = stderr_lines(&mut tunnel);
     let mut seen = Vec::new();
     let ws = format!("{}/tunnel", dp.replacen("http://", "ws://", 1));
@@ -266,7 +266,7 @@ fn tunnels_reach_servers_in_a_default_sandbox() {
     let mut refused = Cli::new(&server)
         .args(&["sandbox", "tunnel", "tun", "--remote-port", "9"])
         .args(&["--local-port", &closed_port.to_string()])
-        .spawn();
+        .spawn_tied();
     let lines = stderr_lines(&mut refused);
     line_with(&lines, "tunnel ready", &mut seen);
     let mut conn = TcpStream::connect(("127.0.0.1", closed_port)).unwrap();
@@ -364,7 +364,7 @@ print("closed");
 "#,
     )
     .unwrap();
-    let mut child = Cli::new(server).arg("run").arg(&file).spawn();
+    let mut child = Cli::new(server).arg("run").arg(&file).spawn_tied();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = stdout.next().unwrap().unwrap();
     let words: Vec<&str> = first.split(' ').collect();

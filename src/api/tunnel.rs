@@ -28,6 +28,10 @@ pub fn encode_header(port: u16) -> [u8; HEADER_LEN] {
 }
 
 /// The port a connect header asks for, or the status byte that refuses it.
+///
+/// Which ports are "not allowed" is the backend's policy (clients only log the status): only
+/// port 0 is refused. Every other port is dialled inside the sandbox's own network namespace,
+/// where nothing but that sandbox's own services can answer, so none needs refusing.
 pub fn decode_header(header: [u8; HEADER_LEN]) -> Result<u16, u8> {
     if header[0] != PROTOCOL_VERSION {
         return Err(STATUS_UNSUPPORTED_VERSION);

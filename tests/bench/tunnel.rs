@@ -27,6 +27,8 @@ const SINK_PORT: u16 = 7001;
 const ECHO_PORT: u16 = 7000;
 const SETUP_SAMPLES: usize = 100;
 const CHUNK: usize = 256 * 1024;
+/// What the sinks write first on each connection.
+const READY: &[u8; 6] = b"ready\n";
 
 fn main() {
     // `cargo test --all-targets` runs this too (without `--bench`): a quick smoke run there.
@@ -40,13 +42,14 @@ fn main() {
     let snapshot = api.ready_snapshot("bench", image::tiny(), 64 << 20);
     let sb = api.ready_sandbox("bench", &snapshot, json!({"vcpus": 2}));
     let mut servers = [
-        format!("nc -ll -p {SINK_PORT} -e sh -c 'cat >/dev/null'"),
+        // The sink greets each connection, so the bench knows it was accepted (see `ready`).
+        format!("nc -ll -p {SINK_PORT} -e sh -c 'echo ready; cat >/dev/null'"),
         format!("nc -ll -p {ECHO_PORT} -e cat"),
     ]
     .map(|cmd| {
         Cli::new(&server)
             .args(&["sandbox", "exec", "bench", "--", "sh", "-c", &cmd])
-            .spawn()
+            .spawn_tied()
     });
     let sink_tunnel = tunnel(&server, SINK_PORT);
     let echo_tunnel = tunnel(&server, ECHO_PORT);
@@ -126,7 +129,7 @@ fn tunnel(server: &TestServer, remote: u16) -> (std::process::Child, u16) {
             &remote.to_string(),
         ])
         .args(&["--local-port", &local.to_string(), "--log-level", "error"])
-        .spawn();
+        .spawn_tied();
     // At `error` the CLI logs nothing on success; wait until the port accepts instead.
     drop(child.stderr.take().map(BufReader::new).map(|r| {
         std::thread::spawn(move || {
@@ -154,6 +157,9 @@ fn host_server(echo: bool) -> u16 {
         for conn in listener.incoming().map_while(Result::ok) {
             std::thread::spawn(move || {
                 let mut conn = conn;
+                if !echo && conn.write_all(READY).is_err() {
+                    return;
+                }
                 let mut buf = vec![0u8; CHUNK];
                 loop {
                     match conn.read(&mut buf) {
@@ -182,10 +188,16 @@ fn measured(path: &cpu::TunnelPath, run: impl FnOnce() -> f64) -> (f64, String) 
 }
 
 /// Aggregate MiB/s of `streams` connections sending `bytes` each at once to a sink.
+///
+/// The connections are opened one after another, each until the sink greeted it, before the
+/// clock starts: a burst of connects would overflow the small listen backlog of busybox `nc`
+/// and stall on the kernel's 1 s SYN retransmission, which is not the tunnel's time.
 fn throughput(port: u16, streams: usize, bytes: usize) -> f64 {
+    let conns: Vec<TcpStream> = (0..streams).map(|_| ready(port)).collect();
     let start = Instant::now();
-    let workers: Vec<_> = (0..streams)
-        .map(|_| std::thread::spawn(move || send_all(port, bytes)))
+    let workers: Vec<_> = conns
+        .into_iter()
+        .map(|conn| std::thread::spawn(move || send_all(conn, bytes)))
         .collect();
     for worker in workers {
         worker.join().unwrap();
@@ -193,8 +205,16 @@ fn throughput(port: u16, streams: usize, bytes: usize) -> f64 {
     (streams * bytes) as f64 / (1 << 20) as f64 / start.elapsed().as_secs_f64()
 }
 
-fn send_all(port: u16, bytes: usize) {
+/// A connection to the sink on `port`, once the sink greeted it.
+fn ready(port: u16) -> TcpStream {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut greeting = [0u8; READY.len()];
+    conn.read_exact(&mut greeting).unwrap();
+    assert_eq!(greeting, *READY, "the sink's greeting");
+    conn
+}
+
+fn send_all(mut conn: TcpStream, bytes: usize) {
     let chunk = vec![0x5au8; CHUNK];
     let mut left = bytes;
     while left > 0 {

@@ -108,7 +108,19 @@ impl Cli {
     /// Start the CLI with piped stdout and stderr; the caller reads and waits (see
     /// [`finish`]).
     pub fn spawn(self) -> Child {
+        self.spawn_with(self.command())
+    }
+
+    /// [`Self::spawn`] for a process that runs until told to stop (a tunnel, a server in a
+    /// sandbox): the kernel kills it when the spawning thread ends, so a failing test leaves
+    /// nothing running.
+    pub fn spawn_tied(self) -> Child {
         let mut cmd = self.command();
+        super::process::die_with_parent(&mut cmd);
+        self.spawn_with(cmd)
+    }
+
+    fn spawn_with(&self, mut cmd: Command) -> Child {
         cmd.stdin(if self.stdin.is_some() {
             Stdio::piped()
         } else {
