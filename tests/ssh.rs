@@ -416,5 +416,43 @@ fn a_sandbox_without_sshd_gets_the_warning_and_still_a_block() {
         )
     );
     assert!(!home.file(".ssh/known_hosts_sandboxes").exists());
+
+    // The host key comes from inside the sandbox: text that is not one public key line
+    // would add entries (a wildcard, a CA) to the user's known hosts, so it is refused.
+    let forged = "mkdir -p /etc/ssh && printf '%s\\n' 'ssh-ed25519 AAAA' \
+                  '* ssh-ed25519 BBBB' > /etc/ssh/ssh_host_ed25519_key.pub";
+    assert_eq!(api.exec(&sb, forged).exit_code, 0);
+    let out = home.ssh_setup(&server, "bare");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        home.read(".ssh/known_hosts_sandboxes"),
+        "sandbox-bare ssh-ed25519 AAAA\n",
+        "only the first line is kept"
+    );
+    let forged =
+        "printf '%s\\n' '@cert-authority * ssh-ed25519 AAAA' > /etc/ssh/ssh_host_ed25519_key.pub";
+    assert_eq!(api.exec(&sb, forged).exit_code, 0);
+    let out = home.ssh_setup(&server, "bare");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Warning: could not write known host: the sandbox's ssh host key is not a public key line"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        home.read(".ssh/known_hosts_sandboxes"),
+        "sandbox-bare ssh-ed25519 AAAA\n"
+    );
+
+    // A name that is not one plain word never reaches the ssh config.
+    let config = home.read(".ssh/config");
+    let out = home.ssh_setup(&server, "bare\nHost *");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot be used as an ssh host alias"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(home.read(".ssh/config"), config);
     api.delete_sandbox("bare");
 }

@@ -59,3 +59,33 @@ fn the_tunnel_upgrade_needs_the_key_and_wakes_a_stopped_sandbox() {
     assert_eq!(r.body["status"], "ready", "a tunnel wakes its sandbox");
     api.delete_sandbox("tun");
 }
+
+/// A tunnel holds its sandbox active while its TCP connection lasts, so the server must
+/// notice a client that vanished without closing: every accepted connection probes with
+/// TCP keepalive (seen by the kernel's own socket listing).
+#[test]
+fn accepted_connections_probe_with_keepalive() {
+    use std::io::{Read, Write};
+    let server = TestServer::start();
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    // An answer means the server accepted (and tuned) the connection.
+    tcp.write_all(b"GET /api/v2/sandboxes/boxes HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 12];
+    tcp.read_exact(&mut head).unwrap();
+    assert_eq!(&head[..9], b"HTTP/1.1 ");
+    let server_port = addr.rsplit(':').next().unwrap();
+    let client_port = tcp.local_addr().unwrap().port();
+    let filter = format!("( sport = :{server_port} and dport = :{client_port} )");
+    let out = std::process::Command::new("ss")
+        .args(["-tnoH", "state", "established", &filter])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        listing.contains("timer:(keepalive,"),
+        "no keepalive on the server's side: {listing:?}"
+    );
+}

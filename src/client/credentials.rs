@@ -12,6 +12,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 /// What is kept for one endpoint.
@@ -72,6 +73,18 @@ pub fn store(path: &Path, base: &str, credential: Credential) -> Result<(), Stri
         .mode(0o700)
         .create(dir)
         .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    // Concurrent stores (two ssh-setups at once) read, change and write under one lock, so
+    // neither loses the other's entry.
+    let lock_path = dir.join(".credentials.lock");
+    let lock_file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| format!("opening {}: {e}", lock_path.display()))?;
+    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("locking {}: {e}", lock_path.display()))?;
     let mut all = read(path)?;
     if all.get(base) == Some(&credential) {
         return Ok(());
@@ -80,10 +93,12 @@ pub fn store(path: &Path, base: &str, credential: Credential) -> Result<(), Stri
     let mut text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
     text.push('\n');
     let temp = dir.join(format!(".credentials.json.{}", std::process::id()));
+    // Never write through a file or link someone else put there: the name must be new.
+    // Under the lock, one with this name can only be left from a crash of this process id.
+    let _ = std::fs::remove_file(&temp);
     let written = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&temp)
         .and_then(|mut f| {
@@ -136,6 +151,28 @@ mod tests {
         assert!(err.contains("readable by others"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(lookup(&path, "https://a").unwrap(), Some(cred("k")));
+    }
+
+    #[test]
+    fn concurrent_stores_keep_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.json");
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let path = &path;
+                scope.spawn(move || {
+                    for round in 0..5 {
+                        store(path, &format!("https://{i}"), cred(&format!("k{round}"))).unwrap();
+                    }
+                });
+            }
+        });
+        for i in 0..8 {
+            assert_eq!(
+                lookup(&path, &format!("https://{i}")).unwrap(),
+                Some(cred("k4"))
+            );
+        }
     }
 
     #[test]

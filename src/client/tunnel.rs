@@ -202,6 +202,9 @@ fn short_reason(status: u8) -> String {
     }
 }
 
+/// Pause after a failed accept.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 async fn accept_loop(
     listener: TcpListener,
     dialer: Arc<Dialer>,
@@ -216,8 +219,16 @@ async fn accept_loop(
             accepted = listener.accept() => accepted,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
-        let Ok((local, local_addr)) = accepted else {
-            continue; // e.g. too many open files: the next accept may work
+        let (local, local_addr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(_) => {
+                // E.g. too many open files: the error repeats until a descriptor is freed,
+                // so wait a moment (or for the stop) instead of spinning on it.
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(ACCEPT_RETRY) => continue,
+                }
+            }
         };
         connections.spawn(bridge(
             local,

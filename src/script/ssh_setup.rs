@@ -95,12 +95,14 @@ fn read_or_empty(path: &Path) -> std::io::Result<String> {
 
 /// Upsert `sandbox-<name> <host_key>` in `~/.ssh/known_hosts_sandboxes`.
 fn known_host_upsert(name: &str, host_key: &str) -> Result<(), String> {
+    ssh_config::check_alias_name(name)?;
+    let host_key = ssh_config::parse_host_key(host_key)?;
     let path = ssh_dir()?.join("known_hosts_sandboxes");
     let text = read_or_empty(&path).map_err(|e| e.to_string())?;
     let alias = ssh_config::alias(name);
     write_private(
         &path,
-        &ssh_config::upsert_known_host(&text, &alias, host_key),
+        &ssh_config::upsert_known_host(&text, &alias, &host_key),
     )
     .map_err(|e| e.to_string())
 }
@@ -142,6 +144,7 @@ fn tunnel_target(bridge: &Bridge) -> Result<TunnelTarget, String> {
 /// Write the `Host sandbox-<name>` block into `~/.ssh/config`: `#{outcome, path}` with
 /// `outcome` one of `wrote`, `updated`, `unchanged`.
 fn config_upsert(bridge: &Bridge, name: &str) -> Result<Map, String> {
+    ssh_config::check_alias_name(name)?;
     let dir = ssh_dir()?;
     let target = tunnel_target(bridge)?;
     let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
@@ -166,6 +169,10 @@ fn config_upsert(bridge: &Bridge, name: &str) -> Result<Map, String> {
 }
 
 pub fn register(engine: &mut Engine, bridge: &Arc<Bridge>) {
+    engine.register_fn("ssh_alias", |name: &str| -> ScriptResult<String> {
+        ssh_config::check_alias_name(name).map_err(user_error)?;
+        Ok(ssh_config::alias(name))
+    });
     engine.register_fn("ssh_public_key", |identity: &str| -> ScriptResult<Map> {
         public_key(identity).map_err(user_error)
     });

@@ -11,7 +11,8 @@
 //! * The HTTP surface: `routes` (the table of routes), `auth` (the API key on every
 //!   route), `json` (body extraction whose rejections are API errors), `validate` and
 //!   `resources` (422s naming the field; resource defaults and limits), `error` (the one
-//!   place errors become statuses and bodies).
+//!   place errors become statuses and bodies), `tcp_tuning` (Nagle off and keepalive on every
+//!   accepted connection).
 //! * Control plane: `boxes` (sandbox endpoints), `snapshots` + `builder` (snapshot
 //!   endpoints and background builds), `capture` (a running sandbox → a snapshot),
 //!   `registries` + `registry_store` (private registry credentials), `default_snapshot`
@@ -50,6 +51,7 @@ mod snapshots;
 mod startup;
 mod state;
 mod store;
+mod tcp_tuning;
 mod ttl;
 mod validate;
 
@@ -173,11 +175,7 @@ pub async fn serve(
     tracing::info!("serving the sandbox API at {}", started.state.public_url);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let going_away = started.state.going_away.clone();
-    // Nagle's algorithm off: tunnels and exec sessions carry small interactive frames, and a
-    // frame held back for the peer's delayed ACK costs 40 ms per round trip.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let listener = listener.tap_io(tcp_tuning::tune);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         going_away.send_replace(true);

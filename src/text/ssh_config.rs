@@ -131,6 +131,59 @@ pub fn upsert_block(text: &str, alias: &str, block: &str) -> (String, Outcome) {
     (text_out, Outcome::Updated)
 }
 
+/// Check that `name` can stand in a `Host` line and a known-hosts entry as one word: only
+/// `[A-Za-z0-9._-]`. Anything else (spaces, newlines, `*`, `!`) would let a name add
+/// directives or patterns to the user's ssh config.
+pub fn check_alias_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "sandbox name {name:?} cannot be used as an ssh host alias: \
+             only letters, digits, '.', '_' and '-' are allowed"
+        ))
+    }
+}
+
+/// Key types a sandbox's sshd may present.
+const HOST_KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+];
+
+/// The `<type> <base64>` of a host public key as the sandbox printed it (first line, comment
+/// dropped), or an error when it is not one: the text comes from inside the sandbox and must
+/// not add lines, patterns or options to the user's known-hosts file.
+pub fn parse_host_key(text: &str) -> Result<String, String> {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let mut words = line.split_ascii_whitespace();
+    let (kind, blob) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let base64 = !blob.is_empty()
+        && blob
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='));
+    if HOST_KEY_TYPES.contains(&kind) && base64 {
+        Ok(format!("{kind} {blob}"))
+    } else {
+        Err(format!(
+            "the sandbox's ssh host key is not a public key line (expected one of {} followed by base64)",
+            HOST_KEY_TYPES.join(", ")
+        ))
+    }
+}
+
 /// `text` (a whole known-hosts file) with `<alias> <host_key>` replacing the line that starts
 /// with `<alias> `, or appended.
 pub fn upsert_known_host(text: &str, alias: &str, host_key: &str) -> String {

@@ -151,10 +151,7 @@ impl Services {
             async move { serve_origin(state, origin, req).await }
         });
         let task = tokio::spawn(async move {
-            // Nagle off, as on the main listener: proxied WebSockets carry small frames.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
+            let listener = listener.tap_io(crate::server::tcp_tuning::tune);
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::warn!("a service origin's listener stopped: {e}");
             }

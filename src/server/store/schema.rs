@@ -52,6 +52,16 @@ const MIGRATIONS: &[&str] = &[
          doc TEXT NOT NULL,
          PRIMARY KEY (sandbox_id, port)
      );",
+    // 3: where the next service origin is looked for. Slots are handed out round the
+    // ring from here, so the address of a deleted sandbox goes to a new one only after
+    // every other slot has been used: a browser keeps cookies, storage and service
+    // workers per origin, and a new sandbox must not inherit a dead one's.
+    "CREATE TABLE service_slot_cursor (
+         id INTEGER PRIMARY KEY CHECK (id = 0),
+         next INTEGER NOT NULL
+     );
+     INSERT INTO service_slot_cursor (id, next)
+         SELECT 0, COALESCE(MAX(slot) + 1, 0) FROM service_origins;",
 ];
 
 /// Bring the database to the newest version.

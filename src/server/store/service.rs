@@ -19,8 +19,7 @@ pub struct OriginRecord {
 }
 
 impl Store {
-    /// The origin of `target` of `sandbox_id`, allocated in the lowest free slot (port 0)
-    /// when it has none yet.
+    /// The origin of `target` of `sandbox_id`, allocated (port 0) when it has none yet.
     pub async fn origin_or_allocate(
         &self,
         sandbox_id: &str,
@@ -45,20 +44,7 @@ impl Store {
                     port,
                 });
             }
-            // The lowest slot not in use: slots of deleted sandboxes are handed out again.
-            let mut stmt = tx.prepare("SELECT slot FROM service_origins ORDER BY slot")?;
-            let used = stmt
-                .query_map([], |r| r.get::<_, u32>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            drop(stmt);
-            let slot = used
-                .iter()
-                .enumerate()
-                .find(|(i, s)| *i as u32 != **s)
-                .map_or(used.len() as u32, |(i, _)| i as u32);
-            if slot >= slots {
-                return Err(StoreError::Full("service origins"));
-            }
+            let slot = next_free_slot(&tx, slots)?;
             tx.execute(
                 "INSERT INTO service_origins (slot, sandbox_id, target, port) VALUES (?1, ?2, ?3, 0)",
                 params![slot, sandbox_id, target],
@@ -210,6 +196,34 @@ impl Store {
     }
 }
 
+/// The first free slot at or after the cursor, going round the ring of `slots`, and the
+/// cursor moved past it: a freed slot is taken again only once every other has been.
+fn next_free_slot(tx: &rusqlite::Transaction, slots: u32) -> Result<u32, StoreError> {
+    let cursor: u32 = tx.query_row("SELECT next FROM service_slot_cursor", [], |r| r.get(0))?;
+    let taken = |slot: u32| -> Result<bool, StoreError> {
+        Ok(tx
+            .query_row(
+                "SELECT 1 FROM service_origins WHERE slot = ?1",
+                [slot],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    };
+    // A full ring is reported as such; each probe is one primary-key lookup.
+    for step in 0..slots {
+        let slot = (cursor % slots + step) % slots;
+        if !taken(slot)? {
+            tx.execute(
+                "UPDATE service_slot_cursor SET next = ?1",
+                [(slot + 1) % slots],
+            )?;
+            return Ok(slot);
+        }
+    }
+    Err(StoreError::Full("service origins"))
+}
+
 /// What goes with a deleted sandbox (called inside [`Store::delete_sandbox`]'s step).
 pub(super) fn forget_sandbox(c: &rusqlite::Connection, sandbox_id: &str) -> Result<(), StoreError> {
     c.execute(
@@ -221,4 +235,51 @@ pub(super) fn forget_sandbox(c: &rusqlite::Connection, sandbox_id: &str) -> Resu
         [sandbox_id],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::models::Sandbox;
+    use crate::server::ttl::TtlClock;
+
+    async fn sandbox(store: &Store, id: &str) {
+        let sb = Sandbox {
+            id: id.into(),
+            name: format!("sb-{id}"),
+            ..Default::default()
+        };
+        store.insert_sandbox(&sb).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_deleted_sandboxs_origin_is_not_handed_to_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = Store::open(&path, TtlClock::new(60)).unwrap();
+        sandbox(&store, "a").await;
+        let a = store.origin_or_allocate("a", "8000", 4).await.unwrap();
+        assert_eq!(
+            store.origin_or_allocate("a", "8000", 4).await.unwrap(),
+            a,
+            "the same sandbox and port keep their origin"
+        );
+        assert!(store.delete_sandbox("a").await.unwrap());
+        sandbox(&store, "b").await;
+        let b = store.origin_or_allocate("b", "8000", 4).await.unwrap();
+        assert_ne!(b.slot, a.slot);
+        // The cursor survives a restart.
+        drop(store);
+        let store = Store::open(&path, TtlClock::new(60)).unwrap();
+        let b2 = store.origin_or_allocate("b", "dl", 4).await.unwrap();
+        assert!(![a.slot, b.slot].contains(&b2.slot), "{b2:?}");
+        // Round the ring: the freed slot comes back only once the others are used.
+        let b3 = store.origin_or_allocate("b", "9000", 4).await.unwrap();
+        let again = store.origin_or_allocate("b", "9001", 4).await.unwrap();
+        assert_eq!(again.slot, a.slot, "{b3:?}");
+        assert!(matches!(
+            store.origin_or_allocate("b", "9002", 4).await,
+            Err(StoreError::Full(_))
+        ));
+    }
 }

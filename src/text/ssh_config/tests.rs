@@ -146,3 +146,44 @@ fn known_hosts_lines_are_replaced_or_appended() {
     let no_newline = upsert_known_host("other key", "sandbox-a", "k");
     assert_eq!(no_newline, "other key\nsandbox-a k\n");
 }
+
+#[test]
+fn host_keys_from_a_sandbox_are_one_checked_line() {
+    assert_eq!(
+        parse_host_key("ssh-ed25519 AAAAC3Nza+/= root@box\n").unwrap(),
+        "ssh-ed25519 AAAAC3Nza+/="
+    );
+    assert_eq!(
+        parse_host_key("\n  ecdsa-sha2-nistp256 AAAA\nsecond line\n").unwrap(),
+        "ecdsa-sha2-nistp256 AAAA"
+    );
+    for bad in [
+        "",
+        "ssh-ed25519",
+        "ssh-ed25519 not*base64",
+        "@cert-authority * ssh-ed25519 AAAA",
+        "* ssh-ed25519 AAAA",
+        "ssh-dss AAAA",
+    ] {
+        assert!(parse_host_key(bad).is_err(), "{bad:?} was accepted");
+    }
+}
+
+#[test]
+fn only_plain_names_become_host_aliases() {
+    for good in ["dev", "my-box.2", "a_b"] {
+        check_alias_name(good).unwrap();
+    }
+    for bad in [
+        "",
+        "a b",
+        "a\nHost *",
+        "*",
+        "x,y",
+        "!x",
+        "-oProxyCommand",
+        "a/b",
+    ] {
+        assert!(check_alias_name(bad).is_err(), "{bad:?} was accepted");
+    }
+}
