@@ -37,7 +37,8 @@
 //!   repl ─────► script, client, api, paths, text, term
 //!   script ───► client, api, paths, text, term
 //!   client ───► api, paths, term, ws_pipe
-//!   server ───► runtime, api, paths
+//!   server ───► proxy, runtime, api, paths
+//!   proxy ────► api
 //!   runtime ──► api
 //!   agent ────► api, ws_pipe
 //!   api, paths, text, term, ws_pipe: leaves
@@ -60,6 +61,8 @@
 //!   become messages and exit codes. The only module that may import any other.
 //! * [`server`] — the local backend: HTTP routes, validation, the SQLite store, snapshot
 //!   builds (`server::images`), lifecycle tasks, the reaper and the data-plane proxy.
+//! * [`proxy`] — the egress proxy: `access_control`, the DNS stub and its address pool, and
+//!   what a connection's first bytes say (SNI, `Host`).
 //! * [`runtime`] — isolation: ext4 images, overlay root filesystems, OCI bundles, runc,
 //!   cgroups, seccomp. Knows nothing of HTTP.
 //! * [`agent`] — the in-sandbox PID 1: reaps zombies and serves exec sessions and files on a
@@ -136,6 +139,8 @@ pub mod ws_pipe;
 
 #[cfg(target_os = "linux")]
 pub mod agent;
+#[cfg(target_os = "linux")]
+pub mod proxy;
 #[cfg(target_os = "linux")]
 pub mod runtime;
 #[cfg(target_os = "linux")]

@@ -24,8 +24,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("ws_pipe", &[]),
     // The local backend and what runs inside a sandbox.
     ("runtime", &["api"]),
+    ("proxy", &["api"]),
     ("agent", &["api", "ws_pipe"]),
-    ("server", &["api", "runtime", "paths"]),
+    ("server", &["api", "proxy", "runtime", "paths"]),
     // The client side, bottom to top.
     ("client", &["api", "paths", "term", "ws_pipe"]),
     ("script", &["client", "api", "text", "term", "paths"]),
@@ -36,8 +37,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "repl", "script", "client", "server", "runtime", "agent", "api", "paths", "text",
-            "term", "ws_pipe",
+            "repl", "script", "client", "server", "proxy", "runtime", "agent", "api", "paths",
+            "text", "term", "ws_pipe",
         ],
     ),
     // The crate root's tests: this file and its scanner.
