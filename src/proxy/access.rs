@@ -1,0 +1,1 @@
+//! `access_control`: parsing, validation and decisions (being written).
