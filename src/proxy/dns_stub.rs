@@ -1,1 +1,0 @@
-//! The DNS stub (being written).

@@ -1,1 +1,0 @@
-//! The per-sandbox pool of synthetic addresses (being written).

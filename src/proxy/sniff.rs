@@ -1,1 +1,0 @@
-//! SNI and `Host` from a connection's first bytes (being written).
