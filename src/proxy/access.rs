@@ -271,7 +271,8 @@ fn parse_entry(text: &str) -> Result<Entry, String> {
     if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
         return Ok(entry(Pattern::Ip(IpAddr::V4(ip)), port));
     }
-    if host.starts_with('*') && host.ends_with('.') {
+    // `*.` would normalise to `*` (any name): refuse it before the trailing dot is dropped.
+    if host == "*." {
         return Err("not a host name (a wildcard needs a domain after '*.')".into());
     }
     let host = normalise(host);

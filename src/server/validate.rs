@@ -173,4 +173,20 @@ mod tests {
         assert_eq!((p, next), (vec![3], 0));
         assert!(page(vec![1], Some(0), None).is_err());
     }
+
+    #[test]
+    fn proxy_config_access_control_is_a_422_naming_the_entry() {
+        let ok = serde_json::json!({"access_control": {"allow_list": ["*.pypi.org:443"], "deny_list": []}});
+        assert!(proxy_config(Some(&ok)).is_ok());
+        assert!(proxy_config(None).is_ok());
+        let bad =
+            serde_json::json!({"access_control": {"allow_list": ["a.test", "example.com:abc"]}});
+        match proxy_config(Some(&bad)) {
+            Err(ApiError::Validation { field, message }) => {
+                assert_eq!(field, "proxy_config.access_control.allow_list[1]");
+                assert!(message.contains("\"example.com:abc\""), "{message}");
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
 }

@@ -49,7 +49,10 @@ fn every_entry_form_matches_as_documented() {
         "192.0.2.8:80",
         "[2001:db8::1]:80",
         "2001:db8::2",
+        "[2001:db8::3]",
         "198.51.100.0/24",
+        "2001:db8:f::/48",
+        "*.dot.test.",
     ]}));
     assert!(host(&ac, "exact.test", 1) && host(&ac, "EXACT.test.", 65535));
     assert!(!host(&ac, "sub.exact.test", 80));
@@ -65,6 +68,10 @@ fn every_entry_form_matches_as_documented() {
     assert!(ip(&ac, "192.0.2.7", 80) && ip(&ac, "192.0.2.8", 80) && !ip(&ac, "192.0.2.8", 81));
     assert!(ip(&ac, "2001:db8::1", 80) && !ip(&ac, "2001:db8::1", 443));
     assert!(ip(&ac, "2001:db8::2", 80));
+    assert!(ip(&ac, "2001:db8::3", 1) && ip(&ac, "2001:db8::3", 65535));
+    assert!(ip(&ac, "2001:db8:f::9", 22) && !ip(&ac, "2001:db8:e::9", 22));
+    assert!(host(&ac, "a.dot.test", 1) && host(&ac, "A.DOT.TEST.", 1));
+    assert!(!host(&ac, "dot.test", 1));
     assert!(ip(&ac, "198.51.100.200", 80) && !ip(&ac, "198.51.101.1", 80));
     assert!(
         ip(&ac, "::ffff:192.0.2.7", 80),
@@ -130,8 +137,14 @@ fn invalid_entries_name_the_entry_and_its_field() {
         ("example.com:0", "port must be"),
         ("10.0.0.0/8:443", "a range must be"),
         ("10.0.0.0/33", "a range must be"),
+        ("fd00::/8:443", "a range must be"),
         ("a*b.com", "not a host name"),
         ("*.", "not a host name"),
+        ("*.*.com", "not a host name"),
+        ("foo.*", "not a host name"),
+        ("foo bar.com", "not a host name"),
+        ("bad!.com", "not a host name"),
+        (".lead.com", "not a host name"),
         ("foo..com", "not a host name"),
         ("", "may not be empty"),
         (" spaced.com", "may not be empty"),
