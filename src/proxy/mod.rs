@@ -15,8 +15,19 @@
 //!   hands out, and the name behind each, so connections are judged by hostname.
 //! * `dns_stub` — answers the sandbox's DNS queries from the pool.
 //! * `sniff` — the TLS SNI and the HTTP `Host` read from a connection's first bytes.
+//! * `upstream` — resolving and dialling the real destination (`--resolve`,
+//!   `--allow-private-cidr`, `--upstream-proxy`), refusing non-public addresses.
+//! * `connection` — one connection: original destination, checks, decision, splice.
+//! * `hub` — [`Egress`]: the one task serving every sandbox's sockets, and the policies.
+//! * `egress_log` — the per-sandbox log of decisions.
 
 pub mod access;
+mod connection;
 pub mod dns_stub;
+pub mod egress_log;
+mod hub;
 pub mod names;
 pub mod sniff;
+pub mod upstream;
+
+pub use hub::Egress;
