@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
-use crate::common::TestServer;
 use crate::common::api::Api;
+use crate::common::{TestServer, image};
 
 #[test]
 fn every_route_requires_the_api_key() {
@@ -260,4 +260,63 @@ fn early_replies_keep_the_connection_usable() {
             "{path}: the second request was not answered: {text}"
         );
     }
+}
+
+#[test]
+fn invalid_access_control_is_refused_naming_the_entry_and_nothing_changes() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let r = api.call(
+        "POST",
+        "/api/v2/sandboxes/boxes",
+        Some(json!({"name": "ac", "proxy_config": {"access_control": {
+            "allow_list": ["ok.test", "example.com:abc"]}}})),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(
+        r.body["detail"][0]["loc"][1], "proxy_config.access_control.allow_list[1]",
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body["detail"][0]["msg"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"example.com:abc\"")),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        api.call("GET", "/api/v2/sandboxes/boxes/ac", None).status,
+        404
+    );
+
+    let snapshot = api.ready_snapshot("tiny", image::tiny(), 64 << 20);
+    let allow = json!({"access_control": {"allow_list": ["*.pypi.org:443"], "deny_list": []}});
+    api.ready_sandbox("ac", &snapshot, json!({"proxy_config": allow}));
+    for bad in [
+        json!({"access_control": {"allow_list": ["a.test"], "deny_list": ["b.test"]}}),
+        json!({"access_control": {"deny_list": ["10.0.0.0/8:443"]}}),
+        json!({"access_control": {"deny_list": ["~(unclosed"]}}),
+    ] {
+        let r = api.call(
+            "PATCH",
+            "/api/v2/sandboxes/boxes/ac",
+            Some(json!({"proxy_config": bad})),
+        );
+        assert_eq!(r.status, 422, "{bad}: {}", r.body);
+    }
+    let r = api.call("GET", "/api/v2/sandboxes/boxes/ac", None);
+    assert_eq!(
+        r.body["proxy_config"], allow,
+        "a refused update changes nothing"
+    );
+    let deny = json!({"access_control": {"deny_list": ["[2001:db8::1]:22", "~^ads?\\."]}});
+    let r = api.call(
+        "PATCH",
+        "/api/v2/sandboxes/boxes/ac",
+        Some(json!({"proxy_config": deny})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["proxy_config"], deny);
+    api.delete_sandbox("ac");
 }

@@ -1,0 +1,1 @@
+//! The per-sandbox pool of synthetic addresses (being written).

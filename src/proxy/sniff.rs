@@ -1,0 +1,1 @@
+//! SNI and `Host` from a connection's first bytes (being written).

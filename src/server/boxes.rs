@@ -238,6 +238,7 @@ fn apply_update(
         sb.delete_after_stop_seconds = Some(v);
     }
     if let Some(p) = &req.proxy_config {
+        validate::proxy_config(Some(p))?;
         sb.proxy_config = Some(p.clone());
     }
     if let Some(rc) = &req.run_config {

@@ -90,6 +90,14 @@ pub fn capacity(field: &str, bytes: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `proxy_config.access_control`: every entry must parse, and at most one list may be
+/// populated (422 naming the entry). The rest of `proxy_config` is stored as sent.
+pub fn proxy_config(value: Option<&serde_json::Value>) -> Result<(), ApiError> {
+    crate::proxy::access::AccessControl::from_proxy_config(value)
+        .map(|_| ())
+        .map_err(|e| ApiError::validation(&e.field, e.message))
+}
+
 /// TTL-style fields: `0` disables, otherwise a positive multiple of 60 seconds.
 pub fn ttl(field: &str, seconds: i64) -> Result<(), ApiError> {
     if seconds < 0 || seconds % 60 != 0 {

@@ -79,6 +79,7 @@ impl Settings {
         validate::ttl("idle_ttl_seconds", idle_ttl)?;
         let delete_after_stop = req.delete_after_stop_seconds.unwrap_or(14 * 24 * 3600);
         validate::ttl("delete_after_stop_seconds", delete_after_stop)?;
+        validate::proxy_config(req.proxy_config.as_ref())?;
         Ok(Settings {
             name,
             idle_ttl,
