@@ -58,7 +58,9 @@ pub(super) async fn handle(shared: Arc<Shared>, sandbox: Arc<SandboxEgress>, cli
         Ok(target) => target,
         Err(refusal) => {
             let shown = original.ip().to_string();
-            return conn.refuse(&shown, refusal.rule, Some(refusal.reason)).await;
+            return conn
+                .refuse(&shown, refusal.rule, Some(refusal.reason))
+                .await;
         }
     };
     if let Err(refusal) = conn.sniff(&target).await {
@@ -186,14 +188,20 @@ impl Connection {
                 self.prefix.extend_from_slice(&buf[..n]);
             }
         };
-        tokio::time::timeout(PEEK_TIMEOUT, read).await.ok().flatten()
+        tokio::time::timeout(PEEK_TIMEOUT, read)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Refuse: a 403 on cleartext HTTP, a reset otherwise; logged.
     async fn refuse(mut self, host: &str, rule: &str, reason: Option<String>) {
         self.record(host, Decision::Denied, rule, reason.clone(), 0, 0);
         if self.port == 80 && !self.prefix.is_empty() {
-            let mut body = format!("blocked by sandbox access_control: {host}:{} ({rule})", self.port);
+            let mut body = format!(
+                "blocked by sandbox access_control: {host}:{} ({rule})",
+                self.port
+            );
             if let Some(reason) = reason {
                 body.push_str(&format!(": {reason}"));
             }

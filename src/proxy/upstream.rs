@@ -215,7 +215,9 @@ async fn connect_through(proxy: &str, target: &str) -> Result<TcpStream, DialErr
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut headers);
     match response.parse(&head) {
-        Ok(httparse::Status::Complete(_)) if response.code.is_some_and(|c| (200..300).contains(&c)) => {
+        Ok(httparse::Status::Complete(_))
+            if response.code.is_some_and(|c| (200..300).contains(&c)) =>
+        {
             Ok(stream)
         }
         Ok(_) => Err(DialError::ProxyRefused {

@@ -164,15 +164,19 @@ impl Runtime {
         layout::validate_id(id)?;
         let pid_file = self.layout(id).pid_file;
         tokio::task::spawn_blocking(move || {
-            let text = std::fs::read_to_string(&pid_file)
-                .map_err(RuntimeError::io("read", &pid_file))?;
+            let text =
+                std::fs::read_to_string(&pid_file).map_err(RuntimeError::io("read", &pid_file))?;
             let pid = text.trim().parse::<u32>().map_err(|_| {
                 RuntimeError::io("parse", &pid_file)(std::io::Error::other("not a process id"))
             })?;
             network::configure(pid)
         })
         .await
-        .unwrap_or_else(|e| Err(RuntimeError::Bundle(format!("network set-up panicked: {e}"))))
+        .unwrap_or_else(|e| {
+            Err(RuntimeError::Bundle(format!(
+                "network set-up panicked: {e}"
+            )))
+        })
     }
 
     /// Host path of the sandbox's upper-layer image (its writable files).

@@ -18,8 +18,8 @@ use super::reaper;
 use super::resources;
 use super::state::{AppState, now};
 use super::validate;
-use crate::proxy::access::AccessControl;
 use crate::api::{Sandbox, SandboxList, StatusResponse, UpdateSandboxRequest, status};
+use crate::proxy::access::AccessControl;
 
 /// How long DELETE waits for the teardown before answering (the SDK times out at 10 s).
 const ANSWER_WITHIN: Duration = Duration::from_secs(8);
@@ -210,8 +210,7 @@ pub async fn update(
     .await?;
     // Proxy configuration takes effect at once: the next connection and DNS answer of a
     // running sandbox are judged by it (a stopped one gets it at its next start).
-    if proxy_changed
-        && let Ok(policy) = AccessControl::from_proxy_config(sb.proxy_config.as_ref())
+    if proxy_changed && let Ok(policy) = AccessControl::from_proxy_config(sb.proxy_config.as_ref())
     {
         state.egress.set_policy(&sb.id, policy);
     }

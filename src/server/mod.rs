@@ -35,8 +35,8 @@ mod boxes;
 mod builder;
 mod capture;
 mod dataplane;
-mod egress_log;
 mod default_snapshot;
+mod egress_log;
 mod error;
 pub mod images;
 mod json;
@@ -133,10 +133,18 @@ fn upstream_config(
     forward_proxy: Option<String>,
 ) -> anyhow::Result<crate::proxy::upstream::UpstreamConfig> {
     let forward_proxy = forward_proxy
-        .map(|p| p.trim().trim_start_matches("http://").trim_end_matches('/').to_string())
+        .map(|p| {
+            p.trim()
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string()
+        })
         .filter(|p| !p.is_empty());
     if let Some(proxy) = &forward_proxy
-        && proxy.rsplit_once(':').and_then(|(_, port)| port.parse::<u16>().ok()).is_none()
+        && proxy
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse::<u16>().ok())
+            .is_none()
     {
         anyhow::bail!("--upstream-proxy must be HOST:PORT or http://HOST:PORT (got {proxy:?})");
     }
