@@ -4,7 +4,7 @@
 //!
 //! Lines are written by one thread of their own (file writes never run on an async worker),
 //! fed through a channel, so a burst of connections never waits for the disk. Each file is
-//! bounded: past [`ROTATE_BYTES`] it becomes `<id>.jsonl.1` (replacing the previous one) and
+//! bounded: past 8 MiB it becomes `<id>.jsonl.1` (replacing the previous one) and
 //! a new file starts; readers then start again from the beginning of the new file.
 
 use std::io::{Read, Seek, SeekFrom, Write};

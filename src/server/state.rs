@@ -120,6 +120,9 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    // Each argument is one independent part made by `startup`; a builder would only
+    // restate them.
+    #[expect(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         runtime: Runtime,
