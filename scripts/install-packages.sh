@@ -7,7 +7,7 @@ packages=(
   runc            # the OCI runtime that runs sandboxes
   e2fsprogs       # mke2fs: snapshot and rootfs images
   util-linux      # mount, losetup
-  iproute2
+  iproute2 iptables  # each sandbox's network: its interface, and the rules that send its TCP to the egress proxy
   docker-registry # a real OCI registry on loopback (tests, quickstart)
   skopeo umoci    # build and push OCI images without Docker
   busybox-static bash-static  # the tiny libc-free test image

@@ -17,6 +17,7 @@ mod capture;
 mod cli_commands;
 mod console;
 mod durability;
+mod egress;
 mod examples;
 mod images;
 mod isolation;

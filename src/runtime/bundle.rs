@@ -156,6 +156,9 @@ pub fn cgroup_path(container: &str) -> String {
 
 /// Writes the config to `bundle/config.json`.
 pub fn write(inputs: &BundleInputs<'_>) -> Result<(), RuntimeError> {
+    let resolv = &inputs.layout.resolv_conf;
+    std::fs::write(resolv, super::network::resolv_conf())
+        .map_err(RuntimeError::io("write", resolv))?;
     let path = inputs.layout.bundle.join("config.json");
     config(inputs)?
         .save(&path)
@@ -259,6 +262,14 @@ fn mounts(inputs: &BundleInputs<'_>) -> Result<Vec<Mount>, oci_spec::OciSpecErro
             "bind",
             &agent_dir,
             &["rbind", "ro", "nosuid", "nodev"],
+        )?,
+        // The DNS stub is the only resolver a sandbox can reach; read-only, so a mistake
+        // inside cannot lose it (pointing elsewhere would only reach nothing).
+        mount(
+            "/etc/resolv.conf",
+            "bind",
+            &inputs.layout.resolv_conf.to_string_lossy(),
+            &["bind", "ro", "nosuid", "nodev", "noexec"],
         )?,
         mount(
             RUN_MOUNT,

@@ -20,6 +20,7 @@ mod error;
 mod hardening;
 mod host;
 mod layout;
+pub mod network;
 mod readiness;
 mod rootfs;
 mod runc;
@@ -155,6 +156,27 @@ impl Runtime {
                 id: id.to_string(),
                 reason,
             })
+    }
+
+    /// Set up the running sandbox's network (again: it is idempotent) and open the egress
+    /// proxy's and DNS stub's sockets inside it (see [`network`]).
+    pub async fn open_egress(&self, id: &str) -> Result<network::EgressSockets, RuntimeError> {
+        layout::validate_id(id)?;
+        let pid_file = self.layout(id).pid_file;
+        tokio::task::spawn_blocking(move || {
+            let text =
+                std::fs::read_to_string(&pid_file).map_err(RuntimeError::io("read", &pid_file))?;
+            let pid = text.trim().parse::<u32>().map_err(|_| {
+                RuntimeError::io("parse", &pid_file)(std::io::Error::other("not a process id"))
+            })?;
+            network::configure(pid)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(RuntimeError::Bundle(format!(
+                "network set-up panicked: {e}"
+            )))
+        })
     }
 
     /// Host path of the sandbox's upper-layer image (its writable files).

@@ -19,6 +19,7 @@ use super::resources;
 use super::state::{AppState, now};
 use super::validate;
 use crate::api::{Sandbox, SandboxList, StatusResponse, UpdateSandboxRequest, status};
+use crate::proxy::access::AccessControl;
 
 /// How long DELETE waits for the teardown before answering (the SDK times out at 10 s).
 const ANSWER_WITHIN: Duration = Duration::from_secs(8);
@@ -202,10 +203,17 @@ pub async fn update(
     ApiJson(req): ApiJson<UpdateSandboxRequest>,
 ) -> Result<Json<Sandbox>, ApiError> {
     let host = state.clone();
+    let proxy_changed = req.proxy_config.is_some();
     let (sb, ()) = modify(&state, &name, When::Now, move |sb| {
         apply_update(&host, &req, sb)
     })
     .await?;
+    // Proxy configuration takes effect at once: the next connection and DNS answer of a
+    // running sandbox are judged by it (a stopped one gets it at its next start).
+    if proxy_changed && let Ok(policy) = AccessControl::from_proxy_config(sb.proxy_config.as_ref())
+    {
+        state.egress.set_policy(&sb.id, policy);
+    }
     Ok(Json(present(&state, sb)))
 }
 

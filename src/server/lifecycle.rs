@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::state::{AppState, now};
 use super::store::StoreError;
 use crate::api::{Sandbox, status};
+use crate::proxy::access::AccessControl;
 use crate::runtime::SandboxSpec;
 
 /// A sandbox's process limit, scaled to its memory: one process per 512 KiB, between 128
@@ -67,10 +68,14 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
         }
         // The outcome becomes the record's status message, so it is kept as its text.
         let outcome = match spec_for(&state, &sb).await {
-            Ok(spec) => state.runtime.start(&spec).await.map_err(|e| e.to_string()),
+            Ok(spec) => match state.runtime.start(&spec).await {
+                Ok(()) => attach_egress(&state, &sb).await,
+                Err(e) => Err(e.to_string()),
+            },
             Err(e) => Err(e.to_string()),
         };
         if outcome.is_err() {
+            state.egress.detach(&id);
             // Leave nothing half-mounted behind a failed boot.
             if let Err(e) = state.runtime.stop(&id).await {
                 tracing::warn!(sandbox = %id, "cleaning up after a failed boot: {e}");
@@ -128,6 +133,7 @@ pub fn spawn_stop(state: AppState, id: String) -> JoinHandle<Result<(), ApiError
                 sb.name, sb.status
             )));
         }
+        state.egress.detach(&id);
         state.runtime.stop(&id).await?;
         state
             .store
@@ -150,11 +156,29 @@ pub fn spawn_stop(state: AppState, id: String) -> JoinHandle<Result<(), ApiError
 pub fn spawn_destroy(state: AppState, id: String) -> JoinHandle<Result<(), ApiError>> {
     tokio::spawn(async move {
         let _guard = state.locks.lock(&id).await;
+        state.egress.detach(&id);
         state.runtime.destroy(&id).await?;
         state.store.delete_sandbox(&id).await?;
+        state.egress.log().forget(&id);
         state.services.release(&id);
         Ok(())
     })
+}
+
+/// Set up the running sandbox's network and hand its sockets to the egress proxy, judged
+/// by the sandbox's `access_control`. Also takes a running sandbox over after a restart.
+pub async fn attach_egress(state: &AppState, sb: &Sandbox) -> Result<(), String> {
+    let policy = AccessControl::from_proxy_config(sb.proxy_config.as_ref())
+        .map_err(|e| format!("{}: {}", e.field, e.message))?;
+    let sockets = state
+        .runtime
+        .open_egress(&sb.id)
+        .await
+        .map_err(|e| format!("setting up the sandbox network: {e}"))?;
+    state
+        .egress
+        .attach(&sb.id, sockets.proxy, sockets.dns, policy)
+        .map_err(|e| format!("serving the sandbox network: {e}"))
 }
 
 /// What the runtime needs to run this sandbox: its snapshot, resources and environment.

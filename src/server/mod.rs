@@ -22,6 +22,8 @@
 //!   delete after stop, and the deadlines they keep).
 //! * Durable state: `store` (snapshots, sandboxes and registries in SQLite, on threads of
 //!   their own).
+//! * Egress: `egress_log` (the proxy's decisions per sandbox); the proxy itself is
+//!   [`crate::proxy`], attached to each sandbox by `lifecycle` once it runs.
 //! * Data plane: `dataplane` (`/dp/{id}/…` proxied to the sandbox's agent; WebSockets bridged).
 //! * Service URLs and download links: `service` (signed links, an origin per service,
 //!   HTTP and WebSockets to a port inside the sandbox, single files with pinned headers).
@@ -34,6 +36,7 @@ mod builder;
 mod capture;
 mod dataplane;
 mod default_snapshot;
+mod egress_log;
 mod error;
 pub mod images;
 mod json;
@@ -107,6 +110,53 @@ pub struct ServerArgs {
     /// listen address (behind a proxy); data-plane and service URLs are built from it.
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Let sandboxes reach addresses in CIDR although they are private, loopback or
+    /// link-local (refused by default; e.g. a registry or model server on this network).
+    /// Repeatable.
+    #[arg(long = "allow-private-cidr", value_name = "CIDR")]
+    pub allow_private_cidr: Vec<ipnet::IpNet>,
+    /// Pin a name for the egress proxy, like curl's --resolve: NAME=IP (every port) or
+    /// NAME:PORT=IP:PORT (that port, sent to another). Pinned addresses are still checked
+    /// against --allow-private-cidr. Repeatable.
+    #[arg(long = "resolve", value_name = "NAME=IP")]
+    pub resolve: Vec<crate::proxy::upstream::Pin>,
+    /// Send every sandbox connection through this HTTP forward proxy with CONNECT
+    /// (HOST:PORT); there is no direct fallback.
+    #[arg(long = "upstream-proxy", value_name = "HOST:PORT")]
+    pub upstream_proxy: Option<String>,
+}
+
+/// The egress proxy's settings from the server's flags.
+fn upstream_config(
+    allowed_private: Vec<ipnet::IpNet>,
+    pins: Vec<crate::proxy::upstream::Pin>,
+    forward_proxy: Option<String>,
+) -> anyhow::Result<crate::proxy::upstream::UpstreamConfig> {
+    let forward_proxy = forward_proxy
+        .map(|p| {
+            p.trim()
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string()
+        })
+        .filter(|p| !p.is_empty());
+    if let Some(proxy) = &forward_proxy
+        && proxy
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse::<u16>().ok())
+            .is_none()
+    {
+        anyhow::bail!("--upstream-proxy must be HOST:PORT or http://HOST:PORT (got {proxy:?})");
+    }
+    let mut config = crate::proxy::upstream::UpstreamConfig {
+        allowed_private,
+        forward_proxy,
+        ..Default::default()
+    };
+    for pin in pins {
+        config.add_pin(pin);
+    }
+    Ok(config)
 }
 
 /// Settings of one server instance.
@@ -119,6 +169,8 @@ pub struct ServerConfig {
     pub ttl_unit_seconds: u64,
     pub service_domain: Option<String>,
     pub public_url: Option<String>,
+    /// How the egress proxy reaches the outside.
+    pub upstream: crate::proxy::upstream::UpstreamConfig,
 }
 
 /// `langsmith server`: serve until SIGTERM/SIGINT. Sandboxes keep running across restarts.
@@ -145,6 +197,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         ttl_unit_seconds: args.ttl_unit_seconds.max(1),
         service_domain: args.service_domain.filter(|d| !d.trim().is_empty()),
         public_url: args.public_url.filter(|u| !u.trim().is_empty()),
+        upstream: upstream_config(args.allow_private_cidr, args.resolve, args.upstream_proxy)?,
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {

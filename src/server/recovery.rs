@@ -61,6 +61,10 @@ async fn recover_sandboxes(state: &AppState) -> Result<(), super::store::StoreEr
                 continue;
             }
             status::READY if running => {
+                // The sockets of its network died with the old process: open them again.
+                if let Err(e) = lifecycle::attach_egress(state, &sb).await {
+                    tracing::warn!("sandbox {} has no way out: {e}", sb.name);
+                }
                 sb.status = status::READY.into();
                 sb.status_message = None;
             }

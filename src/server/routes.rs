@@ -12,7 +12,7 @@ use axum::routing::{any, get, post};
 use super::auth::{ApiKey, require_api_key};
 use super::error::ApiError;
 use super::state::AppState;
-use super::{boxes, capture, dataplane, registries, service, snapshots};
+use super::{boxes, capture, dataplane, egress_log, registries, service, snapshots};
 
 pub fn router(state: AppState, key: ApiKey) -> Router {
     let control = Router::new()
@@ -31,6 +31,7 @@ pub fn router(state: AppState, key: ApiKey) -> Router {
             get(service::service_urls).delete(service::unshare),
         )
         .route("/boxes/{name}/download-url", post(service::download_url))
+        .route("/boxes/{name}/egress-log", get(egress_log::egress_log))
         .route("/snapshots", post(snapshots::create).get(snapshots::list))
         .route(
             "/snapshots/{reference}",

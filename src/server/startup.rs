@@ -85,6 +85,9 @@ pub async fn start(
         default_source: config.default_source.clone(),
         ttl,
     };
+    let egress_log = crate::proxy::egress_log::EgressLog::open(&dirs.egress_logs())
+        .context("opening the egress log directory")?;
+    let egress = crate::proxy::Egress::start(config.upstream.clone(), egress_log);
     let state = AppState::new(
         store,
         runtime,
@@ -93,6 +96,7 @@ pub async fn start(
         HostLimits::detect(),
         features,
         services,
+        egress,
     );
     Ok(Started {
         state,

@@ -23,6 +23,10 @@ impl StateDirs {
         self.root.join("state.db")
     }
     /// The key service and download links are signed with.
+    /// The egress proxy's per-sandbox decision logs.
+    pub fn egress_logs(&self) -> PathBuf {
+        self.root.join("egress")
+    }
     pub fn service_key(&self) -> PathBuf {
         self.root.join("service-key")
     }
@@ -104,6 +108,8 @@ pub struct Inner {
     pub going_away: tokio::sync::watch::Sender<bool>,
     /// Service URLs and download links: signing key, origins and their listeners.
     pub services: Services,
+    /// The egress proxy every sandbox's outgoing connections go through.
+    pub egress: crate::proxy::Egress,
 }
 
 impl std::ops::Deref for AppState {
@@ -114,6 +120,9 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    // Each argument is one independent part made by `startup`; a builder would only
+    // restate them.
+    #[expect(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         runtime: Runtime,
@@ -122,6 +131,7 @@ impl AppState {
         host: HostLimits,
         features: Features,
         services: Services,
+        egress: crate::proxy::Egress,
     ) -> Self {
         AppState(Arc::new(Inner {
             store,
@@ -135,6 +145,7 @@ impl AppState {
             locks: SandboxLocks::default(),
             going_away: tokio::sync::watch::Sender::new(false),
             services,
+            egress,
         }))
     }
 

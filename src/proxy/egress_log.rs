@@ -1,0 +1,194 @@
+//! The egress log: one JSON line per decision the proxy made for a sandbox, in
+//! `<log dir>/<sandbox id>.jsonl`, read by `GET …/boxes/{name}/egress-log` and
+//! `langsmith sandbox egress-log`.
+//!
+//! Lines are written by one thread of their own (file writes never run on an async worker),
+//! fed through a channel, so a burst of connections never waits for the disk. Each file is
+//! bounded: past 8 MiB it becomes `<id>.jsonl.1` (replacing the previous one) and
+//! a new file starts; readers then start again from the beginning of the new file.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use serde::{Deserialize, Serialize};
+
+/// Size at which a sandbox's log is rotated.
+const ROTATE_BYTES: u64 = 8 << 20;
+/// The most a single read returns.
+const READ_LIMIT: u64 = 1 << 20;
+
+/// One decision. `bytes_*` are counted when an allowed connection ends (zero for a denied
+/// one); `rule` is the entry (or default) that decided, `reason` what else decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EgressEntry {
+    pub time: String,
+    pub host: String,
+    pub port: u16,
+    pub decision: Decision,
+    pub rule: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allowed,
+    Denied,
+}
+
+enum Job {
+    Append(String, EgressEntry),
+    Forget(String),
+}
+
+/// The writer's handle; cloning shares the one thread.
+#[derive(Clone)]
+pub struct EgressLog {
+    dir: PathBuf,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl EgressLog {
+    /// Start the writer for logs under `dir` (created, 0700).
+    pub fn open(dir: &Path) -> std::io::Result<EgressLog> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let writer_dir = dir.to_path_buf();
+        std::thread::Builder::new()
+            .name("egress-log".into())
+            .spawn(move || {
+                for job in rx {
+                    let result = match job {
+                        Job::Append(id, entry) => append(&writer_dir, &id, &entry),
+                        Job::Forget(id) => forget(&writer_dir, &id),
+                    };
+                    if let Err(e) = result {
+                        tracing::warn!("egress log: {e}");
+                    }
+                }
+            })?;
+        Ok(EgressLog {
+            dir: dir.to_path_buf(),
+            jobs,
+        })
+    }
+
+    /// Record `entry` for sandbox `id` (written shortly after, in order).
+    pub fn record(&self, id: &str, entry: EgressEntry) {
+        let _ = self.jobs.send(Job::Append(id.to_string(), entry));
+    }
+
+    /// Remove a deleted sandbox's log.
+    pub fn forget(&self, id: &str) {
+        let _ = self.jobs.send(Job::Forget(id.to_string()));
+    }
+
+    /// Entries of sandbox `id` from byte `offset` on, and the offset to ask from next.
+    /// Blocking: call off the async workers.
+    pub fn read(&self, id: &str, offset: u64) -> std::io::Result<(Vec<EgressEntry>, u64)> {
+        let path = log_path(&self.dir, id);
+        let mut file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        // Past the end: the file was rotated since; start over.
+        let start = if offset > len { 0 } else { offset };
+        file.seek(SeekFrom::Start(start))?;
+        let mut text = String::new();
+        file.take(READ_LIMIT).read_to_string(&mut text)?;
+        // Only whole lines: a line being written is read next time.
+        let whole = text.rfind('\n').map_or(0, |i| i + 1);
+        let entries = text[..whole]
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        Ok((entries, start + whole as u64))
+    }
+}
+
+fn log_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.jsonl"))
+}
+
+fn append(dir: &Path, id: &str, entry: &EgressEntry) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = log_path(dir, id);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() >= ROTATE_BYTES) {
+        std::fs::rename(&path, dir.join(format!("{id}.jsonl.1")))?;
+    }
+    let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
+    line.push('\n');
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&path)?
+        .write_all(line.as_bytes())
+}
+
+fn forget(dir: &Path, id: &str) -> std::io::Result<()> {
+    for path in [log_path(dir, id), dir.join(format!("{id}.jsonl.1"))] {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(host: &str) -> EgressEntry {
+        EgressEntry {
+            time: "2026-01-01T00:00:00Z".into(),
+            host: host.into(),
+            port: 443,
+            decision: Decision::Denied,
+            rule: "not in allow_list".into(),
+            reason: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+        }
+    }
+
+    /// Wait for the writer by reading until `n` entries are there (the channel is FIFO).
+    fn read_n(log: &EgressLog, id: &str, offset: u64, n: usize) -> (Vec<EgressEntry>, u64) {
+        loop {
+            let (entries, next) = log.read(id, offset).unwrap();
+            if entries.len() >= n {
+                return (entries, next);
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn entries_are_read_from_an_offset_and_forgotten_with_their_sandbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EgressLog::open(&dir.path().join("egress")).unwrap();
+        log.record("a", entry("one.test"));
+        log.record("a", entry("two.test"));
+        let (entries, next) = read_n(&log, "a", 0, 2);
+        assert_eq!(entries, vec![entry("one.test"), entry("two.test")]);
+        log.record("a", entry("three.test"));
+        let (entries, _) = read_n(&log, "a", next, 1);
+        assert_eq!(entries, vec![entry("three.test")]);
+        assert_eq!(log.read("b", 0).unwrap(), (Vec::new(), 0));
+        log.forget("a");
+        while log.read("a", 0).unwrap().1 != 0 {
+            std::thread::yield_now();
+        }
+    }
+}

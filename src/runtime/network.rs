@@ -1,0 +1,164 @@
+//! A sandbox's network: loopback, and a way out that leads only to the host's egress proxy.
+//!
+//! runc gives each sandbox a network namespace of its own. Once its PID 1 runs, [`configure`]
+//! enters that namespace from a host thread and
+//!
+//! 1. adds `eth0` (one end of a veth pair whose other end, `eth0p`, stays in the same
+//!    namespace, so nothing sent there leaves it) with [`SANDBOX_ADDRESS`] and the default
+//!    route, so `connect()` to any address gets as far as netfilter;
+//! 2. loads netfilter tables that redirect every outgoing TCP connection not bound for
+//!    loopback to [`PROXY_PORT`] on `127.0.0.1`, and drop every other packet that is not
+//!    loopback traffic (UDP, ICMP, all of IPv6 but `lo`);
+//! 3. opens, still inside the namespace, the proxy's listening socket and the DNS stub's UDP
+//!    socket on [`STUB_ADDRESS`]:53, and hands both back to the server.
+//!
+//! The sockets live in the sandbox's namespace but belong to the server: the proxy runs on
+//! the host, and the original destination of each connection is read with
+//! `SO_ORIGINAL_DST`. The sandbox has no `CAP_NET_ADMIN`, so it can change neither routes,
+//! interfaces nor the tables, and no interface of its namespace reaches the host or another
+//! sandbox: every byte that leaves goes through the proxy's decision.
+//!
+//! Configuring is idempotent (the interface is added once; the tables are replaced), so a
+//! restarted server takes a running sandbox's network over again.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use nix::sched::{CloneFlags, setns};
+
+use super::RuntimeError;
+
+/// The sandbox's own address on `eth0`. The DNS stub's pool of synthetic addresses
+/// (198.18.0.0/15) leaves 198.18.0.0/24 out for it.
+pub const SANDBOX_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// Where redirected connections arrive, on the namespace's `127.0.0.1`. Port 1 (tcpmux) is
+/// one no program in a sandbox listens on.
+pub const PROXY_PORT: u16 = 1;
+/// The DNS stub's address inside the sandbox (its `/etc/resolv.conf` names it).
+pub const STUB_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 53);
+
+/// The text of the sandbox's `/etc/resolv.conf`.
+pub fn resolv_conf() -> String {
+    format!("nameserver {STUB_ADDRESS}\noptions ndots:0\n")
+}
+
+/// The IPv4 tables: TCP out is redirected to the proxy, loopback stays, the rest is dropped.
+fn ipv4_rules() -> String {
+    format!(
+        "*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A OUTPUT -o lo -j RETURN
+-A OUTPUT -d 127.0.0.0/8 -j RETURN
+-A OUTPUT -p tcp -j REDIRECT --to-ports {PROXY_PORT}
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT DROP [0:0]
+-A OUTPUT -o lo -j ACCEPT
+-A OUTPUT -d 127.0.0.0/8 -j ACCEPT
+COMMIT
+"
+    )
+}
+
+/// IPv6 has no way out at all.
+const IPV6_RULES: &str = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT DROP [0:0]
+-A OUTPUT -o lo -j ACCEPT
+COMMIT
+";
+
+/// The proxy's and the DNS stub's sockets, opened inside one sandbox's namespace.
+#[derive(Debug)]
+pub struct EgressSockets {
+    pub proxy: TcpListener,
+    pub dns: UdpSocket,
+}
+
+/// Configure the network namespace of process `pid` (the sandbox's PID 1) and open the
+/// egress sockets in it. Blocking: runs the `ip` and `iptables-restore` tools, so call it
+/// off the async workers.
+pub fn configure(pid: u32) -> Result<EgressSockets, RuntimeError> {
+    let ns_path = format!("/proc/{pid}/ns/net");
+    let ns = std::fs::File::open(&ns_path).map_err(RuntimeError::io("open", &ns_path))?;
+    // A thread of its own enters the namespace and ends with it: the server's other threads
+    // stay in the host's, and so do the tools it runs later.
+    std::thread::spawn(move || {
+        setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| RuntimeError::io("enter the network namespace of", &ns_path)(e.into()))?;
+        configure_here()
+    })
+    .join()
+    .unwrap_or_else(|_| {
+        Err(RuntimeError::Bundle(
+            "configuring the sandbox network panicked".into(),
+        ))
+    })
+}
+
+/// The steps of [`configure`], in the calling thread's (the sandbox's) namespace.
+fn configure_here() -> Result<EgressSockets, RuntimeError> {
+    // `if_nametoindex` asks the calling thread's namespace, unlike /sys.
+    if nix::net::if_::if_nametoindex("eth0").is_err() {
+        let links = format!(
+            "link set lo up
+link add eth0 type veth peer name eth0p
+addr add {SANDBOX_ADDRESS}/32 dev eth0
+link set eth0p up
+link set eth0 up
+route add default dev eth0
+"
+        );
+        run_with_input("ip", &["-batch", "-"], &links)?;
+    }
+    run_with_input("iptables-restore", &[], &ipv4_rules())?;
+    run_with_input("ip6tables-restore", &[], IPV6_RULES)?;
+    let proxy_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, PROXY_PORT));
+    let proxy = TcpListener::bind(proxy_addr)
+        .map_err(|e| RuntimeError::io("listen on", Path::new("127.0.0.1:1 in the sandbox"))(e))?;
+    let dns = UdpSocket::bind((STUB_ADDRESS, 53))
+        .map_err(|e| RuntimeError::io("bind", Path::new("127.0.0.53:53 in the sandbox"))(e))?;
+    for nonblocking in [proxy.set_nonblocking(true), dns.set_nonblocking(true)] {
+        nonblocking.map_err(RuntimeError::io("configure", "an egress socket"))?;
+    }
+    Ok(EgressSockets { proxy, dns })
+}
+
+/// Run `program args` with `input` on its stdin; its output becomes the error when it fails.
+fn run_with_input(program: &str, args: &[&str], input: &str) -> Result<(), RuntimeError> {
+    let failed = |status: String, output: String| RuntimeError::Command {
+        command: format!("{program} {}", args.join(" ")),
+        status,
+        output,
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| failed("not started".into(), e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| failed("input not written".into(), e.to_string()))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| failed("not awaited".into(), e.to_string()))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stdout));
+    Err(failed(output.status.to_string(), text.trim().to_string()))
+}

@@ -1,0 +1,103 @@
+//! Egress through the host-side proxy, from inside a sandbox, against upstreams on this
+//! machine's loopback (admitted with `--allow-private-cidr 127.0.0.0/8` and pinned with
+//! `--resolve`). Nothing here sends traffic anywhere else.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+use serde_json::json;
+
+use crate::common::api::Api;
+use crate::common::{TestServer, image};
+
+/// An HTTP server on loopback answering every request with `body`, for `count` requests.
+fn http_upstream(body: &'static str, count: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(count) {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn http_by_name_follows_access_control_and_its_updates() {
+    let port = http_upstream("hello from upstream", 8);
+    let pin_allowed = format!("allowed.test:80=127.0.0.1:{port}");
+    let pin_other = format!("other.test:80=127.0.0.1:{port}");
+    let server = TestServer::start_with(
+        &[
+            "--allow-private-cidr",
+            "127.0.0.0/8",
+            "--resolve",
+            &pin_allowed,
+            "--resolve",
+            &pin_other,
+        ],
+        &[],
+    );
+    let api = Api::new(&server);
+    let snapshot = api.ready_snapshot("tiny", image::tiny(), 64 << 20);
+    // other.test resolves (443 could be allowed) but its port 80 is not.
+    let allow = json!({"access_control": {"allow_list": ["allowed.test:80", "other.test:443"]}});
+    let sb = api.ready_sandbox("egress", &snapshot, json!({"proxy_config": allow}));
+
+    let got = api.exec(&sb, "wget -q -O - http://allowed.test/");
+    assert_eq!(got.exit_code, 0, "{got:?}");
+    assert_eq!(got.stdout, "hello from upstream");
+
+    let refused = api.exec(
+        &sb,
+        "wget -q -O - http://other.test/ 2>&1; echo \" exit=$?\"",
+    );
+    assert!(
+        refused.stdout.contains("403 Forbidden") && refused.stdout.contains("exit=1"),
+        "{refused:?}"
+    );
+    // A name the policy can never allow does not even resolve.
+    let unknown = api.exec(
+        &sb,
+        "nslookup nowhere.test 127.0.0.53 >/dev/null 2>&1; echo $?",
+    );
+    assert_eq!(unknown.stdout.trim(), "1", "{unknown:?}");
+
+    // The update applies to the next connection of the running sandbox.
+    let r = api.call(
+        "PATCH",
+        "/api/v2/sandboxes/boxes/egress",
+        Some(json!({"proxy_config": {"access_control": {"allow_list": ["other.test"]}}})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = api.exec(&sb, "wget -q -O - http://other.test/");
+    assert_eq!(got.exit_code, 0, "{got:?}");
+    let log = api.call("GET", "/api/v2/sandboxes/boxes/egress/egress-log", None);
+    assert_eq!(log.status, 200, "{}", log.body);
+    let decisions: Vec<(String, String)> = log.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["host"].as_str().unwrap().to_string(),
+                e["decision"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        decisions.contains(&("other.test".into(), "denied".into())),
+        "{decisions:?}"
+    );
+    api.delete_sandbox("egress");
+}
