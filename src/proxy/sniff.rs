@@ -68,7 +68,8 @@ fn feed(acceptor: &mut Acceptor, mut bytes: &[u8]) -> std::io::Result<()> {
 /// any `:port` (`[::1]:80` gives `::1`); `Done(None)` when there is no `Host` header or it
 /// is empty. `NeedMore` until the head is complete; `Invalid` when it is not HTTP/1.x, or
 /// when it has more than one `Host` (servers disagree on which counts, so neither is
-/// trusted).
+/// trusted). Only the `Host` header counts: an absolute-form target (`GET http://x/ …`,
+/// which only clients that think they talk to a proxy send) is not consulted.
 pub fn http_host(prefix: &[u8]) -> Peek<Option<String>> {
     let window = &prefix[..prefix.len().min(PEEK_LIMIT)];
     let mut headers = [httparse::EMPTY_HEADER; 128];
