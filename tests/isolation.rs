@@ -53,14 +53,17 @@ fn a_sandbox_sees_only_itself_and_its_limits_hold() {
     assert_eq!(r.stdout.trim(), "blocked", "{r:?}");
     listener.set_nonblocking(true).unwrap();
     assert!(listener.accept().is_err(), "the host listener was reached");
+    // Its interfaces are its own: loopback and the veth pair whose both ends stay in its
+    // namespace (the egress path); nothing links it to the host.
     let r = api.exec(&sb, "cat /proc/net/dev");
-    let ifaces: Vec<&str> = r
+    let mut ifaces: Vec<&str> = r
         .stdout
         .lines()
         .skip(2)
         .map(|l| l.split(':').next().unwrap().trim())
         .collect();
-    assert_eq!(ifaces, vec!["lo"], "{}", r.stdout);
+    ifaces.sort();
+    assert_eq!(ifaces, vec!["eth0", "eth0p", "lo"], "{}", r.stdout);
 
     // Writing past the rootfs capacity fails with ENOSPC inside; the host is unaffected.
     let r = api.exec(

@@ -41,13 +41,27 @@ pub fn assert_no_leftovers(state_dir: &Path) {
         .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&prefix)))
         .collect();
     assert!(mounts.is_empty(), "mounts left: {mounts:#?}");
-    let loops = Command::new("losetup")
-        .args(["--list", "--noheadings", "--output", "NAME,BACK-FILE"])
-        .output()
-        .unwrap();
-    let loops = String::from_utf8_lossy(&loops.stdout);
-    let ours: Vec<&str> = loops.lines().filter(|l| l.contains(&prefix)).collect();
-    assert!(ours.is_empty(), "loop devices left: {ours:#?}");
+    // The kernel clears an autoclear loop device from a work queue after its last user is
+    // gone (the container's mount namespace dies with its last process), so a device may
+    // outlive the delete by a moment; one that is still bound after the limit has leaked.
+    let ours = || {
+        let loops = Command::new("losetup")
+            .args(["--list", "--noheadings", "--output", "NAME,BACK-FILE"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&loops.stdout)
+            .lines()
+            .filter(|l| l.contains(&prefix))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut left = ours();
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left = ours();
+    }
+    assert!(left.is_empty(), "loop devices left: {left:#?}");
 }
 
 /// Poll the sandbox `name` until its status is no longer `provisioning`; returns its JSON.
