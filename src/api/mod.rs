@@ -3,6 +3,7 @@
 //! Everything here is plain serde data: no I/O. Client and server cannot drift because
 //! both sides (de)serialise these same structs.
 
+pub mod egress;
 pub mod error;
 pub mod exec;
 pub mod files;

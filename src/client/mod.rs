@@ -19,6 +19,7 @@
 //!   (`exec_stdio`, `utf8_input`). `console` is an exec session with a PTY and no reattach.
 //! * Files: `files` (upload, download).
 //! * Plain HTTP: `fetch` (one `GET` of any URL, without the API key, for scripts).
+//! * Egress: `egress` (the decisions of the local backend's egress proxy for a sandbox).
 //! * Sharing: `service` (service URLs for a port, download links for a file, and the grants).
 //! * Tunnels: `tunnel` (listener and stdio modes, events) over `tunnel_session` (a yamux
 //!   client session on the `/tunnel` socket dialled by `exec_socket`, read and written as
@@ -29,6 +30,7 @@ pub mod config;
 pub mod console;
 #[cfg(unix)]
 pub mod credentials;
+pub mod egress;
 #[cfg(target_os = "linux")]
 pub mod embedded;
 pub mod error;

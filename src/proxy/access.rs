@@ -132,7 +132,7 @@ impl AccessControl {
 
     /// The verdict on a connection to `dest` on `port`.
     pub fn decide(&self, dest: Destination<'_>, port: u16) -> Verdict {
-        let matched = self.entries.iter().find(|e| e.matches(dest, Some(port)));
+        let matched = self.entries.iter().find(|e| e.matches(dest, port));
         match (self.mode, matched) {
             (Mode::Open, _) => verdict(true, "no access_control"),
             (Mode::Allow, Some(e)) => verdict(true, &format!("allow_list: {}", e.text)),
@@ -141,29 +141,12 @@ impl AccessControl {
             (Mode::Deny, None) => verdict(true, "not in deny_list"),
         }
     }
-
-    /// Whether `host` could be allowed on at least one port (the DNS stub answers NXDOMAIN
-    /// for names that never can).
-    pub fn may_reach_host(&self, host: &str) -> bool {
-        let dest = Destination::Host(host);
-        match self.mode {
-            Mode::Open => true,
-            Mode::Allow => self.entries.iter().any(|e| e.matches(dest, None)),
-            // A deny entry with a port leaves the other ports open.
-            Mode::Deny => !self
-                .entries
-                .iter()
-                .any(|e| e.port.is_none() && e.matches(dest, None)),
-        }
-    }
 }
 
 impl Entry {
-    /// Whether the entry covers `dest` on `port` (`None`: on some port).
-    fn matches(&self, dest: Destination<'_>, port: Option<u16>) -> bool {
-        if let (Some(want), Some(port)) = (self.port, port)
-            && want != port
-        {
+    /// Whether the entry covers `dest` on `port`.
+    fn matches(&self, dest: Destination<'_>, port: u16) -> bool {
+        if self.port.is_some_and(|want| want != port) {
             return false;
         }
         match (&self.pattern, dest) {

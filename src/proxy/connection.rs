@@ -13,7 +13,8 @@
 //!    link-local or metadata address unless allowed by the operator).
 //!
 //! A refusal answers `403` with a `text/plain` body naming the rule on cleartext HTTP and
-//! resets everything else at once. Every decision goes to the egress log.
+//! resets everything else at once; an allowed upstream that cannot be resolved or reached
+//! gets `502` on HTTP (a reset otherwise). Every decision goes to the egress log.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -195,19 +196,33 @@ impl Connection {
     }
 
     /// Refuse: a 403 on cleartext HTTP, a reset otherwise; logged.
-    async fn refuse(mut self, host: &str, rule: &str, reason: Option<String>) {
-        self.record(host, Decision::Denied, rule, reason.clone(), 0, 0);
+    async fn refuse(self, host: &str, rule: &str, reason: Option<String>) {
+        self.end_early(Decision::Denied, host, rule, reason).await
+    }
+
+    /// Log `decision` and end the connection without an upstream: on cleartext HTTP an
+    /// answer (`403` for a refusal, `502` for a failed upstream) with a `text/plain` body
+    /// naming the rule, a reset otherwise.
+    async fn end_early(
+        mut self,
+        decision: Decision,
+        host: &str,
+        rule: &str,
+        reason: Option<String>,
+    ) {
+        self.record(host, decision, rule, reason.clone(), 0, 0);
         if self.port == 80 && !self.prefix.is_empty() {
-            let mut body = format!(
-                "blocked by sandbox access_control: {host}:{} ({rule})",
-                self.port
-            );
+            let (status, what) = match decision {
+                Decision::Failed => ("502 Bad Gateway", "upstream unreachable"),
+                _ => ("403 Forbidden", "blocked by sandbox access_control"),
+            };
+            let mut body = format!("{what}: {host}:{} ({rule})", self.port);
             if let Some(reason) = reason {
                 body.push_str(&format!(": {reason}"));
             }
             body.push('\n');
             let answer = format!(
-                "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n\
                  Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
@@ -223,12 +238,15 @@ impl Connection {
         let host = target.to_string();
         let mut upstream = match self.shared.upstream.dial(&target, self.port).await {
             Ok(upstream) => upstream,
+            Err(e @ DialError::Forbidden { .. }) => {
+                return self
+                    .refuse(&host, "non-public address", Some(e.to_string()))
+                    .await;
+            }
             Err(e) => {
-                let rule = match e {
-                    DialError::Forbidden { .. } => "non-public address",
-                    _ => "unreachable",
-                };
-                return self.refuse(&host, rule, Some(e.to_string())).await;
+                return self
+                    .end_early(Decision::Failed, &host, &rule, Some(e.to_string()))
+                    .await;
             }
         };
         if upstream.write_all(&self.prefix).await.is_err() {
@@ -257,6 +275,7 @@ impl Connection {
     ) {
         let entry = EgressEntry {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            sandbox_id: self.sandbox.id.clone(),
             host: host.to_string(),
             port: self.port,
             decision,

@@ -1,16 +1,22 @@
 //! The DNS stub each sandbox resolves with (127.0.0.53:53 inside its namespace, served by
-//! the host). Every A query for a name the sandbox's policy could allow is answered with the
-//! name's synthetic address from the sandbox's pool (`names`), so the proxy later knows
-//! which name each connection is for. Messages are parsed and written with `hickory-proto`:
+//! the host). Every A query for a valid host name is answered with the name's synthetic
+//! address from the sandbox's pool (`names`), so the proxy later knows which name each
+//! connection is for. Messages are parsed and written with `hickory-proto`:
 //! no hand-written DNS.
 //!
 //! Choices where DNS leaves room:
-//! * AAAA and every other type of a reachable name: NOERROR with no records, so clients
-//!   fall back to IPv4, the only way out of the sandbox.
-//! * Names the policy can never allow, PTR queries and names that are not valid host names
-//!   (the root, or a label outside letters, digits, `-` and `_`): NXDOMAIN. The name cannot
-//!   be reached, and NXDOMAIN makes resolvers stop at once rather than retry. (Labels over
-//!   63 bytes and names over 255 cannot even be parsed: those datagrams are dropped.)
+//! * The answer does not depend on `access_control`: a name the policy refuses still gets
+//!   its address, so the refusal happens on the connection, where it is visible (a `403`
+//!   naming the rule on HTTP, an entry in the egress log) instead of an unexplained "could
+//!   not resolve host". Nor does the stub ask whether the name exists: the proxy resolves
+//!   it when a connection comes, and an unknown name then fails that connection (`502` on
+//!   HTTP, a reset otherwise).
+//! * AAAA and every other type of a valid name: NOERROR with no records, so clients fall
+//!   back to IPv4, the only way out of the sandbox.
+//! * PTR queries and names that are not valid host names (the root, or a label outside
+//!   letters, digits, `-` and `_`): NXDOMAIN, which makes resolvers stop at once rather than
+//!   retry. (Labels over 63 bytes and names over 255 cannot even be parsed: those datagrams
+//!   are dropped.)
 //! * `localhost` and `*.localhost`: A 127.0.0.1, never a pool address.
 //! * Only the first question of a message is answered (every resolver sends one); the
 //!   reply echoes that question alone.
@@ -33,13 +39,8 @@ use super::names::NamePool;
 pub const ANSWER_TTL: u32 = 60;
 
 /// The reply to one DNS query datagram, or `None` when it is not a parseable query (it is
-/// then dropped). `reachable(name)` says whether the sandbox's policy could ever allow the
-/// (lowercased, dotless) name; names it rejects get NXDOMAIN.
-pub fn answer(
-    query: &[u8],
-    pool: &mut NamePool,
-    reachable: impl Fn(&str) -> bool,
-) -> Option<Vec<u8>> {
+/// then dropped).
+pub fn answer(query: &[u8], pool: &mut NamePool) -> Option<Vec<u8>> {
     let request = Message::from_vec(query).ok()?;
     if request.message_type() != MessageType::Query {
         return None;
@@ -54,7 +55,7 @@ pub fn answer(
         return reply.to_vec().ok();
     };
     reply.add_query(question.clone());
-    match resolve(question, pool, reachable) {
+    match resolve(question, pool) {
         Ok(Some(addr)) => {
             reply.add_answer(a_record(question, addr));
         }
@@ -82,11 +83,7 @@ fn reply_to(request: &Message) -> Message {
 
 /// What `question` resolves to: `Ok(Some(addr))` an A record, `Ok(None)` NOERROR without
 /// records, `Err(code)` an error reply.
-fn resolve(
-    question: &Query,
-    pool: &mut NamePool,
-    reachable: impl Fn(&str) -> bool,
-) -> Result<Option<Ipv4Addr>, ResponseCode> {
+fn resolve(question: &Query, pool: &mut NamePool) -> Result<Option<Ipv4Addr>, ResponseCode> {
     if question.query_class() != DNSClass::IN {
         return Err(ResponseCode::Refused);
     }
@@ -95,7 +92,7 @@ fn resolve(
     if name == "localhost" || name.ends_with(".localhost") {
         return Ok((kind == RecordType::A).then_some(Ipv4Addr::LOCALHOST));
     }
-    if kind == RecordType::PTR || !valid_host_name(&name) || !reachable(&name) {
+    if kind == RecordType::PTR || !valid_host_name(&name) {
         return Err(ResponseCode::NXDomain);
     }
     Ok((kind == RecordType::A).then(|| pool.address_for(&name)))
@@ -152,13 +149,8 @@ mod tests {
         query_message(name, kind).to_vec().unwrap()
     }
 
-    /// The policy in these tests: everything except `*.blocked.test`.
-    fn policy(name: &str) -> bool {
-        !name.ends_with("blocked.test")
-    }
-
     fn ask(pool: &mut NamePool, name: &str, kind: RecordType) -> Message {
-        let reply = answer(&query(name, kind), pool, policy).unwrap();
+        let reply = answer(&query(name, kind), pool).unwrap();
         Message::from_vec(&reply).unwrap()
     }
 
@@ -206,11 +198,9 @@ mod tests {
     }
 
     #[test]
-    fn unreachable_names_ptr_and_invalid_names_get_nxdomain() {
+    fn ptr_and_invalid_names_get_nxdomain() {
         let mut pool = NamePool::new();
         for (name, kind) in [
-            ("ads.blocked.test", RecordType::A),
-            ("ads.blocked.test", RecordType::AAAA),
             ("1.0.0.127.in-addr.arpa", RecordType::PTR),
             (".", RecordType::A),
         ] {
@@ -221,11 +211,7 @@ mod tests {
         }
         // A label with a byte no host name has, sent raw on the wire.
         let odd = Name::from_labels([&b"bad name"[..], &b"test"[..]]).unwrap();
-        let reply = answer(
-            &query_for(odd, RecordType::A).to_vec().unwrap(),
-            &mut pool,
-            |_| true,
-        );
+        let reply = answer(&query_for(odd, RecordType::A).to_vec().unwrap(), &mut pool);
         let reply = Message::from_vec(&reply.unwrap()).unwrap();
         assert_eq!(reply.response_code(), ResponseCode::NXDomain);
         assert_eq!(pool.address_for("first.test"), Ipv4Addr::new(198, 18, 1, 0));
@@ -254,7 +240,7 @@ mod tests {
             Name::from_ascii("two.test").unwrap(),
             RecordType::A,
         ));
-        let reply = answer(&msg.to_vec().unwrap(), &mut pool, policy).unwrap();
+        let reply = answer(&msg.to_vec().unwrap(), &mut pool).unwrap();
         let reply = Message::from_vec(&reply).unwrap();
         assert_eq!(reply.queries().len(), 1);
         assert_eq!(pool.name_of(only_a(&reply)), Some("one.test"));
@@ -265,7 +251,7 @@ mod tests {
         let mut pool = NamePool::new();
         let mut update = query_message("a.test", RecordType::A);
         update.set_op_code(OpCode::Update);
-        let reply = answer(&update.to_vec().unwrap(), &mut pool, policy).unwrap();
+        let reply = answer(&update.to_vec().unwrap(), &mut pool).unwrap();
         let reply = Message::from_vec(&reply).unwrap();
         assert_eq!(reply.response_code(), ResponseCode::NotImp);
         assert!(reply.answers().is_empty());
@@ -274,14 +260,14 @@ mod tests {
         let mut question = Query::query(Name::from_ascii("version.bind").unwrap(), RecordType::TXT);
         question.set_query_class(DNSClass::CH);
         chaos.set_id(7).add_query(question);
-        let reply = answer(&chaos.to_vec().unwrap(), &mut pool, policy).unwrap();
+        let reply = answer(&chaos.to_vec().unwrap(), &mut pool).unwrap();
         let reply = Message::from_vec(&reply).unwrap();
         assert_eq!(reply.response_code(), ResponseCode::Refused);
         assert_eq!(reply.id(), 7);
 
         let mut empty = Message::new();
         empty.set_id(8);
-        let reply = answer(&empty.to_vec().unwrap(), &mut pool, policy).unwrap();
+        let reply = answer(&empty.to_vec().unwrap(), &mut pool).unwrap();
         let reply = Message::from_vec(&reply).unwrap();
         assert_eq!(reply.response_code(), ResponseCode::FormErr);
     }
@@ -289,12 +275,12 @@ mod tests {
     #[test]
     fn garbage_and_responses_get_no_reply() {
         let mut pool = NamePool::new();
-        assert_eq!(answer(b"", &mut pool, |_| true), None);
-        assert_eq!(answer(b"\x01\x02garbage", &mut pool, |_| true), None);
+        assert_eq!(answer(b"", &mut pool), None);
+        assert_eq!(answer(b"\x01\x02garbage", &mut pool), None);
         let noise: Vec<u8> = (0..200u32).map(|i| (i * 37 + 11) as u8).collect();
-        assert_eq!(answer(&noise, &mut pool, |_| true), None);
-        let reply = answer(&query("a.test", RecordType::A), &mut pool, |_| true).unwrap();
-        assert_eq!(answer(&reply, &mut pool, |_| true), None);
+        assert_eq!(answer(&noise, &mut pool), None);
+        let reply = answer(&query("a.test", RecordType::A), &mut pool).unwrap();
+        assert_eq!(answer(&reply, &mut pool), None);
     }
 
     #[test]
@@ -302,7 +288,7 @@ mod tests {
         let mut pool = NamePool::new();
         let mut msg = query_message("edns.test", RecordType::A);
         msg.set_edns(hickory_proto::op::Edns::new());
-        let reply = answer(&msg.to_vec().unwrap(), &mut pool, policy).unwrap();
+        let reply = answer(&msg.to_vec().unwrap(), &mut pool).unwrap();
         let reply = Message::from_vec(&reply).unwrap();
         assert!(reply.extensions().is_none());
         assert_eq!(pool.name_of(only_a(&reply)), Some("edns.test"));

@@ -11,34 +11,12 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use serde::{Deserialize, Serialize};
+pub use crate::api::egress::{Decision, EgressEntry};
 
 /// Size at which a sandbox's log is rotated.
 const ROTATE_BYTES: u64 = 8 << 20;
 /// The most a single read returns.
 const READ_LIMIT: u64 = 1 << 20;
-
-/// One decision. `bytes_*` are counted when an allowed connection ends (zero for a denied
-/// one); `rule` is the entry (or default) that decided, `reason` what else decided.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EgressEntry {
-    pub time: String,
-    pub host: String,
-    pub port: u16,
-    pub decision: Decision,
-    pub rule: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    Allowed,
-    Denied,
-}
 
 enum Job {
     Append(String, EgressEntry),
@@ -153,6 +131,7 @@ mod tests {
     fn entry(host: &str) -> EgressEntry {
         EgressEntry {
             time: "2026-01-01T00:00:00Z".into(),
+            sandbox_id: "sb".into(),
             host: host.into(),
             port: 443,
             decision: Decision::Denied,

@@ -14,7 +14,8 @@
 //! embedded subcommand scripts and user overrides) · objects: [`snapshot`], [`sandbox`] +
 //! `sandbox_fns`, [`command`] · running commands: `streaming` (a callback per chunk),
 //! `exec_stream` and `exec_terminal` (what `sandbox exec` uses), [`console`] · `transfer`
-//! (upload, download) · `service` (service URLs, download links) · `http` (`http_get`) ·
+//! (upload, download) · `service` (service URLs, download links) · `egress` (the egress
+//! log) · `http` (`http_get`) ·
 //! [`tunnel`] (`sb.tunnel`, and `tunnel_cli` behind `sandbox tunnel`) ·
 //! `ssh_setup` (the local files of `sandbox ssh-setup`) · [`helpers`]
 //! (argument parsing shared by the built-ins, exit status) ·
@@ -24,6 +25,7 @@ pub mod bridge;
 pub mod builtins;
 pub mod command;
 pub mod console;
+mod egress;
 mod exec_stream;
 mod exec_terminal;
 pub mod helpers;
@@ -76,6 +78,7 @@ impl ScriptHost {
         streaming::register(&mut engine);
         transfer::register(&mut engine);
         service::register(&mut engine);
+        egress::register(&mut engine);
         http::register(&mut engine, &bridge);
         console::register(&mut engine, &bridge);
         tunnel::register(&mut engine, &bridge);

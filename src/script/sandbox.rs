@@ -159,6 +159,14 @@ fn register_properties(engine: &mut Engine) {
         .register_get("fs_capacity_bytes", |s: &mut SandboxObj| {
             opt(s.data.fs_capacity_bytes)
         })
+        .register_get("proxy_config", |s: &mut SandboxObj| {
+            // Plain JSON from the API: it always converts.
+            s.data
+                .proxy_config
+                .as_ref()
+                .and_then(|v| rhai::serde::to_dynamic(v).ok())
+                .unwrap_or(Dynamic::UNIT)
+        })
         .register_get("created_at", |s: &mut SandboxObj| s.data.created_at.clone())
         .register_get("updated_at", |s: &mut SandboxObj| s.data.updated_at.clone());
 }

@@ -6,12 +6,12 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::boxes::find;
 use super::error::ApiError;
 use super::state::AppState;
-use crate::proxy::egress_log::EgressEntry;
+use crate::api::egress::EgressLogPage;
 
 #[derive(Debug, Deserialize)]
 pub struct LogQuery {
@@ -19,17 +19,11 @@ pub struct LogQuery {
     offset: u64,
 }
 
-#[derive(Debug, Serialize)]
-pub struct LogPage {
-    entries: Vec<EgressEntry>,
-    next_offset: u64,
-}
-
 pub async fn egress_log(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(query): Query<LogQuery>,
-) -> Result<Json<LogPage>, ApiError> {
+) -> Result<Json<EgressLogPage>, ApiError> {
     let sb = find(&state, &name).await?;
     let log = state.egress.log().clone();
     let (entries, next_offset) =
@@ -37,7 +31,7 @@ pub async fn egress_log(
             .await
             .map_err(|e| ApiError::Internal(format!("reading the egress log: {e}")))?
             .map_err(|e| ApiError::Internal(format!("reading the egress log: {e}")))?;
-    Ok(Json(LogPage {
+    Ok(Json(EgressLogPage {
         entries,
         next_offset,
     }))

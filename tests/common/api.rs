@@ -102,11 +102,16 @@ impl Api {
     /// Create a sandbox with no snapshot (the default Debian one, built on first use, which
     /// can take minutes) and wait until it is ready; returns its JSON.
     pub fn default_sandbox(&self, name: &str) -> Value {
-        let r = self.call(
-            "POST",
-            "/api/v2/sandboxes/boxes",
-            Some(json!({"name": name, "wait_for_ready": false})),
-        );
+        self.default_sandbox_with(name, json!({}))
+    }
+
+    /// [`Self::default_sandbox`] with more fields of the create body (`extra`, an object).
+    pub fn default_sandbox_with(&self, name: &str, extra: Value) -> Value {
+        let mut body = json!({"name": name, "wait_for_ready": false});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let r = self.call("POST", "/api/v2/sandboxes/boxes", Some(body));
         assert_eq!(r.status, 201, "{:?}", r.body);
         wait_for(
             &format!("sandbox {name} to be ready"),

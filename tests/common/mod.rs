@@ -5,12 +5,14 @@
 
 pub mod api;
 pub mod cli;
+pub mod host_tool;
 pub mod image;
 pub mod local_agent;
 pub mod process;
 pub mod registry;
 pub mod sdk;
 pub mod server;
+pub mod upstream;
 pub mod web;
 
 pub use server::TestServer;

@@ -118,15 +118,6 @@ fn a_deny_list_blocks_only_what_it_lists() {
         ac.decide(Destination::Host("good.test"), 22).rule,
         "not in deny_list"
     );
-    assert!(!ac.may_reach_host("evil.test"));
-    assert!(ac.may_reach_host("x.ads.test"), "other ports stay open");
-}
-
-#[test]
-fn names_an_allow_list_can_never_reach_are_known() {
-    let ac = control(json!({"allow_list": ["a.test:443", "*.b.test"], "deny_list": []}));
-    assert!(ac.may_reach_host("a.test") && ac.may_reach_host("x.b.test"));
-    assert!(!ac.may_reach_host("b.test") && !ac.may_reach_host("c.test"));
 }
 
 #[test]
