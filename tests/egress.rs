@@ -9,6 +9,8 @@ use crate::common::upstream;
 use crate::common::{TestServer, image};
 
 mod debian;
+mod forms;
+mod forward_proxy;
 
 #[test]
 fn http_by_name_follows_access_control_and_its_updates() {

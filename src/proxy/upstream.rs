@@ -37,7 +37,7 @@ impl std::fmt::Display for Target {
 }
 
 /// One `--resolve` pin: `NAME=IP` (every port) or `NAME:PORT=IP:PORT` (that port only, sent
-/// to another port: local upstreams need not own 80 or 443).
+/// to another port: local upstreams need not own 80 or 443). `NAME` may be a literal IP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pin {
     pub name: String,
@@ -69,6 +69,11 @@ impl std::str::FromStr for Pin {
         if port.is_some() != to_port.is_some() {
             return Err(bad());
         }
+        // `[::1]:80=…` names an IPv6 literal: kept as the address prints, without brackets.
+        let name = name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+            .unwrap_or(name);
         Ok(Pin {
             name: name.trim_end_matches('.').to_ascii_lowercase(),
             port,
@@ -124,10 +129,20 @@ impl UpstreamConfig {
     }
 
     async fn dial_now(&self, target: &Target, port: u16) -> Result<TcpStream, DialError> {
-        if let Some(proxy) = &self.forward_proxy {
-            return connect_through(proxy, &format!("{target}:{port}")).await;
-        }
         let name = format!("{target}:{port}");
+        if let Some(proxy) = &self.forward_proxy {
+            // The forward proxy resolves names itself; a literal IP is checked here, so the
+            // operator's proxy is never asked for an address a sandbox may not reach.
+            if let Target::Ip(ip) = target
+                && !self.admits(*ip)
+            {
+                return Err(DialError::Forbidden {
+                    target: name,
+                    address: *ip,
+                });
+            }
+            return connect_through(proxy, &name).await;
+        }
         let candidates = self.addresses(target, port).await?;
         let admitted: Vec<SocketAddr> = candidates
             .iter()
@@ -158,11 +173,13 @@ impl UpstreamConfig {
 
     /// The addresses to try, never empty.
     async fn addresses(&self, target: &Target, port: u16) -> Result<Vec<SocketAddr>, DialError> {
-        let host = match target {
-            Target::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, port)]),
-            Target::Host(host) => host,
+        // A pin may name a literal IP too (`192.0.2.1:80=127.0.0.1:8080`), so tests and
+        // air-gapped hosts can stand a local server in for any address.
+        let key = match target {
+            Target::Ip(ip) => ip.to_string(),
+            Target::Host(host) => host.clone(),
         };
-        if let Some(pins) = self.pins.get(host) {
+        if let Some(pins) = self.pins.get(&key) {
             let exact = pins.iter().find(|p| p.port == Some(port));
             let any = pins.iter().find(|p| p.port.is_none());
             if let Some(pin) = exact.or(any) {
@@ -172,6 +189,10 @@ impl UpstreamConfig {
                 )]);
             }
         }
+        let host = match target {
+            Target::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, port)]),
+            Target::Host(host) => host,
+        };
         let unresolved = |reason: String| DialError::Unresolved {
             target: host.clone(),
             reason,
@@ -280,6 +301,10 @@ mod tests {
         assert_eq!((pin.port, pin.to_port), (Some(443), Some(8443)));
         let pin: Pin = "v6.test:80=[::1]:8080".parse().unwrap();
         assert_eq!(pin.address, "::1".parse::<IpAddr>().unwrap());
+        let pin: Pin = "192.0.2.1:80=127.0.0.1:8080".parse().unwrap();
+        assert_eq!((pin.name.as_str(), pin.port), ("192.0.2.1", Some(80)));
+        let pin: Pin = "[2001:db8::1]:80=127.0.0.1:8080".parse().unwrap();
+        assert_eq!(pin.name, "2001:db8::1");
         for bad in [
             "api.test",
             "=1.2.3.4",
