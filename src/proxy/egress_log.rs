@@ -81,14 +81,31 @@ impl EgressLog {
         let len = file.metadata()?.len();
         // Past the end: the file was rotated since; start over.
         let start = if offset > len { 0 } else { offset };
+        // An offset from before a rotation can land inside a line of the new file: then the
+        // entries start after the next newline.
+        let mut aligned = start == 0;
+        if !aligned {
+            file.seek(SeekFrom::Start(start - 1))?;
+            let mut before = [0u8; 1];
+            file.read_exact(&mut before)?;
+            aligned = before[0] == b'\n';
+        }
         file.seek(SeekFrom::Start(start))?;
-        let mut text = String::new();
-        file.take(READ_LIMIT).read_to_string(&mut text)?;
+        let mut bytes = Vec::new();
+        file.take(READ_LIMIT).read_to_end(&mut bytes)?;
         // Only whole lines: a line being written is read next time.
-        let whole = text.rfind('\n').map_or(0, |i| i + 1);
-        let entries = text[..whole]
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
+        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let first = if aligned {
+            0
+        } else {
+            bytes[..whole]
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(whole, |i| i + 1)
+        };
+        let entries = bytes[first..whole]
+            .split(|b| *b == b'\n')
+            .filter_map(|line| serde_json::from_slice(line).ok())
             .collect();
         Ok((entries, start + whole as u64))
     }
@@ -169,5 +186,23 @@ mod tests {
         while log.read("a", 0).unwrap().1 != 0 {
             std::thread::yield_now();
         }
+    }
+
+    #[test]
+    fn an_offset_inside_a_line_starts_at_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let egress = dir.path().join("egress");
+        let log = EgressLog::open(&egress).unwrap();
+        let lines: String = ["one.test", "two.test"]
+            .iter()
+            .map(|h| serde_json::to_string(&entry(h)).unwrap() + "\n")
+            .collect();
+        std::fs::write(log_path(&egress, "c"), &lines).unwrap();
+        // As after a rotation: the offset of an older, longer file, inside the first line.
+        let (entries, next) = log.read("c", 5).unwrap();
+        assert_eq!(entries, vec![entry("two.test")]);
+        assert_eq!(next, lines.len() as u64);
+        let first_end = lines.find('\n').unwrap() as u64 + 1;
+        assert_eq!(log.read("c", first_end).unwrap().0, vec![entry("two.test")]);
     }
 }

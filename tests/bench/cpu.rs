@@ -78,7 +78,7 @@ impl CpuSeconds {
 
 /// CPU seconds of a whole cgroup (exited processes included): `cpu.stat` under cgroup v2,
 /// `cpuacct.usage` under v1.
-fn sandbox_seconds(container: &str) -> f64 {
+pub fn sandbox_seconds(container: &str) -> f64 {
     if let Ok(stat) = std::fs::read_to_string(format!("/sys/fs/cgroup{container}/cpu.stat")) {
         let usec: f64 = stat
             .lines()
@@ -97,7 +97,7 @@ fn sandbox_seconds(container: &str) -> f64 {
 }
 
 /// utime + stime of `/proc/PID`, in seconds.
-fn process_seconds(pid: &str) -> f64 {
+pub fn process_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let fields: Vec<&str> = stat
