@@ -2,9 +2,12 @@
 //! machine's loopback (admitted with `--allow-private-cidr 127.0.0.0/8` and pinned with
 //! `--resolve`). Nothing here sends traffic anywhere else.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::common::api::Api;
+use crate::common::process::wait_for;
 use crate::common::upstream;
 use crate::common::{TestServer, image};
 
@@ -13,11 +16,11 @@ mod forms;
 mod forward_proxy;
 
 #[test]
-fn http_by_name_follows_access_control_and_its_updates() {
-    let port = upstream::http("hello from upstream", 8);
+fn http_by_name_follows_access_control_its_updates_and_restarts() {
+    let port = upstream::http("hello from upstream", 16);
     let pin_allowed = format!("allowed.test:80=127.0.0.1:{port}");
     let pin_other = format!("other.test:80=127.0.0.1:{port}");
-    let server = TestServer::start_with(
+    let mut server = TestServer::start_with(
         &[
             "--allow-private-cidr",
             "127.0.0.0/8",
@@ -77,6 +80,33 @@ fn http_by_name_follows_access_control_and_its_updates() {
     assert!(
         decisions.contains(&("other.test".into(), "denied".into())),
         "{decisions:?}"
+    );
+
+    // The way out comes back with the sandbox after a stop and a start, and after the
+    // server itself crashed and came back (it re-opens the sockets in the namespace).
+    let r = api.call("POST", "/api/v2/sandboxes/boxes/egress/stop", None);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = api.call("POST", "/api/v2/sandboxes/boxes/egress/start", None);
+    assert!(r.status == 202 || r.status == 200, "{}", r.body);
+    let sb = wait_for("egress to start again", Duration::from_secs(60), || {
+        let r = api.call("GET", "/api/v2/sandboxes/boxes/egress", None);
+        (r.body["status"] == "ready").then_some(r.body)
+    });
+    let got = api.exec(&sb, "wget -q -O - http://other.test/");
+    assert_eq!(
+        got.stdout, "hello from upstream",
+        "after a restart: {got:?}"
+    );
+    server.crash_and_restart();
+    let got = api.exec(&sb, "wget -q -O - http://other.test/");
+    assert_eq!(
+        got.stdout, "hello from upstream",
+        "after a server crash: {got:?}"
+    );
+    let refused = api.exec(&sb, "wget -q -O - http://allowed.test/ 2>&1");
+    assert!(
+        refused.stdout.contains("403"),
+        "the policy was lost: {refused:?}"
     );
     api.delete_sandbox("egress");
 }
