@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quickstart: the user document's workflow end to end on the local backend.
 #   build → a snapshot from a Python image, create → a sandbox, exec → python --version,
-#   delete. Installs what it needs (as root), builds the CLI, and makes the Python image
+#   update → an egress allow-list (a refused request and the egress log), delete. Installs what it needs (as root), builds the CLI, and makes the Python image
 #   locally (Docker Hub is not needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,5 +46,19 @@ langsmith sandbox create my-vm --snapshot-id "$snapshot_id" --vcpus 2 --memory 1
 echo "==> langsmith sandbox exec my-vm -- python --version" >&2
 langsmith sandbox exec my-vm -- python --version
 
+# Egress: only pypi.org may be reached; anything else is refused on the host, visibly (no
+# request leaves this machine: the refusal comes before any lookup).
+policy='{"access_control": {"allow_list": ["pypi.org"]}}'
+echo "==> langsmith sandbox update my-vm --proxy-config '$policy'" >&2
+langsmith sandbox update my-vm --proxy-config "$policy" >/dev/null
+echo "==> langsmith sandbox exec my-vm -- python -c 'urlopen(\"http://example.com/\")'" >&2
+langsmith sandbox exec my-vm -- python -c '
+import urllib.request, urllib.error
+try:
+    urllib.request.urlopen("http://example.com/")
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode().strip())'
+echo "==> langsmith sandbox egress-log my-vm --format pretty" >&2
+langsmith sandbox egress-log my-vm --format pretty
 echo "==> langsmith sandbox delete my-vm" >&2
 langsmith sandbox delete my-vm

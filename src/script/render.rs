@@ -9,6 +9,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 
 use super::table;
 use super::{ExitStatus, SandboxObj, SnapshotObj};
+use crate::api::egress::{Decision, EgressEntry};
 use crate::api::{Sandbox, Snapshot};
 use crate::text::{bytes_text, time_text};
 
@@ -202,8 +203,57 @@ fn pretty_table(items: &Array) -> Option<String> {
         .iter()
         .map(|i| i.read_lock::<SnapshotObj>().map(|s| snapshot_row(&s.data)))
         .collect();
-    let headers = ["ID", "Name", "Image", "Status", "Size", "Created"];
-    snapshots.map(|rows| table::render("Snapshots", &headers, &rows))
+    if let Some(rows) = snapshots {
+        let headers = ["ID", "Name", "Image", "Status", "Size", "Created"];
+        return Some(table::render("Snapshots", &headers, &rows));
+    }
+    // The entries of an egress log (`sandbox egress-log`), as maps.
+    let decisions: Option<Vec<Vec<String>>> = items
+        .iter()
+        .map(|i| {
+            rhai::serde::from_dynamic::<EgressEntry>(i)
+                .ok()
+                .map(|e| egress_row(&e))
+        })
+        .collect();
+    let headers = [
+        "Time",
+        "Decision",
+        "Destination",
+        "Rule",
+        "Bytes sent",
+        "Bytes received",
+    ];
+    decisions.map(|rows| table::render("Egress decisions", &headers, &rows))
+}
+
+fn egress_row(e: &EgressEntry) -> Vec<String> {
+    let decision = match e.decision {
+        Decision::Allowed => "allowed",
+        Decision::Denied => "denied",
+        Decision::Failed => "failed",
+    };
+    let rule = match &e.reason {
+        Some(reason) => format!("{}: {reason}", e.rule),
+        None => e.rule.clone(),
+    };
+    // Decisions come many a minute: the time to the second, the bytes exact.
+    let time = chrono::DateTime::parse_from_rfc3339(&e.time).map_or_else(
+        |_| e.time.clone(),
+        |t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        },
+    );
+    vec![
+        time,
+        decision.to_string(),
+        format!("{}:{}", e.host, e.port),
+        rule,
+        e.bytes_sent.to_string(),
+        e.bytes_received.to_string(),
+    ]
 }
 
 fn sandbox_row(s: &Sandbox) -> Vec<String> {

@@ -112,3 +112,28 @@ fn lists_strings_and_exit_statuses() {
     );
     assert_eq!(render(&Dynamic::UNIT, Format::Json), (String::new(), 0));
 }
+
+#[test]
+fn egress_log_entries_become_a_table_and_other_maps_stay_json() {
+    let entry = crate::api::egress::EgressEntry {
+        time: "2026-03-29T00:09:28.123Z".into(),
+        sandbox_id: "id-1".into(),
+        host: "pypi.org".into(),
+        port: 443,
+        decision: crate::api::egress::Decision::Denied,
+        rule: "SNI mismatch".into(),
+        reason: Some("TLS server name \"evil.test\" is not the name looked up".into()),
+        bytes_sent: 0,
+        bytes_received: 0,
+    };
+    let list: Array = vec![rhai::serde::to_dynamic(&entry).unwrap()];
+    let (table, code) = render(&Dynamic::from(list), Format::Pretty);
+    assert_eq!(code, 0);
+    assert!(table.starts_with("Egress decisions\n"), "{table}");
+    assert!(table.contains("denied"), "{table}");
+    assert!(table.contains("pypi.org:443"), "{table}");
+    assert!(table.contains("SNI mismatch: TLS server name"), "{table}");
+    let other: Array = vec![rhai::serde::to_dynamic(serde_json::json!({"a": 1})).unwrap()];
+    let (json, _) = render(&Dynamic::from(other), Format::Pretty);
+    assert!(json.starts_with('['), "{json}");
+}
