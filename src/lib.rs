@@ -61,7 +61,8 @@
 //!   become messages and exit codes. The only module that may import any other.
 //! * [`server`] — the local backend: HTTP routes, validation, the SQLite store, snapshot
 //!   builds (`server::images`), lifecycle tasks, the reaper and the data-plane proxy.
-//! * [`proxy`] — the egress proxy's rules: `access_control` parsed, validated and decided.
+//! * [`proxy`] — the egress proxy: each sandbox's DNS stub, the per-connection checks and
+//!   `access_control` decisions, the upstream dial and splice, and the egress log.
 //! * [`runtime`] — isolation: ext4 images, overlay root filesystems, OCI bundles, runc,
 //!   cgroups, seccomp. Knows nothing of HTTP.
 //! * [`agent`] — the in-sandbox PID 1: reaps zombies and serves exec sessions and files on a

@@ -8,6 +8,7 @@ mod exec;
 mod exec_interrupt;
 mod exec_tty;
 mod sandboxes;
+mod secrets;
 mod service_urls;
 mod snapshots;
 mod table;

@@ -4,7 +4,7 @@
 
 use clap::{Args, Parser, Subcommand};
 
-pub use super::command_tree::SandboxCmd;
+pub use super::command_tree::ScriptCmd;
 
 /// Parse an int flag like pflag: base auto-detection (`0x10`, `0o17`, `010`, `0b11`), `_` allowed.
 pub fn go_int(text: &str) -> Result<i64, String> {
@@ -69,7 +69,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Manage sandboxes and snapshots.
-    Sandbox(SandboxCmd),
+    Sandbox(ScriptCmd),
+    /// Manage workspace secrets (credentials the egress proxy adds for a sandbox).
+    Secrets(ScriptCmd),
     /// Interactive Rhai shell with the sandbox bindings (see `langsmith help-script`).
     Shell,
     /// Run a Rhai script: `langsmith run FILE.rhai [ARGS…]` (`args.argv` holds ARGS).

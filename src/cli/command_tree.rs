@@ -1,8 +1,8 @@
-//! The `sandbox` subtree of the command line, built at run time from the interface headers
-//! ([`super::header`]) of the subcommand scripts: the built-ins (`scripts/sandbox/**.rhai`)
-//! and the user's scripts. A subcommand's path is its script's path: `sandbox snapshot build`
+//! The script subtrees of the command line (`sandbox`, `secrets`: [`SCRIPT_ROOTS`]), built at
+//! run time from the interface headers ([`super::header`]) of the subcommand scripts: the
+//! built-ins (`scripts/sandbox/**.rhai`, `scripts/secrets/*.rhai`) and the user's scripts. A subcommand's path is its script's path: `sandbox snapshot build`
 //! runs `sandbox/snapshot/build`, and every directory (built-in or the user's) is a group.
-//! The subtree is built only for a `sandbox` command line ([`with_sandbox`]): every other one
+//! A subtree is built only for a command line of its root ([`with_scripts`]): every other one
 //! (`agent`, PID 1 of each sandbox, above all) never reads the user scripts folder.
 //!
 //! A user script with a header gets real flags and `--help`; one without keeps the plain form
@@ -264,16 +264,19 @@ fn with_help(arg: Arg, help: &str) -> Arg {
     }
 }
 
-/// The `sandbox` subcommand's parsed command line: its matches, walked by
+/// The top-level commands whose subcommands are scripts.
+pub const SCRIPT_ROOTS: [&str; 2] = ["sandbox", "secrets"];
+
+/// A script root's parsed command line: its matches, walked by
 /// [`super::script_args::resolve`].
 #[derive(Debug, Clone)]
-pub struct SandboxCmd {
+pub struct ScriptCmd {
     pub matches: clap::ArgMatches,
 }
 
-impl clap::FromArgMatches for SandboxCmd {
+impl clap::FromArgMatches for ScriptCmd {
     fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
-        Ok(SandboxCmd {
+        Ok(ScriptCmd {
             matches: matches.clone(),
         })
     }
@@ -284,10 +287,10 @@ impl clap::FromArgMatches for SandboxCmd {
     }
 }
 
-/// What the derived tree holds for `sandbox`: a stand-in that takes any words, so telling a
-/// `sandbox` command line from the others reads no script; [`with_sandbox`] puts the real
-/// subtree in its place.
-impl clap::Args for SandboxCmd {
+/// What the derived tree holds for a script root: a stand-in that takes any words, so telling
+/// its command lines from the others reads no script; [`with_scripts`] puts the real subtree
+/// in its place.
+impl clap::Args for ScriptCmd {
     fn augment_args(cmd: clap::Command) -> clap::Command {
         cmd.disable_help_flag(true).arg(
             Arg::new("words")
@@ -303,14 +306,14 @@ impl clap::Args for SandboxCmd {
     }
 }
 
-/// The whole tree `cmd` with the real `sandbox` subtree built from the scripts in place of the
-/// stand-in; for help (`Purpose::Help`) plain user scripts are listed too, in their sorted
-/// places among the user's additions.
-pub fn with_sandbox(cmd: clap::Command, purpose: Purpose) -> clap::Command {
-    cmd.mut_subcommand("sandbox", |sandbox| {
-        let rebuilt = subcommands(clap::Command::new("sandbox"), "sandbox", purpose)
-            .display_order(sandbox.get_display_order());
-        match sandbox.get_about() {
+/// The whole tree `cmd` with the real subtree of `root` (`sandbox`) built from the scripts in
+/// place of the stand-in; for help (`Purpose::Help`) plain user scripts are listed too, in
+/// their sorted places among the user's additions.
+pub fn with_scripts(cmd: clap::Command, root: &str, purpose: Purpose) -> clap::Command {
+    cmd.mut_subcommand(root, |stand_in| {
+        let rebuilt = subcommands(clap::Command::new(root.to_string()), root, purpose)
+            .display_order(stand_in.get_display_order());
+        match stand_in.get_about() {
             Some(about) => rebuilt.about(about.clone()),
             None => rebuilt,
         }

@@ -29,7 +29,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, error::ErrorKind};
 use rhai::{Dynamic, Map};
 
-use self::args::{Cli, Command};
+use self::args::{Cli, Command, ScriptCmd};
 use self::command_tree::Purpose;
 use self::errors::CliError;
 use self::script_args::Invocation;
@@ -56,12 +56,12 @@ pub fn main() -> ExitCode {
 /// parsed again with the subtree built from the scripts, so no other command reads the user
 /// scripts folder.
 fn parse(argv: Vec<OsString>) -> Result<Option<Cli>, CliError> {
-    let (matches, sandbox) = match Cli::command().try_get_matches_from(argv.clone()) {
-        Ok(m) if m.subcommand_name() == Some("sandbox") => {
-            let full = command_tree::with_sandbox(Cli::command(), Purpose::Parse);
-            (full.try_get_matches_from(argv.clone()), true)
+    let (matches, root) = match Cli::command().try_get_matches_from(argv.clone()) {
+        Ok(m) if let Some(root) = script_root(m.subcommand_name()) => {
+            let full = command_tree::with_scripts(Cli::command(), root, Purpose::Parse);
+            (full.try_get_matches_from(argv.clone()), Some(root))
         }
-        other => (other, false),
+        other => (other, None),
     };
     let error = match matches.and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => return Ok(Some(cli)),
@@ -70,8 +70,8 @@ fn parse(argv: Vec<OsString>) -> Result<Option<Cli>, CliError> {
     match error.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             // Rendered again from the tree with the user's plain scripts, so they are listed.
-            let e = if sandbox {
-                command_tree::with_sandbox(Cli::command(), Purpose::Help)
+            let e = if let Some(root) = root {
+                command_tree::with_scripts(Cli::command(), root, Purpose::Help)
                     .try_get_matches_from(argv)
                     .err()
                     .unwrap_or(error)
@@ -124,7 +124,7 @@ fn run(cli: Cli) -> Result<u8, CliError> {
         print_help(&[]);
         return Ok(0);
     };
-    let (name, args) = match command {
+    let script = match command {
         #[cfg(target_os = "linux")]
         Command::Server(a) => {
             return crate::server::run(a).map(|()| 0).map_err(CliError::Service);
@@ -169,13 +169,11 @@ fn run(cli: Cli) -> Result<u8, CliError> {
             }
             return Ok(emit(&result.map_err(CliError::Script)?, format));
         }
-        Command::Sandbox(sb) => match script_args::resolve("sandbox", &sb.matches)? {
-            Invocation::Script { name, args } => (name, args),
-            Invocation::Help(path) => {
-                print_help(&path);
-                return Ok(0);
-            }
-        },
+        Command::Sandbox(cmd) => script_of("sandbox", &cmd)?,
+        Command::Secrets(cmd) => script_of("secrets", &cmd)?,
+    };
+    let Some((name, args)) = script else {
+        return Ok(0);
     };
     let rt = runtime()?;
     let host = ScriptHost::new(rt.handle().clone(), inputs);
@@ -185,6 +183,25 @@ fn run(cli: Cli) -> Result<u8, CliError> {
         return Ok(code);
     }
     Ok(emit(&result.map_err(CliError::Script)?, format))
+}
+
+/// The script a command line of the script root `root` runs and its arguments; `None` when
+/// it asked for help (printed here).
+fn script_of(root: &str, cmd: &ScriptCmd) -> Result<Option<(String, Map)>, CliError> {
+    match script_args::resolve(root, &cmd.matches)? {
+        Invocation::Script { name, args } => Ok(Some((name, args))),
+        Invocation::Help(path) => {
+            print_help(&path);
+            Ok(None)
+        }
+    }
+}
+
+/// `name` when it is one of the roots whose subcommands are scripts.
+fn script_root(name: Option<&str>) -> Option<&'static str> {
+    command_tree::SCRIPT_ROOTS
+        .into_iter()
+        .find(|root| Some(*root) == name)
 }
 
 /// Exit status after Ctrl-C: 128 + SIGINT, as shells report it.
@@ -216,7 +233,9 @@ fn emit(value: &Dynamic, format: Format) -> u8 {
 /// `sandbox`.
 fn print_help(path: &[String]) {
     let mut cmd = match path.first().map(String::as_str) {
-        Some("sandbox") => command_tree::with_sandbox(Cli::command(), Purpose::Help),
+        root @ Some(_) if let Some(root) = script_root(root) => {
+            command_tree::with_scripts(Cli::command(), root, Purpose::Help)
+        }
         _ => Cli::command(),
     };
     cmd.build();

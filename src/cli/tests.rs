@@ -184,14 +184,15 @@ fn every_builtin_header_parses_and_builds_a_valid_tree() {
     full_tree().debug_assert();
 }
 
-/// The whole command tree, the `sandbox` subtree built from the scripts (unit tests have no
+/// The whole command tree, every script subtree built from the scripts (unit tests have no
 /// user scripts folder, so only the built-ins).
 pub(super) fn full_tree() -> clap::Command {
     use clap::CommandFactory;
-    super::command_tree::with_sandbox(
-        super::args::Cli::command(),
-        super::command_tree::Purpose::Parse,
-    )
+    super::command_tree::SCRIPT_ROOTS
+        .into_iter()
+        .fold(super::args::Cli::command(), |tree, root| {
+            super::command_tree::with_scripts(tree, root, super::command_tree::Purpose::Parse)
+        })
 }
 
 #[test]

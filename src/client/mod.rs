@@ -19,6 +19,7 @@
 //!   (`exec_stdio`, `utf8_input`). `console` is an exec session with a PTY and no reattach.
 //! * Files: `files` (upload, download).
 //! * Plain HTTP: `fetch` (one `GET` of any URL, without the API key, for scripts).
+//! * Secrets: `secrets` (workspace secrets: list, set, delete; values only ever sent).
 //! * Egress: `egress` (the decisions of the local backend's egress proxy for a sandbox).
 //! * Sharing: `service` (service URLs for a port, download links for a file, and the grants).
 //! * Tunnels: `tunnel` (listener and stdio modes, events) over `tunnel_session` (a yamux
@@ -44,6 +45,7 @@ mod exec_stdio;
 pub mod fetch;
 pub mod files;
 pub mod sandbox;
+pub mod secrets;
 pub mod service;
 pub mod snapshot;
 pub mod tunnel;
@@ -195,9 +197,15 @@ impl Client {
         &self.inner.endpoint.api_key
     }
 
-    /// A control-plane request for `path` (relative to `/v2/sandboxes`).
-    fn control(&self, method: Method, path: &str, timeout: Duration) -> reqwest::RequestBuilder {
-        let url = format!("{}/v2/sandboxes{path}", self.inner.endpoint.base);
+    /// A request for `path` in `area` of the API (`/v2/sandboxes`, `/workspaces/current`).
+    fn request(
+        &self,
+        method: Method,
+        area: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> reqwest::RequestBuilder {
+        let url = format!("{}{area}{path}", self.inner.endpoint.base);
         let mut req = self
             .inner
             .http
@@ -211,7 +219,8 @@ impl Client {
         req
     }
 
-    /// Send a control-plane request and return the body of a 2xx answer.
+    /// Send a control-plane request (`path` relative to `/v2/sandboxes`) and return the body
+    /// of a 2xx answer.
     async fn send(
         &self,
         method: Method,
@@ -219,7 +228,19 @@ impl Client {
         body: Option<&(impl Serialize + ?Sized)>,
         timeout: Duration,
     ) -> Result<bytes::Bytes, ClientError> {
-        let mut req = self.control(method, path, timeout);
+        self.send_in(SANDBOXES, method, path, body, timeout).await
+    }
+
+    /// Send a request for `path` in `area` and return the body of a 2xx answer.
+    async fn send_in(
+        &self,
+        area: &str,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, ClientError> {
+        let mut req = self.request(method, area, path, timeout);
         if let Some(body) = body {
             req = req.json(body);
         }
@@ -235,7 +256,7 @@ impl Client {
         Ok(bytes)
     }
 
-    /// Send and decode a JSON answer.
+    /// Send a control-plane request and decode its JSON answer.
     async fn json<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -243,11 +264,26 @@ impl Client {
         body: Option<&(impl Serialize + ?Sized)>,
         timeout: Duration,
     ) -> Result<T, ClientError> {
-        let bytes = self.send(method, path, body, timeout).await?;
+        self.json_in(SANDBOXES, method, path, body, timeout).await
+    }
+
+    /// Send a request for `path` in `area` and decode its JSON answer.
+    async fn json_in<T: DeserializeOwned>(
+        &self,
+        area: &str,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let bytes = self.send_in(area, method, path, body, timeout).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| ClientError::Protocol(format!("decoding response of {path}: {e}")))
     }
 }
+
+/// The sandbox API's area: every control-plane path is below it.
+const SANDBOXES: &str = "/v2/sandboxes";
 
 /// No request body.
 pub(crate) const NO_BODY: Option<&()> = None;

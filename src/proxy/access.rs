@@ -282,16 +282,7 @@ fn parse_port(text: &str) -> Result<u16, String> {
 
 /// A host name: dot-separated labels of letters, digits, `-` and `_`, none empty or over 63.
 fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    if ok {
+    if crate::api::host::is_valid_name(name) {
         Ok(())
     } else {
         Err("not a host name (a wildcard is allowed only as '*' or a leading '*.')".into())

@@ -109,19 +109,10 @@ fn a_record(question: &Query, addr: Ipv4Addr) -> Record {
     Record::from_rdata(question.name().clone(), ANSWER_TTL, RData::A(A(addr)))
 }
 
-/// A host name the proxy could dial: non-empty labels of at most 63 letters, digits, `-`
-/// and `_`, at most 253 bytes in all. (`to_ascii` escapes any other byte, so escaped names
-/// fail here too.)
+/// A host name the proxy could dial. (`to_ascii` escapes any byte a host name cannot hold,
+/// so escaped names fail here too.)
 fn valid_host_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+    crate::api::host::is_valid_name(name)
 }
 
 #[cfg(test)]

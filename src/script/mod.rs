@@ -15,7 +15,7 @@
 //! `sandbox_fns`, [`command`] · running commands: `streaming` (a callback per chunk),
 //! `exec_stream` and `exec_terminal` (what `sandbox exec` uses), [`console`] · `transfer`
 //! (upload, download) · `service` (service URLs, download links) · `egress` (the egress
-//! log) · `http` (`http_get`) ·
+//! log) · `secrets` (workspace secrets) · `http` (`http_get`) ·
 //! [`tunnel`] (`sb.tunnel`, and `tunnel_cli` behind `sandbox tunnel`) ·
 //! `ssh_setup` (the local files of `sandbox ssh-setup`) · [`helpers`]
 //! (argument parsing shared by the built-ins, exit status) ·
@@ -33,6 +33,7 @@ mod http;
 pub mod render;
 pub mod sandbox;
 mod sandbox_fns;
+mod secrets;
 mod service;
 pub mod snapshot;
 #[cfg(unix)]
@@ -79,6 +80,7 @@ impl ScriptHost {
         transfer::register(&mut engine);
         service::register(&mut engine);
         egress::register(&mut engine);
+        secrets::register(&mut engine, &bridge);
         http::register(&mut engine, &bridge);
         console::register(&mut engine, &bridge);
         tunnel::register(&mut engine, &bridge);

@@ -216,15 +216,53 @@ fn pretty_table(items: &Array) -> Option<String> {
                 .map(|e| egress_row(&e))
         })
         .collect();
-    let headers = [
-        "Time",
-        "Decision",
-        "Destination",
-        "Rule",
-        "Bytes sent",
-        "Bytes received",
-    ];
-    decisions.map(|rows| table::render("Egress decisions", &headers, &rows))
+    if let Some(rows) = decisions {
+        let headers = [
+            "Time",
+            "Decision",
+            "Destination",
+            "Rule",
+            "Bytes sent",
+            "Bytes received",
+        ];
+        return Some(table::render("Egress decisions", &headers, &rows));
+    }
+    // `secrets list`: maps of exactly a key and, perhaps, its hosts.
+    let secrets: Option<Vec<Vec<String>>> = items
+        .iter()
+        .map(|i| {
+            rhai::serde::from_dynamic::<SecretRow>(i)
+                .ok()
+                .map(secret_row)
+        })
+        .collect();
+    secrets.map(|rows| table::render("Secrets", &["Key", "Hosts"], &rows))
+}
+
+/// A secret as `secrets list` shows it; unknown fields make it some other map.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretRow {
+    key: String,
+    #[serde(default)]
+    configs: Option<Vec<crate::api::secrets::SecretConfig>>,
+}
+
+fn secret_row(s: SecretRow) -> Vec<String> {
+    let hosts = s.configs.map_or_else(
+        || "-".to_string(),
+        |configs| {
+            configs
+                .iter()
+                .map(|c| match &c.header_name {
+                    Some(header) => format!("{} ({header})", c.host_pattern),
+                    None => c.host_pattern.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
+    vec![s.key, hosts]
 }
 
 fn egress_row(e: &EgressEntry) -> Vec<String> {

@@ -75,6 +75,42 @@ fn check(file: &File, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The 32 random bytes in `path` (what a key file called `what` holds), or new ones written
+/// there (mode 0600) when it does not exist. A file another user owns, or others may read,
+/// is refused: whoever read it holds the key.
+pub fn load_or_create_bytes(path: &Path, what: &str) -> anyhow::Result<[u8; 32]> {
+    match File::open(path) {
+        Ok(mut file) => {
+            let meta = file.metadata()?;
+            if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o077 != 0 {
+                bail!(
+                    "the {what} {} must belong to the server's user with mode 0600 (anyone \
+                     who read it holds the key)",
+                    path.display()
+                );
+            }
+            let mut key = [0u8; 32];
+            file.read_exact(&mut key)
+                .with_context(|| format!("reading the {what} {}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            getrandom_fill(&mut key)?;
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            file.write_all(&key)?;
+            file.sync_all()?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("opening {}", path.display())),
+    }
+}
+
 fn getrandom_fill(buf: &mut [u8]) -> anyhow::Result<()> {
     let mut f = File::open("/dev/urandom").context("opening /dev/urandom")?;
     f.read_exact(buf).context("reading /dev/urandom")?;

@@ -16,12 +16,13 @@
 //! * Control plane: `boxes` (sandbox endpoints), `snapshots` + `builder` (snapshot
 //!   endpoints and background builds), `capture` (a running sandbox → a snapshot),
 //!   `registries` + `registry_store` (private registry credentials), `default_snapshot`
-//!   (`system/default`, built on first use).
+//!   (`system/default`, built on first use), `secrets` (workspace secrets, sealed at rest
+//!   under a key file of their own).
 //! * Lifecycle: `lifecycle` (boot, stop and destroy as tasks that outlive a request),
 //!   `locks` (one lifecycle lock per sandbox), `reaper` + `activity` + `ttl` (idle stop,
 //!   delete after stop, and the deadlines they keep).
-//! * Durable state: `store` (snapshots, sandboxes and registries in SQLite, on threads of
-//!   their own).
+//! * Durable state: `store` (snapshots, sandboxes, registries and secrets in SQLite, on
+//!   threads of their own); `key_file` (the API key and the 32-byte keys beside it).
 //! * Egress: `egress_log` (the proxy's decisions per sandbox); the proxy itself is
 //!   [`crate::proxy`], attached to each sandbox by `lifecycle` once it runs.
 //! * Data plane: `dataplane` (`/dp/{id}/…` proxied to the sandbox's agent; WebSockets bridged).
@@ -49,6 +50,7 @@ mod registries;
 mod registry_store;
 mod resources;
 mod routes;
+mod secrets;
 mod service;
 mod snapshots;
 mod startup;

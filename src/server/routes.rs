@@ -7,12 +7,12 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, put};
 
 use super::auth::{ApiKey, require_api_key};
 use super::error::ApiError;
 use super::state::AppState;
-use super::{boxes, capture, dataplane, egress_log, registries, service, snapshots};
+use super::{boxes, capture, dataplane, egress_log, registries, secrets, service, snapshots};
 
 pub fn router(state: AppState, key: ApiKey) -> Router {
     let control = Router::new()
@@ -49,9 +49,17 @@ pub fn router(state: AppState, key: ApiKey) -> Router {
                 .delete(registries::delete),
         );
 
+    // Workspace secrets, where the LangSmith API has them (the SDK's `Client` asks
+    // `{endpoint}/workspaces/current/secrets`; REST documents `/api/v1/…`).
+    let workspace = Router::new()
+        .route("/secrets", get(secrets::list).post(secrets::bulk))
+        .route("/secrets/{key}", put(secrets::put).delete(secrets::delete));
+
     Router::new()
         .nest("/api/v2/sandboxes", control.clone())
         .nest("/v2/sandboxes", control)
+        .nest("/api/v1/workspaces/current", workspace.clone())
+        .nest("/workspaces/current", workspace)
         .route("/dp/{id}", any(dataplane::proxy))
         .route("/dp/{id}/{*rest}", any(dataplane::proxy))
         .route(

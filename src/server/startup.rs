@@ -88,6 +88,7 @@ pub async fn start(
     let egress_log = crate::proxy::egress_log::EgressLog::open(&dirs.egress_logs())
         .context("opening the egress log directory")?;
     let egress = crate::proxy::Egress::start(config.upstream.clone(), egress_log);
+    let secrets = super::secrets::open_sealer(&store, &dirs.secrets_key()).await?;
     let state = AppState::new(
         store,
         runtime,
@@ -97,6 +98,7 @@ pub async fn start(
         features,
         services,
         egress,
+        secrets,
     );
     Ok(Started {
         state,

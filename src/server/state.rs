@@ -22,11 +22,15 @@ impl StateDirs {
     pub fn database(&self) -> PathBuf {
         self.root.join("state.db")
     }
-    /// The key service and download links are signed with.
     /// The egress proxy's per-sandbox decision logs.
     pub fn egress_logs(&self) -> PathBuf {
         self.root.join("egress")
     }
+    /// The key secret values are sealed with, apart from the database.
+    pub fn secrets_key(&self) -> PathBuf {
+        self.root.join("secrets-key")
+    }
+    /// The key service and download links are signed with.
     pub fn service_key(&self) -> PathBuf {
         self.root.join("service-key")
     }
@@ -110,6 +114,8 @@ pub struct Inner {
     pub services: Services,
     /// The egress proxy every sandbox's outgoing connections go through.
     pub egress: crate::proxy::Egress,
+    /// Seals and opens the values of workspace secrets.
+    pub secrets: Arc<super::secrets::Sealer>,
 }
 
 impl std::ops::Deref for AppState {
@@ -132,6 +138,7 @@ impl AppState {
         features: Features,
         services: Services,
         egress: crate::proxy::Egress,
+        secrets: super::secrets::Sealer,
     ) -> Self {
         AppState(Arc::new(Inner {
             store,
@@ -146,6 +153,7 @@ impl AppState {
             going_away: tokio::sync::watch::Sender::new(false),
             services,
             egress,
+            secrets: Arc::new(secrets),
         }))
     }
 

@@ -6,6 +6,7 @@ mod default_snapshot;
 mod private_registry;
 mod reaper;
 mod registries;
+mod secrets;
 mod service_domain;
 
 use std::time::Duration;

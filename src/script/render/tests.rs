@@ -137,3 +137,19 @@ fn egress_log_entries_become_a_table_and_other_maps_stay_json() {
     let (json, _) = render(&Dynamic::from(other), Format::Pretty);
     assert!(json.starts_with('['), "{json}");
 }
+
+#[test]
+fn a_secret_list_becomes_a_table() {
+    let list: Array = vec![
+        rhai::serde::to_dynamic(serde_json::json!({"key": "OPENAI_API_KEY", "configs": [
+            {"host_pattern": "api.openai.com", "header_name": "Authorization",
+             "header_value_template": "Bearer {value}", "source": "DEFAULT"}]}))
+        .unwrap(),
+        rhai::serde::to_dynamic(serde_json::json!({"key": "MY_TOKEN"})).unwrap(),
+    ];
+    let (table, _) = render(&Dynamic::from(list), Format::Pretty);
+    assert!(table.starts_with("Secrets\n"), "{table}");
+    assert!(table.contains("OPENAI_API_KEY"), "{table}");
+    assert!(table.contains("api.openai.com (Authorization)"), "{table}");
+    assert!(table.contains("MY_TOKEN"), "{table}");
+}

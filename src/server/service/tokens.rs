@@ -8,12 +8,8 @@
 //! A token names what it opens (a sandbox and a port, or a sandbox and a file) and is checked
 //! against the origin it arrives on: a token of one sandbox or port opens nothing else.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -70,39 +66,8 @@ impl TokenKey {
     /// The key in `path`, or a new random one written there (mode 0600). A key file readable
     /// by others or owned by another user is refused: whoever reads it can forge links.
     pub fn load_or_create(path: &Path) -> anyhow::Result<TokenKey> {
-        match File::open(path) {
-            Ok(mut file) => {
-                let meta = file.metadata()?;
-                if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o077 != 0 {
-                    bail!(
-                        "the service key {} must belong to the server's user with mode 0600 \
-                         (anyone who read it can forge service and download links); delete it \
-                         to make a new one, which invalidates every link handed out",
-                        path.display()
-                    );
-                }
-                let mut key = [0u8; 32];
-                file.read_exact(&mut key)
-                    .with_context(|| format!("reading the service key {}", path.display()))?;
-                Ok(TokenKey(key))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                File::open("/dev/urandom")
-                    .and_then(|mut f| f.read_exact(&mut key))
-                    .context("reading /dev/urandom")?;
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                file.write_all(&key)?;
-                file.sync_all()?;
-                Ok(TokenKey(key))
-            }
-            Err(e) => Err(e).with_context(|| format!("opening {}", path.display())),
-        }
+        // Deleting the file makes a new key, which invalidates every link handed out.
+        crate::server::key_file::load_or_create_bytes(path, "service key").map(TokenKey)
     }
 
     #[cfg(test)]
@@ -146,6 +111,8 @@ impl Claims {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     fn service(exp: Option<i64>) -> Claims {

@@ -62,6 +62,16 @@ const MIGRATIONS: &[&str] = &[
      );
      INSERT INTO service_slot_cursor (id, next)
          SELECT 0, COALESCE(MAX(slot) + 1, 0) FROM service_origins;",
+    // 4: workspace secrets. The value is sealed (`server::secrets::sealer`) under a key kept
+    // outside the database; `configs` is the JSON list of hosts it may be sent to.
+    "CREATE TABLE secrets (
+         key TEXT PRIMARY KEY,
+         nonce BLOB NOT NULL,
+         ciphertext BLOB NOT NULL,
+         configs TEXT NOT NULL,
+         created_at TEXT NOT NULL,
+         updated_at TEXT NOT NULL
+     );",
 ];
 
 /// Bring the database to the newest version.
