@@ -11,6 +11,8 @@
 //! and no route from the sandbox reaches the host or another sandbox at all.
 //!
 //! * `access` — `access_control` parsed, validated (422 naming the entry) and decided.
+//! * `rules` — the header rules of `proxy_config` (and its other fields), parsed and
+//!   validated; `{NAME}` templates of workspace secrets.
 //! * `names` — the per-sandbox pool of synthetic addresses (198.18.0.0/15) the DNS stub
 //!   hands out, and the name behind each, so connections are judged by hostname.
 //! * `dns_stub` — answers the sandbox's DNS queries from the pool.
@@ -27,6 +29,7 @@ pub mod dns_stub;
 pub mod egress_log;
 mod hub;
 pub mod names;
+pub mod rules;
 pub mod sniff;
 pub mod upstream;
 

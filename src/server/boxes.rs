@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::lifecycle;
+use super::proxy_config;
 use super::reaper;
 use super::resources;
 use super::state::{AppState, now};
@@ -27,6 +28,8 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(8);
 /// The API view of a stored sandbox: adds the data-plane URL of this server.
 pub fn present(state: &AppState, mut sb: Sandbox) -> Sandbox {
     sb.dataplane_url = Some(state.dataplane_url(&sb.id));
+    // Opaque values never leave the server, not even sealed.
+    sb.proxy_config = sb.proxy_config.as_ref().map(proxy_config::redact);
     sb
 }
 
@@ -204,8 +207,17 @@ pub async fn update(
 ) -> Result<Json<Sandbox>, ApiError> {
     let host = state.clone();
     let proxy_changed = req.proxy_config.is_some();
+    // Checked and sealed before the record is touched: secrets are looked up, and opaque
+    // values left out are carried over from the current configuration.
+    let prepared = match &req.proxy_config {
+        Some(new) => {
+            let current = find(&state, &name).await?;
+            Some(proxy_config::prepare(&state, new, current.proxy_config.as_ref()).await?)
+        }
+        None => None,
+    };
     let (sb, ()) = modify(&state, &name, When::Now, move |sb| {
-        apply_update(&host, &req, sb)
+        apply_update(&host, &req, prepared, sb)
     })
     .await?;
     // Proxy configuration takes effect at once: the next connection and DNS answer of a
@@ -220,6 +232,7 @@ pub async fn update(
 fn apply_update(
     state: &AppState,
     req: &UpdateSandboxRequest,
+    proxy_config: Option<serde_json::Value>,
     sb: &mut Sandbox,
 ) -> Result<(), ApiError> {
     if let Some(new_name) = &req.name {
@@ -236,9 +249,8 @@ fn apply_update(
         validate::ttl("delete_after_stop_seconds", v)?;
         sb.delete_after_stop_seconds = Some(v);
     }
-    if let Some(p) = &req.proxy_config {
-        validate::proxy_config(Some(p))?;
-        sb.proxy_config = Some(p.clone());
+    if let Some(prepared) = proxy_config {
+        sb.proxy_config = Some(prepared);
     }
     if let Some(rc) = &req.run_config {
         let mut merged = sb.run_config.take().unwrap_or_default();

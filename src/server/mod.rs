@@ -44,6 +44,7 @@ mod json;
 mod key_file;
 mod lifecycle;
 mod locks;
+mod proxy_config;
 mod reaper;
 mod recovery;
 mod registries;

@@ -4,6 +4,7 @@
 
 mod default_snapshot;
 mod private_registry;
+mod proxy_rules;
 mod reaper;
 mod registries;
 mod secrets;

@@ -15,6 +15,7 @@ use crate::server::default_snapshot;
 use crate::server::error::ApiError;
 use crate::server::json::ApiJson;
 use crate::server::lifecycle;
+use crate::server::proxy_config;
 use crate::server::resources;
 use crate::server::snapshots;
 use crate::server::state::{AppState, now};
@@ -29,9 +30,14 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateSandboxRequest>,
 ) -> Result<(StatusCode, Json<Sandbox>), ApiError> {
     let settings = Settings::of(&req)?;
+    let proxy_config = match &req.proxy_config {
+        Some(config) => Some(proxy_config::prepare(&state, config, None).await?),
+        None => None,
+    };
     let (snap, default_build) = bootable_snapshot(&state, &req).await?;
     let res = resources::for_create(&state, &req, &snap.snapshot)?;
-    let sb = settings.record(&req, &snap, &res);
+    let mut sb = settings.record(&req, &snap, &res);
+    sb.proxy_config = proxy_config;
     state.store.insert_sandbox(&sb).await?;
     let building_default = default_build.is_some();
     let boot = match default_build {

@@ -1,0 +1,416 @@
+//! `proxy_config.rules` and the rest of `proxy_config` beside `access_control` (spec:
+//! proxy-and-features §1.1–1.3, §1.8): parsed and validated, every error naming its field
+//! (`proxy_config.rules[0].match_hosts[1]`) so the server answers 422.
+//!
+//! Header rules are what the local backend supports; provider rules (`aws`, `gcp`, `azure`),
+//! relays, rewrites and callbacks are refused with a clear "not supported by the local
+//! backend" rather than stored to do nothing.
+//!
+//! Choices where the spec leaves room:
+//! * Rule names must be unique (opaque values are carried over by rule and header name).
+//! * `*.domain` in `match_hosts` needs `domain` at or below a registrable domain (the public
+//!   suffix list): `*.github.com` and `*.api.github.com` pass, `*.com` and `*.co.uk` do not;
+//!   `*.` matches any depth below the domain, never the domain itself.
+//! * A `match_paths` wildcard is only `*`, a trailing `/*` or `/**`, or a leading `*/`.
+//! * A `workspace_secret` value must reference at least one secret (`{NAME}`); braces are
+//!   only for references.
+//! * `env_vars` names are environment-variable names; names and values must not be blank.
+
+mod template;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+pub use self::template::{Part, Template};
+use super::access::AccessError;
+
+const FIELD: &str = "proxy_config";
+const MAX_DESCRIPTION: usize = 1024;
+
+/// The header rules of a `proxy_config`, in order (first match wins).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules {
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub name: String,
+    pub enabled: bool,
+    pub match_hosts: Vec<HostPattern>,
+    pub match_paths: Vec<PathPattern>,
+    /// `(lowercase name, exact value)`: every one must be on the request.
+    pub match_headers: Vec<(String, String)>,
+    pub headers: Vec<Header>,
+    pub env_vars: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// Exactly this name.
+    Exact(String),
+    /// Any name below this domain, never the domain itself.
+    Below(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathPattern {
+    Any,
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: HeaderValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderValue {
+    WorkspaceSecret(Template),
+    Plaintext(String),
+    /// A write-only value: `Some` as given (or as stored, sealed), `None` to keep the current
+    /// one (an update that cannot read it back).
+    Opaque(Option<String>),
+}
+
+impl Rules {
+    /// The rules of a whole `proxy_config` (none: no rules). Checks the top-level fields too.
+    pub fn from_proxy_config(proxy_config: Option<&Value>) -> Result<Rules, AccessError> {
+        let Some(config) = proxy_config.filter(|v| !v.is_null()) else {
+            return Ok(Rules::default());
+        };
+        let Some(config) = config.as_object() else {
+            return Err(error(FIELD, "proxy_config must be an object"));
+        };
+        if let Some(d) = config.get("description").filter(|d| !d.is_null()) {
+            let text = d
+                .as_str()
+                .ok_or_else(|| error(&format!("{FIELD}.description"), "must be a string"))?;
+            if text.chars().count() > MAX_DESCRIPTION {
+                return Err(error(
+                    &format!("{FIELD}.description"),
+                    "is longer than 1024 characters",
+                ));
+            }
+        }
+        if let Some(callbacks) = config.get("callbacks").and_then(Value::as_array)
+            && !callbacks.is_empty()
+        {
+            return Err(error(
+                &format!("{FIELD}.callbacks"),
+                "callbacks are not supported by the local backend",
+            ));
+        }
+        let rules = match config.get("rules").filter(|v| !v.is_null()) {
+            None => return Ok(Rules::default()),
+            Some(Value::Array(rules)) => rules,
+            Some(_) => return Err(error(&format!("{FIELD}.rules"), "must be an array")),
+        };
+        let mut names = BTreeSet::new();
+        let rules = rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let field = format!("{FIELD}.rules[{i}]");
+                let rule = parse_rule(&field, rule)?;
+                if !names.insert(rule.name.clone()) {
+                    return Err(error(
+                        &format!("{field}.name"),
+                        &format!(
+                            "another rule is named {:?}: names must be unique",
+                            rule.name
+                        ),
+                    ));
+                }
+                Ok(rule)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Rules { rules })
+    }
+
+    /// The workspace secrets the rules refer to.
+    pub fn secret_names(&self) -> BTreeSet<String> {
+        self.rules
+            .iter()
+            .flat_map(|r| &r.headers)
+            .filter_map(|h| match &h.value {
+                HeaderValue::WorkspaceSecret(t) => Some(t.secret_names()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+}
+
+fn error(field: &str, message: &str) -> AccessError {
+    AccessError {
+        field: field.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn parse_rule(field: &str, rule: &Value) -> Result<Rule, AccessError> {
+    let Some(rule) = rule.as_object().filter(|r| !r.is_empty()) else {
+        return Err(error(field, "a rule must be a non-empty object"));
+    };
+    let at = |name: &str| format!("{field}.{name}");
+    let string = |name: &str| -> Result<Option<&str>, AccessError> {
+        match rule.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(error(&at(name), "must be a string")),
+        }
+    };
+    let name = string("name")?
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| error(&at("name"), "every rule needs a name"))?
+        .to_string();
+    match string("type")?.unwrap_or("") {
+        "" | "header" => {}
+        kind @ ("aws" | "gcp" | "azure" | "relay" | "rewrite") => {
+            return Err(error(
+                &at("type"),
+                &format!("{kind} rules are not supported by the local backend yet"),
+            ));
+        }
+        other => return Err(error(&at("type"), &format!("unknown rule type {other:?}"))),
+    }
+    for unsupported in ["aws", "gcp", "azure", "relay_id", "rewrite"] {
+        if rule.get(unsupported).is_some_and(|v| !v.is_null()) {
+            return Err(error(
+                &at(unsupported),
+                "not supported by the local backend yet",
+            ));
+        }
+    }
+    if let Some(text) = string("description")?
+        && text.chars().count() > MAX_DESCRIPTION
+    {
+        return Err(error(&at("description"), "is longer than 1024 characters"));
+    }
+    let enabled = match rule.get("enabled") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(error(&at("enabled"), "must be true or false")),
+    };
+    let list = |name: &str| -> Result<Vec<&str>, AccessError> {
+        match rule.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.as_str()
+                        .ok_or_else(|| error(&format!("{}[{i}]", at(name)), "must be a string"))
+                })
+                .collect(),
+            Some(_) => Err(error(&at(name), "must be an array of strings")),
+        }
+    };
+    let match_hosts = list("match_hosts")?
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            host_pattern(h).map_err(|m| error(&format!("{}[{i}]", at("match_hosts")), &m))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if match_hosts.is_empty() {
+        return Err(error(
+            &at("match_hosts"),
+            "a header rule needs at least one host",
+        ));
+    }
+    let match_paths = list("match_paths")?
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            path_pattern(p).map_err(|m| error(&format!("{}[{i}]", at("match_paths")), &m))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let match_headers = list("match_headers")?
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            header_match(h).map_err(|m| error(&format!("{}[{i}]", at("match_headers")), &m))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let headers = match rule.get("headers") {
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .enumerate()
+            .map(|(i, h)| header(&format!("{}[{i}]", at("headers")), h))
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => {
+            return Err(error(
+                &at("headers"),
+                "a header rule needs at least one header",
+            ));
+        }
+    };
+    let env_vars = env_vars(&at("env_vars"), rule.get("env_vars"))?;
+    Ok(Rule {
+        name,
+        enabled,
+        match_hosts,
+        match_paths,
+        match_headers,
+        headers,
+        env_vars,
+    })
+}
+
+fn host_pattern(text: &str) -> Result<HostPattern, String> {
+    let host = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    match host.strip_prefix("*.") {
+        Some(domain) => {
+            if !crate::api::host::is_valid_name(domain) || domain.contains('*') {
+                return Err(format!("invalid host pattern {text:?}"));
+            }
+            if psl::domain_str(domain).is_none() {
+                return Err(format!(
+                    "{text:?} is too wide: *. must be followed by a registrable domain such as \
+                     *.github.com"
+                ));
+            }
+            Ok(HostPattern::Below(domain.to_string()))
+        }
+        None if crate::api::host::is_valid_name(&host) => Ok(HostPattern::Exact(host)),
+        None => Err(format!(
+            "invalid host {text:?}: a host name or *.domain, without scheme, port or path"
+        )),
+    }
+}
+
+fn path_pattern(text: &str) -> Result<PathPattern, String> {
+    if text == "*" {
+        return Ok(PathPattern::Any);
+    }
+    let bad = || format!("invalid path pattern {text:?}: /exact, /prefix/*, */suffix or *");
+    let prefix = text.strip_suffix("/**").or_else(|| text.strip_suffix("/*"));
+    let pattern = if let Some(prefix) = prefix {
+        if !prefix.is_empty() && !prefix.starts_with('/') {
+            return Err(bad());
+        }
+        PathPattern::Prefix(prefix.to_string())
+    } else if let Some(ending) = text.strip_prefix("*/") {
+        PathPattern::Suffix(ending.to_string())
+    } else if text.starts_with('/') {
+        PathPattern::Exact(text.to_string())
+    } else {
+        return Err(bad());
+    };
+    let rest = match &pattern {
+        PathPattern::Prefix(p) | PathPattern::Suffix(p) | PathPattern::Exact(p) => p,
+        PathPattern::Any => "",
+    };
+    if rest.contains('*') || rest.contains('?') || rest.chars().any(char::is_whitespace) {
+        return Err(bad());
+    }
+    Ok(pattern)
+}
+
+fn header_match(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not \"name: value\""))?;
+    if name.is_empty() || !name.bytes().all(is_token_byte) || name != name.to_ascii_lowercase() {
+        return Err(format!("{name:?} is not a lowercase header name"));
+    }
+    Ok((name.to_string(), value.trim_start().to_string()))
+}
+
+fn header(field: &str, header: &Value) -> Result<Header, AccessError> {
+    let Some(header) = header.as_object() else {
+        return Err(error(
+            field,
+            "a header must be an object {name, type, value}",
+        ));
+    };
+    let at = |name: &str| format!("{field}.{name}");
+    let name = header
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty() && n.bytes().all(is_token_byte))
+        .ok_or_else(|| error(&at("name"), "needs a header name"))?
+        .to_string();
+    let value = match header.get("value") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(error(&at("value"), "must be a string")),
+    };
+    let no_breaks = |v: &str| -> Result<(), AccessError> {
+        if v.contains(['\r', '\n', '\0']) {
+            return Err(error(&at("value"), "must not contain line breaks or NUL"));
+        }
+        Ok(())
+    };
+    let value = match header.get("type").and_then(Value::as_str) {
+        Some("workspace_secret") => {
+            let text = value
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| error(&at("value"), "needs a template such as {OPENAI_API_KEY}"))?;
+            no_breaks(&text)?;
+            HeaderValue::WorkspaceSecret(
+                Template::parse(&text).map_err(|m| error(&at("value"), &m))?,
+            )
+        }
+        Some("plaintext") => {
+            let text = value.ok_or_else(|| error(&at("value"), "needs a value"))?;
+            no_breaks(&text)?;
+            HeaderValue::Plaintext(text)
+        }
+        Some("opaque") => {
+            let value = value.filter(|v| !v.is_empty());
+            if let Some(v) = &value {
+                no_breaks(v)?;
+            }
+            HeaderValue::Opaque(value)
+        }
+        _ => {
+            return Err(error(
+                &at("type"),
+                "must be workspace_secret, opaque or plaintext",
+            ));
+        }
+    };
+    Ok(Header { name, value })
+}
+
+fn env_vars(field: &str, value: Option<&Value>) -> Result<BTreeMap<String, String>, AccessError> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(BTreeMap::new());
+    };
+    let Some(map) = value.as_object() else {
+        return Err(error(field, "must be an object of names to values"));
+    };
+    map.iter()
+        .map(|(name, value)| {
+            let at = format!("{field}.{name}");
+            let valid_name = name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid_name {
+                return Err(error(&at, "is not an environment variable name"));
+            }
+            match value.as_str() {
+                Some(v) if !v.trim().is_empty() => Ok((name.clone(), v.to_string())),
+                _ => Err(error(&at, "needs a non-blank string value")),
+            }
+        })
+        .collect()
+}
+
+/// RFC 9110 `tchar`.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+use serde_json::json;
+
+use super::*;
+
+fn rules(config: serde_json::Value) -> Result<Rules, AccessError> {
+    Rules::from_proxy_config(Some(&config))
+}
+
+fn header_rule(extra: serde_json::Value) -> serde_json::Value {
+    let mut rule = json!({
+        "name": "openai",
+        "match_hosts": ["api.openai.com"],
+        "headers": [{"name": "Authorization", "type": "workspace_secret",
+                     "value": "Bearer {OPENAI_API_KEY}"}],
+    });
+    rule.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    rule
+}
+
+#[test]
+fn a_header_rule_parses_with_its_matches_and_secrets() {
+    let parsed = rules(json!({"rules": [header_rule(json!({
+        "match_hosts": ["api.openai.com", "*.GitHub.com"],
+        "match_paths": ["/v1/*", "*/runs", "/user", "*"],
+        "match_headers": ["authorization: Bearer account-b"],
+        "env_vars": {"OPENAI_API_KEY": "placeholder"},
+        "enabled": false,
+    }))], "no_proxy": ["ignored"], "description": "model APIs"}))
+    .unwrap();
+    let rule = &parsed.rules[0];
+    assert!(!rule.enabled);
+    assert_eq!(
+        rule.match_hosts,
+        [
+            HostPattern::Exact("api.openai.com".into()),
+            HostPattern::Below("github.com".into())
+        ]
+    );
+    assert_eq!(
+        rule.match_paths,
+        [
+            PathPattern::Prefix("/v1".into()),
+            PathPattern::Suffix("runs".into()),
+            PathPattern::Exact("/user".into()),
+            PathPattern::Any
+        ]
+    );
+    assert_eq!(
+        rule.match_headers,
+        [("authorization".to_string(), "Bearer account-b".to_string())]
+    );
+    assert_eq!(
+        parsed.secret_names().into_iter().collect::<Vec<_>>(),
+        ["OPENAI_API_KEY"]
+    );
+    let HeaderValue::WorkspaceSecret(t) = &rule.headers[0].value else {
+        panic!("{rule:?}")
+    };
+    assert_eq!(
+        t.render(|n| (n == "OPENAI_API_KEY").then(|| "sk-1".to_string())),
+        Some("Bearer sk-1".into())
+    );
+    assert_eq!(rules(json!({})).unwrap(), Rules::default());
+    assert_eq!(rules(json!({"rules": null})).unwrap(), Rules::default());
+}
+
+#[test]
+fn opaque_values_may_be_left_out_to_keep_them() {
+    let parsed = rules(json!({"rules": [header_rule(json!({"headers": [
+        {"name": "x-api-key", "type": "opaque", "value": "s3cret"},
+        {"name": "x-other", "type": "opaque", "is_set": true},
+        {"name": "anthropic-version", "type": "plaintext", "value": "2023-06-01"},
+    ]}))]}))
+    .unwrap();
+    let values: Vec<&HeaderValue> = parsed.rules[0].headers.iter().map(|h| &h.value).collect();
+    assert_eq!(
+        values,
+        [
+            &HeaderValue::Opaque(Some("s3cret".into())),
+            &HeaderValue::Opaque(None),
+            &HeaderValue::Plaintext("2023-06-01".into())
+        ]
+    );
+}
+
+#[test]
+fn every_mistake_is_refused_naming_its_field() {
+    for (rule, field) in [
+        (json!({"match_hosts": []}), "rules[0].match_hosts"),
+        (json!({"match_hosts": ["*.com"]}), "rules[0].match_hosts[0]"),
+        (
+            json!({"match_hosts": ["*.co.uk"]}),
+            "rules[0].match_hosts[0]",
+        ),
+        (json!({"match_hosts": ["*"]}), "rules[0].match_hosts[0]"),
+        (
+            json!({"match_hosts": ["ok.test", "https://x.test/"]}),
+            "rules[0].match_hosts[1]",
+        ),
+        (
+            json!({"match_hosts": ["x.test:443"]}),
+            "rules[0].match_hosts[0]",
+        ),
+        (
+            json!({"match_paths": ["/a/*/b"]}),
+            "rules[0].match_paths[0]",
+        ),
+        (json!({"match_paths": ["v1/*"]}), "rules[0].match_paths[0]"),
+        (
+            json!({"match_headers": ["Authorization: x"]}),
+            "rules[0].match_headers[0]",
+        ),
+        (
+            json!({"match_headers": ["no colon"]}),
+            "rules[0].match_headers[0]",
+        ),
+        (json!({"headers": []}), "rules[0].headers"),
+        (
+            json!({"headers": [{"name": "A", "type": "secret", "value": "x"}]}),
+            "rules[0].headers[0].type",
+        ),
+        (
+            json!({"headers": [{"name": "A", "type": "workspace_secret", "value": "Bearer {}"}]}),
+            "rules[0].headers[0].value",
+        ),
+        (
+            json!({"headers": [{"name": "A", "type": "workspace_secret", "value": "{A"}]}),
+            "rules[0].headers[0].value",
+        ),
+        (
+            json!({"headers": [{"name": "A", "type": "workspace_secret", "value": "literal"}]}),
+            "rules[0].headers[0].value",
+        ),
+        (
+            json!({"headers": [{"name": "A", "type": "workspace_secret", "value": "${A}"}]}),
+            "rules[0].headers[0].value",
+        ),
+        (
+            json!({"headers": [{"name": "A", "type": "plaintext", "value": "a\r\nb: c"}]}),
+            "rules[0].headers[0].value",
+        ),
+        (
+            json!({"headers": [{"name": "Bad Name", "type": "plaintext", "value": "x"}]}),
+            "rules[0].headers[0].name",
+        ),
+        (
+            json!({"env_vars": {"GH_TOKEN": " "}}),
+            "rules[0].env_vars.GH_TOKEN",
+        ),
+        (json!({"env_vars": {"1X": "y"}}), "rules[0].env_vars.1X"),
+        (json!({"enabled": "yes"}), "rules[0].enabled"),
+        (json!({"name": ""}), "rules[0].name"),
+        (json!({"type": "aws"}), "rules[0].type"),
+        (json!({"type": "gcp"}), "rules[0].type"),
+        (
+            json!({"aws": {"access_key_id": {"type": "opaque", "value": "x"}}}),
+            "rules[0].aws",
+        ),
+        (
+            json!({"description": "x".repeat(1025)}),
+            "rules[0].description",
+        ),
+    ] {
+        let e = rules(json!({"rules": [header_rule(rule.clone())]})).unwrap_err();
+        assert_eq!(
+            e.field,
+            format!("proxy_config.{field}"),
+            "{rule}: {}",
+            e.message
+        );
+    }
+    let twice = rules(json!({"rules": [header_rule(json!({})), header_rule(json!({}))]}));
+    assert_eq!(twice.unwrap_err().field, "proxy_config.rules[1].name");
+    let callbacks = rules(json!({"callbacks": [{"url": "https://x.test/"}]}));
+    assert_eq!(callbacks.unwrap_err().field, "proxy_config.callbacks");
+    let rule_not_object = rules(json!({"rules": [{}]}));
+    assert_eq!(rule_not_object.unwrap_err().field, "proxy_config.rules[0]");
+    let long = rules(json!({"description": "x".repeat(1025)}));
+    assert_eq!(long.unwrap_err().field, "proxy_config.description");
+}

@@ -1,0 +1,146 @@
+//! Header rules in `proxy_config` on create and update: validated with 422s naming the field,
+//! `workspace_secret` references that must exist, `opaque` values that are sealed, never
+//! shown (`is_set: true`) and kept across an update that leaves them out.
+
+use serde_json::{Value, json};
+
+use crate::common::api::Api;
+use crate::common::{TestServer, image};
+
+const OPAQUE: &str = "opaque-9d2e71f0-value";
+const BOXES: &str = "/api/v2/sandboxes/boxes";
+
+fn config(opaque: Value) -> Value {
+    json!({"rules": [{
+        "name": "model-api",
+        "match_hosts": ["api.example.com", "*.example.com"],
+        "match_paths": ["/v1/*"],
+        "headers": [
+            {"name": "Authorization", "type": "workspace_secret", "value": "Bearer {MODEL_KEY}"},
+            {"name": "X-Account", "type": "opaque", "value": opaque},
+            {"name": "X-Version", "type": "plaintext", "value": "2024-01-01"}
+        ],
+        "env_vars": {"MODEL_KEY": "placeholder"}
+    }], "access_control": {"allow_list": ["api.example.com"]}})
+}
+
+fn headers(sb: &Value) -> Vec<Value> {
+    sb["proxy_config"]["rules"][0]["headers"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn rules_are_checked_secrets_must_exist_and_opaque_values_stay_hidden() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let snapshot = api.ready_snapshot("rules", image::tiny(), 64 << 20);
+    let create = |name: &str, proxy_config: Value| {
+        api.call(
+            "POST",
+            BOXES,
+            Some(
+                json!({"name": name, "snapshot_id": snapshot, "proxy_config": proxy_config,
+                        "wait_for_ready": false}),
+            ),
+        )
+    };
+
+    // The secret a template names must exist first; nothing is created meanwhile.
+    let r = create("rules", config(json!(OPAQUE)));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.to_string().contains("MODEL_KEY does not exist"),
+        "{}",
+        r.body
+    );
+    assert_eq!(api.call("GET", &format!("{BOXES}/rules"), None).status, 404);
+    let r = api.call(
+        "PUT",
+        "/api/v1/workspaces/current/secrets/MODEL_KEY",
+        Some(json!({"value": "real-model-key"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let r = create("rules", config(json!(OPAQUE)));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let shown = headers(&r.body);
+    assert_eq!(shown[0]["value"], "Bearer {MODEL_KEY}");
+    assert_eq!(
+        shown[1],
+        json!({"name": "X-Account", "type": "opaque", "is_set": true})
+    );
+    assert_eq!(shown[2]["value"], "2024-01-01");
+    let got = api.call("GET", &format!("{BOXES}/rules"), None);
+    assert_eq!(headers(&got.body), shown);
+    let listed = api.call("GET", &format!("{BOXES}?limit=10"), None);
+    assert!(
+        !listed.body.to_string().contains("sealed"),
+        "{}",
+        listed.body
+    );
+
+    // An update that leaves the opaque value out keeps it; a header with no value to keep
+    // is refused.
+    let r = api.call(
+        "PATCH",
+        &format!("{BOXES}/rules"),
+        Some(json!({"proxy_config": config(Value::Null)})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(headers(&r.body)[1]["is_set"], true);
+    let mut renamed = config(Value::Null);
+    renamed["rules"][0]["name"] = json!("another-rule");
+    let r = api.call(
+        "PATCH",
+        &format!("{BOXES}/rules"),
+        Some(json!({"proxy_config": renamed})),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.to_string().contains("rules[0].headers[1].value"),
+        "{}",
+        r.body
+    );
+
+    // Mistakes name their field and change nothing; providers are refused clearly.
+    for (change, field) in [
+        (json!({"match_hosts": ["*.com"]}), "rules[0].match_hosts[0]"),
+        (
+            json!({"match_paths": ["/a/*/b"]}),
+            "rules[0].match_paths[0]",
+        ),
+        (json!({"type": "aws"}), "rules[0].type"),
+    ] {
+        let mut bad = config(json!("x"));
+        bad["rules"][0]
+            .as_object_mut()
+            .unwrap()
+            .extend(change.as_object().unwrap().clone());
+        let r = api.call(
+            "PATCH",
+            &format!("{BOXES}/rules"),
+            Some(json!({"proxy_config": bad})),
+        );
+        assert_eq!(r.status, 422, "{change}: {}", r.body);
+        assert!(r.body.to_string().contains(field), "{change}: {}", r.body);
+    }
+    let after = api.call("GET", &format!("{BOXES}/rules"), None);
+    assert_eq!(headers(&after.body), shown);
+
+    // The opaque value is nowhere in clear on disk.
+    for entry in walkdir::WalkDir::new(&server.state_dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+    {
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        assert!(
+            !bytes.windows(OPAQUE.len()).any(|w| w == OPAQUE.as_bytes()),
+            "{} holds the opaque value in clear",
+            entry.path().display()
+        );
+    }
+    api.delete_sandbox("rules");
+}
