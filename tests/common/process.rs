@@ -53,3 +53,19 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Fails when any file under `dir` holds `needle` (a secret that must only be stored sealed).
+pub fn assert_not_on_disk(dir: &std::path::Path, needle: &str) {
+    for entry in walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+    {
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{} holds {needle:?} in clear",
+            entry.path().display()
+        );
+    }
+}

@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::common::api::Api;
+use crate::common::process::assert_not_on_disk;
 use crate::common::{TestServer, image};
 
 const OPAQUE: &str = "opaque-9d2e71f0-value";
@@ -130,17 +131,6 @@ fn rules_are_checked_secrets_must_exist_and_opaque_values_stay_hidden() {
     assert_eq!(headers(&after.body), shown);
 
     // The opaque value is nowhere in clear on disk.
-    for entry in walkdir::WalkDir::new(&server.state_dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-    {
-        let bytes = std::fs::read(entry.path()).unwrap_or_default();
-        assert!(
-            !bytes.windows(OPAQUE.len()).any(|w| w == OPAQUE.as_bytes()),
-            "{} holds the opaque value in clear",
-            entry.path().display()
-        );
-    }
+    assert_not_on_disk(&server.state_dir, OPAQUE);
     api.delete_sandbox("rules");
 }

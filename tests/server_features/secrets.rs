@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::common::TestServer;
 use crate::common::api::Api;
+use crate::common::process::assert_not_on_disk;
 
 const SECRETS: &str = "/api/v1/workspaces/current/secrets";
 const VALUE: &str = "sk-local-test-4f1c9e2a77";
@@ -119,18 +120,7 @@ fn secrets_are_write_only_sealed_at_rest_and_kept_across_a_restart() {
     assert_eq!(r.status, 401, "{}", r.body);
 
     // At rest the value is sealed: not in the database, nor anywhere in the state directory.
-    for entry in walkdir::WalkDir::new(&server.state_dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-    {
-        let bytes = std::fs::read(entry.path()).unwrap_or_default();
-        assert!(
-            !bytes.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()),
-            "{} holds the value in clear",
-            entry.path().display()
-        );
-    }
+    assert_not_on_disk(&server.state_dir, VALUE);
     let key_file = server.state_dir.join("secrets-key");
     let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&key_file).unwrap());
     assert_eq!(mode & 0o777, 0o600);
