@@ -14,6 +14,7 @@ use super::state::{AppState, now};
 use super::store::StoreError;
 use crate::api::{Sandbox, status};
 use crate::proxy::access::AccessControl;
+use crate::proxy::rules::Rules;
 use crate::runtime::SandboxSpec;
 
 /// A sandbox's process limit, scaled to its memory: one process per 512 KiB, between 128
@@ -188,14 +189,16 @@ async fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, ApiErro
         state.store.snapshot(&snapshot_id).await?.ok_or_else(|| {
             ApiError::NotFound(format!("snapshot {snapshot_id} no longer exists"))
         })?;
+    // Lowest to highest: the image's ENV, the enabled proxy rules' placeholders (a later
+    // rule wins), the sandbox's own env_vars.
     let mut env = snap.image_env.clone();
+    let rules = Rules::from_proxy_config(sb.proxy_config.as_ref())
+        .map_err(|e| ApiError::validation(&e.field, e.message))?;
+    for rule in rules.rules.iter().filter(|r| r.enabled) {
+        set_env(&mut env, &rule.env_vars);
+    }
     if let Some(vars) = sb.run_config.as_ref().and_then(|r| r.env_vars.as_ref()) {
-        env.retain(|kv| {
-            !vars
-                .keys()
-                .any(|k| kv.split_once('=').map(|(a, _)| a) == Some(k))
-        });
-        env.extend(vars.iter().map(|(k, v)| format!("{k}={v}")));
+        set_env(&mut env, vars);
     }
     Ok(SandboxSpec {
         id: sb.id.clone(),
@@ -214,6 +217,14 @@ async fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, ApiErro
             .and_then(|r| r.work_dir.clone())
             .or(snap.image_workdir.clone()),
     })
+}
+
+/// Set each of `vars` in `env` (`NAME=value` entries), replacing what was there.
+fn set_env<'a>(env: &mut Vec<String>, vars: impl IntoIterator<Item = (&'a String, &'a String)>) {
+    for (name, value) in vars {
+        env.retain(|kv| kv.split_once('=').map(|(k, _)| k) != Some(name.as_str()));
+        env.push(format!("{name}={value}"));
+    }
 }
 
 #[cfg(test)]

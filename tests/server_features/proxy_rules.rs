@@ -130,6 +130,28 @@ fn rules_are_checked_secrets_must_exist_and_opaque_values_stay_hidden() {
     let after = api.call("GET", &format!("{BOXES}/rules"), None);
     assert_eq!(headers(&after.body), shown);
 
+    // Enabled rules' env_vars reach commands, under the sandbox's own env_vars.
+    let rule = |name: &str, enabled: bool, vars: Value| {
+        json!({"name": name, "enabled": enabled, "match_hosts": ["api.example.com"],
+               "headers": [{"name": "X-A", "type": "plaintext", "value": "a"}],
+               "env_vars": vars})
+    };
+    let envs = api.ready_sandbox(
+        "envs",
+        &snapshot,
+        json!({
+            "proxy_config": {"rules": [
+                rule("first", true, json!({"GH_TOKEN": "from-first", "MODEL_KEY": "rule"})),
+                rule("second", true, json!({"GH_TOKEN": "from-second"})),
+                rule("off", false, json!({"X_DISABLED": "1"})),
+            ]},
+            "run_config": {"env_vars": {"MODEL_KEY": "mine"}},
+        }),
+    );
+    let seen = api.exec(&envs, "echo $GH_TOKEN $MODEL_KEY ${X_DISABLED:-unset}");
+    assert_eq!(seen.stdout.trim(), "from-second mine unset", "{seen:?}");
+    api.delete_sandbox("envs");
+
     // The opaque value is nowhere in clear on disk.
     assert_not_on_disk(&server.state_dir, OPAQUE);
     api.delete_sandbox("rules");
