@@ -16,12 +16,14 @@
 //!   only for references.
 //! * `env_vars` names are environment-variable names; names and values must not be blank.
 
+mod matching;
 mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+pub use self::matching::SetError;
 pub use self::template::{Part, Template};
 use super::access::AccessError;
 

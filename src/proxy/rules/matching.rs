@@ -1,0 +1,201 @@
+//! Which rule a request matches and what it does to the request's headers (spec §1.3):
+//! enabled rules in list order, first match wins; host, then path (without the query), then
+//! every `match_headers` entry must match. A matched rule *sets* its headers: every header of
+//! that name already on the request is removed first.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::{Header, HostPattern, PathPattern, Rule, Rules};
+
+impl Rules {
+    /// The first enabled rule that matches a request to `host` for `path_and_query` with
+    /// `headers`.
+    pub fn matching(&self, host: &str, path_and_query: &str, headers: &HeaderMap) -> Option<&Rule> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let path = path_and_query.split('?').next().unwrap_or("");
+        self.rules.iter().find(|rule| {
+            rule.enabled
+                && rule.match_hosts.iter().any(|h| h.matches(&host))
+                && (rule.match_paths.is_empty() || rule.match_paths.iter().any(|p| p.matches(path)))
+                && rule.match_headers.iter().all(|(name, value)| {
+                    headers
+                        .get_all(name.as_str())
+                        .iter()
+                        .any(|v| v.as_bytes() == value.as_bytes())
+                })
+        })
+    }
+
+    /// Whether any enabled rule could match a request to `host` (so its TLS must be opened).
+    pub fn may_match_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.rules
+            .iter()
+            .any(|r| r.enabled && r.match_hosts.iter().any(|h| h.matches(&host)))
+    }
+}
+
+impl HostPattern {
+    /// `host` lowercase, without a trailing dot.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Exact(name) => host == name,
+            HostPattern::Below(domain) => host
+                .strip_suffix(domain.as_str())
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+        }
+    }
+}
+
+impl PathPattern {
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathPattern::Any => true,
+            PathPattern::Exact(p) => path == p,
+            PathPattern::Prefix(p) => path.starts_with(p.as_str()),
+            PathPattern::Suffix(s) => path.ends_with(s.as_str()),
+        }
+    }
+}
+
+/// Why a rule's headers could not be set.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SetError {
+    #[error("header {0}: no value for it (a secret that is gone, or an opaque value not kept)")]
+    Missing(String),
+    #[error("header {0}: its value cannot travel in an HTTP header")]
+    Invalid(String),
+}
+
+impl Rule {
+    /// Set the rule's headers on `headers`, their values from `value_of` (the resolved
+    /// template, the opened opaque value, or the plaintext).
+    pub fn set_headers(
+        &self,
+        headers: &mut HeaderMap,
+        value_of: impl Fn(&Header) -> Option<String>,
+    ) -> Result<(), SetError> {
+        for header in &self.headers {
+            let name = HeaderName::from_bytes(header.name.as_bytes())
+                .map_err(|_| SetError::Invalid(header.name.clone()))?;
+            let text = value_of(header).ok_or_else(|| SetError::Missing(header.name.clone()))?;
+            let value =
+                HeaderValue::from_str(&text).map_err(|_| SetError::Invalid(header.name.clone()))?;
+            headers.remove(&name);
+            headers.insert(name, value);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::proxy::rules::HeaderValue as RuleValue;
+
+    fn rules(rules: serde_json::Value) -> Rules {
+        Rules::from_proxy_config(Some(&json!({ "rules": rules }))).unwrap()
+    }
+
+    fn rule(name: &str, extra: serde_json::Value) -> serde_json::Value {
+        let mut rule = json!({"name": name, "match_hosts": ["api.example.com"],
+            "headers": [{"name": "Authorization", "type": "plaintext", "value": name}]});
+        rule.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        rule
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn first(rules: &Rules, host: &str, path: &str, with: &[(&str, &str)]) -> Option<String> {
+        rules
+            .matching(host, path, &headers(with))
+            .map(|r| r.name.clone())
+    }
+
+    #[test]
+    fn the_first_enabled_rule_matching_host_path_and_headers_wins() {
+        let set = rules(json!([
+            rule("off", json!({"enabled": false})),
+            rule(
+                "account-b",
+                json!({"match_headers": ["authorization: Bearer account-b"]})
+            ),
+            rule("v1", json!({"match_paths": ["/v1/*"]})),
+            rule("runs", json!({"match_paths": ["*/runs", "/exact"]})),
+            rule("subdomains", json!({"match_hosts": ["*.example.com"]})),
+        ]));
+        let b = [("authorization", "Bearer account-b")];
+        assert_eq!(
+            first(&set, "API.example.com.", "/x", &b).as_deref(),
+            Some("account-b")
+        );
+        assert_eq!(
+            first(&set, "api.example.com", "/v1/chat?x=/exact", &[]).as_deref(),
+            Some("v1")
+        );
+        // As the spec has it, `/v1/*` is the pure text prefix `/v1`: `/v10` matches too.
+        assert_eq!(
+            first(&set, "api.example.com", "/v10", &[]).as_deref(),
+            Some("v1")
+        );
+        let fell_through = first(&set, "api.example.com", "/v2", &[]);
+        assert_eq!(fell_through.as_deref(), Some("subdomains"));
+        assert_eq!(
+            first(&set, "api.example.com", "/a/b/runs?q", &[]).as_deref(),
+            Some("runs")
+        );
+        assert_eq!(
+            first(&set, "api.example.com", "/exact", &[]).as_deref(),
+            Some("runs")
+        );
+        assert_eq!(
+            first(&set, "a.b.example.com", "/", &[]).as_deref(),
+            Some("subdomains")
+        );
+        assert_eq!(first(&set, "example.com", "/", &[]), None, "never the apex");
+        assert_eq!(first(&set, "evilexample.com", "/", &[]), None);
+        assert!(set.may_match_host("x.example.com") && !set.may_match_host("example.org"));
+    }
+
+    #[test]
+    fn headers_are_set_not_added() {
+        let set = rules(json!([rule(
+            "r",
+            json!({"headers": [
+                {"name": "Authorization", "type": "plaintext", "value": "Bearer real"},
+                {"name": "X-Key", "type": "opaque", "value": "k"},
+            ]})
+        )]));
+        let mut request = headers(&[
+            ("authorization", "Bearer placeholder"),
+            ("Authorization", "Bearer second"),
+            ("accept", "*/*"),
+        ]);
+        let rule = set.matching("api.example.com", "/", &request).unwrap();
+        rule.set_headers(&mut request, |h| match &h.value {
+            RuleValue::Plaintext(v) | RuleValue::Opaque(Some(v)) => Some(v.clone()),
+            _ => None,
+        })
+        .unwrap();
+        let auth: Vec<_> = request.get_all("authorization").iter().collect();
+        assert_eq!(auth, ["Bearer real"]);
+        assert_eq!(request["x-key"], "k");
+        assert_eq!(request["accept"], "*/*");
+        let missing = rule.set_headers(&mut request, |_| None);
+        assert_eq!(missing, Err(SetError::Missing("Authorization".into())));
+    }
+}
