@@ -11,6 +11,7 @@
 //! and no route from the sandbox reaches the host or another sandbox at all.
 //!
 //! * `access` — `access_control` parsed, validated (422 naming the entry) and decided.
+//! * `ca` — the server's egress CA and the leaf certificates it mints per host name.
 //! * `rules` — the header rules of `proxy_config` (and its other fields), parsed and
 //!   validated; `{NAME}` templates of workspace secrets.
 //! * `names` — the per-sandbox pool of synthetic addresses (198.18.0.0/15) the DNS stub
@@ -24,6 +25,7 @@
 //! * `egress_log` — the per-sandbox log of decisions.
 
 pub mod access;
+pub mod ca;
 mod connection;
 pub mod dns_stub;
 pub mod egress_log;
