@@ -5,8 +5,9 @@
 //! termination signal was forwarded, the server's exit ends PID 1 (and the sandbox) with its
 //! status.
 //!
-//! Before the first fork PID 1 runs the image's boot hooks (`boot_hooks`), once per boot: a
-//! restarted server does not run them again.
+//! Before the first fork PID 1 adds the server's egress CA to the trust store (`trust`) and
+//! runs the image's boot hooks (`boot_hooks`), once per boot: a restarted server does not run
+//! them again.
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
@@ -31,6 +32,7 @@ pub fn become_init_if_pid1() -> anyhow::Result<Option<i32>> {
     }
     // Blocked before the fork so no SIGCHLD or SIGTERM can slip between fork and sigwait.
     let previous = handled.thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
+    super::trust::install();
     super::boot_hooks::run_all();
     loop {
         let started = Instant::now();

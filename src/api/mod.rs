@@ -12,6 +12,7 @@ pub mod models;
 pub mod secrets;
 pub mod service;
 pub mod ssh_agent;
+pub mod trust;
 pub mod tunnel;
 
 pub use error::{ErrorBody, ErrorDetail, ValidationBody};

@@ -159,6 +159,10 @@ pub fn write(inputs: &BundleInputs<'_>) -> Result<(), RuntimeError> {
     let resolv = &inputs.layout.resolv_conf;
     std::fs::write(resolv, super::network::resolv_conf())
         .map_err(RuntimeError::io("write", resolv))?;
+    if let Some(pem) = &inputs.spec.egress_ca_pem {
+        let ca = &inputs.layout.egress_ca;
+        std::fs::write(ca, pem).map_err(RuntimeError::io("write", ca))?;
+    }
     let path = inputs.layout.bundle.join("config.json");
     config(inputs)?
         .save(&path)
@@ -212,7 +216,7 @@ fn mounts(inputs: &BundleInputs<'_>) -> Result<Vec<Mount>, oci_spec::OciSpecErro
     };
     let agent_dir = inputs.agent_dir.to_string_lossy();
     let run_dir = inputs.layout.run.to_string_lossy();
-    Ok(vec![
+    let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
             "/dev",
@@ -277,5 +281,15 @@ fn mounts(inputs: &BundleInputs<'_>) -> Result<Vec<Mount>, oci_spec::OciSpecErro
             &run_dir,
             &["rbind", "rw", "nosuid", "nodev", "noexec"],
         )?,
-    ])
+    ];
+    // The egress CA, for the agent to add to the trust store (its key stays on the host).
+    if inputs.spec.egress_ca_pem.is_some() {
+        mounts.push(mount(
+            crate::api::trust::EGRESS_CA,
+            "bind",
+            &inputs.layout.egress_ca.to_string_lossy(),
+            &["bind", "ro", "nosuid", "nodev", "noexec"],
+        )?);
+    }
+    Ok(mounts)
 }

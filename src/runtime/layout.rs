@@ -63,6 +63,8 @@ pub struct SandboxLayout {
     pub pid_file: PathBuf,
     /// The sandbox's `/etc/resolv.conf` (naming the DNS stub), bind-mounted read-only.
     pub resolv_conf: PathBuf,
+    /// The server's egress CA certificate, bind-mounted read-only.
+    pub egress_ca: PathBuf,
     /// The live log of PID 1 on the `log/` tmpfs.
     pub agent_log: PathBuf,
     /// The end of the last run's log, saved to the host disk when the tmpfs goes.
@@ -83,6 +85,7 @@ impl SandboxLayout {
             bundle: dir.join("bundle"),
             pid_file: dir.join("bundle").join("container.pid"),
             resolv_conf: dir.join("bundle").join("resolv.conf"),
+            egress_ca: dir.join("bundle").join("egress-ca.pem"),
             agent_log: dir.join("log").join("agent.log"),
             saved_log: dir.join("agent.log"),
             socket: dir.join("run").join(AGENT_SOCKET_NAME),

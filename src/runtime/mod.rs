@@ -57,6 +57,9 @@ pub struct SandboxSpec {
     pub env: Vec<String>,
     /// Working directory of the agent (image `WorkingDir`); `/` when `None`.
     pub cwd: Option<String>,
+    /// The server's egress CA (PEM), mounted read-only at `api::trust::EGRESS_CA` for the
+    /// agent to add to the sandbox's trust store.
+    pub egress_ca_pem: Option<String>,
 }
 
 /// Runtime settings chosen when the server starts.

@@ -189,9 +189,11 @@ async fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, ApiErro
         state.store.snapshot(&snapshot_id).await?.ok_or_else(|| {
             ApiError::NotFound(format!("snapshot {snapshot_id} no longer exists"))
         })?;
-    // Lowest to highest: the image's ENV, the enabled proxy rules' placeholders (a later
-    // rule wins), the sandbox's own env_vars.
+    // Lowest to highest: the image's ENV, the CA-bundle variables naming the trust store
+    // that holds the egress CA, the enabled proxy rules' placeholders (a later rule wins),
+    // the sandbox's own env_vars.
     let mut env = snap.image_env.clone();
+    set_env(&mut env, &trust_variables());
     let rules = Rules::from_proxy_config(sb.proxy_config.as_ref())
         .map_err(|e| ApiError::validation(&e.field, e.message))?;
     for rule in rules.rules.iter().filter(|r| r.enabled) {
@@ -216,7 +218,23 @@ async fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, ApiErro
             .as_ref()
             .and_then(|r| r.work_dir.clone())
             .or(snap.image_workdir.clone()),
+        egress_ca_pem: Some(state.ca.cert_pem().to_string()),
     })
+}
+
+/// The CA-bundle variables of tools with their own bundles, pointed at the trust store the
+/// agent gives the egress CA (Node's takes the extra CA alone).
+fn trust_variables() -> std::collections::BTreeMap<String, String> {
+    use crate::api::trust;
+    let mut vars: std::collections::BTreeMap<String, String> = trust::BUNDLE_VARIABLES
+        .iter()
+        .map(|name| (name.to_string(), trust::TRUST_STORE.to_string()))
+        .collect();
+    vars.insert(
+        trust::NODE_EXTRA_CA_CERTS.to_string(),
+        trust::EGRESS_CA.to_string(),
+    );
+    vars
 }
 
 /// Set each of `vars` in `env` (`NAME=value` entries), replacing what was there.

@@ -89,6 +89,7 @@ pub async fn start(
         .context("opening the egress log directory")?;
     let egress = crate::proxy::Egress::start(config.upstream.clone(), egress_log);
     let secrets = super::secrets::open_sealer(&store, &dirs.secrets_key()).await?;
+    let ca = crate::proxy::ca::Ca::load_or_create(dirs.root()).context("loading the egress CA")?;
     let state = AppState::new(
         store,
         runtime,
@@ -99,6 +100,7 @@ pub async fn start(
         services,
         egress,
         secrets,
+        ca,
     );
     Ok(Started {
         state,

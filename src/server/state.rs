@@ -116,6 +116,8 @@ pub struct Inner {
     pub egress: crate::proxy::Egress,
     /// Seals and opens the values of workspace secrets.
     pub secrets: Arc<super::secrets::Sealer>,
+    /// The egress CA sandboxes trust (its key never leaves the state directory).
+    pub ca: Arc<crate::proxy::ca::Ca>,
 }
 
 impl std::ops::Deref for AppState {
@@ -139,6 +141,7 @@ impl AppState {
         services: Services,
         egress: crate::proxy::Egress,
         secrets: super::secrets::Sealer,
+        ca: crate::proxy::ca::Ca,
     ) -> Self {
         AppState(Arc::new(Inner {
             store,
@@ -154,6 +157,7 @@ impl AppState {
             services,
             egress,
             secrets: Arc::new(secrets),
+            ca: Arc::new(ca),
         }))
     }
 

@@ -70,6 +70,31 @@ fn a_debian_sandbox_reaches_only_what_access_control_allows_and_cannot_go_around
     let dataplane = sb["dataplane_url"].as_str().unwrap();
     host_tool::upload(&api, dataplane, CA, tls.cert_pem.clone().into_bytes());
 
+    // The server's egress CA is in the trust store, with Debian's own CAs, and the usual
+    // bundle variables name that store; update-ca-certificates keeps it there.
+    let ca = std::fs::read_to_string(server.state_dir.join("proxy-ca.pem")).unwrap();
+    let ca_line = ca.lines().nth(1).unwrap();
+    let trust = api.exec(
+        &sb,
+        &format!(
+            "echo $SSL_CERT_FILE $REQUESTS_CA_BUNDLE $NODE_EXTRA_CA_CERTS; \
+             grep -c 'BEGIN CERTIFICATE' /etc/ssl/certs/ca-certificates.crt; \
+             update-ca-certificates >/dev/null 2>&1; echo updated=$?; \
+             grep -c -F '{ca_line}' /etc/ssl/certs/ca-certificates.crt"
+        ),
+    );
+    let lines: Vec<&str> = ok(&trust).lines().collect();
+    assert_eq!(
+        lines[0],
+        "/etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt \
+         /usr/local/share/ca-certificates/langsmith-egress-ca.crt"
+    );
+    assert!(
+        lines[1].parse::<u32>().unwrap() > 50,
+        "Debian's CAs are gone: {trust:?}"
+    );
+    assert_eq!(&lines[2..], ["updated=0", "1"], "{trust:?}");
+
     // Allowed, by name: HTTP, HTTPS verified against the upstream's own certificate (so the
     // proxy did not terminate TLS), and raw TCP on a listed port.
     assert_eq!(

@@ -66,6 +66,7 @@ impl Fixture {
             pids_limit: 128,
             env: vec!["GREETING=hello".to_string()],
             cwd: None,
+            egress_ca_pem: None,
         }
     }
 
