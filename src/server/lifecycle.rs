@@ -194,8 +194,17 @@ async fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, ApiErro
     // the sandbox's own env_vars.
     let mut env = snap.image_env.clone();
     set_env(&mut env, &trust_variables());
-    let rules = Rules::from_proxy_config(sb.proxy_config.as_ref())
-        .map_err(|e| ApiError::validation(&e.field, e.message))?;
+    // A configuration stored before a rule form was refused must not keep the sandbox from
+    // booting: its rules then set no variables, and the log says why.
+    let rules = Rules::from_proxy_config(sb.proxy_config.as_ref()).unwrap_or_else(|e| {
+        tracing::warn!(
+            "sandbox {}: proxy rules ignored ({}: {})",
+            sb.name,
+            e.field,
+            e.message
+        );
+        Rules::default()
+    });
     for rule in rules.rules.iter().filter(|r| r.enabled) {
         set_env(&mut env, &rule.env_vars);
     }
