@@ -18,6 +18,7 @@ packages=(
   ca-certificates
   mmdebstrap      # builds the default Debian snapshot (system/default) on first use
   chromium        # a real browser opens service URLs (headless)
+  nodejs          # Node's fetch through the auth proxy's opened TLS (copied into a sandbox by the tests)
   "$@"
 )
 

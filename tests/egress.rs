@@ -11,6 +11,7 @@ use crate::common::process::wait_for;
 use crate::common::upstream;
 use crate::common::{TestServer, image};
 
+mod auth_proxy;
 mod debian;
 mod forms;
 mod forward_proxy;

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 /// One decision. `bytes_*` are counted when an allowed connection ends (zero for a denied
-/// one); `rule` is the `access_control` entry (or default) that decided, `reason` what
-/// else did (a forged SNI, a literal IP, a refused address).
+/// one and for a request); `rule` is the `access_control` entry (or default) that decided,
+/// `reason` what else did (a forged SNI, a literal IP, a refused address).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EgressEntry {
     pub time: String,
@@ -19,6 +19,16 @@ pub struct EgressEntry {
     pub reason: Option<String>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// On a connection the proxy opened for header rules, one entry per request: the request
+    /// line without its query (`GET /v1/models`)…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// …the header rule whose headers were set on it (its name, never a value)…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_rule: Option<String>,
+    /// …and the status the upstream answered (or the proxy, when it could not ask).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,6 +26,8 @@ use ipnet::IpNet;
 use regex::Regex;
 use serde_json::Value;
 
+use super::rules::HostPattern;
+
 /// A destination as the sandbox addressed it.
 #[derive(Debug, Clone, Copy)]
 pub enum Destination<'a> {
@@ -139,6 +141,39 @@ impl AccessControl {
             (Mode::Allow, None) => verdict(false, "not in allow_list"),
             (Mode::Deny, Some(e)) => verdict(false, &format!("deny_list: {}", e.text)),
             (Mode::Deny, None) => verdict(true, "not in deny_list"),
+        }
+    }
+}
+
+impl AccessControl {
+    /// Whether connections to the hosts of a header rule's `pattern` may be made at all (on
+    /// 443, where rules apply): `Err` says why not. A `*.domain` pattern needs an entry that
+    /// admits every name below the domain; a `~regex` entry is judged by one name below it.
+    pub fn admits(&self, pattern: &HostPattern) -> Result<(), String> {
+        let (sample, shown) = match pattern {
+            HostPattern::Exact(host) => (host.clone(), host.clone()),
+            HostPattern::Below(domain) => (format!("a.{domain}"), format!("*.{domain}")),
+        };
+        let on_443 = |e: &&Entry| e.port.is_none_or(|p| p == 443);
+        let whole = |e: &&Entry| match (pattern, &e.pattern) {
+            (HostPattern::Exact(_), _) => e.matches(Destination::Host(&sample), 443),
+            (HostPattern::Below(_), Pattern::AnyName) => true,
+            (HostPattern::Below(domain), Pattern::Subdomains(suffix)) => {
+                domain == suffix || domain.ends_with(&format!(".{suffix}"))
+            }
+            (HostPattern::Below(_), Pattern::Regex(re)) => re.is_match(&sample),
+            _ => false,
+        };
+        let covering = self.entries.iter().filter(on_443).find(whole);
+        match (self.mode, covering) {
+            (Mode::Open, _) | (Mode::Allow, Some(_)) | (Mode::Deny, None) => Ok(()),
+            (Mode::Allow, None) => Err(format!(
+                "{shown} is not in access_control.allow_list on port 443; add it there"
+            )),
+            (Mode::Deny, Some(e)) => Err(format!(
+                "{shown} is refused by access_control.deny_list entry {:?}",
+                e.text
+            )),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! One connection a sandbox opened: where it was going, whether it may, and the splice.
+//! One connection a sandbox opened: where it was going, whether it may, and the splice (or,
+//! for a host a header rule matches, the opened TLS of `intercept`).
 //!
 //! The order of the checks follows the spec's proxy behaviour:
 //!
@@ -11,6 +12,9 @@
 //!    IP is refused.
 //! 3. `access_control`, then the upstream's own address check (no private, loopback,
 //!    link-local or metadata address unless allowed by the operator).
+//!
+//! 4. A host a header rule may match: on 443 its TLS is opened (`intercept`), on 80 the
+//!    connection is refused; any other port is spliced like the rest.
 //!
 //! A refusal answers `403` with a `text/plain` body naming the rule on cleartext HTTP and
 //! resets everything else at once; an allowed upstream that cannot be resolved or reached
@@ -29,6 +33,8 @@ use super::hub::{SandboxEgress, Shared};
 use super::names::NamePool;
 use super::sniff::{self, PEEK_LIMIT, Peek};
 use super::upstream::{DialError, Target};
+
+mod intercept;
 
 /// How long a sandbox may take to send the first bytes the proxy needs on 80 and 443.
 const PEEK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,9 +78,36 @@ pub(super) async fn handle(shared: Arc<Shared>, sandbox: Arc<SandboxEgress>, cli
         Target::Host(host) => Destination::Host(host),
         Target::Ip(ip) => Destination::Ip(*ip),
     };
-    let verdict = policy.decide(destination, conn.port);
+    let verdict = policy.access.decide(destination, conn.port);
     if !verdict.allowed {
         return conn.refuse(&target.to_string(), &verdict.rule, None).await;
+    }
+    // Hosts a header rule may match: their TLS is opened so the headers can be set, and
+    // cleartext HTTP to them is refused rather than carrying a secret in clear. Other ports
+    // are never parsed.
+    if let Target::Host(host) = &target
+        && policy.injection.may_match_host(host)
+    {
+        match conn.port {
+            443 => {
+                let opened = intercept::Opened::new(
+                    conn.shared,
+                    conn.sandbox,
+                    host,
+                    conn.port,
+                    verdict.rule,
+                );
+                return opened.serve(conn.client, conn.prefix).await;
+            }
+            80 => {
+                let reason = "a header rule matches this host: use HTTPS, so its headers are \
+                              never sent in clear";
+                return conn
+                    .refuse(host, "header rule over cleartext HTTP", Some(reason.into()))
+                    .await;
+            }
+            _ => {}
+        }
     }
     conn.forward(target, verdict.rule).await;
 }
@@ -266,17 +299,34 @@ impl Connection {
         bytes_sent: u64,
         bytes_received: u64,
     ) {
-        let entry = EgressEntry {
-            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            sandbox_id: self.sandbox.id.clone(),
-            host: host.to_string(),
-            port: self.port,
-            decision,
-            rule: rule.to_string(),
-            reason,
-            bytes_sent,
-            bytes_received,
-        };
+        let mut entry = entry(&self.sandbox.id, host, self.port, decision, rule);
+        entry.reason = reason;
+        entry.bytes_sent = bytes_sent;
+        entry.bytes_received = bytes_received;
         self.shared.log.record(&self.sandbox.id, entry);
+    }
+}
+
+/// An entry of the egress log, stamped now, with no reason, bytes or request.
+pub(super) fn entry(
+    sandbox_id: &str,
+    host: &str,
+    port: u16,
+    decision: Decision,
+    rule: &str,
+) -> EgressEntry {
+    EgressEntry {
+        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        sandbox_id: sandbox_id.to_string(),
+        host: host.to_string(),
+        port,
+        decision,
+        rule: rule.to_string(),
+        reason: None,
+        bytes_sent: 0,
+        bytes_received: 0,
+        request: None,
+        header_rule: None,
+        status: None,
     }
 }

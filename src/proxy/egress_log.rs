@@ -146,17 +146,7 @@ mod tests {
     use super::*;
 
     fn entry(host: &str) -> EgressEntry {
-        EgressEntry {
-            time: "2026-01-01T00:00:00Z".into(),
-            sandbox_id: "sb".into(),
-            host: host.into(),
-            port: 443,
-            decision: Decision::Denied,
-            rule: "not in allow_list".into(),
-            reason: None,
-            bytes_sent: 0,
-            bytes_received: 0,
-        }
+        crate::proxy::connection::entry("sb", host, 443, Decision::Denied, "not in allow_list")
     }
 
     /// Wait for the writer by reading until `n` entries are there (the channel is FIFO).

@@ -20,7 +20,9 @@ use super::access::AccessControl;
 use super::connection;
 use super::dns_stub;
 use super::egress_log::EgressLog;
+use super::injection::Injection;
 use super::names::NamePool;
+use super::tls::TlsConfigs;
 use super::upstream::UpstreamConfig;
 
 /// The largest DNS datagram the stub reads.
@@ -28,17 +30,25 @@ const DNS_DATAGRAM: usize = 4096;
 /// Pause after a failed accept (e.g. out of descriptors), instead of spinning on it.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
+/// What a sandbox's connections are judged by: where they may go, and the headers set on
+/// their requests to hosts the header rules match.
+#[derive(Debug, Default)]
+pub struct Policy {
+    pub access: AccessControl,
+    pub injection: Injection,
+}
+
 /// What the proxy knows of one sandbox.
 pub(super) struct SandboxEgress {
     pub id: String,
-    pub policy: RwLock<Arc<AccessControl>>,
+    pub policy: RwLock<Arc<Policy>>,
     pub names: Mutex<NamePool>,
     dns: Arc<UdpSocket>,
     stop: CancellationToken,
 }
 
 impl SandboxEgress {
-    pub fn policy(&self) -> Arc<AccessControl> {
+    pub fn policy(&self) -> Arc<Policy> {
         self.policy
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -50,6 +60,7 @@ impl SandboxEgress {
 pub(super) struct Shared {
     pub upstream: UpstreamConfig,
     pub log: EgressLog,
+    pub tls: TlsConfigs,
 }
 
 enum Event {
@@ -69,9 +80,9 @@ pub struct Egress {
 
 impl Egress {
     /// Start the proxy's task (on the current tokio runtime).
-    pub fn start(upstream: UpstreamConfig, log: EgressLog) -> Egress {
+    pub fn start(upstream: UpstreamConfig, log: EgressLog, tls: TlsConfigs) -> Egress {
         let (add, added) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared { upstream, log });
+        let shared = Arc::new(Shared { upstream, log, tls });
         tokio::spawn(serve(shared.clone(), added));
         Egress {
             shared,
@@ -92,7 +103,7 @@ impl Egress {
         id: &str,
         proxy: std::net::TcpListener,
         dns: std::net::UdpSocket,
-        policy: AccessControl,
+        policy: Policy,
     ) -> std::io::Result<()> {
         let listener = TcpListener::from_std(proxy)?;
         let dns = Arc::new(UdpSocket::from_std(dns)?);
@@ -148,8 +159,8 @@ impl Egress {
         }
     }
 
-    /// Judge the next connections (and DNS answers) of sandbox `id` by `policy`.
-    pub fn set_policy(&self, id: &str, policy: AccessControl) {
+    /// Judge the next connections, requests and DNS answers of sandbox `id` by `policy`.
+    pub fn set_policy(&self, id: &str, policy: Policy) {
         let sandboxes = self.sandboxes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(sandbox) = sandboxes.get(id) {
             *sandbox.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);

@@ -20,7 +20,12 @@
 //! * `sniff` — the TLS SNI and the HTTP `Host` read from a connection's first bytes.
 //! * `upstream` — resolving and dialling the real destination (`--resolve`,
 //!   `--allow-private-cidr`, `--upstream-proxy`), refusing non-public addresses.
-//! * `connection` — one connection: original destination, checks, decision, splice.
+//! * `connection` — one connection: original destination, checks, decision, splice; and
+//!   `connection::intercept`, the TLS opened for a host a header rule may match.
+//! * `injection` — a sandbox's header rules with their values resolved, set on requests.
+//! * `tls` — the two TLS ends of an opened connection (minted leaf; verified upstream).
+//! * `origin` — the real host of an opened connection as an HTTP/1.1 or HTTP/2 client.
+//! * `replay` — a sandbox's stream with the peeked bytes put back, counting both ways.
 //! * `hub` — [`Egress`]: the one task serving every sandbox's sockets, and the policies.
 //! * `egress_log` — the per-sandbox log of decisions.
 
@@ -30,9 +35,13 @@ mod connection;
 pub mod dns_stub;
 pub mod egress_log;
 mod hub;
+pub mod injection;
 pub mod names;
+mod origin;
+mod replay;
 pub mod rules;
 pub mod sniff;
+pub mod tls;
 pub mod upstream;
 
-pub use hub::Egress;
+pub use hub::{Egress, Policy};

@@ -20,7 +20,6 @@ use super::resources;
 use super::state::{AppState, now};
 use super::validate;
 use crate::api::{Sandbox, SandboxList, StatusResponse, UpdateSandboxRequest, status};
-use crate::proxy::access::AccessControl;
 
 /// How long DELETE waits for the teardown before answering (the SDK times out at 10 s).
 const ANSWER_WITHIN: Duration = Duration::from_secs(8);
@@ -166,6 +165,10 @@ pub async fn start(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<Sandbox>), ApiError> {
+    // Its proxy configuration is applied anew (secrets read now): one that can no longer be
+    // (a secret deleted since) is a 422 before anything changes.
+    let current = find(&state, &name).await?;
+    proxy_config::policy(&state, current.proxy_config.as_ref()).await?;
     let (sb, ()) = modify(&state, &name, When::Settled, |sb| {
         if sb.status != status::STOPPED && sb.status != status::FAILED {
             return Err(ApiError::Conflict(format!(
@@ -206,24 +209,24 @@ pub async fn update(
     ApiJson(req): ApiJson<UpdateSandboxRequest>,
 ) -> Result<Json<Sandbox>, ApiError> {
     let host = state.clone();
-    let proxy_changed = req.proxy_config.is_some();
-    // Checked and sealed before the record is touched: secrets are looked up, and opaque
-    // values left out are carried over from the current configuration.
-    let prepared = match &req.proxy_config {
+    // Checked, sealed and resolved before the record is touched: secrets are looked up, and
+    // opaque values left out are carried over from the current configuration.
+    let (prepared, policy) = match &req.proxy_config {
         Some(new) => {
             let current = find(&state, &name).await?;
-            Some(proxy_config::prepare(&state, new, current.proxy_config.as_ref()).await?)
+            let stored = proxy_config::prepare(&state, new, current.proxy_config.as_ref()).await?;
+            let policy = proxy_config::policy(&state, Some(&stored)).await?;
+            (Some(stored), Some(policy))
         }
-        None => None,
+        None => (None, None),
     };
     let (sb, ()) = modify(&state, &name, When::Now, move |sb| {
         apply_update(&host, &req, prepared, sb)
     })
     .await?;
-    // Proxy configuration takes effect at once: the next connection and DNS answer of a
-    // running sandbox are judged by it (a stopped one gets it at its next start).
-    if proxy_changed && let Ok(policy) = AccessControl::from_proxy_config(sb.proxy_config.as_ref())
-    {
+    // Proxy configuration takes effect at once: the next connection, request and DNS answer
+    // of a running sandbox are judged by it (a stopped one gets it at its next start).
+    if let Some(policy) = policy {
         state.egress.set_policy(&sb.id, policy);
     }
     Ok(Json(present(&state, sb)))

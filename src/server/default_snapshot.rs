@@ -26,8 +26,7 @@ use crate::api::{Snapshot, snapshot_status, status};
 pub const NAME: &str = "system/default";
 
 /// Debian packages of the default snapshot, on top of `minbase` (plus [`sshd::PACKAGES`]).
-const DEBIAN_PACKAGES: &str =
-    "python3,python-is-python3,ca-certificates,bash,coreutils,procps,iproute2,curl,git,less,nano";
+const DEBIAN_PACKAGES: &str = "python3,python-is-python3,python3-requests,ca-certificates,bash,coreutils,procps,iproute2,curl,git,less,nano";
 const DEBIAN_SUITE: &str = "bookworm";
 /// The host's own apt sources (deb822) if it has them, so the build uses the same mirror.
 const HOST_SOURCES: &str = "/etc/apt/sources.list.d/debian.sources";

@@ -13,7 +13,6 @@ use super::error::ApiError;
 use super::state::{AppState, now};
 use super::store::StoreError;
 use crate::api::{Sandbox, status};
-use crate::proxy::access::AccessControl;
 use crate::proxy::rules::Rules;
 use crate::runtime::SandboxSpec;
 
@@ -167,10 +166,12 @@ pub fn spawn_destroy(state: AppState, id: String) -> JoinHandle<Result<(), ApiEr
 }
 
 /// Set up the running sandbox's network and hand its sockets to the egress proxy, judged
-/// by the sandbox's `access_control`. Also takes a running sandbox over after a restart.
+/// by the sandbox's `proxy_config`, resolved now (so a rotated secret applies from here on).
+/// Also takes a running sandbox over after a restart.
 pub async fn attach_egress(state: &AppState, sb: &Sandbox) -> Result<(), String> {
-    let policy = AccessControl::from_proxy_config(sb.proxy_config.as_ref())
-        .map_err(|e| format!("{}: {}", e.field, e.message))?;
+    let policy = super::proxy_config::policy(state, sb.proxy_config.as_ref())
+        .await
+        .map_err(|e| format!("applying proxy_config: {e}"))?;
     let sockets = state
         .runtime
         .open_egress(&sb.id)

@@ -127,6 +127,11 @@ pub struct ServerArgs {
     /// (HOST:PORT); there is no direct fallback.
     #[arg(long = "upstream-proxy", value_name = "HOST:PORT")]
     pub upstream_proxy: Option<String>,
+    /// Also trust the CA certificates in this PEM file when the egress proxy verifies a host
+    /// whose TLS it opened for header rules (the host's own trust store always counts).
+    /// Repeatable.
+    #[arg(long = "upstream-ca", value_name = "FILE")]
+    pub upstream_ca: Vec<PathBuf>,
 }
 
 /// The egress proxy's settings from the server's flags.
@@ -174,6 +179,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// How the egress proxy reaches the outside.
     pub upstream: crate::proxy::upstream::UpstreamConfig,
+    /// PEM files of CAs trusted beside the host's store for hosts opened for header rules.
+    pub upstream_cas: Vec<PathBuf>,
 }
 
 /// `langsmith server`: serve until SIGTERM/SIGINT. Sandboxes keep running across restarts.
@@ -201,6 +208,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         service_domain: args.service_domain.filter(|d| !d.trim().is_empty()),
         public_url: args.public_url.filter(|u| !u.trim().is_empty()),
         upstream: upstream_config(args.allow_private_cidr, args.resolve, args.upstream_proxy)?,
+        upstream_cas: args.upstream_ca,
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {

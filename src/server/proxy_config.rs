@@ -9,15 +9,28 @@
 //!
 //! On every answer ([`redact`]): an `opaque` header shows `is_set: true` and nothing of its
 //! value, sealed or not. `workspace_secret` templates and `plaintext` values show as stored.
+//!
+//! When a configuration is applied (create, update, start: [`policy`]): every value is
+//! resolved for the egress proxy, secrets and opaque values opened. Nothing of it is
+//! written anywhere.
+//!
+//! Choices where the spec leaves room: a rule's hosts must be reachable under the sandbox's
+//! `access_control` (a rule for a host the allow list leaves out, or the deny list names,
+//! could never apply and is refused with 422); and a secret whose `configs` name hosts may
+//! only be used by rules whose every host falls under one of them.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use super::secrets::sealer::Sealed;
 use super::state::AppState;
 use super::validate;
-use crate::proxy::rules::Rules;
+use crate::proxy::Policy;
+use crate::proxy::access::AccessControl;
+use crate::proxy::injection::Injection;
+use crate::proxy::rules::{HeaderValue, Rules};
 
 /// The stored field holding an opaque header's sealed value (nonce, then ciphertext).
 const SEALED: &str = "sealed";
@@ -31,22 +44,65 @@ pub async fn prepare(
     validate::proxy_config(Some(new))?;
     let rules = Rules::from_proxy_config(Some(new))
         .map_err(|e| ApiError::validation(&e.field, e.message))?;
-    for name in rules.secret_names() {
-        if state.store.secret(&name).await?.is_none() {
-            return Err(ApiError::validation(
-                "proxy_config.rules",
-                format!(
-                    "workspace secret {name} does not exist: create it first \
-                     (langsmith secrets set {name})"
-                ),
-            ));
+    let access = AccessControl::from_proxy_config(Some(new))
+        .map_err(|e| ApiError::validation(&e.field, e.message))?;
+    for (i, rule) in rules.rules.iter().enumerate() {
+        for (j, host) in rule.match_hosts.iter().enumerate() {
+            if let Err(why) = access.admits(host) {
+                return Err(ApiError::validation(
+                    &format!("proxy_config.rules[{i}].match_hosts[{j}]"),
+                    format!("rule {:?} could never apply: {why}", rule.name),
+                ));
+            }
+        }
+    }
+    for (i, rule) in rules.rules.iter().enumerate() {
+        for header in &rule.headers {
+            let HeaderValue::WorkspaceSecret(template) = &header.value else {
+                continue;
+            };
+            for name in template.secret_names() {
+                let Some(secret) = state.store.secret(&name).await? else {
+                    return Err(ApiError::validation(
+                        "proxy_config.rules",
+                        format!(
+                            "workspace secret {name} does not exist: create it first \
+                             (langsmith secrets set {name})"
+                        ),
+                    ));
+                };
+                let allowed: Vec<&str> = secret
+                    .configs
+                    .iter()
+                    .map(|c| c.host_pattern.as_str())
+                    .collect();
+                if let Some(outside) = rule
+                    .match_hosts
+                    .iter()
+                    .find(|h| !allowed.is_empty() && !allowed.iter().any(|a| h.is_within(a)))
+                {
+                    return Err(ApiError::validation(
+                        &format!("proxy_config.rules[{i}].match_hosts"),
+                        format!(
+                            "workspace secret {name} may only be sent to {}; {outside} is not \
+                             among them (change the secret's hosts or the rule)",
+                            allowed.join(", ")
+                        ),
+                    ));
+                }
+            }
         }
     }
     let mut stored = new.clone();
     for_each_opaque(&mut stored, |field, rule, header| {
         let value = header.get("value").and_then(Value::as_str).unwrap_or("");
+        let name = header
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let sealed = if value.is_empty() {
-            kept(current, rule, header).ok_or_else(|| {
+            kept(current, rule, &name).ok_or_else(|| {
                 ApiError::validation(
                     &format!("{field}.value"),
                     "an opaque value is required: there is no stored value to keep",
@@ -55,7 +111,7 @@ pub async fn prepare(
         } else {
             let sealed = state
                 .secrets
-                .seal(&associated(rule, header), value)
+                .seal(&associated(rule, &name), value)
                 .map_err(|e| ApiError::Internal(format!("sealing an opaque value: {e}")))?;
             let mut bytes = sealed.nonce;
             bytes.extend(sealed.ciphertext);
@@ -81,16 +137,71 @@ pub fn redact(stored: &Value) -> Value {
     shown
 }
 
-/// What an opaque value is sealed to: its rule and header, so it opens only there.
-fn associated(rule: &str, header: &Map<String, Value>) -> String {
-    let name = header.get("name").and_then(Value::as_str).unwrap_or("");
-    format!("proxy_config opaque {rule}/{}", name.to_ascii_lowercase())
+/// The egress proxy's policy for the stored configuration `stored`: its `access_control`,
+/// and its header rules with every value resolved now (secrets and opaque values opened).
+/// A secret deleted since the configuration was stored is a 422 naming it.
+pub async fn policy(state: &AppState, stored: Option<&Value>) -> Result<Policy, ApiError> {
+    let invalid = |e: crate::proxy::access::AccessError| ApiError::validation(&e.field, e.message);
+    let access = AccessControl::from_proxy_config(stored).map_err(invalid)?;
+    let rules = Rules::from_proxy_config(stored).map_err(invalid)?;
+    let mut secrets = std::collections::HashMap::new();
+    for name in rules.secret_names() {
+        let row = state.store.secret(&name).await?.ok_or_else(|| {
+            ApiError::validation(
+                "proxy_config.rules",
+                format!(
+                    "workspace secret {name} no longer exists: set it again \
+                     (langsmith secrets set {name}) or change the rules"
+                ),
+            )
+        })?;
+        let value = state
+            .secrets
+            .open(&row.key, &row.sealed)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        secrets.insert(name, value);
+    }
+    let injection = Injection::resolve(rules, |rule, header| match &header.value {
+        HeaderValue::Plaintext(text) => Ok(text.clone()),
+        HeaderValue::WorkspaceSecret(template) => template
+            .render(|name| secrets.get(name).cloned())
+            .ok_or_else(|| "a secret it names is missing".to_string()),
+        HeaderValue::Opaque(_) => {
+            let sealed = kept(stored, &rule.name, &header.name)
+                .ok_or_else(|| "no stored opaque value".to_string())?;
+            open_opaque(state, &rule.name, &header.name, &sealed)
+        }
+    })
+    .map_err(|e| ApiError::validation("proxy_config.rules", e.to_string()))?;
+    Ok(Policy { access, injection })
 }
 
-/// The stored sealed value of the header named like `header` in the rule named `rule` of
-/// `current`.
-fn kept(current: Option<&Value>, rule: &str, header: &Map<String, Value>) -> Option<String> {
-    let name = header.get("name")?.as_str()?;
+/// An opaque value stored by [`prepare`], opened.
+fn open_opaque(state: &AppState, rule: &str, header: &str, sealed: &str) -> Result<String, String> {
+    let bytes = STANDARD
+        .decode(sealed)
+        .map_err(|_| "the stored opaque value is corrupt".to_string())?;
+    if bytes.len() < ring::aead::NONCE_LEN {
+        return Err("the stored opaque value is corrupt".into());
+    }
+    let (nonce, ciphertext) = bytes.split_at(ring::aead::NONCE_LEN);
+    let sealed = Sealed {
+        nonce: nonce.to_vec(),
+        ciphertext: ciphertext.to_vec(),
+    };
+    state
+        .secrets
+        .open(&associated(rule, header), &sealed)
+        .map_err(|e| e.to_string())
+}
+
+/// What an opaque value is sealed to: its rule and header, so it opens only there.
+fn associated(rule: &str, header: &str) -> String {
+    format!("proxy_config opaque {rule}/{}", header.to_ascii_lowercase())
+}
+
+/// The stored sealed value of the opaque header `name` in the rule named `rule` of `current`.
+fn kept(current: Option<&Value>, rule: &str, name: &str) -> Option<String> {
     current?
         .get("rules")?
         .as_array()?

@@ -87,9 +87,12 @@ pub async fn start(
     };
     let egress_log = crate::proxy::egress_log::EgressLog::open(&dirs.egress_logs())
         .context("opening the egress log directory")?;
-    let egress = crate::proxy::Egress::start(config.upstream.clone(), egress_log);
+    let ca = Arc::new(
+        crate::proxy::ca::Ca::load_or_create(dirs.root()).context("loading the egress CA")?,
+    );
+    let tls = crate::proxy::tls::TlsConfigs::new(ca.clone(), &config.upstream_cas)?;
+    let egress = crate::proxy::Egress::start(config.upstream.clone(), egress_log, tls);
     let secrets = super::secrets::open_sealer(&store, &dirs.secrets_key()).await?;
-    let ca = crate::proxy::ca::Ca::load_or_create(dirs.root()).context("loading the egress CA")?;
     let state = AppState::new(
         store,
         runtime,

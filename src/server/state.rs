@@ -141,7 +141,7 @@ impl AppState {
         services: Services,
         egress: crate::proxy::Egress,
         secrets: super::secrets::Sealer,
-        ca: crate::proxy::ca::Ca,
+        ca: Arc<crate::proxy::ca::Ca>,
     ) -> Self {
         AppState(Arc::new(Inner {
             store,
@@ -157,7 +157,7 @@ impl AppState {
             services,
             egress,
             secrets: Arc::new(secrets),
-            ca: Arc::new(ca),
+            ca,
         }))
     }
 

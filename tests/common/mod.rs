@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod echo_upstream;
 pub mod host_tool;
 pub mod image;
 pub mod local_agent;

@@ -22,7 +22,7 @@ fn config(opaque: Value) -> Value {
             {"name": "X-Version", "type": "plaintext", "value": "2024-01-01"}
         ],
         "env_vars": {"MODEL_KEY": "placeholder"}
-    }], "access_control": {"allow_list": ["api.example.com"]}})
+    }], "access_control": {"allow_list": ["api.example.com", "*.example.com"]}})
 }
 
 fn headers(sb: &Value) -> Vec<Value> {
@@ -113,6 +113,11 @@ fn rules_are_checked_secrets_must_exist_and_opaque_values_stay_hidden() {
             "rules[0].match_paths[0]",
         ),
         (json!({"type": "aws"}), "rules[0].type"),
+        // A host the allow list leaves out: the rule could never apply.
+        (
+            json!({"match_hosts": ["api.example.com", "other.test"]}),
+            "rules[0].match_hosts[1]",
+        ),
     ] {
         let mut bad = config(json!("x"));
         bad["rules"][0]
@@ -129,6 +134,36 @@ fn rules_are_checked_secrets_must_exist_and_opaque_values_stay_hidden() {
     }
     let after = api.call("GET", &format!("{BOXES}/rules"), None);
     assert_eq!(headers(&after.body), shown);
+
+    // A secret whose configs name its hosts goes to no other host.
+    let r = api.call(
+        "PUT",
+        "/api/v1/workspaces/current/secrets/LIMITED",
+        Some(json!({"value": "limited-value", "configs": [{"host_pattern": "api.example.com"}]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut wide = config(Value::Null);
+    wide["rules"][0]["headers"][0]["value"] = json!("Bearer {LIMITED}");
+    let r = api.call(
+        "PATCH",
+        &format!("{BOXES}/rules"),
+        Some(json!({"proxy_config": wide})),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body
+            .to_string()
+            .contains("LIMITED may only be sent to api.example.com; *.example.com is not"),
+        "{}",
+        r.body
+    );
+    wide["rules"][0]["match_hosts"] = json!(["api.example.com"]);
+    let r = api.call(
+        "PATCH",
+        &format!("{BOXES}/rules"),
+        Some(json!({"proxy_config": wide})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
 
     // Enabled rules' env_vars reach commands, under the sandbox's own env_vars.
     let rule = |name: &str, enabled: bool, vars: Value| {

@@ -182,3 +182,40 @@ fn malformed_shapes_and_two_lists_are_refused() {
         assert_eq!(err.field, field, "{access}");
     }
 }
+
+#[test]
+fn a_rules_hosts_must_be_reachable_under_access_control() {
+    let exact = |h: &str| HostPattern::Exact(h.into());
+    let below = |d: &str| HostPattern::Below(d.into());
+    let allow = control(json!({"allow_list": [
+        "api.openai.com", "*.github.com", "models.test:8443", "~^x[0-9]+\\.regex\\.test$"
+    ]}));
+    assert!(allow.admits(&exact("api.openai.com")).is_ok());
+    assert!(allow.admits(&exact("api.github.com")).is_ok());
+    assert!(allow.admits(&below("github.com")).is_ok());
+    assert!(allow.admits(&below("eu.github.com")).is_ok());
+    let missing = allow.admits(&exact("other.test")).unwrap_err();
+    assert_eq!(
+        missing,
+        "other.test is not in access_control.allow_list on port 443; add it there"
+    );
+    assert!(
+        allow.admits(&below("openai.com")).is_err(),
+        "one name is not all"
+    );
+    assert!(allow.admits(&exact("models.test")).is_err(), "only on 8443");
+    assert!(allow.admits(&exact("x1.regex.test")).is_ok());
+    let deny = control(json!({"deny_list": ["evil.test", "*.blocked.test"]}));
+    assert!(deny.admits(&exact("api.openai.com")).is_ok());
+    assert!(
+        deny.admits(&below("evil.test")).is_ok(),
+        "names below are not denied"
+    );
+    assert!(deny.admits(&exact("evil.test")).is_err());
+    assert!(deny.admits(&below("a.blocked.test")).is_err());
+    assert!(
+        AccessControl::default()
+            .admits(&below("anything.test"))
+            .is_ok()
+    );
+}

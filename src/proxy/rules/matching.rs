@@ -47,6 +47,33 @@ impl HostPattern {
     }
 }
 
+impl HostPattern {
+    /// Whether every host of this pattern falls under `allowed`, a secret's host pattern
+    /// (an exact name, or `*.domain` for the names below it).
+    pub fn is_within(&self, allowed: &str) -> bool {
+        let allowed = allowed.trim_end_matches('.').to_ascii_lowercase();
+        let below = |name: &str, domain: &str| {
+            name.strip_suffix(domain)
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
+        };
+        match (self, allowed.strip_prefix("*.")) {
+            (HostPattern::Exact(host), None) => *host == allowed,
+            (HostPattern::Exact(host), Some(domain)) => below(host, domain),
+            (HostPattern::Below(_), None) => false,
+            (HostPattern::Below(mine), Some(domain)) => mine == domain || below(mine, domain),
+        }
+    }
+}
+
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPattern::Exact(host) => f.write_str(host),
+            HostPattern::Below(domain) => write!(f, "*.{domain}"),
+        }
+    }
+}
+
 impl PathPattern {
     pub fn matches(&self, path: &str) -> bool {
         match self {
@@ -63,24 +90,27 @@ impl PathPattern {
 pub enum SetError {
     #[error("header {0}: no value for it (a secret that is gone, or an opaque value not kept)")]
     Missing(String),
-    #[error("header {0}: its value cannot travel in an HTTP header")]
+    #[error("header {0}: not a valid HTTP header name")]
     Invalid(String),
 }
 
 impl Rule {
     /// Set the rule's headers on `headers`, their values from `value_of` (the resolved
-    /// template, the opened opaque value, or the plaintext).
+    /// template, the opened opaque value, or the plaintext). All or nothing: when one value
+    /// is missing, `headers` is left as it was.
     pub fn set_headers(
         &self,
         headers: &mut HeaderMap,
-        value_of: impl Fn(&Header) -> Option<String>,
+        value_of: impl Fn(&Header) -> Option<HeaderValue>,
     ) -> Result<(), SetError> {
+        let mut set = Vec::with_capacity(self.headers.len());
         for header in &self.headers {
             let name = HeaderName::from_bytes(header.name.as_bytes())
                 .map_err(|_| SetError::Invalid(header.name.clone()))?;
-            let text = value_of(header).ok_or_else(|| SetError::Missing(header.name.clone()))?;
-            let value =
-                HeaderValue::from_str(&text).map_err(|_| SetError::Invalid(header.name.clone()))?;
+            let value = value_of(header).ok_or_else(|| SetError::Missing(header.name.clone()))?;
+            set.push((name, value));
+        }
+        for (name, value) in set {
             headers.remove(&name);
             headers.insert(name, value);
         }
@@ -187,7 +217,7 @@ mod tests {
         ]);
         let rule = set.matching("api.example.com", "/", &request).unwrap();
         rule.set_headers(&mut request, |h| match &h.value {
-            RuleValue::Plaintext(v) | RuleValue::Opaque(Some(v)) => Some(v.clone()),
+            RuleValue::Plaintext(v) | RuleValue::Opaque(Some(v)) => v.parse().ok(),
             _ => None,
         })
         .unwrap();

@@ -180,3 +180,15 @@ fn every_mistake_is_refused_naming_its_field() {
     let long = rules(json!({"description": "x".repeat(1025)}));
     assert_eq!(long.unwrap_err().field, "proxy_config.description");
 }
+
+#[test]
+fn a_pattern_is_within_a_secrets_host_when_every_name_of_it_is() {
+    let exact = HostPattern::Exact("api.openai.com".into());
+    let below = HostPattern::Below("openai.com".into());
+    assert!(exact.is_within("api.openai.com") && exact.is_within("*.openai.com"));
+    assert!(exact.is_within("API.openai.com."));
+    assert!(!exact.is_within("openai.com") && !exact.is_within("*.api.openai.com"));
+    assert!(below.is_within("*.openai.com") && below.is_within("*.com"));
+    assert!(!below.is_within("api.openai.com") && !below.is_within("*.eu.openai.com"));
+    assert_eq!(below.to_string(), "*.openai.com");
+}

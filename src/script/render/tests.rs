@@ -125,6 +125,9 @@ fn egress_log_entries_become_a_table_and_other_maps_stay_json() {
         reason: Some("TLS server name \"evil.test\" is not the name looked up".into()),
         bytes_sent: 0,
         bytes_received: 0,
+        request: None,
+        header_rule: None,
+        status: None,
     };
     let list: Array = vec![rhai::serde::to_dynamic(&entry).unwrap()];
     let (table, code) = render(&Dynamic::from(list), Format::Pretty);
