@@ -145,8 +145,12 @@ fn forget(dir: &Path, id: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// A fixed time, so entries compare equal.
     fn entry(host: &str) -> EgressEntry {
-        crate::proxy::connection::entry("sb", host, 443, Decision::Denied, "not in allow_list")
+        let mut e =
+            crate::proxy::connection::entry("sb", host, 443, Decision::Denied, "not in allow_list");
+        e.time = "2026-01-01T00:00:00Z".into();
+        e
     }
 
     /// Wait for the writer by reading until `n` entries are there (the channel is FIFO).
