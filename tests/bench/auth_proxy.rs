@@ -65,7 +65,7 @@ fn parse(out: &str) -> Run {
     Run {
         kept_alive_s: next(),
         new_connection_s: next(),
-        seen: lines.next().unwrap_or_default().to_string(),
+        seen: lines.next().unwrap_or_default().trim().to_string(),
     }
 }
 
