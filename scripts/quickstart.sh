@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Quickstart: the user document's workflow end to end on the local backend.
 #   build → a snapshot from a Python image, create → a sandbox, exec → python --version,
-#   update → an egress allow-list (a refused request and the egress log), delete. Installs what it needs (as root), builds the CLI, and makes the Python image
-#   locally (Docker Hub is not needed).
+#   update → an egress allow-list (a refused request), a workspace secret and the seed's
+#   proxy.json (the auth proxy refusing cleartext to its host), the egress log, delete.
+#   Installs what it needs (as root), builds the CLI, and makes the Python image locally
+#   (Docker Hub is not needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +58,37 @@ langsmith sandbox exec my-vm -- python -c '
 import urllib.request, urllib.error
 try:
     urllib.request.urlopen("http://example.com/")
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode().strip())'
+
+# The auth proxy: a workspace secret the host adds to requests to api.openai.com, never
+# present in the sandbox. Cleartext HTTP to that host is refused before anything leaves.
+echo "==> printf %s \"\$KEY\" | langsmith secrets set OPENAI_API_KEY --value-stdin" >&2
+printf %s "sk-quickstart-$RANDOM$RANDOM" | langsmith secrets set OPENAI_API_KEY --value-stdin
+cat >"$work/proxy.json" <<'JSON'
+{
+  "rules": [
+    {
+      "name": "openai",
+      "match_hosts": ["api.openai.com"],
+      "match_paths": [],
+      "headers": [
+        {"name": "Authorization", "type": "workspace_secret", "value": "Bearer {OPENAI_API_KEY}"}
+      ],
+      "enabled": true
+    }
+  ],
+  "access_control": {"allow_list": ["api.openai.com"], "deny_list": []}
+}
+JSON
+echo "==> langsmith sandbox update my-vm --proxy-config @proxy.json" >&2
+langsmith sandbox update my-vm --proxy-config "@$work/proxy.json" >/dev/null
+echo "==> langsmith sandbox exec my-vm -- python -c 'urlopen(\"http://api.openai.com/v1/models\")'" >&2
+langsmith sandbox exec my-vm -- python -c '
+import os, urllib.request, urllib.error
+print("keys in the environment:", [k for k, v in os.environ.items() if "sk-quickstart" in v])
+try:
+    urllib.request.urlopen("http://api.openai.com/v1/models")
 except urllib.error.HTTPError as e:
     print(e.code, e.read().decode().strip())'
 echo "==> langsmith sandbox egress-log my-vm --format pretty" >&2

@@ -39,6 +39,9 @@ mod intercept;
 /// How long a sandbox may take to send the first bytes the proxy needs on 80 and 443.
 const PEEK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The rule a refused cleartext HTTP connection to a host a header rule matches names.
+const CLEARTEXT_RULE: &str = "header rule over cleartext HTTP";
+
 /// Why a connection was refused before `access_control` had its say.
 struct Refusal {
     rule: &'static str,
@@ -102,9 +105,7 @@ pub(super) async fn handle(shared: Arc<Shared>, sandbox: Arc<SandboxEgress>, cli
             80 => {
                 let reason = "a header rule matches this host: use HTTPS, so its headers are \
                               never sent in clear";
-                return conn
-                    .refuse(host, "header rule over cleartext HTTP", Some(reason.into()))
-                    .await;
+                return conn.refuse(host, CLEARTEXT_RULE, Some(reason.into())).await;
             }
             _ => {}
         }
@@ -245,6 +246,9 @@ impl Connection {
         if self.port == 80 && !self.prefix.is_empty() {
             let (status, what) = match decision {
                 Decision::Failed => ("502 Bad Gateway", "upstream unreachable"),
+                _ if rule == CLEARTEXT_RULE => {
+                    ("403 Forbidden", "refused by the sandbox auth proxy")
+                }
                 _ => ("403 Forbidden", "blocked by sandbox access_control"),
             };
             let mut body = format!("{what}: {host}:{} ({rule})", self.port);

@@ -222,6 +222,7 @@ fn pretty_table(items: &Array) -> Option<String> {
             "Decision",
             "Destination",
             "Rule",
+            "Request",
             "Bytes sent",
             "Bytes received",
         ];
@@ -284,11 +285,26 @@ fn egress_row(e: &EgressEntry) -> Vec<String> {
                 .to_string()
         },
     );
+    // A request on a connection opened for header rules: its line, status and header rule.
+    let request = match (&e.request, e.status, &e.header_rule) {
+        (None, _, _) => "-".to_string(),
+        (Some(line), status, rule) => {
+            let mut shown = line.clone();
+            if let Some(status) = status {
+                shown.push_str(&format!(" → {status}"));
+            }
+            if let Some(rule) = rule {
+                shown.push_str(&format!(" [{rule}]"));
+            }
+            shown
+        }
+    };
     vec![
         time,
         decision.to_string(),
         format!("{}:{}", e.host, e.port),
         rule,
+        request,
         e.bytes_sent.to_string(),
         e.bytes_received.to_string(),
     ]

@@ -136,6 +136,14 @@ fn egress_log_entries_become_a_table_and_other_maps_stay_json() {
     assert!(table.contains("denied"), "{table}");
     assert!(table.contains("pypi.org:443"), "{table}");
     assert!(table.contains("SNI mismatch: TLS server name"), "{table}");
+    let mut opened = entry.clone();
+    opened.decision = crate::api::egress::Decision::Allowed;
+    opened.request = Some("GET /v1/models".into());
+    opened.status = Some(200);
+    opened.header_rule = Some("openai".into());
+    let list: Array = vec![rhai::serde::to_dynamic(&opened).unwrap()];
+    let (table, _) = render(&Dynamic::from(list), Format::Pretty);
+    assert!(table.contains("GET /v1/models → 200 [openai]"), "{table}");
     let other: Array = vec![rhai::serde::to_dynamic(serde_json::json!({"a": 1})).unwrap()];
     let (json, _) = render(&Dynamic::from(other), Format::Pretty);
     assert!(json.starts_with('['), "{json}");
