@@ -12,6 +12,7 @@ use crate::common::upstream;
 use crate::common::{TestServer, image};
 
 mod auth_proxy;
+mod aws;
 mod debian;
 mod forms;
 mod forward_proxy;

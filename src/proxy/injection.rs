@@ -13,13 +13,17 @@ use std::collections::HashMap;
 use http::{HeaderMap, HeaderValue};
 
 use super::rules::{Header, Rule, Rules};
+use super::sigv4::AwsCredentials;
 
-/// A sandbox's enabled header rules and the value of each of their headers.
+/// A sandbox's enabled header rules and the value of each of their headers, and the keys of
+/// its aws rule.
 #[derive(Default)]
 pub struct Injection {
     rules: Rules,
     /// By `(rule name, lowercase header name)`.
     values: HashMap<(String, String), HeaderValue>,
+    /// The enabled aws rule's name and keys.
+    aws: Option<(String, AwsCredentials)>,
 }
 
 /// Why a rule's header could not be given a value.
@@ -45,23 +49,47 @@ impl Injection {
             rules: rules.rules.into_iter().filter(|r| r.enabled).collect(),
         };
         let mut values = HashMap::new();
+        let mut aws = None;
         for rule in &rules.rules {
-            for header in &rule.headers {
-                let text = value_of(rule, header).map_err(|source| ResolveError::Value {
+            for header in rule.secret_values() {
+                let text = value_of(rule, &header).map_err(|source| ResolveError::Value {
                     rule: rule.name.clone(),
                     header: header.name.clone(),
                     source,
                 })?;
+                if rule.aws.is_some() {
+                    let keys = aws.get_or_insert_with(|| {
+                        (
+                            rule.name.clone(),
+                            AwsCredentials {
+                                access_key_id: String::new(),
+                                secret_access_key: String::new(),
+                            },
+                        )
+                    });
+                    match header.name.as_str() {
+                        "access_key_id" => keys.1.access_key_id = text,
+                        _ => keys.1.secret_access_key = text,
+                    }
+                    continue;
+                }
                 let mut value =
                     HeaderValue::from_str(&text).map_err(|_| ResolveError::Invalid {
                         rule: rule.name.clone(),
                         header: header.name.clone(),
                     })?;
                 value.set_sensitive(true);
-                values.insert(key(rule, header), value);
+                values.insert(key(rule, &header), value);
             }
         }
-        Ok(Injection { rules, values })
+        Ok(Injection { rules, values, aws })
+    }
+
+    /// The aws rule's name and keys, when `host` is an AWS endpoint and an aws rule is on.
+    pub fn aws_for(&self, host: &str) -> Option<(&str, &AwsCredentials)> {
+        let rule = self.rules.aws_for(host)?;
+        let (name, keys) = self.aws.as_ref()?;
+        (*name == rule.name).then_some((name.as_str(), keys))
     }
 
     /// True when there are no rules: nothing is ever opened.

@@ -23,6 +23,7 @@
 //! * `connection` — one connection: original destination, checks, decision, splice; and
 //!   `connection::intercept`, the TLS opened for a host a header rule may match.
 //! * `injection` — a sandbox's header rules with their values resolved, set on requests.
+//! * `sigv4` — aws rules: requests to AWS endpoints re-signed with the real keys.
 //! * `tls` — the two TLS ends of an opened connection (minted leaf; verified upstream).
 //! * `origin` — the real host of an opened connection as an HTTP/1.1 or HTTP/2 client.
 //! * `replay` — a sandbox's stream with the peeked bytes put back, counting both ways.
@@ -40,6 +41,7 @@ pub mod names;
 mod origin;
 mod replay;
 pub mod rules;
+pub mod sigv4;
 pub mod sniff;
 pub mod tls;
 pub mod upstream;

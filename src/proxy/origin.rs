@@ -29,9 +29,13 @@ pub enum OriginError {
     Http { host: String, error: hyper::Error },
 }
 
+/// What a request's body is on its way to the host: the sandbox's, as it streams in, or
+/// one the proxy read whole (to hash it for a signature).
+pub type OutBody = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>;
+
 enum Sender {
-    Http1(http1::SendRequest<Incoming>),
-    Http2(http2::SendRequest<Incoming>),
+    Http1(http1::SendRequest<OutBody>),
+    Http2(http2::SendRequest<OutBody>),
 }
 
 impl Sender {
@@ -68,7 +72,7 @@ impl Origin {
     /// the response head.
     pub async fn send(
         &self,
-        make: impl FnOnce(bool) -> Request<Incoming>,
+        make: impl FnOnce(bool) -> Request<OutBody>,
     ) -> Result<Response<Incoming>, OriginError> {
         let http = |error| OriginError::Http {
             host: self.host.clone(),

@@ -2,9 +2,9 @@
 //! proxy-and-features §1.1–1.3, §1.8): parsed and validated, every error naming its field
 //! (`proxy_config.rules[0].match_hosts[1]`) so the server answers 422.
 //!
-//! Header rules are what the local backend supports; provider rules (`aws`, `gcp`, `azure`),
-//! relays, rewrites and callbacks are refused with a clear "not supported by the local
-//! backend" rather than stored to do nothing.
+//! Header rules and `aws` rules with static keys are what the local backend supports; IAM
+//! roles, `gcp`, `azure`, relays, rewrites and callbacks are refused with a clear "not
+//! supported by the local backend" rather than stored to do nothing.
 //!
 //! Choices where the spec leaves room:
 //! * Rule names must be unique (opaque values are carried over by rule and header name).
@@ -46,6 +46,41 @@ pub struct Rule {
     pub match_headers: Vec<(String, String)>,
     pub headers: Vec<Header>,
     pub env_vars: BTreeMap<String, String>,
+    /// A `type: "aws"` rule: requests to AWS endpoints are signed with these keys.
+    pub aws: Option<AwsKeys>,
+}
+
+/// The static keys of an aws rule, as configured (resolved when applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsKeys {
+    pub access_key_id: HeaderValue,
+    pub secret_access_key: HeaderValue,
+}
+
+impl Rule {
+    /// Every value the rule resolves: its headers', and its AWS keys as headers.
+    pub fn secret_values(&self) -> Vec<Header> {
+        let mut values = self.headers.clone();
+        values.extend(self.aws.iter().flat_map(AwsKeys::as_headers));
+        values
+    }
+}
+
+impl AwsKeys {
+    /// The keys as headers named `access_key_id` and `secret_access_key`: how values are
+    /// resolved and opaque ones stored.
+    pub fn as_headers(&self) -> [Header; 2] {
+        [
+            Header {
+                name: "access_key_id".into(),
+                value: self.access_key_id.clone(),
+            },
+            Header {
+                name: "secret_access_key".into(),
+                value: self.secret_access_key.clone(),
+            },
+        ]
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,12 +148,19 @@ impl Rules {
             Some(_) => return Err(error(&format!("{FIELD}.rules"), "must be an array")),
         };
         let mut names = BTreeSet::new();
+        let mut aws_seen = false;
         let rules = rules
             .iter()
             .enumerate()
             .map(|(i, rule)| {
                 let field = format!("{FIELD}.rules[{i}]");
                 let rule = parse_rule(&field, rule)?;
+                if rule.aws.is_some() && std::mem::replace(&mut aws_seen, true) {
+                    return Err(error(
+                        &format!("{field}.type"),
+                        "at most one aws rule per sandbox (disabled ones count)",
+                    ));
+                }
                 if !names.insert(rule.name.clone()) {
                     return Err(error(
                         &format!("{field}.name"),
@@ -138,9 +180,9 @@ impl Rules {
     pub fn secret_names(&self) -> BTreeSet<String> {
         self.rules
             .iter()
-            .flat_map(|r| &r.headers)
-            .filter_map(|h| match &h.value {
-                HeaderValue::WorkspaceSecret(t) => Some(t.secret_names()),
+            .flat_map(Rule::secret_values)
+            .filter_map(|h| match h.value {
+                HeaderValue::WorkspaceSecret(t) => Some(t.secret_names().collect::<Vec<_>>()),
                 _ => None,
             })
             .flatten()
@@ -172,9 +214,10 @@ fn parse_rule(field: &str, rule: &Value) -> Result<Rule, AccessError> {
         .filter(|n| !n.is_empty())
         .ok_or_else(|| error(&at("name"), "every rule needs a name"))?
         .to_string();
-    match string("type")?.unwrap_or("") {
-        "" | "header" => {}
-        kind @ ("aws" | "gcp" | "azure" | "relay" | "rewrite") => {
+    let kind = string("type")?.unwrap_or("");
+    match kind {
+        "" | "header" | "aws" => {}
+        "gcp" | "azure" | "relay" | "rewrite" => {
             return Err(error(
                 &at("type"),
                 &format!("{kind} rules are not supported by the local backend yet"),
@@ -182,13 +225,16 @@ fn parse_rule(field: &str, rule: &Value) -> Result<Rule, AccessError> {
         }
         other => return Err(error(&at("type"), &format!("unknown rule type {other:?}"))),
     }
-    for unsupported in ["aws", "gcp", "azure", "relay_id", "rewrite"] {
+    for unsupported in ["gcp", "azure", "relay_id", "rewrite"] {
         if rule.get(unsupported).is_some_and(|v| !v.is_null()) {
             return Err(error(
                 &at(unsupported),
                 "not supported by the local backend yet",
             ));
         }
+    }
+    if kind != "aws" && rule.get("aws").is_some_and(|v| !v.is_null()) {
+        return Err(error(&at("aws"), "only a rule of type \"aws\" takes aws"));
     }
     if let Some(text) = string("description")?
         && text.chars().count() > MAX_DESCRIPTION
@@ -200,6 +246,30 @@ fn parse_rule(field: &str, rule: &Value) -> Result<Rule, AccessError> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(error(&at("enabled"), "must be true or false")),
     };
+    if kind == "aws" {
+        for field in ["match_hosts", "match_paths", "match_headers", "headers"] {
+            if rule
+                .get(field)
+                .is_some_and(|v| !v.is_null() && v != &Value::Array(Vec::new()))
+            {
+                return Err(error(
+                    &at(field),
+                    "an aws rule signs requests to AWS endpoints itself: it takes no hosts, \
+                     paths or headers",
+                ));
+            }
+        }
+        return Ok(Rule {
+            name,
+            enabled,
+            match_hosts: Vec::new(),
+            match_paths: Vec::new(),
+            match_headers: Vec::new(),
+            headers: Vec::new(),
+            env_vars: env_vars(&at("env_vars"), rule.get("env_vars"))?,
+            aws: Some(aws_keys(&at("aws"), rule.get("aws"))?),
+        });
+    }
     let list = |name: &str| -> Result<Vec<&str>, AccessError> {
         match rule.get(name) {
             None | Some(Value::Null) => Ok(Vec::new()),
@@ -263,7 +333,63 @@ fn parse_rule(field: &str, rule: &Value) -> Result<Rule, AccessError> {
         match_headers,
         headers,
         env_vars,
+        aws: None,
     })
+}
+
+/// The static keys of an aws rule: each a `workspace_secret` or `opaque` value (never
+/// plaintext). IAM roles need LangSmith's own identity and are refused.
+fn aws_keys(field: &str, aws: Option<&Value>) -> Result<AwsKeys, AccessError> {
+    let Some(aws) = aws.and_then(Value::as_object) else {
+        return Err(error(
+            field,
+            "an aws rule needs aws: {access_key_id, secret_access_key}",
+        ));
+    };
+    let at = |name: &str| format!("{field}.{name}");
+    for role_only in ["role_arn", "session_tags", "subject_scope"] {
+        let given = match aws.get(role_only) {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(_) => true,
+        };
+        if given {
+            return Err(error(
+                &at(role_only),
+                "IAM roles are not supported by the local backend: give access_key_id and \
+                 secret_access_key (workspace secrets) instead",
+            ));
+        }
+    }
+    let key = |name: &str| -> Result<HeaderValue, AccessError> {
+        let value = aws.get(name).filter(|v| !v.is_null()).ok_or_else(|| {
+            error(
+                &at(name),
+                "static AWS keys need both access_key_id and secret_access_key",
+            )
+        })?;
+        let parsed = header(&at(name), &with_name(name, value))?;
+        match parsed.value {
+            HeaderValue::Plaintext(_) => Err(error(
+                &at(&format!("{name}.type")),
+                "AWS keys must be workspace_secret or opaque values, never plaintext",
+            )),
+            value => Ok(value),
+        }
+    };
+    Ok(AwsKeys {
+        access_key_id: key("access_key_id")?,
+        secret_access_key: key("secret_access_key")?,
+    })
+}
+
+/// A secret value object (`{type, value}`) with a header name, so it parses like a header.
+fn with_name(name: &str, value: &Value) -> Value {
+    let mut value = value.clone();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("name".into(), Value::String(name.into()));
+    }
+    value
 }
 
 fn host_pattern(text: &str) -> Result<HostPattern, String> {

@@ -207,6 +207,9 @@ async fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, ApiErro
         Rules::default()
     });
     for rule in rules.rules.iter().filter(|r| r.enabled) {
+        if rule.aws.is_some() {
+            set_env(&mut env, &aws_placeholders());
+        }
         set_env(&mut env, &rule.env_vars);
     }
     if let Some(vars) = sb.run_config.as_ref().and_then(|r| r.env_vars.as_ref()) {
@@ -245,6 +248,24 @@ fn trust_variables() -> std::collections::BTreeMap<String, String> {
         trust::EGRESS_CA.to_string(),
     );
     vars
+}
+
+/// What an enabled aws rule gives the sandbox: placeholder keys for SDKs that want some
+/// (the proxy replaces their signature), no instance metadata lookups, and the trust store
+/// holding the egress CA. Its own `env_vars` come on top (`AWS_REGION`, say).
+fn aws_placeholders() -> std::collections::BTreeMap<String, String> {
+    [
+        ("AWS_ACCESS_KEY_ID", "AKIALANGSMITHPROXY00"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "placeholder-the-egress-proxy-signs",
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CA_BUNDLE", crate::api::trust::TRUST_STORE),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// Set each of `vars` in `env` (`NAME=value` entries), replacing what was there.

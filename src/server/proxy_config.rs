@@ -57,7 +57,7 @@ pub async fn prepare(
         }
     }
     for (i, rule) in rules.rules.iter().enumerate() {
-        for header in &rule.headers {
+        for header in rule.secret_values() {
             let HeaderValue::WorkspaceSecret(template) = &header.value else {
                 continue;
             };
@@ -94,15 +94,10 @@ pub async fn prepare(
         }
     }
     let mut stored = new.clone();
-    for_each_opaque(&mut stored, |field, rule, header| {
+    for_each_opaque(&mut stored, |field, rule, name, header| {
         let value = header.get("value").and_then(Value::as_str).unwrap_or("");
-        let name = header
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
         let sealed = if value.is_empty() {
-            kept(current, rule, &name).ok_or_else(|| {
+            kept(current, rule, name).ok_or_else(|| {
                 ApiError::validation(
                     &format!("{field}.value"),
                     "an opaque value is required: there is no stored value to keep",
@@ -111,7 +106,7 @@ pub async fn prepare(
         } else {
             let sealed = state
                 .secrets
-                .seal(&associated(rule, &name), value)
+                .seal(&associated(rule, name), value)
                 .map_err(|e| ApiError::Internal(format!("sealing an opaque value: {e}")))?;
             let mut bytes = sealed.nonce;
             bytes.extend(sealed.ciphertext);
@@ -128,7 +123,7 @@ pub async fn prepare(
 /// The configuration as an answer shows it.
 pub fn redact(stored: &Value) -> Value {
     let mut shown = stored.clone();
-    let _ = for_each_opaque(&mut shown, |_, _, header| {
+    let _ = for_each_opaque(&mut shown, |_, _, _, header| {
         header.remove(SEALED);
         header.remove("value");
         header.insert("is_set".into(), Value::Bool(true));
@@ -200,34 +195,37 @@ fn associated(rule: &str, header: &str) -> String {
     format!("proxy_config opaque {rule}/{}", header.to_ascii_lowercase())
 }
 
-/// The stored sealed value of the opaque header `name` in the rule named `rule` of `current`.
+/// The stored sealed value of the opaque value `name` (a header's name, or an AWS key's) in
+/// the rule named `rule` of `current`.
 fn kept(current: Option<&Value>, rule: &str, name: &str) -> Option<String> {
-    current?
+    let rule = current?
         .get("rules")?
         .as_array()?
         .iter()
-        .filter(|r| r.get("name").and_then(Value::as_str) == Some(rule))
-        .flat_map(|r| {
-            r.get("headers")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-        })
+        .find(|r| r.get("name").and_then(Value::as_str).map(str::trim) == Some(rule))?;
+    let header = rule
+        .get("headers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
         .find(|h| {
-            h.get("type").and_then(Value::as_str) == Some("opaque")
-                && h.get("name")
-                    .and_then(Value::as_str)
-                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
-        })?
-        .get(SEALED)?
-        .as_str()
-        .map(str::to_string)
+            h.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        });
+    let value = header.or_else(|| rule.get("aws")?.get(name))?;
+    if value.get("type").and_then(Value::as_str) != Some("opaque") {
+        return None;
+    }
+    value.get(SEALED)?.as_str().map(str::to_string)
 }
 
-/// Call `f(field, rule name, header)` on every opaque header of `config`'s rules.
+/// Call `f(field, rule name, value name, value)` on every opaque value of `config`'s rules:
+/// each header's (named by the header) and each AWS key's (named `access_key_id` and
+/// `secret_access_key`).
 fn for_each_opaque(
     config: &mut Value,
-    mut f: impl FnMut(&str, &str, &mut Map<String, Value>) -> Result<(), ApiError>,
+    mut f: impl FnMut(&str, &str, &str, &mut Map<String, Value>) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
     let Some(rules) = config.get_mut("rules").and_then(Value::as_array_mut) else {
         return Ok(());
@@ -239,19 +237,40 @@ fn for_each_opaque(
             .unwrap_or("")
             .trim()
             .to_string();
-        let Some(headers) = rule.get_mut("headers").and_then(Value::as_array_mut) else {
-            continue;
-        };
-        for (j, header) in headers.iter_mut().enumerate() {
-            let Some(header) = header.as_object_mut() else {
-                continue;
-            };
-            if header.get("type").and_then(Value::as_str) == Some("opaque") {
+        let is_opaque =
+            |v: &Map<String, Value>| v.get("type").and_then(Value::as_str) == Some("opaque");
+        if let Some(headers) = rule.get_mut("headers").and_then(Value::as_array_mut) {
+            for (j, header) in headers.iter_mut().enumerate() {
+                let Some(header) = header.as_object_mut().filter(|h| is_opaque(h)) else {
+                    continue;
+                };
+                let header_name = header
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 f(
                     &format!("proxy_config.rules[{i}].headers[{j}]"),
                     &name,
+                    &header_name,
                     header,
                 )?;
+            }
+        }
+        if let Some(aws) = rule.get_mut("aws").and_then(Value::as_object_mut) {
+            for key in ["access_key_id", "secret_access_key"] {
+                if let Some(value) = aws
+                    .get_mut(key)
+                    .and_then(Value::as_object_mut)
+                    .filter(|v| is_opaque(v))
+                {
+                    f(
+                        &format!("proxy_config.rules[{i}].aws.{key}"),
+                        &name,
+                        key,
+                        value,
+                    )?;
+                }
             }
         }
     }

@@ -75,19 +75,11 @@ fn main() {
     let (n, m) = if benching { (2000, 200) } else { (20, 5) };
     let echo = EchoUpstream::start(&[MATCHED, UNMATCHED, "127.0.0.1"], 4 * m + 64);
     let work = tempfile::tempdir().unwrap();
-    let ca = work.path().join("upstream-ca.pem");
-    std::fs::write(&ca, &echo.ca_pem).unwrap();
     let client = work.path().join("client.py");
     std::fs::write(&client, CLIENT).unwrap();
-    let pins = [
-        format!("{MATCHED}:443=127.0.0.1:{}", echo.port),
-        format!("{UNMATCHED}:443=127.0.0.1:{}", echo.port),
-    ];
-    let mut args = vec!["--allow-private-cidr", "127.0.0.0/8", "--upstream-ca"];
-    args.push(ca.to_str().unwrap());
-    for pin in &pins {
-        args.extend(["--resolve", pin.as_str()]);
-    }
+    let ca = work.path().join("upstream-ca.pem");
+    let args = echo.server_args(work.path(), &[MATCHED, UNMATCHED], &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = TestServer::start_with(&args, &[]);
     let api = Api::new(&server);
     let config = json!({

@@ -127,6 +127,13 @@ impl Api {
         )
     }
 
+    /// The id of the default snapshot, built (through a throwaway sandbox) if need be.
+    pub fn default_snapshot_id(&self) -> String {
+        let warm = self.default_sandbox("default-snapshot-warm-up");
+        self.delete_sandbox("default-snapshot-warm-up");
+        warm["snapshot_id"].as_str().unwrap().to_string()
+    }
+
     pub fn delete_sandbox(&self, name: &str) {
         let r = self.call("DELETE", &format!("/api/v2/sandboxes/boxes/{name}"), None);
         assert_eq!(r.status, 204, "{:?}", r.body);

@@ -3,7 +3,8 @@
 //! it speaks HTTP/2 and HTTP/1.1 with keep-alive, and answers a WebSocket upgrade.
 //!
 //! Every request is answered `200 text/plain` with lines `authorization: …`, `path: …`
-//! (with the query), `version: …`, `x-account: …`. An upgrade gets `101` with the
+//! (with the query), `version: …`, `x-account: …`, then `hdr NAME: VALUE` for every header
+//! received (and `hdr :authority: …` on HTTP/2). An upgrade gets `101` with the
 //! `Authorization` it saw in `X-Seen-Authorization`, then echoes every byte back. It serves a
 //! bounded number of connections.
 
@@ -93,6 +94,35 @@ impl EchoUpstream {
     }
 }
 
+impl EchoUpstream {
+    /// Flags for `langsmith server` that send `hosts` (on 443) to this upstream, trust its
+    /// CA (written into `dir`) and allow loopback upstreams; `extra_pins` are more
+    /// `--resolve` values.
+    pub fn server_args(
+        &self,
+        dir: &std::path::Path,
+        hosts: &[&str],
+        extra_pins: &[String],
+    ) -> Vec<String> {
+        let ca = dir.join("upstream-ca.pem");
+        std::fs::write(&ca, &self.ca_pem).unwrap();
+        let mut args: Vec<String> = vec![
+            "--allow-private-cidr".into(),
+            "127.0.0.0/8".into(),
+            "--upstream-ca".into(),
+            ca.to_str().unwrap().into(),
+        ];
+        let pins = hosts
+            .iter()
+            .map(|host| format!("{host}:443=127.0.0.1:{}", self.port))
+            .chain(extra_pins.iter().cloned());
+        for pin in pins {
+            args.extend(["--resolve".into(), pin]);
+        }
+        args
+    }
+}
+
 async fn answer(mut req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let seen = |name: &str| {
         req.headers()
@@ -122,7 +152,7 @@ async fn answer(mut req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
             .unwrap();
         return Ok(response);
     }
-    let text = format!(
+    let mut text = format!(
         "authorization: {authorization}\npath: {}\nversion: {:?}\nx-account: {}\n",
         req.uri()
             .path_and_query()
@@ -130,5 +160,15 @@ async fn answer(mut req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
         req.version(),
         seen("x-account"),
     );
+    // Every header as received, for checks that need them all (a signature's).
+    if let Some(authority) = req.uri().authority() {
+        text.push_str(&format!("hdr :authority: {authority}\n"));
+    }
+    for (name, value) in req.headers() {
+        text.push_str(&format!(
+            "hdr {name}: {}\n",
+            String::from_utf8_lossy(value.as_bytes())
+        ));
+    }
     Ok(Response::new(Full::new(Bytes::from(text))))
 }

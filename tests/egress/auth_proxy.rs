@@ -72,29 +72,15 @@ fn code_in_a_sandbox_calls_a_model_api_without_a_key_and_the_host_adds_it() {
     let plain = TlsUpstream::start(&["plain.test"], "untouched tls", 8);
     let cleartext = upstream::http("cleartext", 8);
     let work = tempfile::tempdir().unwrap();
-    let upstream_ca = work.path().join("upstream-ca.pem");
-    std::fs::write(&upstream_ca, &echo.ca_pem).unwrap();
     let pins = [
-        format!("{HOST}:443=127.0.0.1:{}", echo.port),
         format!("{HOST}:80=127.0.0.1:{cleartext}"),
         format!("plain.test:443=127.0.0.1:{}", plain.port),
     ];
-    let mut args = vec![
-        "--allow-private-cidr",
-        "127.0.0.0/8",
-        "--upstream-ca",
-        upstream_ca.to_str().unwrap(),
-    ];
-    for pin in &pins {
-        args.extend(["--resolve", pin.as_str()]);
-    }
+    let args = echo.server_args(work.path(), &[HOST], &pins);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = TestServer::start_with(&args, &[]);
     let api = Api::new(&server);
-    let snapshot = api.default_sandbox("warm")["snapshot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    api.delete_sandbox("warm");
+    let snapshot = api.default_snapshot_id();
 
     let first_key = format!("sk-first-{}", uuid::Uuid::new_v4().simple());
     set_secret(&server, &first_key);

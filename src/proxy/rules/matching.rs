@@ -26,13 +26,32 @@ impl Rules {
         })
     }
 
-    /// Whether any enabled rule could match a request to `host` (so its TLS must be opened).
+    /// Whether any enabled rule could match a request to `host` (so its TLS must be opened):
+    /// by its hosts, or, for an aws rule, by being an AWS endpoint.
     pub fn may_match_host(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.rules
-            .iter()
-            .any(|r| r.enabled && r.match_hosts.iter().any(|h| h.matches(&host)))
+        self.rules.iter().any(|r| {
+            r.enabled
+                && (r.match_hosts.iter().any(|h| h.matches(&host))
+                    || (r.aws.is_some() && is_aws_endpoint(&host)))
+        })
     }
+
+    /// The enabled aws rule, when `host` is an AWS endpoint.
+    pub fn aws_for(&self, host: &str) -> Option<&Rule> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if !is_aws_endpoint(&host) {
+            return None;
+        }
+        self.rules.iter().find(|r| r.enabled && r.aws.is_some())
+    }
+}
+
+/// An AWS endpoint: a name under `amazonaws.com` (or `amazonaws.com.cn`), such as
+/// `bedrock-runtime.us-east-1.amazonaws.com`, `s3.amazonaws.com` or a bucket's
+/// `my-bucket.s3.eu-west-1.amazonaws.com`. `host` lowercase, without a trailing dot.
+pub fn is_aws_endpoint(host: &str) -> bool {
+    host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn")
 }
 
 impl HostPattern {

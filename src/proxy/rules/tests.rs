@@ -152,7 +152,8 @@ fn every_mistake_is_refused_naming_its_field() {
         (json!({"env_vars": {"1X": "y"}}), "rules[0].env_vars.1X"),
         (json!({"enabled": "yes"}), "rules[0].enabled"),
         (json!({"name": ""}), "rules[0].name"),
-        (json!({"type": "aws"}), "rules[0].type"),
+        // An aws rule takes no hosts or headers of its own.
+        (json!({"type": "aws"}), "rules[0].match_hosts"),
         (json!({"type": "gcp"}), "rules[0].type"),
         (
             json!({"aws": {"access_key_id": {"type": "opaque", "value": "x"}}}),
@@ -191,4 +192,65 @@ fn a_pattern_is_within_a_secrets_host_when_every_name_of_it_is() {
     assert!(below.is_within("*.openai.com") && below.is_within("*.com"));
     assert!(!below.is_within("api.openai.com") && !below.is_within("*.eu.openai.com"));
     assert_eq!(below.to_string(), "*.openai.com");
+}
+
+#[test]
+fn aws_rules_take_static_keys_from_secrets_only() {
+    let key = |t: &str, v: &str| json!({"type": t, "value": v});
+    let aws = |keys: serde_json::Value| json!({"name": "aws", "type": "aws", "aws": keys});
+    let good = rules(json!({"rules": [aws(json!({
+        "access_key_id": key("workspace_secret", "{AWS_ACCESS_KEY_ID}"),
+        "secret_access_key": key("opaque", "real-secret"),
+    }))]}))
+    .unwrap();
+    let rule = &good.rules[0];
+    let keys = rule.aws.as_ref().unwrap();
+    assert!(matches!(
+        keys.access_key_id,
+        HeaderValue::WorkspaceSecret(_)
+    ));
+    assert_eq!(
+        keys.secret_access_key,
+        HeaderValue::Opaque(Some("real-secret".into()))
+    );
+    assert_eq!(
+        good.secret_names().into_iter().collect::<Vec<_>>(),
+        ["AWS_ACCESS_KEY_ID"]
+    );
+    assert!(good.may_match_host("bedrock-runtime.us-east-1.amazonaws.com"));
+    assert!(!good.may_match_host("amazonaws.com.evil.test"));
+    assert!(good.aws_for("s3.amazonaws.com").is_some());
+
+    let secret = key("workspace_secret", "{K}");
+    for (keys, field, says) in [
+        (
+            json!({"role_arn": "arn:aws:iam::1:role/x"}),
+            "rules[0].aws.role_arn",
+            "IAM roles are not supported",
+        ),
+        (
+            json!({"access_key_id": key("plaintext", "AKID"), "secret_access_key": secret}),
+            "rules[0].aws.access_key_id.type",
+            "never plaintext",
+        ),
+        (
+            json!({"access_key_id": secret}),
+            "rules[0].aws.secret_access_key",
+            "both access_key_id and secret_access_key",
+        ),
+    ] {
+        let e = rules(json!({"rules": [aws(keys)]})).unwrap_err();
+        assert_eq!(e.field, format!("proxy_config.{field}"), "{}", e.message);
+        assert!(e.message.contains(says), "{}", e.message);
+    }
+    let keys = json!({"access_key_id": secret, "secret_access_key": secret});
+    let mut with_hosts = aws(keys.clone());
+    with_hosts["match_hosts"] = json!(["s3.amazonaws.com"]);
+    let e = rules(json!({"rules": [with_hosts]})).unwrap_err();
+    assert_eq!(e.field, "proxy_config.rules[0].match_hosts");
+    let mut second = aws(keys.clone());
+    second["name"] = json!("aws-2");
+    second["enabled"] = json!(false);
+    let e = rules(json!({"rules": [aws(keys), second]})).unwrap_err();
+    assert_eq!(e.field, "proxy_config.rules[1].type");
 }
