@@ -112,7 +112,7 @@ fn rules_are_checked_secrets_must_exist_and_opaque_values_stay_hidden() {
             json!({"match_paths": ["/a/*/b"]}),
             "rules[0].match_paths[0]",
         ),
-        (json!({"type": "aws"}), "rules[0].type"),
+        (json!({"type": "gcp"}), "rules[0].type"),
         // A host the allow list leaves out: the rule could never apply.
         (
             json!({"match_hosts": ["api.example.com", "other.test"]}),
