@@ -12,10 +12,10 @@ use crate::common::upstream;
 use crate::common::{TestServer, image};
 
 mod auth_proxy;
-mod aws;
 mod debian;
 mod forms;
 mod forward_proxy;
+mod providers;
 
 #[test]
 fn http_by_name_follows_access_control_its_updates_and_restarts() {

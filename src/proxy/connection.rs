@@ -35,6 +35,7 @@ use super::sniff::{self, PEEK_LIMIT, Peek};
 use super::upstream::{DialError, Target};
 
 mod intercept;
+mod providers;
 
 /// How long a sandbox may take to send the first bytes the proxy needs on 80 and 443.
 const PEEK_TIMEOUT: Duration = Duration::from_secs(10);

@@ -61,6 +61,8 @@ pub(super) struct Shared {
     pub upstream: UpstreamConfig,
     pub log: EgressLog,
     pub tls: TlsConfigs,
+    /// The server's own HTTP client for gcp rules' token endpoints (same trust as upstreams).
+    pub token_http: reqwest::Client,
 }
 
 enum Event {
@@ -82,7 +84,17 @@ impl Egress {
     /// Start the proxy's task (on the current tokio runtime).
     pub fn start(upstream: UpstreamConfig, log: EgressLog, tls: TlsConfigs) -> Egress {
         let (add, added) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared { upstream, log, tls });
+        let token_http = reqwest::Client::builder()
+            .use_preconfigured_tls((*tls.client_http11).clone())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        let shared = Arc::new(Shared {
+            upstream,
+            log,
+            tls,
+            token_http,
+        });
         tokio::spawn(serve(shared.clone(), added));
         Egress {
             shared,

@@ -12,6 +12,9 @@ use std::collections::HashMap;
 
 use http::{HeaderMap, HeaderValue};
 
+use std::sync::Arc;
+
+use super::gcp_token::TokenSource;
 use super::rules::{Header, Rule, Rules};
 use super::sigv4::AwsCredentials;
 
@@ -24,6 +27,8 @@ pub struct Injection {
     values: HashMap<(String, String), HeaderValue>,
     /// The enabled aws rule's name and keys.
     aws: Option<(String, AwsCredentials)>,
+    /// The enabled gcp rule's name and its service account's tokens.
+    gcp: Option<(String, Arc<TokenSource>)>,
 }
 
 /// Why a rule's header could not be given a value.
@@ -37,6 +42,8 @@ pub enum ResolveError<E> {
     },
     #[error("rule {rule:?}, header {header}: the value is not a valid HTTP header value")]
     Invalid { rule: String, header: String },
+    #[error("rule {rule:?}: {reason}")]
+    Provider { rule: String, reason: String },
 }
 
 impl Injection {
@@ -50,6 +57,7 @@ impl Injection {
         };
         let mut values = HashMap::new();
         let mut aws = None;
+        let mut gcp = None;
         for rule in &rules.rules {
             for header in rule.secret_values() {
                 let text = value_of(rule, &header).map_err(|source| ResolveError::Value {
@@ -57,6 +65,16 @@ impl Injection {
                     header: header.name.clone(),
                     source,
                 })?;
+                if let Some(account) = &rule.gcp {
+                    let source = TokenSource::new(&text, account.scopes.clone()).map_err(|e| {
+                        ResolveError::Provider {
+                            rule: rule.name.clone(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    gcp = Some((rule.name.clone(), Arc::new(source)));
+                    continue;
+                }
                 if rule.aws.is_some() {
                     let keys = aws.get_or_insert_with(|| {
                         (
@@ -82,7 +100,19 @@ impl Injection {
                 values.insert(key(rule, &header), value);
             }
         }
-        Ok(Injection { rules, values, aws })
+        Ok(Injection {
+            rules,
+            values,
+            aws,
+            gcp,
+        })
+    }
+
+    /// The gcp rule's name and token source, when `host` is a Google API and a gcp rule is on.
+    pub fn gcp_for(&self, host: &str) -> Option<(&str, &Arc<TokenSource>)> {
+        let rule = self.rules.gcp_for(host)?;
+        let (name, source) = self.gcp.as_ref()?;
+        (*name == rule.name).then_some((name.as_str(), source))
     }
 
     /// The aws rule's name and keys, when `host` is an AWS endpoint and an aws rule is on.

@@ -24,6 +24,7 @@
 //!   `connection::intercept`, the TLS opened for a host a header rule may match.
 //! * `injection` — a sandbox's header rules with their values resolved, set on requests.
 //! * `sigv4` — aws rules: requests to AWS endpoints re-signed with the real keys.
+//! * `gcp_token` — gcp rules: a service account's OAuth tokens, minted and cached.
 //! * `tls` — the two TLS ends of an opened connection (minted leaf; verified upstream).
 //! * `origin` — the real host of an opened connection as an HTTP/1.1 or HTTP/2 client.
 //! * `replay` — a sandbox's stream with the peeked bytes put back, counting both ways.
@@ -35,6 +36,7 @@ pub mod ca;
 mod connection;
 pub mod dns_stub;
 pub mod egress_log;
+pub mod gcp_token;
 mod hub;
 pub mod injection;
 pub mod names;

@@ -2,9 +2,10 @@
 //! proxy-and-features §1.1–1.3, §1.8): parsed and validated, every error naming its field
 //! (`proxy_config.rules[0].match_hosts[1]`) so the server answers 422.
 //!
-//! Header rules and `aws` rules with static keys are what the local backend supports; IAM
-//! roles, `gcp`, `azure`, relays, rewrites and callbacks are refused with a clear "not
-//! supported by the local backend" rather than stored to do nothing.
+//! Header rules, `aws` rules with static keys and `gcp` rules with a service account key are
+//! what the local backend supports; IAM roles, workload identity, `azure`, relays, rewrites
+//! and callbacks are refused with a clear "not supported by the local backend" rather than
+//! stored to do nothing.
 //!
 //! Choices where the spec leaves room:
 //! * Rule names must be unique (opaque values are carried over by rule and header name).
@@ -48,6 +49,18 @@ pub struct Rule {
     pub env_vars: BTreeMap<String, String>,
     /// A `type: "aws"` rule: requests to AWS endpoints are signed with these keys.
     pub aws: Option<AwsKeys>,
+    /// A `type: "gcp"` rule: requests to Google APIs get a token of this service account.
+    pub gcp: Option<GcpAccount>,
+}
+
+/// The scope a gcp rule without `scopes` asks for.
+pub const DEFAULT_GCP_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+
+/// A gcp rule's service account, as configured (resolved when applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcpAccount {
+    pub service_account_json: HeaderValue,
+    pub scopes: Vec<String>,
 }
 
 /// The static keys of an aws rule, as configured (resolved when applied).
@@ -62,6 +75,10 @@ impl Rule {
     pub fn secret_values(&self) -> Vec<Header> {
         let mut values = self.headers.clone();
         values.extend(self.aws.iter().flat_map(AwsKeys::as_headers));
+        values.extend(self.gcp.iter().map(|gcp| Header {
+            name: "service_account_json".into(),
+            value: gcp.service_account_json.clone(),
+        }));
         values
     }
 }
@@ -149,6 +166,7 @@ impl Rules {
         };
         let mut names = BTreeSet::new();
         let mut aws_seen = false;
+        let mut gcp_seen = false;
         let rules = rules
             .iter()
             .enumerate()
@@ -159,6 +177,12 @@ impl Rules {
                     return Err(error(
                         &format!("{field}.type"),
                         "at most one aws rule per sandbox (disabled ones count)",
+                    ));
+                }
+                if rule.gcp.is_some() && std::mem::replace(&mut gcp_seen, true) {
+                    return Err(error(
+                        &format!("{field}.type"),
+                        "at most one gcp rule per sandbox (disabled ones count)",
                     ));
                 }
                 if !names.insert(rule.name.clone()) {
@@ -216,8 +240,8 @@ fn parse_rule(field: &str, rule: &Value) -> Result<Rule, AccessError> {
         .to_string();
     let kind = string("type")?.unwrap_or("");
     match kind {
-        "" | "header" | "aws" => {}
-        "gcp" | "azure" | "relay" | "rewrite" => {
+        "" | "header" | "aws" | "gcp" => {}
+        "azure" | "relay" | "rewrite" => {
             return Err(error(
                 &at("type"),
                 &format!("{kind} rules are not supported by the local backend yet"),
@@ -225,7 +249,7 @@ fn parse_rule(field: &str, rule: &Value) -> Result<Rule, AccessError> {
         }
         other => return Err(error(&at("type"), &format!("unknown rule type {other:?}"))),
     }
-    for unsupported in ["gcp", "azure", "relay_id", "rewrite"] {
+    for unsupported in ["azure", "relay_id", "rewrite"] {
         if rule.get(unsupported).is_some_and(|v| !v.is_null()) {
             return Err(error(
                 &at(unsupported),
@@ -233,8 +257,13 @@ fn parse_rule(field: &str, rule: &Value) -> Result<Rule, AccessError> {
             ));
         }
     }
-    if kind != "aws" && rule.get("aws").is_some_and(|v| !v.is_null()) {
-        return Err(error(&at("aws"), "only a rule of type \"aws\" takes aws"));
+    for provider in ["aws", "gcp"] {
+        if kind != provider && rule.get(provider).is_some_and(|v| !v.is_null()) {
+            return Err(error(
+                &at(provider),
+                &format!("only a rule of type \"{provider}\" takes {provider}"),
+            ));
+        }
     }
     if let Some(text) = string("description")?
         && text.chars().count() > MAX_DESCRIPTION
@@ -246,7 +275,7 @@ fn parse_rule(field: &str, rule: &Value) -> Result<Rule, AccessError> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(error(&at("enabled"), "must be true or false")),
     };
-    if kind == "aws" {
+    if kind == "aws" || kind == "gcp" {
         for field in ["match_hosts", "match_paths", "match_headers", "headers"] {
             if rule
                 .get(field)
@@ -254,11 +283,18 @@ fn parse_rule(field: &str, rule: &Value) -> Result<Rule, AccessError> {
             {
                 return Err(error(
                     &at(field),
-                    "an aws rule signs requests to AWS endpoints itself: it takes no hosts, \
-                     paths or headers",
+                    &format!(
+                        "a {kind} rule applies to its provider's endpoints itself: it takes no \
+                         hosts, paths or headers"
+                    ),
                 ));
             }
         }
+        let (aws, gcp) = if kind == "aws" {
+            (Some(aws_keys(&at("aws"), rule.get("aws"))?), None)
+        } else {
+            (None, Some(gcp_account(&at("gcp"), rule.get("gcp"))?))
+        };
         return Ok(Rule {
             name,
             enabled,
@@ -267,7 +303,8 @@ fn parse_rule(field: &str, rule: &Value) -> Result<Rule, AccessError> {
             match_headers: Vec::new(),
             headers: Vec::new(),
             env_vars: env_vars(&at("env_vars"), rule.get("env_vars"))?,
-            aws: Some(aws_keys(&at("aws"), rule.get("aws"))?),
+            aws,
+            gcp,
         });
     }
     let list = |name: &str| -> Result<Vec<&str>, AccessError> {
@@ -334,6 +371,81 @@ fn parse_rule(field: &str, rule: &Value) -> Result<Rule, AccessError> {
         headers,
         env_vars,
         aws: None,
+        gcp: None,
+    })
+}
+
+/// A gcp rule's service account key (a `workspace_secret` or `opaque` value, never
+/// plaintext) and scopes (omitted: cloud-platform; an empty list is refused, as the SDK's
+/// helpers refuse it). Workload identity needs LangSmith's own identity and is refused.
+fn gcp_account(field: &str, gcp: Option<&Value>) -> Result<GcpAccount, AccessError> {
+    let Some(gcp) = gcp.and_then(Value::as_object) else {
+        return Err(error(
+            field,
+            "a gcp rule needs gcp: {service_account_json, scopes?}",
+        ));
+    };
+    let at = |name: &str| format!("{field}.{name}");
+    for identity in [
+        "workload_identity_provider",
+        "service_account_email",
+        "subject_scope",
+    ] {
+        if gcp.get(identity).is_some_and(|v| !v.is_null()) {
+            return Err(error(
+                &at(identity),
+                "workload identity is not supported by the local backend: give \
+                 service_account_json (a workspace secret holding the key file) instead",
+            ));
+        }
+    }
+    let key = gcp
+        .get("service_account_json")
+        .filter(|v| !v.is_null())
+        .ok_or_else(|| {
+            error(
+                &at("service_account_json"),
+                "a gcp rule needs the service account's key file",
+            )
+        })?;
+    let service_account_json = match header(
+        &at("service_account_json"),
+        &with_name("service_account_json", key),
+    )?
+    .value
+    {
+        HeaderValue::Plaintext(_) => {
+            return Err(error(
+                &at("service_account_json.type"),
+                "a service account key must be a workspace_secret or opaque value, never \
+                 plaintext",
+            ));
+        }
+        value => value,
+    };
+    let scopes = match gcp.get("scopes") {
+        None | Some(Value::Null) => vec![DEFAULT_GCP_SCOPE.to_string()],
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.as_str()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+                    .map(str::to_string)
+                    .ok_or_else(|| error(&format!("{}[{i}]", at("scopes")), "must be a scope URL"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(error(
+                &at("scopes"),
+                "must be a non-empty list of scopes (omit it for cloud-platform)",
+            ));
+        }
+    };
+    Ok(GcpAccount {
+        service_account_json,
+        scopes,
     })
 }
 

@@ -210,6 +210,9 @@ async fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, ApiErro
         if rule.aws.is_some() {
             set_env(&mut env, &aws_placeholders());
         }
+        if rule.gcp.is_some() {
+            set_env(&mut env, &gcp_placeholders());
+        }
         set_env(&mut env, &rule.env_vars);
     }
     if let Some(vars) = sb.run_config.as_ref().and_then(|r| r.env_vars.as_ref()) {
@@ -262,6 +265,24 @@ fn aws_placeholders() -> std::collections::BTreeMap<String, String> {
         ),
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("AWS_CA_BUNDLE", crate::api::trust::TRUST_STORE),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// What an enabled gcp rule gives the sandbox: a placeholder token for `gcloud` (the proxy
+/// sets the real one) and the trust store holding the egress CA.
+fn gcp_placeholders() -> std::collections::BTreeMap<String, String> {
+    [
+        (
+            "CLOUDSDK_AUTH_ACCESS_TOKEN",
+            "placeholder-the-egress-proxy-sets-the-token",
+        ),
+        (
+            "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+            crate::api::trust::TRUST_STORE,
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

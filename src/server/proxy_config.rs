@@ -213,7 +213,9 @@ fn kept(current: Option<&Value>, rule: &str, name: &str) -> Option<String> {
                 .and_then(Value::as_str)
                 .is_some_and(|n| n.eq_ignore_ascii_case(name))
         });
-    let value = header.or_else(|| rule.get("aws")?.get(name))?;
+    let value = header
+        .or_else(|| rule.get("aws")?.get(name))
+        .or_else(|| rule.get("gcp")?.get(name))?;
     if value.get("type").and_then(Value::as_str) != Some("opaque") {
         return None;
     }
@@ -221,8 +223,8 @@ fn kept(current: Option<&Value>, rule: &str, name: &str) -> Option<String> {
 }
 
 /// Call `f(field, rule name, value name, value)` on every opaque value of `config`'s rules:
-/// each header's (named by the header) and each AWS key's (named `access_key_id` and
-/// `secret_access_key`).
+/// each header's (named by the header), each AWS key's (`access_key_id`,
+/// `secret_access_key`) and a gcp rule's key file (`service_account_json`).
 fn for_each_opaque(
     config: &mut Value,
     mut f: impl FnMut(&str, &str, &str, &mut Map<String, Value>) -> Result<(), ApiError>,
@@ -257,20 +259,25 @@ fn for_each_opaque(
                 )?;
             }
         }
-        if let Some(aws) = rule.get_mut("aws").and_then(Value::as_object_mut) {
-            for key in ["access_key_id", "secret_access_key"] {
-                if let Some(value) = aws
-                    .get_mut(key)
-                    .and_then(Value::as_object_mut)
-                    .filter(|v| is_opaque(v))
-                {
-                    f(
-                        &format!("proxy_config.rules[{i}].aws.{key}"),
-                        &name,
-                        key,
-                        value,
-                    )?;
-                }
+        for (provider, key) in [
+            ("aws", "access_key_id"),
+            ("aws", "secret_access_key"),
+            ("gcp", "service_account_json"),
+        ] {
+            let Some(object) = rule.get_mut(provider).and_then(Value::as_object_mut) else {
+                continue;
+            };
+            if let Some(value) = object
+                .get_mut(key)
+                .and_then(Value::as_object_mut)
+                .filter(|v| is_opaque(v))
+            {
+                f(
+                    &format!("proxy_config.rules[{i}].{provider}.{key}"),
+                    &name,
+                    key,
+                    value,
+                )?;
             }
         }
     }

@@ -1,5 +1,5 @@
 """The official SDK's proxy_config helpers against the local backend: a config made with
-`proxy_config`, `aws_auth`, `workspace_secret` and `opaque_secret` (plus a header rule as a
+`proxy_config`, `aws_auth`, `gcp_auth`, `workspace_secret` and `opaque_secret` (plus a header rule as a
 plain dict) is accepted by `create_sandbox`, and the sandbox is left running for the test
 to drive.
 
@@ -11,6 +11,7 @@ import os
 from langsmith.sandbox import (
     SandboxClient,
     aws_auth,
+    gcp_auth,
     opaque_secret,
     proxy_config,
     workspace_secret,
@@ -25,6 +26,10 @@ def main() -> int:
                 secret_access_key=opaque_secret(os.environ["AWS_SECRET"]),
                 env_vars={"AWS_REGION": "us-east-1"},
             ),
+            gcp_auth(
+                service_account_json=workspace_secret("GCP_SERVICE_ACCOUNT"),
+                scopes=["https://www.googleapis.com/auth/devstorage.read_only"],
+            ),
             {
                 "name": "model",
                 "match_hosts": ["api.example.test"],
@@ -37,7 +42,9 @@ def main() -> int:
                 ],
             },
         ],
-        access_control={"allow_list": ["api.example.test", "*.amazonaws.com"]},
+        access_control={
+            "allow_list": ["api.example.test", "*.amazonaws.com", "*.googleapis.com"]
+        },
     )
     client = SandboxClient()
     sb = client.create_sandbox(

@@ -112,7 +112,7 @@ fn rules_are_checked_secrets_must_exist_and_opaque_values_stay_hidden() {
             json!({"match_paths": ["/a/*/b"]}),
             "rules[0].match_paths[0]",
         ),
-        (json!({"type": "gcp"}), "rules[0].type"),
+        (json!({"type": "azure"}), "rules[0].type"),
         // A host the allow list leaves out: the rule could never apply.
         (
             json!({"match_hosts": ["api.example.com", "other.test"]}),
@@ -134,6 +134,27 @@ fn rules_are_checked_secrets_must_exist_and_opaque_values_stay_hidden() {
     }
     let after = api.call("GET", &format!("{BOXES}/rules"), None);
     assert_eq!(headers(&after.body), shown);
+
+    // A multi-line secret (a key file, say) is fine as a secret but cannot be a header.
+    let r = api.call(
+        "PUT",
+        "/api/v1/workspaces/current/secrets/MULTILINE",
+        Some(json!({"value": "line one\nline two"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut multiline = config(Value::Null);
+    multiline["rules"][0]["headers"][0]["value"] = json!("Bearer {MULTILINE}");
+    let r = api.call(
+        "PATCH",
+        &format!("{BOXES}/rules"),
+        Some(json!({"proxy_config": multiline})),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.to_string().contains("not a valid HTTP header value"),
+        "{}",
+        r.body
+    );
 
     // A secret whose configs name its hosts goes to no other host.
     let r = api.call(

@@ -4,7 +4,8 @@
 //! verified as the sandbox itself would verify it.
 //!
 //! * Every request of a kept-alive connection is matched on its own, against the policy of
-//!   the moment (an update applies to the next request).
+//!   the moment (an update applies to the next request). Where no header rule matches, a
+//!   provider rule may (`providers`: a gcp token, an aws signature).
 //! * A request must be for the host the connection was opened to (`:authority` or `Host`);
 //!   any other gets `421 Misdirected Request`, so no rule is matched for a name the proxy did
 //!   not check.
@@ -20,7 +21,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST, UPGRADE};
 use http::{HeaderMap, HeaderName, Request, Response, StatusCode, Uri, Version};
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
@@ -30,15 +30,15 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::entry;
+use super::providers;
 use crate::api::egress::Decision;
 use crate::proxy::hub::{SandboxEgress, Shared};
 use crate::proxy::origin::{Origin, OriginError, OutBody};
 use crate::proxy::replay::{Counters, Replay};
-use crate::proxy::sigv4::{self, AwsCredentials};
 use crate::proxy::tls::H2;
-use aws_sigv4::http_request::SignableBody;
 
-type Body = BoxBody<Bytes, hyper::Error>;
+/// Answers go back with the same body type requests go out with.
+type Body = OutBody;
 
 /// Headers that belong to one hop, never forwarded (RFC 9110 §7.6.1), plus those HTTP/2
 /// forbids.
@@ -186,21 +186,27 @@ impl Relay {
         let sandbox_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         strip_hop_by_hop(req.headers_mut(), upgrade);
         let authority = authority.unwrap_or_else(|| opened.host.clone());
-        let mut req = req.map(BodyExt::boxed);
-        let mut header_rule = header_rule;
-        if header_rule.is_none()
-            && let Some((rule, keys)) = policy.injection.aws_for(&opened.host)
-        {
-            header_rule = Some(rule.to_string());
-            req = match sign_aws(req, keys, &opened.host, &authority, &path_and_query).await {
-                Ok(req) => req,
-                Err((status, e)) => {
-                    let text = format!("{e}\n");
-                    self.log_request(line, header_rule, status, Some(e));
-                    return text_response(status, text);
-                }
-            };
-        }
+        let req = req.map(BodyExt::boxed);
+        // Provider rules apply where no header rule did.
+        let (header_rule, applied) = match header_rule {
+            Some(rule) => (Some(rule), Ok(req)),
+            None => {
+                let target = (
+                    opened.host.as_str(),
+                    authority.as_str(),
+                    path_and_query.as_str(),
+                );
+                providers::apply(&policy.injection, &opened.shared.token_http, req, target).await
+            }
+        };
+        let req = match applied {
+            Ok(req) => req,
+            Err(refused) => {
+                let text = format!("{}\n", refused.reason);
+                self.log_request(line, header_rule, refused.status, Some(refused.reason));
+                return text_response(refused.status, text);
+            }
+        };
         let sent = self
             .origin
             .send(|http2| to_origin(req, http2, &authority, &path_and_query))
@@ -321,55 +327,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     if !upgrade {
         headers.remove(UPGRADE);
     }
-}
-
-/// `req` signed by an aws rule with `keys`: the body read and hashed when the request does
-/// not declare its hash. On failure, the status to answer and why.
-async fn sign_aws(
-    mut req: Request<OutBody>,
-    keys: &AwsCredentials,
-    host: &str,
-    authority: &str,
-    path_and_query: &str,
-) -> Result<Request<OutBody>, (StatusCode, String)> {
-    let bad = |e: sigv4::SignError| (StatusCode::BAD_REQUEST, format!("aws rule: {e}"));
-    let scope = sigv4::scope(req.headers(), host).map_err(bad)?;
-    let payload = sigv4::payload(req.headers()).map_err(bad)?;
-    if let Ok(value) = authority.parse() {
-        req.headers_mut().insert(HOST, value);
-    }
-    let url = format!("https://{authority}{path_and_query}");
-    let scope = (scope.0.as_str(), scope.1.as_str());
-    let sign = |req: &mut Request<OutBody>, body| {
-        sigv4::sign_request(req, &url, keys, scope, body)
-            .map_err(|e| (StatusCode::BAD_GATEWAY, format!("aws rule: {e}")))
-    };
-    match payload {
-        sigv4::Payload::Hash(hash) => sign(&mut req, SignableBody::Precomputed(hash))?,
-        sigv4::Payload::Unsigned => sign(&mut req, SignableBody::UnsignedPayload)?,
-        sigv4::Payload::ReadBody => {
-            let (parts, body) = req.into_parts();
-            let limited = http_body_util::Limited::new(body, sigv4::MAX_BUFFERED);
-            let bytes = limited.collect().await.map_err(|e| {
-                (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "aws rule: reading the body to sign it: {e} (bodies over {} MiB need \
-                         an x-amz-content-sha256 header)",
-                        sigv4::MAX_BUFFERED >> 20
-                    ),
-                )
-            })?;
-            let bytes = bytes.to_bytes();
-            let mut head = Request::from_parts(parts, ());
-            sigv4::sign_request(&mut head, &url, keys, scope, SignableBody::Bytes(&bytes))
-                .map_err(|e| (StatusCode::BAD_GATEWAY, format!("aws rule: {e}")))?;
-            let (parts, ()) = head.into_parts();
-            let body = Full::new(bytes).map_err(|never| match never {}).boxed();
-            req = Request::from_parts(parts, body);
-        }
-    }
-    Ok(req)
 }
 
 /// `req` in the form the host's protocol wants: HTTP/2 takes the authority in the URI and no

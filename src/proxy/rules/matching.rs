@@ -33,7 +33,8 @@ impl Rules {
         self.rules.iter().any(|r| {
             r.enabled
                 && (r.match_hosts.iter().any(|h| h.matches(&host))
-                    || (r.aws.is_some() && is_aws_endpoint(&host)))
+                    || (r.aws.is_some() && is_aws_endpoint(&host))
+                    || (r.gcp.is_some() && is_google_api(&host)))
         })
     }
 
@@ -45,6 +46,22 @@ impl Rules {
         }
         self.rules.iter().find(|r| r.enabled && r.aws.is_some())
     }
+}
+
+impl Rules {
+    /// The enabled gcp rule, when `host` is a Google API.
+    pub fn gcp_for(&self, host: &str) -> Option<&Rule> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if !is_google_api(&host) {
+            return None;
+        }
+        self.rules.iter().find(|r| r.enabled && r.gcp.is_some())
+    }
+}
+
+/// A Google API: `googleapis.com` and every name below it (not `google.com` hosts).
+pub fn is_google_api(host: &str) -> bool {
+    host == "googleapis.com" || host.ends_with(".googleapis.com")
 }
 
 /// An AWS endpoint: a name under `amazonaws.com` (or `amazonaws.com.cn`), such as

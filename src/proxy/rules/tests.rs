@@ -154,7 +154,7 @@ fn every_mistake_is_refused_naming_its_field() {
         (json!({"name": ""}), "rules[0].name"),
         // An aws rule takes no hosts or headers of its own.
         (json!({"type": "aws"}), "rules[0].match_hosts"),
-        (json!({"type": "gcp"}), "rules[0].type"),
+        (json!({"type": "azure"}), "rules[0].type"),
         (
             json!({"aws": {"access_key_id": {"type": "opaque", "value": "x"}}}),
             "rules[0].aws",
@@ -253,4 +253,40 @@ fn aws_rules_take_static_keys_from_secrets_only() {
     second["enabled"] = json!(false);
     let e = rules(json!({"rules": [aws(keys), second]})).unwrap_err();
     assert_eq!(e.field, "proxy_config.rules[1].type");
+}
+
+#[test]
+fn gcp_rules_take_a_key_file_from_secrets_and_default_their_scope() {
+    let rule =
+        |gcp: serde_json::Value| json!({"rules": [{"name": "gcp", "type": "gcp", "gcp": gcp}]});
+    let key = json!({"type": "workspace_secret", "value": "{GCP_KEY}"});
+    let parsed = rules(rule(json!({"service_account_json": key}))).unwrap();
+    let account = parsed.rules[0].gcp.as_ref().unwrap();
+    assert_eq!(account.scopes, [DEFAULT_GCP_SCOPE]);
+    assert_eq!(
+        parsed.secret_names().into_iter().collect::<Vec<_>>(),
+        ["GCP_KEY"]
+    );
+    assert!(
+        parsed.may_match_host("storage.googleapis.com") && parsed.may_match_host("googleapis.com")
+    );
+    assert!(!parsed.may_match_host("www.google.com"));
+    for (gcp, field) in [
+        (
+            json!({"service_account_json": key, "scopes": []}),
+            "rules[0].gcp.scopes",
+        ),
+        (
+            json!({"service_account_json": {"type": "plaintext", "value": "{}"}}),
+            "rules[0].gcp.service_account_json.type",
+        ),
+        (
+            json!({"workload_identity_provider": "//iam.googleapis.com/x"}),
+            "rules[0].gcp.workload_identity_provider",
+        ),
+        (json!({}), "rules[0].gcp.service_account_json"),
+    ] {
+        let e = rules(rule(gcp)).unwrap_err();
+        assert_eq!(e.field, format!("proxy_config.{field}"), "{}", e.message);
+    }
 }

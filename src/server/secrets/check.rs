@@ -4,8 +4,9 @@
 //! * A key is an environment-variable-like name: a letter or `_`, then letters, digits and
 //!   `_`, at most 128 bytes. Keys are referred to as `{NAME}` in header templates, so they
 //!   must not need escaping there.
-//! * A value is 1 byte to 64 KiB of UTF-8 without NUL or line breaks (it goes into HTTP
-//!   headers, which cannot carry them).
+//! * A value is 1 byte to 64 KiB of UTF-8 without NUL. Line breaks are allowed (a service
+//!   account's key file has them); a value a header rule puts in a header must be one line,
+//!   which is checked when the rule is applied.
 //! * A config host is an exact host name or `*.domain` (`api::host`); its header name an
 //!   HTTP token; its template must contain `{value}`.
 
@@ -41,8 +42,8 @@ pub fn value(field: &str, value: &str) -> Result<(), ApiError> {
         "must not be empty"
     } else if value.len() > MAX_VALUE {
         "is longer than 64 KiB"
-    } else if value.contains(['\0', '\r', '\n']) {
-        "must not contain NUL or line breaks (it is sent in an HTTP header)"
+    } else if value.contains('\0') {
+        "must not contain NUL"
     } else {
         return Ok(());
     };
