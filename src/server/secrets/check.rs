@@ -161,9 +161,11 @@ mod tests {
     }
 
     #[test]
-    fn values_fit_in_a_header() {
-        assert!(value("value", "sk-123").is_ok());
-        for bad in ["", "a\nb", "a\rb", "a\0b"] {
+    fn values_are_non_empty_bounded_and_without_nul() {
+        for good in ["sk-123", "{\n  \"type\": \"service_account\"\n}\r\n"] {
+            assert!(value("value", good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "a\0b"] {
             assert!(value("value", bad).is_err(), "{bad:?}");
         }
         assert!(value("value", &"x".repeat(MAX_VALUE + 1)).is_err());
