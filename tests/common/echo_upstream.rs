@@ -63,6 +63,9 @@ impl EchoUpstream {
                     let Ok((tcp, _)) = listener.accept().await else {
                         continue;
                     };
+                    // As real servers do: without it, Nagle's algorithm against delayed ACKs
+                    // adds tens of milliseconds to some answers and swamps what is measured.
+                    let _ = tcp.set_nodelay(true);
                     let acceptor = acceptor.clone();
                     tokio::spawn(async move {
                         let Ok(tls) = acceptor.accept(tcp).await else {
