@@ -51,6 +51,29 @@ fn malformed_bodies_get_json_4xx_errors() {
     let body: serde_json::Value = resp.json().unwrap();
     assert_eq!(body["detail"][0]["type"], "value_error", "{body}");
 
+    // A JSON array is not an object, though serde would read a struct's fields from one:
+    // refused, and nothing is created (not even the default snapshot's build).
+    for body in [
+        json!([]),
+        json!(["name", "some-snapshot"]),
+        json!("x"),
+        json!(3),
+    ] {
+        let r = api.call("POST", "/api/v2/sandboxes/boxes", Some(body.clone()));
+        assert_eq!(r.status, 422, "{body}: {}", r.body);
+        assert!(
+            r.body.to_string().contains("must be a JSON object"),
+            "{body}: {}",
+            r.body
+        );
+    }
+    let r = api.call("PATCH", "/api/v2/sandboxes/boxes/name", Some(json!([])));
+    assert_eq!(r.status, 422, "{}", r.body);
+    let listed = api.call("GET", "/api/v2/sandboxes/boxes", None);
+    assert_eq!(listed.body["sandboxes"], json!([]), "{}", listed.body);
+    let snapshots = api.call("GET", "/api/v2/sandboxes/snapshots", None);
+    assert_eq!(snapshots.body["snapshots"], json!([]), "{}", snapshots.body);
+
     // A size as a string is a validation error naming the field.
     let r = api.call(
         "POST",
