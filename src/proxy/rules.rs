@@ -399,30 +399,13 @@ fn gcp_account(field: &str, gcp: Option<&Value>) -> Result<GcpAccount, AccessErr
             ));
         }
     }
-    let key = gcp
-        .get("service_account_json")
-        .filter(|v| !v.is_null())
-        .ok_or_else(|| {
-            error(
-                &at("service_account_json"),
-                "a gcp rule needs the service account's key file",
-            )
-        })?;
-    let service_account_json = match header(
-        &at("service_account_json"),
-        &with_name("service_account_json", key),
-    )?
-    .value
-    {
-        HeaderValue::Plaintext(_) => {
-            return Err(error(
-                &at("service_account_json.type"),
-                "a service account key must be a workspace_secret or opaque value, never \
-                 plaintext",
-            ));
-        }
-        value => value,
-    };
+    let service_account_json = secret_value(
+        gcp,
+        field,
+        "service_account_json",
+        "a gcp rule needs the service account's key file",
+        "a service account key must be a workspace_secret or opaque value, never plaintext",
+    )?;
     let scopes = match gcp.get("scopes") {
         None | Some(Value::Null) => vec![DEFAULT_GCP_SCOPE.to_string()],
         Some(Value::Array(items)) if !items.is_empty() => items
@@ -473,21 +456,14 @@ fn aws_keys(field: &str, aws: Option<&Value>) -> Result<AwsKeys, AccessError> {
             ));
         }
     }
-    let key = |name: &str| -> Result<HeaderValue, AccessError> {
-        let value = aws.get(name).filter(|v| !v.is_null()).ok_or_else(|| {
-            error(
-                &at(name),
-                "static AWS keys need both access_key_id and secret_access_key",
-            )
-        })?;
-        let parsed = header(&at(name), &with_name(name, value))?;
-        match parsed.value {
-            HeaderValue::Plaintext(_) => Err(error(
-                &at(&format!("{name}.type")),
-                "AWS keys must be workspace_secret or opaque values, never plaintext",
-            )),
-            value => Ok(value),
-        }
+    let key = |name: &str| {
+        secret_value(
+            aws,
+            field,
+            name,
+            "static AWS keys need both access_key_id and secret_access_key",
+            "AWS keys must be workspace_secret or opaque values, never plaintext",
+        )
     };
     Ok(AwsKeys {
         access_key_id: key("access_key_id")?,
@@ -495,13 +471,30 @@ fn aws_keys(field: &str, aws: Option<&Value>) -> Result<AwsKeys, AccessError> {
     })
 }
 
-/// A secret value object (`{type, value}`) with a header name, so it parses like a header.
-fn with_name(name: &str, value: &Value) -> Value {
-    let mut value = value.clone();
+/// The secret value object (`{type, value}`) `name` of a provider's settings `provider`
+/// (at `field`), parsed like a header's value: `workspace_secret` or `opaque`; `missing`
+/// and `plaintext` say what is wrong when it is absent or plaintext.
+fn secret_value(
+    provider: &serde_json::Map<String, Value>,
+    field: &str,
+    name: &str,
+    missing: &str,
+    plaintext: &str,
+) -> Result<HeaderValue, AccessError> {
+    let at = format!("{field}.{name}");
+    let mut value = provider
+        .get(name)
+        .filter(|v| !v.is_null())
+        .ok_or_else(|| error(&at, missing))?
+        .clone();
+    // With a name it parses like a header.
     if let Some(object) = value.as_object_mut() {
         object.insert("name".into(), Value::String(name.into()));
     }
-    value
+    match header(&at, &value)?.value {
+        HeaderValue::Plaintext(_) => Err(error(&format!("{at}.type"), plaintext)),
+        value => Ok(value),
+    }
 }
 
 fn host_pattern(text: &str) -> Result<HostPattern, String> {
