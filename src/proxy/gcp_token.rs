@@ -42,10 +42,15 @@ struct TokenAnswer {
 /// Why a key file is unusable or a token could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("the service account key is not a key file: {0}")]
-    KeyFile(String),
-    #[error("the service account's private key is unusable: {0}")]
-    Key(String),
+    // Neither carries the parser's own words: serde and the PEM reader may quote the
+    // text they stopped at, which is part of the key.
+    #[error(
+        "the service account key is not a key file (a JSON object with client_email and \
+         private_key, as the cloud console downloads it)"
+    )]
+    KeyFile,
+    #[error("the service account's private_key is not an RSA private key in PEM form")]
+    Key,
     #[error("asking {uri} for a token: {reason}")]
     Exchange { uri: String, reason: String },
 }
@@ -70,10 +75,9 @@ impl TokenSource {
     /// The source for the key file `key_json` (checked now, so a bad key is refused when the
     /// configuration is applied rather than on the sandbox's first request).
     pub fn new(key_json: &str, scopes: Vec<String>) -> Result<TokenSource, TokenError> {
-        let file: KeyFile =
-            serde_json::from_str(key_json).map_err(|e| TokenError::KeyFile(e.to_string()))?;
+        let file: KeyFile = serde_json::from_str(key_json).map_err(|_| TokenError::KeyFile)?;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(file.private_key.as_bytes())
-            .map_err(|e| TokenError::Key(e.to_string()))?;
+            .map_err(|_| TokenError::Key)?;
         Ok(TokenSource {
             client_email: file.client_email,
             key,
@@ -119,7 +123,7 @@ impl TokenSource {
             &claims,
             &self.key,
         )
-        .map_err(|e| TokenError::Key(e.to_string()))?;
+        .map_err(|_| failed("signing the assertion with the account's key failed".into()))?;
         let encode = |v: &str| {
             percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
         };
@@ -142,8 +146,29 @@ impl TokenSource {
             let text = response.text().await.unwrap_or_default();
             return Err(failed(format!("{status}: {}", text.trim())));
         }
-        let answer: TokenAnswer = response.json().await.map_err(|e| failed(e.to_string()))?;
+        // A fixed message: the parser's would quote the answer, which may hold a token.
+        let answer: TokenAnswer = response.json().await.map_err(|_| {
+            failed("the answer is not a token (JSON with access_token and expires_in)".into())
+        })?;
         let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(LIFETIME_S));
         Ok((answer.access_token, lifetime))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_key_file_is_refused_without_quoting_it() {
+        for key_json in [
+            r#""MARK-not-a-key-file""#,
+            r#"{"client_email": "a@b.test", "private_key": "MARK-not-pem"}"#,
+            r#"{"client_email": 7, "private_key": "MARK"}"#,
+        ] {
+            let refused = TokenSource::new(key_json, vec![]).unwrap_err().to_string();
+            assert!(!refused.contains("MARK"), "{refused}");
+            assert!(refused.contains("service account"), "{refused}");
+        }
     }
 }

@@ -43,6 +43,8 @@ pub(super) struct SandboxEgress {
     pub id: String,
     pub policy: RwLock<Arc<Policy>>,
     pub names: Mutex<NamePool>,
+    /// Bytes its aws rule may hold read to sign them, across all its requests.
+    pub signing_budget: Arc<tokio::sync::Semaphore>,
     dns: Arc<UdpSocket>,
     stop: CancellationToken,
 }
@@ -123,6 +125,9 @@ impl Egress {
             id: id.to_string(),
             policy: RwLock::new(Arc::new(policy)),
             names: Mutex::new(NamePool::new()),
+            signing_budget: Arc::new(tokio::sync::Semaphore::new(
+                crate::proxy::sigv4::SIGNING_BUDGET,
+            )),
             dns: dns.clone(),
             stop: CancellationToken::new(),
         });

@@ -76,6 +76,15 @@ impl Injection {
                     continue;
                 }
                 if rule.aws.is_some() {
+                    // The key id goes into the Authorization header the signer builds (which
+                    // must not fail on a request), and neither key is anything but one line
+                    // of printable text: checked here, refused with the configuration.
+                    if HeaderValue::from_str(&text).is_err() || text.trim().is_empty() {
+                        return Err(ResolveError::Provider {
+                            rule: rule.name.clone(),
+                            reason: format!("{} must be one line of printable text", header.name),
+                        });
+                    }
                     let keys = aws.get_or_insert_with(|| {
                         (
                             rule.name.clone(),
@@ -209,5 +218,29 @@ mod tests {
         );
         let invalid = Injection::resolve(rules(), |_, _| Ok::<_, String>("a\nb".into()));
         assert!(matches!(invalid, Err(ResolveError::Invalid { .. })));
+    }
+
+    #[test]
+    fn aws_keys_that_could_not_be_signed_with_are_refused() {
+        let aws = Rules::from_proxy_config(Some(&json!({"rules": [
+            {"name": "aws", "type": "aws", "aws": {
+                "access_key_id": {"type": "workspace_secret", "value": "{ID}"},
+                "secret_access_key": {"type": "workspace_secret", "value": "{KEY}"}}},
+        ]})))
+        .unwrap();
+        for bad in ["AKID\nSECOND-LINE", "", "tab\tand\u{7f}"] {
+            let refused = Injection::resolve(aws.clone(), |_, h| match h.name.as_str() {
+                "access_key_id" => Ok::<_, String>(bad.into()),
+                _ => Ok("secret".into()),
+            })
+            .unwrap_err()
+            .to_string();
+            assert_eq!(
+                refused,
+                "rule \"aws\": access_key_id must be one line of printable text"
+            );
+        }
+        let signed = Injection::resolve(aws, |_, _| Ok::<_, String>("AKIDOK".into())).unwrap();
+        assert!(signed.aws_for("s3.amazonaws.com").is_some());
     }
 }

@@ -81,7 +81,27 @@ impl Rule {
         }));
         values
     }
+
+    /// Every host the rule's values may be sent to: its `match_hosts`, and for a provider
+    /// rule every endpoint of its provider (all AWS endpoints, all Google APIs), since those
+    /// rules apply by provider rather than by host. A workspace secret limited to some hosts
+    /// must cover all of them.
+    pub fn destinations(&self) -> Vec<HostPattern> {
+        let mut hosts = self.match_hosts.clone();
+        if self.aws.is_some() {
+            hosts.extend(AWS_DOMAINS.map(|d| HostPattern::Below(d.into())));
+        }
+        if self.gcp.is_some() {
+            hosts.push(HostPattern::Below(GOOGLE_API_DOMAIN.into()));
+        }
+        hosts
+    }
 }
+
+/// The domains whose subdomains are AWS endpoints (an endpoint is any name below one).
+pub const AWS_DOMAINS: [&str; 2] = ["amazonaws.com", "amazonaws.com.cn"];
+/// The domain whose subdomains are Google APIs (an API is any name below it).
+pub const GOOGLE_API_DOMAIN: &str = "googleapis.com";
 
 impl AwsKeys {
     /// The keys as headers named `access_key_id` and `secret_access_key`: how values are

@@ -7,8 +7,9 @@
 //! unsigned request gets them from the endpoint's name (`SERVICE.REGION.amazonaws.com`, or
 //! `SERVICE.amazonaws.com` for a global one in `us-east-1`). The proxy sets no region of its
 //! own. The payload hash is the request's `x-amz-content-sha256` when it has one (S3), else
-//! the body is read (up to [`MAX_BUFFERED`]) and hashed. Chunk-signed uploads
-//! (`STREAMING-…`) cannot be re-signed: each chunk's signature chains to the sandbox's.
+//! the body is read (up to [`MAX_BUFFERED`], and [`SIGNING_BUDGET`] across a sandbox's
+//! requests) and hashed. Chunk-signed uploads (`STREAMING-…`) cannot be re-signed: each
+//! chunk's signature chains to the sandbox's.
 
 use std::time::SystemTime;
 
@@ -22,6 +23,8 @@ use http::{HeaderMap, Request};
 
 /// The largest body read to hash it for a signature.
 pub const MAX_BUFFERED: usize = 32 << 20;
+/// The bytes of bodies read to sign them that one sandbox's requests may hold at once.
+pub const SIGNING_BUDGET: usize = 2 * MAX_BUFFERED;
 
 /// Headers of the sandbox's own signature, dropped before signing.
 const DROPPED: [&str; 3] = ["authorization", "x-amz-date", "x-amz-security-token"];

@@ -214,7 +214,7 @@ pub async fn update(
     let (prepared, policy) = match &req.proxy_config {
         Some(new) => {
             let current = find(&state, &name).await?;
-            let stored = proxy_config::prepare(&state, new, current.proxy_config.as_ref()).await?;
+            let stored = proxy_config::prepare(&state, new, current.proxy_config.as_ref())?;
             let policy = proxy_config::policy(&state, Some(&stored)).await?;
             (Some(stored), Some(policy))
         }

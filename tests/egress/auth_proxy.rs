@@ -135,6 +135,19 @@ fn code_in_a_sandbox_calls_a_model_api_without_a_key_and_the_host_adds_it() {
         );
         assert!(out.ends_with("conns=0"), "{version}: not kept alive: {out}");
     }
+    // A `Connection` header naming the rule's header (hop-by-hop, so dropped on the way)
+    // does not take off the header the rule sets.
+    let out = api.exec(
+        &sb,
+        &format!(
+            "curl -sS --http1.1 -H 'Connection: authorization' \
+             -H 'Authorization: Bearer placeholder' https://{HOST}/v1/models"
+        ),
+    );
+    assert_eq!(
+        seen(ok(&out), "authorization"),
+        [format!("Bearer {first_key}")]
+    );
 
     // Python requests and Node's fetch validate the opened TLS through the bundle variables.
     let python = api.exec(
@@ -360,7 +373,7 @@ print(s.recv(4).decode())
     let start = Cli::new(&server).args(&["sandbox", "start", "agent"]).run();
     assert_ne!(start.code, 0);
     assert!(
-        start.stderr.contains("OPENAI_API_KEY no longer exists"),
+        start.stderr.contains("OPENAI_API_KEY does not exist"),
         "{}",
         start.stderr
     );

@@ -143,6 +143,26 @@ fn the_sdk_helpers_config_signs_aws_requests_and_mints_gcp_tokens_on_the_host() 
         ),
     );
 
+    // Bodies read to sign them: one declared over the limit is refused before it is read;
+    // unsized ones (more than the sandbox's budget holds at once) wait their turn and all go.
+    let large = api.exec(
+        &sb,
+        &format!(
+            "curl -sS --http1.1 -o /dev/null -w '%{{http_code}}' -X PUT \
+             -H 'Content-Length: 40000000' --data-binary x https://{S3}/bucket/big"
+        ),
+    );
+    assert_eq!(ok(&large), "413");
+    let chunked = api.exec(
+        &sb,
+        &format!(
+            "for i in 1 2 3 4; do curl -sS --http1.1 -o /dev/null -w '%{{http_code}}\\n' \
+             -X PUT -H 'Transfer-Encoding: chunked' --data-binary body$i \
+             https://{S3}/bucket/chunked$i & done; wait"
+        ),
+    );
+    assert_eq!(ok(&chunked).lines().collect::<Vec<_>>(), ["200"; 4]);
+
     // Google APIs: the host's token, minted once and reused; the sandbox has a placeholder.
     let gcloud_env = api.exec(&sb, "echo $CLOUDSDK_AUTH_ACCESS_TOKEN");
     assert!(ok(&gcloud_env).starts_with("placeholder"), "{gcloud_env:?}");

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::api::Api;
+use crate::common::api::{Api, Reply};
 use crate::common::process::assert_not_on_disk;
 use crate::common::{TestServer, image};
 
@@ -25,6 +25,18 @@ fn config(opaque: Value) -> Value {
     }], "access_control": {"allow_list": ["api.example.com", "*.example.com"]}})
 }
 
+/// Create `name` with `proxy_config`, without waiting for it to boot.
+fn create(api: &Api, snapshot: &str, name: &str, proxy_config: Value) -> Reply {
+    api.call(
+        "POST",
+        BOXES,
+        Some(
+            json!({"name": name, "snapshot_id": snapshot, "proxy_config": proxy_config,
+                    "wait_for_ready": false}),
+        ),
+    )
+}
+
 fn headers(sb: &Value) -> Vec<Value> {
     sb["proxy_config"]["rules"][0]["headers"]
         .as_array()
@@ -37,16 +49,7 @@ fn rules_are_checked_secrets_must_exist_and_opaque_values_stay_hidden() {
     let server = TestServer::start();
     let api = Api::new(&server);
     let snapshot = api.ready_snapshot("rules", image::tiny(), 64 << 20);
-    let create = |name: &str, proxy_config: Value| {
-        api.call(
-            "POST",
-            BOXES,
-            Some(
-                json!({"name": name, "snapshot_id": snapshot, "proxy_config": proxy_config,
-                        "wait_for_ready": false}),
-            ),
-        )
-    };
+    let create = |name: &str, proxy_config: Value| create(&api, &snapshot, name, proxy_config);
 
     // The secret a template names must exist first; nothing is created meanwhile.
     let r = create("rules", config(json!(OPAQUE)));
@@ -211,4 +214,115 @@ fn rules_are_checked_secrets_must_exist_and_opaque_values_stay_hidden() {
     // The opaque value is nowhere in clear on disk.
     assert_not_on_disk(&server.state_dir, OPAQUE);
     api.delete_sandbox("rules");
+}
+
+/// A workspace secret whose `configs` name hosts goes to no other: through header rules and
+/// through provider rules (which send keys to every endpoint of their provider), checked
+/// on create, on update and again on start (its hosts may have changed since). Opaque
+/// keys stay in the kind of rule they were given to, and keys that could not be used are
+/// refused with the configuration, never quoted back.
+#[test]
+fn secrets_go_only_where_their_hosts_allow_and_keys_stay_in_their_place() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let snapshot = api.ready_snapshot("limits", image::tiny(), 64 << 20);
+    let put_secret = |key: &str, value: &str, hosts: &[&str]| {
+        let configs: Vec<Value> = hosts.iter().map(|h| json!({"host_pattern": h})).collect();
+        let r = api.call(
+            "PUT",
+            &format!("/api/v1/workspaces/current/secrets/{key}"),
+            Some(json!({"value": value, "configs": configs})),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    let create = |name: &str, proxy_config: Value| create(&api, &snapshot, name, proxy_config);
+    let refused = |r: Reply, says: &[&str]| {
+        assert_eq!(r.status, 422, "{}", r.body);
+        for text in says {
+            assert!(r.body.to_string().contains(text), "{text}: {}", r.body);
+        }
+    };
+    let aws = |id: &str| {
+        json!({"rules": [{"name": "cloud", "type": "aws", "aws": {
+            "access_key_id": {"type": "workspace_secret", "value": id},
+            "secret_access_key": {"type": "opaque", "value": "aws-secret-5e0b"}}}]})
+    };
+
+    // An aws rule signs for every AWS endpoint: a secret limited to some of them is refused.
+    put_secret("AWS_ID", "AKIDLIMITED", &["*.amazonaws.com"]);
+    refused(
+        create("cloud", aws("{AWS_ID}")),
+        &[
+            "rules[0].aws",
+            "AWS_ID may only be sent to *.amazonaws.com; *.amazonaws.com.cn is not",
+        ],
+    );
+    assert_eq!(api.call("GET", &format!("{BOXES}/cloud"), None).status, 404);
+    put_secret(
+        "AWS_ID",
+        "AKIDLIMITED",
+        &["*.amazonaws.com", "*.amazonaws.com.cn"],
+    );
+    let r = create("cloud", aws("{AWS_ID}"));
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // A key id the signer would put in a header must be one line.
+    put_secret("AWS_MULTILINE", "AKID\nSECOND-LINE", &[]);
+    refused(
+        create("multiline", aws("{AWS_MULTILINE}")),
+        &["access_key_id must be one line of printable text"],
+    );
+
+    // The aws rule's opaque key cannot be kept by a header of the same rule and name, which
+    // would send it to another host.
+    let into_header = json!({"rules": [{"name": "cloud", "match_hosts": ["api.example.com"],
+        "headers": [{"name": "secret_access_key", "type": "opaque"}]}]});
+    refused(
+        api.call(
+            "PATCH",
+            &format!("{BOXES}/cloud"),
+            Some(json!({"proxy_config": into_header})),
+        ),
+        &["rules[0].headers[0].value", "no stored value to keep"],
+    );
+
+    // A key file that is not one is refused without being quoted.
+    let gcp = json!({"rules": [{"name": "gcloud", "type": "gcp", "gcp": {
+        "service_account_json": {"type": "opaque", "value": "\"not-a-key-3f9a\""}}}]});
+    let r = create("gcloud", gcp);
+    assert!(!r.body.to_string().contains("3f9a"), "{}", r.body);
+    refused(r, &["service account key is not a key file"]);
+
+    // A secret's hosts are checked again when a configuration is applied: narrowed after
+    // the sandbox was made, its start and its update are refused.
+    put_secret("LIMITED", "limited-value-77", &[]);
+    let mut header_rule = config(json!("x"));
+    header_rule["rules"][0]["match_hosts"] = json!(["api.example.com"]);
+    header_rule["rules"][0]["headers"][0]["value"] = json!("Bearer {LIMITED}");
+    api.ready_sandbox(
+        "narrowed",
+        &snapshot,
+        json!({"proxy_config": header_rule.clone()}),
+    );
+    put_secret("LIMITED", "limited-value-77", &["other.example.com"]);
+    let r = api.call("POST", &format!("{BOXES}/narrowed/stop"), None);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let narrowed = ["LIMITED may only be sent to other.example.com; api.example.com is not"];
+    refused(
+        api.call("POST", &format!("{BOXES}/narrowed/start"), None),
+        &narrowed,
+    );
+    let r = api.call("GET", &format!("{BOXES}/narrowed"), None);
+    assert_eq!(r.body["status"], "stopped", "{}", r.body);
+    refused(
+        api.call(
+            "PATCH",
+            &format!("{BOXES}/narrowed"),
+            Some(json!({"proxy_config": header_rule})),
+        ),
+        &narrowed,
+    );
+    api.delete_sandbox("narrowed");
+    api.delete_sandbox("cloud");
+    assert_not_on_disk(&server.state_dir, "aws-secret-5e0b");
 }

@@ -177,14 +177,16 @@ impl Relay {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_string();
+        let upgrade = !self.http2 && req.headers().contains_key(UPGRADE);
+        let sandbox_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        // This hop's headers go before the rules apply: a `Connection` header naming
+        // `authorization` would otherwise drop the header a rule just set.
+        strip_hop_by_hop(req.headers_mut(), upgrade);
         let policy = opened.sandbox.policy();
         let header_rule = policy
             .injection
             .apply(&opened.host, &path_and_query, req.headers_mut())
             .map(str::to_string);
-        let upgrade = !self.http2 && req.headers().contains_key(UPGRADE);
-        let sandbox_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        strip_hop_by_hop(req.headers_mut(), upgrade);
         let authority = authority.unwrap_or_else(|| opened.host.clone());
         let req = req.map(BodyExt::boxed);
         // Provider rules apply where no header rule did.
@@ -196,7 +198,12 @@ impl Relay {
                     authority.as_str(),
                     path_and_query.as_str(),
                 );
-                providers::apply(&policy.injection, &opened.shared.token_http, req, target).await
+                let providers = providers::Providers {
+                    injection: &policy.injection,
+                    token_http: &opened.shared.token_http,
+                    signing_budget: &opened.sandbox.signing_budget,
+                };
+                providers::apply(providers, req, target).await
             }
         };
         let req = match applied {

@@ -59,16 +59,19 @@ impl Rules {
     }
 }
 
-/// A Google API: `googleapis.com` and every name below it (not `google.com` hosts).
+/// A Google API: every name below `googleapis.com` (not `google.com` hosts, and not the
+/// bare domain, which serves no API), such as `storage.googleapis.com`.
 pub fn is_google_api(host: &str) -> bool {
-    host == "googleapis.com" || host.ends_with(".googleapis.com")
+    HostPattern::Below(super::GOOGLE_API_DOMAIN.into()).matches(host)
 }
 
 /// An AWS endpoint: a name under `amazonaws.com` (or `amazonaws.com.cn`), such as
 /// `bedrock-runtime.us-east-1.amazonaws.com`, `s3.amazonaws.com` or a bucket's
 /// `my-bucket.s3.eu-west-1.amazonaws.com`. `host` lowercase, without a trailing dot.
 pub fn is_aws_endpoint(host: &str) -> bool {
-    host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn")
+    super::AWS_DOMAINS
+        .iter()
+        .any(|domain| HostPattern::Below((*domain).into()).matches(host))
 }
 
 impl HostPattern {

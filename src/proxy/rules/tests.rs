@@ -220,6 +220,14 @@ fn aws_rules_take_static_keys_from_secrets_only() {
     assert!(good.may_match_host("bedrock-runtime.us-east-1.amazonaws.com"));
     assert!(!good.may_match_host("amazonaws.com.evil.test"));
     assert!(good.aws_for("s3.amazonaws.com").is_some());
+    assert!(good.aws_for("amazonaws.com").is_none());
+    assert_eq!(
+        rule.destinations(),
+        [
+            HostPattern::Below("amazonaws.com".into()),
+            HostPattern::Below("amazonaws.com.cn".into())
+        ]
+    );
 
     let secret = key("workspace_secret", "{K}");
     for (keys, field, says) in [
@@ -267,10 +275,13 @@ fn gcp_rules_take_a_key_file_from_secrets_and_default_their_scope() {
         parsed.secret_names().into_iter().collect::<Vec<_>>(),
         ["GCP_KEY"]
     );
-    assert!(
-        parsed.may_match_host("storage.googleapis.com") && parsed.may_match_host("googleapis.com")
-    );
-    assert!(!parsed.may_match_host("www.google.com"));
+    assert!(parsed.may_match_host("storage.googleapis.com"));
+    assert!(!parsed.may_match_host("googleapis.com") && !parsed.may_match_host("www.google.com"));
+    // A secret limited to some hosts must cover every Google API the rule sends its key to.
+    let destinations = parsed.rules[0].destinations();
+    assert_eq!(destinations, [HostPattern::Below("googleapis.com".into())]);
+    assert!(destinations[0].is_within("*.googleapis.com"));
+    assert!(!destinations[0].is_within("storage.googleapis.com"));
     for (gcp, field) in [
         (
             json!({"service_account_json": key, "scopes": []}),

@@ -31,7 +31,13 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Sandbox>), ApiError> {
     let settings = Settings::of(&req)?;
     let proxy_config = match &req.proxy_config {
-        Some(config) => Some(proxy_config::prepare(&state, config, None).await?),
+        Some(config) => {
+            let stored = proxy_config::prepare(&state, config, None)?;
+            // Applied now too (and again at boot): a missing secret, or one its hosts keep
+            // from a rule, is a 422 before anything is created.
+            proxy_config::policy(&state, Some(&stored)).await?;
+            Some(stored)
+        }
         None => None,
     };
     let (snap, default_build) = bootable_snapshot(&state, &req).await?;

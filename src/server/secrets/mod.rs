@@ -25,7 +25,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use self::store::SecretRow;
+pub use self::store::SecretRow;
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::state::{AppState, now};
