@@ -14,6 +14,7 @@
 //! waiting uses `sigtimedwait` on SIGCHLD, and a termination signal stays pending for the
 //! supervisor. The children get an empty signal mask from `std::process::Command`.
 
+use super::log::agent_log;
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -76,7 +77,7 @@ pub fn run_one(hook: &Path, limit: Duration) -> Option<Child> {
     {
         Ok(child) => child,
         Err(e) => {
-            eprintln!("langsmith agent: boot hook {name}: cannot start it: {e}");
+            agent_log!("boot hook {name}: cannot start it: {e}");
             return None;
         }
     };
@@ -85,19 +86,19 @@ pub fn run_one(hook: &Path, limit: Duration) -> Option<Child> {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return None,
             Ok(Some(status)) => {
-                eprintln!("langsmith agent: boot hook {name} failed ({status})");
+                agent_log!("boot hook {name} failed ({status})");
                 return None;
             }
             Ok(None) => {}
             Err(e) => {
-                eprintln!("langsmith agent: boot hook {name}: {e}");
+                agent_log!("boot hook {name}: {e}");
                 return None;
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            eprintln!(
-                "langsmith agent: boot hook {name} still runs after {}s; booting without waiting",
+            agent_log!(
+                "boot hook {name} still runs after {}s; booting without waiting",
                 limit.as_secs()
             );
             return Some(child);

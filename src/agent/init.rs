@@ -9,6 +9,7 @@
 //! runs the image's boot hooks (`boot_hooks`), once per boot: a restarted server does not run
 //! them again.
 
+use super::log::agent_log;
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -38,7 +39,16 @@ pub fn become_init_if_pid1() -> anyhow::Result<Option<i32>> {
         let started = Instant::now();
         // SAFETY: PID 1 never starts a thread (the tokio runtime is built in the child after
         // this returns), so the child may run arbitrary code after fork.
-        match unsafe { fork() }? {
+        let forked = match unsafe { fork() } {
+            Ok(forked) => forked,
+            // PID 1 never gives up on its own: its exit would end the sandbox.
+            Err(e) => {
+                agent_log!("cannot start the data-plane server ({e}); trying again");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        match forked {
             ForkResult::Child => {
                 previous.thread_set_mask()?;
                 return Ok(None);
@@ -46,9 +56,7 @@ pub fn become_init_if_pid1() -> anyhow::Result<Option<i32>> {
             ForkResult::Parent { child } => match supervise(child, &handled) {
                 Ended::ShutDown(code) => return Ok(Some(code)),
                 Ended::Died(code) => {
-                    eprintln!(
-                        "langsmith agent: the data-plane server exited ({code}); restarting it"
-                    );
+                    agent_log!("the data-plane server exited ({code}); restarting it");
                     // A server that cannot even start must not make PID 1 spin.
                     if started.elapsed() < Duration::from_secs(1) {
                         std::thread::sleep(Duration::from_secs(1));

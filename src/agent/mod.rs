@@ -1,7 +1,7 @@
 //! The in-sandbox agent: PID 1 of every sandbox. It reaps zombies and serves the data plane
 //! (exec sessions, files) over a unix socket that the server proxies `{dataplane_url}/…` to.
 //!
-//! Module map: `init` PID 1 duties · `trust` the egress CA into the trust store · `boot_hooks`
+//! Module map: `init` PID 1 duties · `log` its messages, which never fail · `trust` the egress CA into the trust store · `boot_hooks`
 //! the image's `boot.d` executables ·
 //! `app` router and error envelope · `exec_ws` /
 //! `control` the WebSocket exec protocol · `exec_sse` its one-way SSE variant ·
@@ -43,6 +43,7 @@ mod grep;
 mod init;
 mod leader;
 mod lifecycle;
+mod log;
 mod output;
 mod port_dial;
 mod pty;
@@ -63,6 +64,7 @@ mod user;
 #[cfg(test)]
 mod tests;
 
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -70,14 +72,20 @@ use anyhow::Context;
 
 /// `langsmith agent` (hidden): the arguments the runtime starts the agent with.
 #[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false)]
 pub struct AgentArgs {
-    /// Unix socket to serve the data plane on.
+    /// Unix socket to bind and serve the data plane on.
     #[arg(long)]
-    pub socket: PathBuf,
+    pub socket: Option<PathBuf>,
+    /// Serve the data plane on this inherited, already listening unix socket (how the
+    /// runtime starts it: the socket's path stays on the host).
+    #[arg(long)]
+    pub listen_fd: Option<RawFd>,
 }
 
 /// Run the agent until it is killed. Forks a reaper when running as PID 1.
 pub fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let inherited = args.listen_fd.map(inherited_listener).transpose()?;
     if let Some(code) = init::become_init_if_pid1()? {
         std::process::exit(code);
     }
@@ -87,9 +95,31 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the agent's async runtime")?;
     runtime.block_on(async {
-        let listener = bind(&args.socket)?;
+        let listener = match (inherited, &args.socket) {
+            (Some(listener), _) => tokio::net::UnixListener::from_std(listener)
+                .context("cannot serve on the inherited socket")?,
+            (None, Some(path)) => bind(path)?,
+            (None, None) => anyhow::bail!("pass --socket or --listen-fd"),
+        };
         serve(listener, termination()).await
     })
+}
+
+/// The listening socket inherited as descriptor `fd`, closed on exec (so no command the
+/// agent starts holds it) and non-blocking (for the async runtime). PID 1 keeps it, so a
+/// restarted server serves on the same socket.
+fn inherited_listener(fd: RawFd) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    // SAFETY: the runtime passes the descriptor for this process to own; nothing else in it
+    // uses that number.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    fcntl(&owned, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .with_context(|| format!("descriptor {fd} is not open"))?;
+    let listener = std::os::unix::net::UnixListener::from(owned);
+    listener
+        .set_nonblocking(true)
+        .with_context(|| format!("descriptor {fd} is not a socket"))?;
+    Ok(listener)
 }
 
 /// Serve the data plane on an already-bound listener until `shutdown` resolves.

@@ -8,13 +8,14 @@
 //! This runs inside the sandbox, on the sandbox's own files; a failure is reported on the
 //! agent's log and never stops the boot.
 
+use super::log::agent_log;
 use std::path::Path;
 
 use crate::api::trust::{EGRESS_CA, SYSTEM_BUNDLES, TRUST_STORE};
 
 pub fn install() {
     if let Err(e) = try_install(Path::new("/")) {
-        eprintln!("langsmith agent: adding the egress CA to the trust store: {e}");
+        agent_log!("adding the egress CA to the trust store: {e}");
     }
 }
 

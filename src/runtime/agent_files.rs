@@ -12,8 +12,6 @@ use super::RuntimeError;
 
 /// Where `root/agent` appears inside every sandbox.
 pub const AGENT_MOUNT: &str = "/.langsmith/bin";
-/// Where `sandboxes/<id>/run` appears inside every sandbox.
-pub const RUN_MOUNT: &str = "/.langsmith/run";
 /// File name of the agent executable inside `root/agent`.
 const AGENT_NAME: &str = "langsmith";
 
@@ -64,8 +62,9 @@ pub fn install(exe: &Path, dir: &Path) -> Result<AgentEntry, RuntimeError> {
     let agent_args = [
         agent.clone(),
         "agent".to_string(),
-        "--socket".to_string(),
-        format!("{RUN_MOUNT}/{}", super::layout::AGENT_SOCKET_NAME),
+        // The listening socket the runtime binds on the host (`runc run --preserve-fds 1`).
+        "--listen-fd".to_string(),
+        "3".to_string(),
     ];
     let Some(interpreter) = elf_interpreter(exe).map_err(fail)? else {
         return Ok(AgentEntry {

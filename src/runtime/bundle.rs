@@ -12,7 +12,7 @@ use oci_spec::runtime::{
     UserBuilder,
 };
 
-use super::agent_files::{AGENT_MOUNT, RUN_MOUNT};
+use super::agent_files::AGENT_MOUNT;
 use super::{RuntimeError, SandboxSpec, hardening, layout::SandboxLayout};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -215,7 +215,6 @@ fn mounts(inputs: &BundleInputs<'_>) -> Result<Vec<Mount>, oci_spec::OciSpecErro
             .build()
     };
     let agent_dir = inputs.agent_dir.to_string_lossy();
-    let run_dir = inputs.layout.run.to_string_lossy();
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
@@ -274,12 +273,6 @@ fn mounts(inputs: &BundleInputs<'_>) -> Result<Vec<Mount>, oci_spec::OciSpecErro
             "bind",
             &inputs.layout.resolv_conf.to_string_lossy(),
             &["bind", "ro", "nosuid", "nodev", "noexec"],
-        )?,
-        mount(
-            RUN_MOUNT,
-            "bind",
-            &run_dir,
-            &["rbind", "rw", "nosuid", "nodev", "noexec"],
         )?,
     ];
     // The egress CA, for the agent to add to the trust store (its key stays on the host).

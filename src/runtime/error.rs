@@ -76,14 +76,15 @@ pub enum RuntimeError {
     #[error("cannot generate the OCI config: {0}")]
     Bundle(String),
 
-    /// The container started but the agent never answered `GET /healthz`.
+    /// The container started but the agent never answered `GET /healthz`. The message
+    /// carries the log's end but not its host path (`log`), since it reaches API answers.
     #[error(
-        "sandbox {id} did not start: {reason}\n--- last lines of {} ---\n{log_tail}",
-        log.display()
+        "sandbox {id} did not start: {reason}\n--- last lines of the agent log ---\n{log_tail}"
     )]
     NotReady {
         id: String,
         reason: String,
+        /// Where the whole log is kept on the host, for the operator.
         log: PathBuf,
         log_tail: String,
     },

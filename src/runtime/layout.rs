@@ -4,7 +4,7 @@
 //! root/runc/                 state dir passed as `runc --root` (never the host's default)
 //! root/agent/                the agent executable (+ lib/ for a dynamically linked one)
 //! root/sandboxes/<id>/       upper.ext4, lower/, upperfs/, rootfs/, bundle/,
-//!                            run/ (tmpfs, shared), log/agent.log (tmpfs, host only),
+//!                            run/agent.sock, log/agent.log (tmpfs, host only),
 //!                            agent.log (end of the last run's log, kept after stop)
 //! ```
 
@@ -15,7 +15,7 @@ use super::RuntimeError;
 /// Prefix of every container id we create, so `runc list` tells ours from anything else.
 pub const CONTAINER_PREFIX: &str = "ls-";
 
-/// The file name of the agent's socket inside `run/` (and `/.langsmith/run` in the sandbox).
+/// The file name of the agent's socket inside `run/` (on the host only).
 pub const AGENT_SOCKET_NAME: &str = "agent.sock";
 
 /// Longest path a unix socket address can hold (`sun_path` minus the terminating NUL).

@@ -5,10 +5,11 @@
 //! [`Runtime`] is the whole interface; the private submodules each own one piece: `layout`
 //! (paths and names), `agent_files` (the agent executable every sandbox runs), `upper_image`
 //! (the sandbox's own ext4 disk, grown on demand), `rootfs` (loop mounts and overlay),
-//! `scratch` (the small tmpfs for the agent's socket and log), `bundle` + `hardening` (the
-//! OCI config), `runc` (the runtime driver), `readiness` (reaching the agent and waiting for
-//! it), `sandbox` (start/stop/destroy), `capture` (a consistent read of a running sandbox's
-//! files), `host` (running host tools) and `error` (what failed, and where).
+//! `scratch` (the small host tmpfs for the agent's socket and log), `bundle` + `hardening`
+//! (the OCI config), `runc` (the runtime driver), `readiness` (reaching the agent and
+//! waiting for it), `exit_watch` (noticing that a container ended), `sandbox`
+//! (start/stop/destroy), `capture` (a consistent read of a running sandbox's files), `host`
+//! (running host tools) and `error` (what failed, and where).
 //!
 //! The runtime keeps no per-sandbox lock: its caller (the server's `locks`) never runs two
 //! operations on one sandbox at once.
@@ -17,6 +18,7 @@ mod agent_files;
 mod bundle;
 mod capture;
 mod error;
+mod exit_watch;
 mod hardening;
 mod host;
 mod layout;
@@ -33,6 +35,7 @@ use std::sync::Arc;
 
 pub use agent_files::AgentFilesError;
 pub use error::RuntimeError;
+pub use exit_watch::ExitWatch;
 pub use readiness::AgentError;
 pub use readiness::healthz;
 
@@ -149,11 +152,11 @@ impl Runtime {
         &self.inner.root
     }
 
-    /// Connects to the agent of sandbox `id`. It refuses a socket the sandbox has redirected
-    /// (e.g. a symlink to a host socket or another sandbox's agent).
+    /// Connects to the agent of sandbox `id`, through the socket the runtime bound for it on
+    /// the host (out of the sandbox's reach).
     pub async fn connect_agent(&self, id: &str) -> Result<tokio::net::UnixStream, RuntimeError> {
         layout::validate_id(id)?;
-        readiness::connect(&self.layout(id).socket, &layout::container_id(id))
+        readiness::connect(&self.layout(id).socket)
             .await
             .map_err(|reason| RuntimeError::AgentUnreachable {
                 id: id.to_string(),
@@ -166,20 +169,26 @@ impl Runtime {
     pub async fn open_egress(&self, id: &str) -> Result<network::EgressSockets, RuntimeError> {
         layout::validate_id(id)?;
         let pid_file = self.layout(id).pid_file;
+        tokio::task::spawn_blocking(move || network::configure(init_pid(&pid_file)?))
+            .await
+            .unwrap_or_else(|e| {
+                Err(RuntimeError::Bundle(format!(
+                    "network set-up panicked: {e}"
+                )))
+            })
+    }
+
+    /// A watch on the running sandbox's container that resolves when it ends, whoever
+    /// ended it (see [`ExitWatch`]).
+    pub async fn exit_watch(&self, id: &str) -> Result<ExitWatch, RuntimeError> {
+        layout::validate_id(id)?;
+        let pid_file = self.layout(id).pid_file;
+        let container = layout::container_id(id);
         tokio::task::spawn_blocking(move || {
-            let text =
-                std::fs::read_to_string(&pid_file).map_err(RuntimeError::io("read", &pid_file))?;
-            let pid = text.trim().parse::<u32>().map_err(|_| {
-                RuntimeError::io("parse", &pid_file)(std::io::Error::other("not a process id"))
-            })?;
-            network::configure(pid)
+            ExitWatch::open(init_pid(&pid_file)? as i32, &container)
         })
         .await
-        .unwrap_or_else(|e| {
-            Err(RuntimeError::Bundle(format!(
-                "network set-up panicked: {e}"
-            )))
-        })
+        .unwrap_or_else(|e| Err(RuntimeError::Bundle(format!("watching panicked: {e}"))))
     }
 
     /// Host path of the sandbox's upper-layer image (its writable files).
@@ -210,4 +219,12 @@ impl Runtime {
     fn layout(&self, id: &str) -> layout::SandboxLayout {
         layout::SandboxLayout::new(&self.inner.sandboxes, id)
     }
+}
+
+/// The host process id of a container's init, from the pid file runc wrote.
+fn init_pid(pid_file: &Path) -> Result<u32, RuntimeError> {
+    let text = std::fs::read_to_string(pid_file).map_err(RuntimeError::io("read", pid_file))?;
+    text.trim()
+        .parse::<u32>()
+        .map_err(|_| RuntimeError::io("parse", pid_file)(std::io::Error::other("not a process id")))
 }

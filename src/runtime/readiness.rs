@@ -1,12 +1,12 @@
 //! Reaching a sandbox's agent and deciding that it is usable.
 //!
-//! The socket lives in a directory the sandbox can write (the agent binds it from inside), so
-//! a process in the sandbox could swap it for a symlink to some other socket on the host or of
-//! another sandbox. [`connect`] therefore checks who is listening: the peer must be a process
-//! in this sandbox's cgroup. Readiness is `GET /healthz` answering 200, waited for with a
-//! bounded deadline that gives up early if the container dies.
+//! The runtime binds the agent's socket itself, on the host, in a directory the sandbox
+//! never sees, and hands the listening descriptor to the agent; so the path the server
+//! connects to cannot be swapped for a link to another socket. Readiness is `GET /healthz`
+//! answering 200, waited for with a bounded deadline that gives up early if the container
+//! dies.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,24 +27,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often (in polls) to ask the OCI runtime whether the container is still alive.
 const STATE_CHECK_EVERY: u32 = 20;
 
-/// Why a sandbox's agent cannot be talked to.
+/// Why a sandbox's agent cannot be talked to. No variant names a host path or process:
+/// these reach API answers.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("connect {}: {source}", socket.display())]
-    Connect {
-        socket: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the agent socket reports no peer process")]
-    NoPeer,
-    /// The socket was swapped for another listener: a host socket, or another sandbox's agent.
-    #[error("{} is served by process {peer}, which is not part of {container}; refusing it", socket.display())]
-    Foreign {
-        socket: PathBuf,
-        peer: i32,
-        container: String,
-    },
+    #[error("its agent does not accept connections ({0})")]
+    Connect(#[source] std::io::Error),
     #[error("HTTP handshake: {0}")]
     Handshake(#[source] hyper::Error),
     #[error("{0}")]
@@ -65,47 +53,30 @@ pub enum NotHealthy {
     Deadline { last_problem: String },
 }
 
-/// Connects to the agent socket of `container` and verifies that the listening process
-/// belongs to that container's cgroup.
-pub async fn connect(socket: &Path, container: &str) -> Result<UnixStream, AgentError> {
-    let stream = UnixStream::connect(socket)
+/// Connects to the agent's socket at `socket`.
+pub async fn connect(socket: &Path) -> Result<UnixStream, AgentError> {
+    UnixStream::connect(socket)
         .await
-        .map_err(|source| AgentError::Connect {
-            socket: socket.to_path_buf(),
-            source,
-        })?;
-    let peer = stream
-        .peer_cred()
-        .ok()
-        .and_then(|cred| cred.pid())
-        .ok_or(AgentError::NoPeer)?;
-    let cgroups = std::fs::read_to_string(format!("/proc/{peer}/cgroup")).unwrap_or_default();
+        .map_err(AgentError::Connect)
+}
+
+/// Whether process `pid` belongs to `container`'s cgroup.
+pub fn in_cgroup_of(pid: i32, container: &str) -> bool {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     let expected = format!(":{}", super::bundle::cgroup_path(container));
-    if cgroups.lines().any(|line| line.ends_with(&expected)) {
-        Ok(stream)
-    } else {
-        Err(AgentError::Foreign {
-            socket: socket.to_path_buf(),
-            peer,
-            container: container.to_string(),
-        })
-    }
+    cgroups.lines().any(|line| line.ends_with(&expected))
 }
 
 /// Waits until the agent is healthy. The error explains why it is not.
 pub async fn wait_for_agent(socket: &Path, runc: &Runc, container: &str) -> Result<(), NotHealthy> {
     let deadline = Instant::now() + READY_DEADLINE;
-    let mut last_problem = "the agent socket was never created".to_string();
+    let mut last_problem;
     for poll in 0u32.. {
-        let attempt = async { healthz(connect(socket, container).await?).await };
+        let attempt = async { healthz(connect(socket).await?).await };
         match tokio::time::timeout(REQUEST_TIMEOUT, attempt).await {
             Ok(Ok(200)) => return Ok(()),
             Ok(Ok(status)) => last_problem = format!("GET /healthz answered {status}"),
-            Ok(Err(problem)) => {
-                if socket.exists() {
-                    last_problem = problem.to_string();
-                }
-            }
+            Ok(Err(problem)) => last_problem = problem.to_string(),
             Err(_) => last_problem = "GET /healthz did not answer".to_string(),
         }
         if poll % STATE_CHECK_EVERY == STATE_CHECK_EVERY - 1 {

@@ -1,6 +1,8 @@
 //! The OCI runtime driver: `runc --root <root>/runc …` for run, state, list and delete. Our
 //! own state root keeps us away from the host's containers and theirs away from us.
 
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -51,10 +53,14 @@ impl Runc {
 
     /// `runc run -d`: creates and starts the container in the background. Its stdout and
     /// stderr (the agent's, and runc's own complaints) go to the agent log on its tmpfs.
+    /// `agent_socket` becomes the container process's descriptor 3 (`--preserve-fds 1`):
+    /// the agent serves on it, so the socket's path stays on the host, where the sandbox
+    /// cannot replace it.
     pub async fn run_detached(
         &self,
         container: &str,
         layout: &SandboxLayout,
+        agent_socket: &UnixListener,
     ) -> Result<(), RuntimeError> {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -68,6 +74,8 @@ impl Runc {
         command
             .arg("run")
             .arg("-d")
+            .arg("--preserve-fds")
+            .arg("1")
             .arg("--pid-file")
             .arg(&layout.pid_file)
             .arg("--bundle")
@@ -77,6 +85,11 @@ impl Runc {
             .stdout(log)
             .stderr(log_err)
             .kill_on_drop(true);
+        let socket_fd = agent_socket.as_raw_fd();
+        // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl) are made.
+        unsafe {
+            command.pre_exec(move || as_descriptor_3(socket_fd));
+        }
         let status = command.status().await.map_err(|e| RuntimeError::Command {
             command: host::describe(&command),
             status: "not started".to_string(),
@@ -153,4 +166,21 @@ impl Runc {
         }
         Err(host::failure(&command, &output))
     }
+}
+
+/// In the child about to exec runc: make `fd` its descriptor 3, open across exec.
+fn as_descriptor_3(fd: RawFd) -> std::io::Result<()> {
+    const TARGET: RawFd = 3;
+    // dup2 onto itself would leave close-on-exec set; clear it instead.
+    let result = if fd == TARGET {
+        // SAFETY: plain fcntl on a descriptor this process holds.
+        unsafe { libc::fcntl(TARGET, libc::F_SETFD, 0) }
+    } else {
+        // SAFETY: dup2 of a descriptor this process holds; the copy is open across exec.
+        unsafe { libc::dup2(fd, TARGET) }
+    };
+    if result < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }

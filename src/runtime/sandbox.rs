@@ -3,6 +3,8 @@
 //! every file). Each step tolerates the partial state a crash or a failed start leaves.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
 
 use super::layout::{self, SandboxLayout, container_id};
 use super::{
@@ -113,7 +115,16 @@ impl Runtime {
             agent_dir: &self.inner.agent_dir,
             agent_args: &self.inner.agent.args,
         })?;
-        if let Err(e) = self.inner.runc.run_detached(container, layout).await {
+        // Bound here, on the host, and handed to the agent: the sandbox never sees its path.
+        // Our copy closes once runc has passed it on, so a dead agent refuses connections.
+        let agent_socket = bind_agent_socket(layout)?;
+        let ran = self
+            .inner
+            .runc
+            .run_detached(container, layout, &agent_socket)
+            .await;
+        drop(agent_socket);
+        if let Err(e) = ran {
             return Err(not_ready(&spec.id, layout, e.to_string()));
         }
         self.await_agent(&spec.id, layout, container).await
@@ -214,4 +225,15 @@ fn log_tail(path: &std::path::Path) -> String {
     } else {
         text
     }
+}
+
+/// The agent's listening socket at its host path (replacing one a previous run left), for
+/// root alone.
+fn bind_agent_socket(layout: &SandboxLayout) -> Result<UnixListener, RuntimeError> {
+    scratch::remove_any(&layout.socket)?;
+    let listener =
+        UnixListener::bind(&layout.socket).map_err(RuntimeError::io("bind", &layout.socket))?;
+    fs::set_permissions(&layout.socket, fs::Permissions::from_mode(0o600))
+        .map_err(RuntimeError::io("restrict", &layout.socket))?;
+    Ok(listener)
 }

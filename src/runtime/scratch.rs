@@ -1,10 +1,11 @@
 //! The sandbox's two small host tmpfs mounts and what outlives them.
 //!
-//! `run/` is shared with the sandbox (at `/.langsmith/run`) so the agent can bind its socket
-//! there; `log/` holds the agent's stdout/stderr and is never mounted into the sandbox (it is
-//! reachable from inside only through PID 1's open descriptors). Both are tmpfs with a small
-//! size, so nothing a sandbox writes through them can fill the host disk. Unmounting drops
-//! them; the end of the log is first saved to `agent.log` in the sandbox directory.
+//! `run/` holds the agent's socket, bound by the runtime and handed to the agent as a
+//! descriptor; `log/` holds the agent's stdout/stderr. Neither is mounted into the sandbox
+//! (the log is reachable from inside only through PID 1's open descriptors). Both are tmpfs
+//! with a small size, so nothing a sandbox writes through them can fill the host disk.
+//! Unmounting drops them; the end of the log is first saved to `agent.log` in the sandbox
+//! directory.
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};

@@ -134,7 +134,7 @@ pub(super) async fn finish(
         }
         Err(reason) => {
             rec.snapshot.status = snapshot_status::FAILED.into();
-            rec.snapshot.status_message = Some(reason);
+            rec.snapshot.status_message = Some(super::host_facts::scrub(&reason));
             let _ = tokio::fs::remove_dir_all(state.dirs.snapshot_dir(id)).await;
         }
     }

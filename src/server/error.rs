@@ -115,9 +115,10 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!("{self}");
         }
+        let message = super::host_facts::scrub(&self.to_string());
         let body = match self.invalid_field() {
-            Some(field) => serde_json::to_value(ValidationBody::new(field, self.to_string())),
-            None => serde_json::to_value(ErrorBody::new(self.error_type(), self.to_string())),
+            Some(field) => serde_json::to_value(ValidationBody::new(field, message)),
+            None => serde_json::to_value(ErrorBody::new(self.error_type(), message)),
         };
         let body = body.unwrap_or_default();
         let mut resp = (status, Json(body)).into_response();

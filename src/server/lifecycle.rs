@@ -98,7 +98,7 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
                     }
                     Err(message) => {
                         sb.status = status::FAILED.into();
-                        sb.status_message = Some(message.clone());
+                        sb.status_message = Some(super::host_facts::scrub(&message));
                         Some(message)
                     }
                 };
@@ -110,7 +110,8 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
             Ok(Some((sb, Some(message)))) => {
                 tracing::warn!("sandbox {} failed to start: {message}", sb.name)
             }
-            Ok(_) => {}
+            Ok(Some((_, None))) => super::container_exit::watch(state.clone(), id.clone()),
+            Ok(None) => {}
             Err(e) => tracing::error!("recording the boot of sandbox {id}: {e}"),
         }
     })

@@ -11,7 +11,8 @@
 //! * The HTTP surface: `routes` (the table of routes), `auth` (the API key on every
 //!   route), `json` (body extraction whose rejections are API errors), `validate` and
 //!   `resources` (422s naming the field; resource defaults and limits), `error` (the one
-//!   place errors become statuses and bodies), `tcp_tuning` (Nagle off and keepalive on every
+//!   place errors become statuses and bodies), `host_facts` (no host path or process id in
+//!   what a client reads), `tcp_tuning` (Nagle off and keepalive on every
 //!   accepted connection).
 //! * Control plane: `boxes` (sandbox endpoints), `snapshots` + `builder` (snapshot
 //!   endpoints and background builds), `capture` (a running sandbox → a snapshot),
@@ -19,7 +20,8 @@
 //!   (`system/default`, built on first use), `secrets` (workspace secrets, sealed at rest
 //!   under a key file of their own).
 //! * Lifecycle: `lifecycle` (boot, stop and destroy as tasks that outlive a request),
-//!   `locks` (one lifecycle lock per sandbox), `reaper` + `activity` + `ttl` (idle stop,
+//!   `container_exit` (a container that ended on its own recorded `failed`), `locks` (one
+//!   lifecycle lock per sandbox), `reaper` + `activity` + `ttl` (idle stop,
 //!   delete after stop, and the deadlines they keep).
 //! * Durable state: `store` (snapshots, sandboxes, registries and secrets in SQLite, on
 //!   threads of their own); `key_file` (the API key and the 32-byte keys beside it).
@@ -35,10 +37,12 @@ mod auth;
 mod boxes;
 mod builder;
 mod capture;
+mod container_exit;
 mod dataplane;
 mod default_snapshot;
 mod egress_log;
 mod error;
+mod host_facts;
 pub mod images;
 mod json;
 mod key_file;

@@ -67,6 +67,7 @@ async fn recover_sandboxes(state: &AppState) -> Result<(), super::store::StoreEr
                 }
                 sb.status = status::READY.into();
                 sb.status_message = None;
+                super::container_exit::watch(state.clone(), sb.id.clone());
             }
             status::READY => {
                 // Its container is gone (e.g. the machine restarted): clean up what is

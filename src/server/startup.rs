@@ -35,6 +35,7 @@ pub async fn start(
     fs::create_dir_all(dirs.root())
         .with_context(|| format!("creating the state directory {}", dirs.root().display()))?;
     fs::set_permissions(dirs.root(), fs::Permissions::from_mode(0o700))?;
+    super::host_facts::hide_state_dir(dirs.root());
     let lock_file = File::create(dirs.lock_file())?;
     let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| {
         anyhow::anyhow!(

@@ -2,9 +2,11 @@
 //! record truthful, running sandboxes still running, and nothing left behind once the
 //! sandboxes are deleted (`crash`); many concurrent creates and deletes leave nothing
 //! half-made (`concurrency`); a boot in progress holds up neither a rename nor a delete,
-//! and creates hold up no reads (`slow_boot`).
+//! and creates hold up no reads (`slow_boot`); a container that ends on its own is reported
+//! `failed` and starts again (`container_exit`).
 
 mod concurrency;
+mod container_exit;
 mod crash;
 mod slow_boot;
 

@@ -1,10 +1,12 @@
-//! A sandbox cannot spend the host's disk outside its own upper image, and nothing it leaves
-//! in its shared run directory can block stop or destroy.
+//! A sandbox cannot spend the host's disk outside its own upper image, and a full agent log
+//! stops neither PID 1 nor the restart of its data-plane server.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::Duration;
 
 use super::fixture::{Fixture, MIB};
+use crate::common::process::wait_for;
 
 /// Bytes allocated on the host filesystem of `dir` under it, not counting other filesystems
 /// (the sandbox's own mounts) and the upper image, whose size the capacity bounds.
@@ -25,7 +27,7 @@ fn host_bytes_under(dir: &Path, device: u64, upper_image: &Path) -> u64 {
 }
 
 #[tokio::test]
-async fn the_run_directory_and_the_agent_log_are_small_and_bounded() {
+async fn the_agent_log_is_small_and_bounded() {
     let fixture = Fixture::new();
     let id = &fixture.id("disk");
     fixture
@@ -36,11 +38,6 @@ async fn the_run_directory_and_the_agent_log_are_small_and_bounded() {
     let dir = fixture.sandbox_dir(id);
     let device = std::fs::metadata(&dir).unwrap().dev();
     let upper = fixture.runtime.upper_image(id);
-
-    let fill = fixture.exec(id, "dd if=/dev/zero of=/.langsmith/run/x bs=1M count=50");
-    assert!(!fill.status.success(), "50 MiB fitted in the run directory");
-    let stderr = String::from_utf8_lossy(&fill.stderr);
-    assert!(stderr.contains("No space left on device"), "{stderr}");
 
     // PID 1's stdout is the agent log; writing to it through /proc must hit a small limit.
     let flood = fixture.exec(id, "head -c 52428800 /dev/zero >> /proc/1/fd/1");
@@ -67,22 +64,42 @@ async fn the_run_directory_and_the_agent_log_are_small_and_bounded() {
 }
 
 #[tokio::test]
-async fn anything_at_the_socket_path_cannot_block_stop_or_destroy() {
+async fn pid1_outlives_a_full_log_and_restarts_its_server() {
     let fixture = Fixture::new();
-    let id = &fixture.id("sockdir");
-    let spec = fixture.spec(id);
-    fixture.runtime.start(&spec).await.expect("start");
-    fixture.exec_ok(
-        id,
-        "cd /.langsmith/run && rm agent.sock && mkdir agent.sock && echo x > agent.sock/f",
+    let id = &fixture.id("fulllog");
+    fixture
+        .runtime
+        .start(&fixture.spec(id))
+        .await
+        .expect("start");
+    // Fill PID 1's log from inside, then kill the data-plane server: PID 1's message about
+    // it meets a full log, which must neither stop it nor the restart.
+    let flood = fixture.exec(id, "head -c 52428800 /dev/zero >> /proc/1/fd/2");
+    assert!(!flood.status.success(), "50 MiB fitted in the agent log");
+    // Processes other than PID 1 running the agent (the pattern does not match itself).
+    let servers = "for d in /proc/[0-9]*; do p=${d#/proc/}; \
+         if [ $p != 1 ] && tr '\\0' ' ' < $d/cmdline 2>/dev/null | grep -q 'langsmith [a]gent'; \
+         then echo $p; fi; done";
+    let first = fixture.exec_ok(id, servers);
+    assert_eq!(first.lines().count(), 1, "{first}");
+    fixture.exec_ok(id, &format!("kill -9 {first}"));
+    let second = wait_for("a new data-plane server", Duration::from_secs(30), || {
+        let now = fixture.exec_ok(id, servers);
+        (now.lines().count() == 1 && now != first).then_some(now)
+    });
+    assert_ne!(first, second);
+    // PID 1 keeps the listening socket: a connection waits for the new server.
+    assert_eq!(fixture.healthz(id).await, Ok(200));
+    assert_eq!(
+        fixture.runtime.state(id).await,
+        langsmith::runtime::ContainerState::Running
     );
-    fixture.runtime.stop(id).await.expect("stop");
-    fixture.runtime.start(&spec).await.expect("start again");
-    fixture.exec_ok(
-        id,
-        "cd /.langsmith/run && rm agent.sock && ln -s /etc/passwd agent.sock",
+    let log = std::fs::read_to_string(fixture.sandbox_dir(id).join("log/agent.log")).unwrap();
+    assert!(
+        log.starts_with("langsmith agent: the log was full and was emptied\n")
+            && log.contains("restarting it"),
+        "{log}"
     );
-    fixture.runtime.stop(id).await.expect("stop again");
     fixture.runtime.destroy(id).await.expect("destroy");
     fixture.assert_no_trace(id).await;
 }

@@ -36,7 +36,7 @@ async fn a_sandbox_sees_only_itself_and_stays_within_its_limits() {
     );
     let cmdline = fixture.exec_ok(id, "tr '\\0' ' ' < /proc/1/cmdline");
     assert!(
-        cmdline.contains("/.langsmith/bin/langsmith agent --socket /.langsmith/run/agent.sock"),
+        cmdline.contains("/.langsmith/bin/langsmith agent --listen-fd 3"),
         "{cmdline}"
     );
 
@@ -168,22 +168,26 @@ async fn a_sandbox_cannot_redirect_its_agent_socket() {
     let sly = &fixture.id("sly");
     runtime.start(&fixture.spec(sly)).await.expect("start");
 
-    // A socket on the host that the sandbox would like the server to talk to instead.
+    // The socket's path is on the host only: the sandbox has no way to it.
+    let inside = fixture.exec_ok(sly, "ls -a /.langsmith");
+    assert_eq!(inside, ".\n..\nbin\n", "{inside}");
+    // A socket on the host that the sandbox would like the server to talk to instead,
+    // planted where the socket used to be: the server still reaches the agent.
     let host_socket = runtime.root().join("host.sock");
-    let _host_listener = tokio::net::UnixListener::bind(&host_socket).unwrap();
+    let host_listener = std::os::unix::net::UnixListener::bind(&host_socket).unwrap();
     fixture.exec_ok(
         sly,
         &format!(
-            "rm /.langsmith/run/agent.sock && ln -s {} /.langsmith/run/agent.sock",
+            "mkdir -p /.langsmith/run && ln -s {} /.langsmith/run/agent.sock",
             host_socket.display()
         ),
     );
-    let error = runtime
-        .connect_agent(sly)
-        .await
-        .expect_err("redirected socket");
-    let container = format!("not part of ls-{sly}");
-    assert!(error.to_string().contains(&container), "{error}");
+    assert_eq!(fixture.healthz(sly).await, Ok(200));
+    host_listener.set_nonblocking(true).unwrap();
+    assert!(
+        host_listener.accept().is_err(),
+        "the server connected to the planted socket"
+    );
 
     runtime.destroy(sly).await.expect("destroy");
     fixture.assert_no_trace(sly).await;

@@ -107,7 +107,7 @@ async fn a_start_that_fails_reports_why_and_leaves_nothing() {
     let error = runtime.start(&spec).await.expect_err("cwd is a file");
     let message = error.to_string();
     assert!(matches!(error, RuntimeError::NotReady { .. }), "{message}");
-    assert!(message.contains("agent.log"), "{message}");
+    assert!(message.contains("the agent log"), "{message}");
     assert!(message.contains("not a directory"), "{message}");
     let dir = fixture.sandbox_dir(bad_cwd);
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
