@@ -69,6 +69,21 @@ fn malformed_bodies_get_json_4xx_errors() {
     }
     let r = api.call("PATCH", "/api/v2/sandboxes/boxes/name", Some(json!([])));
     assert_eq!(r.status, 422, "{}", r.body);
+    // At every depth: a nested struct given an array is refused, naming the field.
+    let r = api.call(
+        "POST",
+        "/api/v2/sandboxes/boxes",
+        Some(json!({"name": "nested", "run_config": ["/bin/sh"]})),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.body["detail"][0]["loc"][1], "run_config", "{}", r.body);
+    assert!(
+        r.body
+            .to_string()
+            .contains("must be a JSON object, not an array"),
+        "{}",
+        r.body
+    );
     let listed = api.call("GET", "/api/v2/sandboxes/boxes", None);
     assert_eq!(listed.body["sandboxes"], json!([]), "{}", listed.body);
     let snapshots = api.call("GET", "/api/v2/sandboxes/snapshots", None);

@@ -1,12 +1,14 @@
 //! A JSON body extractor whose rejections are API errors (JSON body, 4xx), never plain text.
 //!
 //! Serde's derived structs also accept a JSON array (their fields in order), so `[]` would
-//! pass as a body whose fields are all optional. A body whose type is a struct or a map must
-//! therefore be a JSON object; the type's shape is asked of the type itself ([`shape_of`]),
-//! so bodies that are lists (the secrets bulk upsert) stay lists.
+//! pass as a body whose fields are all optional, and `"run_config": []` as a nested one. The
+//! body is therefore read through [`Strict`], a deserializer over the parsed JSON that
+//! hands a struct or a map only a JSON object, at every depth; lists stay lists (the
+//! secrets bulk upsert is one).
 
 use axum::extract::{FromRequest, Request};
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
+use serde_json::{Map, Value};
 
 use super::error::ApiError;
 
@@ -25,122 +27,260 @@ where
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::validation("body", format!("could not read the body: {e}")))?;
-        // An empty body is an empty object: the official clients send `{}` or nothing on
-        // start/stop, and every field of those bodies is optional.
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
+        read_body(&bytes).map(ApiJson)
+    }
+}
+
+/// A request body as `T`, or the 422 that says what is wrong with it.
+pub fn read_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // An empty body is an empty object: the official clients send `{}` or nothing on
+    // start/stop, and every field of those bodies is optional.
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    let value: Value = serde_json::from_slice(text)
+        .map_err(|e| ApiError::validation("body", format!("invalid request body: {e}")))?;
+    serde_path_to_error::deserialize(Strict(value)).map_err(|e| {
+        let field = match e.path().to_string() {
+            root if root == "." => "body".to_string(),
+            field => field,
         };
-        if shape_of::<T>() == Shape::Object && first_byte(text) != Some(b'{') {
-            return Err(ApiError::validation(
-                "body",
-                "the request body must be a JSON object",
-            ));
+        ApiError::validation(&field, format!("invalid request body: {}", e.inner()))
+    })
+}
+
+/// A parsed JSON value as serde input, where structs and maps accept only objects (serde_json's
+/// own `Value` would hand a struct an array's elements as its fields).
+struct Strict(Value);
+
+fn not_an_object(value: &Value) -> serde_json::Error {
+    let found = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    de::Error::custom(format!("must be a JSON object, not {found}"))
+}
+
+/// Scalar requests go to serde_json's `Value` as they are.
+macro_rules! scalars {
+    ($($method:ident)*) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+                self.0.$method(visitor)
+            }
+        )*
+    };
+}
+impl<'de> de::Deserializer<'de> for Strict {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Array(items) => visitor.visit_seq(StrictSeq(items.into_iter())),
+            Value::Object(map) => visitor.visit_map(StrictMap::new(map)),
+            other => other.deserialize_any(visitor),
         }
-        let de = &mut serde_json::Deserializer::from_slice(text);
-        serde_path_to_error::deserialize(de)
-            .map(ApiJson)
-            .map_err(|e| {
-                let field = e.path().to_string();
-                let field = if field == "." {
-                    "body".to_string()
-                } else {
-                    field
-                };
-                ApiError::validation(&field, format!("invalid request body: {}", e.inner()))
-            })
-    }
-}
-
-/// The first byte of `text` that is not whitespace.
-fn first_byte(text: &[u8]) -> Option<u8> {
-    text.iter().copied().find(|b| !b.is_ascii_whitespace())
-}
-
-/// What a type deserializes from at its top level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    /// A struct or a map: a JSON object.
-    Object,
-    /// Anything else (a list, a value of any kind).
-    Other,
-}
-
-/// The top-level shape `T` asks a deserializer for, found by offering it a deserializer
-/// that only notes the first request and stops there.
-fn shape_of<T: DeserializeOwned>() -> Shape {
-    match T::deserialize(ShapeProbe) {
-        Err(ProbeAnswer(shape)) => shape,
-        Ok(_) => Shape::Other,
-    }
-}
-
-struct ShapeProbe;
-
-#[derive(Debug)]
-struct ProbeAnswer(Shape);
-
-impl std::fmt::Display for ProbeAnswer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.0)
-    }
-}
-
-impl std::error::Error for ProbeAnswer {}
-
-impl serde::de::Error for ProbeAnswer {
-    fn custom<M: std::fmt::Display>(_: M) -> Self {
-        ProbeAnswer(Shape::Other)
-    }
-}
-
-impl<'de> serde::Deserializer<'de> for ShapeProbe {
-    type Error = ProbeAnswer;
-
-    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, ProbeAnswer> {
-        Err(ProbeAnswer(Shape::Other))
     }
 
-    fn deserialize_map<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, ProbeAnswer> {
-        Err(ProbeAnswer(Shape::Object))
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Object(map) => visitor.visit_map(StrictMap::new(map)),
+            other => Err(not_an_object(&other)),
+        }
     }
 
-    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+    fn deserialize_struct<V: Visitor<'de>>(
         self,
         _: &'static str,
         _: &'static [&'static str],
-        _: V,
-    ) -> Result<V::Value, ProbeAnswer> {
-        Err(ProbeAnswer(Shape::Object))
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.deserialize_map(visitor)
     }
 
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Null => visitor.visit_none(),
+            other => visitor.visit_some(Strict(other)),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Array(items) => visitor.visit_seq(StrictSeq(items.into_iter())),
+            other => other.deserialize_seq(visitor),
+        }
+    }
+
+    // Scalars, enums and the rest behave as serde_json's own `Value` (an enum's content is
+    // read as serde_json reads it).
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct enum identifier
-        ignored_any
+        tuple tuple_struct
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_enum(name, variants, visitor)
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_unit(visitor)
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_unit_struct(name, visitor)
+    }
+
+    scalars! {
+        deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
+        deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
+        deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char deserialize_str
+        deserialize_string deserialize_bytes deserialize_byte_buf deserialize_identifier
+        deserialize_ignored_any
+    }
+}
+
+struct StrictSeq(std::vec::IntoIter<Value>);
+
+impl<'de> de::SeqAccess<'de> for StrictSeq {
+    type Error = serde_json::Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Self::Error> {
+        self.0
+            .next()
+            .map(|v| seed.deserialize(Strict(v)))
+            .transpose()
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+struct StrictMap {
+    entries: serde_json::map::IntoIter,
+    value: Option<Value>,
+}
+
+impl StrictMap {
+    fn new(map: Map<String, Value>) -> StrictMap {
+        StrictMap {
+            entries: map.into_iter(),
+            value: None,
+        }
+    }
+}
+
+impl<'de> de::MapAccess<'de> for StrictMap {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        let Some((key, value)) = self.entries.next() else {
+            return Ok(None);
+        };
+        self.value = Some(value);
+        seed.deserialize(key.into_deserializer()).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        let value = self
+            .value
+            .take()
+            .ok_or_else(|| de::Error::custom("a value was asked for before its key"))?;
+        seed.deserialize(Strict(value))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.entries.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
-    #[derive(serde::Deserialize)]
+    #[derive(serde::Deserialize, Debug)]
     #[allow(dead_code)]
     struct Body {
         name: Option<String>,
+        inner: Option<Inner>,
+        list: Option<Vec<Inner>>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Inner {
+        size: Option<u64>,
+    }
+
+    fn read<T: DeserializeOwned>(json: serde_json::Value) -> Result<T, String> {
+        serde_path_to_error::deserialize(Strict(json))
+            .map_err(|e| format!("{}: {}", e.path(), e.inner()))
     }
 
     #[test]
-    fn structs_and_maps_want_objects_and_lists_stay_lists() {
-        assert_eq!(shape_of::<Body>(), Shape::Object);
-        assert_eq!(
-            shape_of::<std::collections::HashMap<String, String>>(),
-            Shape::Object
+    fn structs_and_maps_take_objects_at_every_depth_and_lists_stay_lists() {
+        use serde_json::json;
+        assert!(read::<Body>(json!({"name": "a", "inner": {"size": 1}})).is_ok());
+        assert!(read::<Body>(json!({"list": [{"size": 1}, {}]})).is_ok());
+        assert!(read::<HashMap<String, String>>(json!({"a": "b"})).is_ok());
+        assert!(read::<Vec<Inner>>(json!([{"size": 2}])).is_ok());
+        for (bad, says) in [
+            (json!([]), ".: must be a JSON object, not an array"),
+            (json!("x"), ".: must be a JSON object, not a string"),
+            (
+                json!({"inner": []}),
+                "inner: must be a JSON object, not an array",
+            ),
+            (
+                json!({"inner": [7]}),
+                "inner: must be a JSON object, not an array",
+            ),
+            (
+                json!({"list": [[1]]}),
+                "list[0]: must be a JSON object, not an array",
+            ),
+        ] {
+            assert_eq!(read::<Body>(bad).unwrap_err(), says);
+        }
+        assert!(read::<HashMap<String, String>>(json!(["a"])).is_err());
+        let typed = read::<Body>(json!({"inner": {"size": "big"}})).unwrap_err();
+        assert!(
+            typed.starts_with("inner.size: invalid type: string"),
+            "{typed}"
         );
-        assert_eq!(shape_of::<Vec<Body>>(), Shape::Other);
-        assert_eq!(shape_of::<serde_json::Value>(), Shape::Other);
-        assert_eq!(first_byte(b" \n {}"), Some(b'{'));
     }
 }

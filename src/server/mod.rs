@@ -22,7 +22,8 @@
 //! * Lifecycle: `lifecycle` (boot, stop and destroy as tasks that outlive a request),
 //!   `container_exit` (a container that ended on its own recorded `failed`), `locks` (one
 //!   lifecycle lock per sandbox), `reaper` + `activity` + `ttl` (idle stop,
-//!   delete after stop, and the deadlines they keep).
+//!   delete after stop, and the deadlines they keep), `memory` (freed memory handed back to
+//!   the system).
 //! * Durable state: `store` (snapshots, sandboxes, registries and secrets in SQLite, on
 //!   threads of their own); `key_file` (the API key and the 32-byte keys beside it).
 //! * Egress: `egress_log` (the proxy's decisions per sandbox); the proxy itself is
@@ -30,6 +31,7 @@
 //! * Data plane: `dataplane` (`/dp/{id}/…` proxied to the sandbox's agent; WebSockets bridged).
 //! * Service URLs and download links: `service` (signed links, an origin per service,
 //!   HTTP and WebSockets to a port inside the sandbox, single files with pinned headers).
+//! * `fuzz`: the entry points of the fuzz targets, one per parser of untrusted input.
 //! * [`images`]: image references → pulled layers → ext4 snapshot images.
 
 mod activity;
@@ -42,12 +44,15 @@ mod dataplane;
 mod default_snapshot;
 mod egress_log;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod host_facts;
 pub mod images;
 mod json;
 mod key_file;
 mod lifecycle;
 mod locks;
+mod memory;
 mod proxy_config;
 mod reaper;
 mod recovery;
@@ -239,6 +244,7 @@ pub async fn serve(
     started.state.services.restore(&started.state).await;
     // Ends with the server (aborted below); sandboxes it did not get to wait for the next run.
     let reaper = reaper::spawn(started.state.clone());
+    let trimmer = memory::spawn_trimmer();
     startup::announce(&started)?;
     tracing::info!("serving the sandbox API at {}", started.state.public_url);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -258,6 +264,7 @@ pub async fn serve(
     // drops their tasks (the sessions behind them live on in the sandboxes).
     let _ = tokio::time::timeout(Duration::from_secs(1), started.state.going_away.closed()).await;
     reaper.abort();
+    trimmer.abort();
     startup::retire(&started);
     tracing::info!("server stopped; sandboxes keep running");
     Ok(())

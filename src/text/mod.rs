@@ -117,6 +117,20 @@ pub fn time_text(raw: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The inputs kept for the size-string fuzz target parse or fail, never panic.
+    #[test]
+    fn the_kept_fuzz_corpus_of_sizes_never_panics() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/size_string");
+        let mut inputs = 0;
+        for file in std::fs::read_dir(dir).unwrap() {
+            let _ = parse_size(&String::from_utf8_lossy(
+                &std::fs::read(file.unwrap().path()).unwrap(),
+            ));
+            inputs += 1;
+        }
+        assert!(inputs > 0);
+    }
+
     #[test]
     fn sizes_accept_every_documented_form() {
         let cases = [

@@ -140,6 +140,16 @@ fn fetch_blocking(dir: &Path, tag: Option<&str>) -> Result<FetchedImage, ImageEr
     })
 }
 
+/// Read `bytes` as an image index and a manifest, and choose from the index as a pull of
+/// `tag` would: the layout's parsers on untrusted input, for the fuzz targets.
+pub fn check_metadata(bytes: &[u8], tag: Option<&str>) {
+    if let Ok(index) = serde_json::from_slice::<Index>(bytes) {
+        let _ = select_by_tag(&index, tag);
+        let _ = select_platform(&index);
+    }
+    let _ = serde_json::from_slice::<Manifest>(bytes);
+}
+
 fn select_by_tag<'i>(index: &'i Index, tag: Option<&str>) -> Result<&'i Descriptor, LayoutError> {
     let tags = || {
         let names: Vec<&str> = index

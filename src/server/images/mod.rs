@@ -16,6 +16,15 @@ mod unpack;
 
 use std::path::{Path, PathBuf};
 
+/// The parsers of untrusted image data, for the fuzz targets (`server::fuzz`).
+pub(super) mod parsers {
+    pub use super::blobs::BlobDigest;
+    pub use super::config::parse as image_config;
+    pub use super::layout::check_metadata;
+    pub use super::reference::parse as reference;
+    pub use super::unpack::{LayerCompression, apply_layer};
+}
+
 pub use config::ImageConfig;
 pub use ext4::make_ext4;
 pub use layout::LayoutError;
