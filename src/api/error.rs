@@ -72,6 +72,8 @@ pub mod kind {
     pub const TIMEOUT: &str = "Timeout";
     pub const PAYLOAD_TOO_LARGE: &str = "PayloadTooLarge";
     pub const INTERNAL_ERROR: &str = "InternalError";
+    /// The server's state disk has too little room for new work (`507`).
+    pub const INSUFFICIENT_STORAGE: &str = "InsufficientStorage";
 
     // Sandboxes and snapshots.
     pub const SNAPSHOT_NOT_READY: &str = "SnapshotNotReady";

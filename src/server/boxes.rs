@@ -169,6 +169,7 @@ pub async fn start(
     // (a secret deleted since) is a 422 before anything changes.
     let current = find(&state, &name).await?;
     proxy_config::policy(&state, current.proxy_config.as_ref()).await?;
+    super::disk_space::ensure_room(state.dirs.root()).await?;
     let (sb, ()) = modify(&state, &name, When::Settled, |sb| {
         if sb.status != status::STOPPED && sb.status != status::FAILED {
             return Err(ApiError::Conflict(format!(

@@ -51,6 +51,7 @@ pub async fn capture(
         .or(sb.fs_capacity_bytes)
         .unwrap_or(super::snapshots::DEFAULT_CAPACITY);
     validate::capacity("fs_capacity_bytes", capacity)?;
+    super::disk_space::ensure_room(state.dirs.root()).await?;
     let source = match sb.snapshot_id.as_deref() {
         Some(id) => state.store.snapshot(id).await.ok().flatten(),
         None => None,

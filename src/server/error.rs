@@ -43,6 +43,9 @@ pub enum ApiError {
     TooLarge(String),
     #[error("{0}")]
     Internal(String),
+    /// The state disk has too little room for new work.
+    #[error("{0}")]
+    DiskFull(String),
     /// A failure of the sandbox runtime; its variant picks the status ([`runtime_answer`]).
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
@@ -90,6 +93,7 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -103,6 +107,7 @@ impl ApiError {
             ApiError::Timeout(_) => kind::TIMEOUT,
             ApiError::TooLarge(_) => kind::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => kind::INTERNAL_ERROR,
+            ApiError::DiskFull(_) => kind::INSUFFICIENT_STORAGE,
             ApiError::Runtime(e) => runtime_answer(e).1,
             ApiError::Image(e) => image_answer(e).1,
         }

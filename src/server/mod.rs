@@ -20,6 +20,7 @@
 //!   (`system/default`, built on first use), `secrets` (workspace secrets, sealed at rest
 //!   under a key file of their own).
 //! * Lifecycle: `lifecycle` (boot, stop and destroy as tasks that outlive a request),
+//!   `disk_space` (new work refused while the state disk is nearly full),
 //!   `container_exit` (a container that ended on its own recorded `failed`), `locks` (one
 //!   lifecycle lock per sandbox), `reaper` + `activity` + `ttl` (idle stop,
 //!   delete after stop, and the deadlines they keep), `memory` (freed memory handed back to
@@ -42,6 +43,7 @@ mod capture;
 mod container_exit;
 mod dataplane;
 mod default_snapshot;
+mod disk_space;
 mod egress_log;
 mod error;
 #[doc(hidden)]

@@ -37,6 +37,7 @@ pub async fn create(
     validate::capacity("fs_capacity_bytes", capacity)?;
     let tag = req.tag.clone().unwrap_or_else(|| DEFAULT_TAG.to_string());
     validate::tag(&tag)?;
+    super::disk_space::ensure_room(state.dirs.root()).await?;
     // A stored registry (`registry_id`) wins over inline `registry_*` fields.
     let (registry_url, credentials) = match req.registry_id.as_deref().filter(|i| !i.is_empty()) {
         Some(id) => {

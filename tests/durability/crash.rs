@@ -1,5 +1,5 @@
-//! SIGKILL of the server mid-build, mid-create and mid-command, then a restart on the same
-//! state directory.
+//! SIGKILL of the server mid-build, mid-create, mid-command, mid-delete, mid-stop, mid-start
+//! and mid-capture, then a restart on the same state directory.
 
 use std::path::Path;
 use std::process::Command;
@@ -206,6 +206,118 @@ fn a_delete_interrupted_by_a_crash_is_finished_at_restart() {
     assert_eq!(r.body["id"], kept["id"], "{}", r.body);
     assert_eq!(api.exec(&r.body, "echo still").stdout, "still\n");
     api.delete_sandbox("kept");
+    drop(server);
+    assert_no_leftovers(&state);
+    reap_leftovers(&state);
+}
+
+/// Whether runc (under `state`) lists a container for sandbox `id`.
+fn has_container(state: &Path, id: &str) -> bool {
+    reached(state, id, Moment::ContainerCreated)
+}
+
+/// SIGKILL during a stop (once its container is gone), a start (once its container exists)
+/// and a capture (once the snapshot image is being written): after a restart every record
+/// tells the truth, the sandbox's files are intact, it runs again, and deleting everything
+/// leaves nothing behind.
+#[test]
+fn a_stop_start_or_capture_interrupted_by_a_crash_ends_truthfully() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (snap, id) = {
+        let server = TestServer::start_in(&state);
+        let api = Api::new(&server);
+        let snap = api.ready_snapshot("cycle", image::tiny(), 64 * MIB);
+        let sb = api.ready_sandbox("cycle", &snap, json!({}));
+        assert_eq!(api.exec(&sb, "echo kept > /root/file").exit_code, 0);
+        (snap, sb["id"].as_str().unwrap().to_string())
+    };
+    let restart_and_check = |after: &str| {
+        let server = TestServer::start_in(&state);
+        let api = Api::new(&server);
+        let sb = settled(&api, "cycle");
+        let sb = match sb["status"].as_str() {
+            Some("ready") => sb,
+            Some("stopped" | "failed") => {
+                let r = api.call("POST", "/api/v2/sandboxes/boxes/cycle/start", None);
+                assert!(r.status == 200 || r.status == 202, "{after}: {}", r.body);
+                settled(&api, "cycle")
+            }
+            other => panic!("{after}: unexpected status {other:?}: {sb}"),
+        };
+        assert_eq!(sb["status"], "ready", "{after}: {sb}");
+        assert_eq!(api.exec(&sb, "cat /root/file").stdout, "kept\n", "{after}");
+        server
+    };
+
+    // A stop, killed once the container is gone but perhaps before the record says so.
+    let mut server = restart_and_check("a restart");
+    let http = Api::new(&server).raw().clone();
+    let url = server.url.clone();
+    let stopping = std::thread::spawn(move || {
+        http.post(format!("{url}/api/v2/sandboxes/boxes/cycle/stop"))
+            .header("X-Api-Key", API_KEY)
+            .send()
+    });
+    wait_for("the container to go", Duration::from_secs(60), || {
+        (!has_container(&state, &id)).then_some(())
+    });
+    server.kill();
+    let _ = stopping.join();
+
+    // A start, killed once its container exists.
+    let mut server = restart_and_check("a stop cut short");
+    let api = Api::new(&server);
+    let r = api.call("POST", "/api/v2/sandboxes/boxes/cycle/stop", None);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = api.call("POST", "/api/v2/sandboxes/boxes/cycle/start", None);
+    assert!(r.status == 200 || r.status == 202, "{}", r.body);
+    wait_for("the container to exist", Duration::from_secs(60), || {
+        has_container(&state, &id).then_some(())
+    });
+    server.kill();
+
+    // A capture, killed while it writes the snapshot image (the sandbox is frozen then).
+    let mut server = restart_and_check("a start cut short");
+    let api = Api::new(&server);
+    let r = api.call(
+        "POST",
+        "/api/v2/sandboxes/boxes/cycle/snapshot",
+        Some(json!({"name": "cut-capture"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let captured = r.body["id"].as_str().unwrap().to_string();
+    let image = state.join(format!("snapshots/{captured}/rootfs.ext4"));
+    wait_for("the capture to write", Duration::from_secs(60), || {
+        let r = api.call(
+            "GET",
+            &format!("/api/v2/sandboxes/snapshots/{captured}"),
+            None,
+        );
+        (image.exists() || r.body["status"] != "building").then_some(())
+    });
+    server.kill();
+
+    let server = restart_and_check("a capture cut short");
+    let api = Api::new(&server);
+    let r = api.call(
+        "GET",
+        &format!("/api/v2/sandboxes/snapshots/{captured}"),
+        None,
+    );
+    match r.body["status"].as_str() {
+        Some("ready") => {}
+        Some("failed") => assert!(
+            !r.body["status_message"].as_str().unwrap_or("").is_empty(),
+            "{}",
+            r.body
+        ),
+        other => panic!("the capture ended {other:?}: {}", r.body),
+    }
+    api.delete_sandbox("cycle");
+    let r = api.call("GET", &format!("/api/v2/sandboxes/snapshots/{snap}"), None);
+    assert_eq!(r.body["status"], "ready", "{}", r.body);
+    api.wait_until_no_sandboxes();
     drop(server);
     assert_no_leftovers(&state);
     reap_leftovers(&state);

@@ -3,11 +3,15 @@
 //! sandboxes are deleted (`crash`); many concurrent creates and deletes leave nothing
 //! half-made (`concurrency`); a boot in progress holds up neither a rename nor a delete,
 //! and creates hold up no reads (`slow_boot`); a container that ends on its own is reported
-//! `failed` and starts again (`container_exit`).
+//! `failed` and starts again (`container_exit`); a registry that dies mid-pull fails the
+//! build and leaves no partial blob (`registry_dies`); a full state disk refuses new work
+//! clearly and loses nothing (`disk_full`).
 
 mod concurrency;
 mod container_exit;
 mod crash;
+mod disk_full;
+mod registry_dies;
 mod slow_boot;
 
 use std::path::Path;

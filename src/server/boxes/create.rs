@@ -30,6 +30,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateSandboxRequest>,
 ) -> Result<(StatusCode, Json<Sandbox>), ApiError> {
     let settings = Settings::of(&req)?;
+    crate::server::disk_space::ensure_room(state.dirs.root()).await?;
     let proxy_config = match &req.proxy_config {
         Some(config) => {
             let stored = proxy_config::prepare(&state, config, None)?;

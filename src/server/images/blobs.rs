@@ -93,9 +93,13 @@ where
         let mut hasher = Sha256::new();
         let mut written: u64 = 0;
         while let Some(chunk) = stream.next().await {
+            // The image's name is added by the caller, which knows it.
             let chunk = chunk.map_err(|e| ImageError::Pull {
-                reference: digest.to_string(),
-                message: format!("download interrupted: {e}"),
+                reference: String::new(),
+                message: format!(
+                    "blob {digest}: the download broke off ({e}); nothing of it was kept, \
+                     build again once the registry answers"
+                ),
             })?;
             written += chunk.len() as u64;
             if written > max_bytes {
