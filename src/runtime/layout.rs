@@ -4,7 +4,8 @@
 //! root/runc/                 state dir passed as `runc --root` (never the host's default)
 //! root/agent/                the agent executable (+ lib/ for a dynamically linked one)
 //! root/sandboxes/<id>/       upper.ext4, lower/, upperfs/, rootfs/, bundle/,
-//!                            run/agent.sock, log/agent.log (tmpfs, host only),
+//!                            run/ (tmpfs, host only: agent.sock, resolv.conf,
+//!                            egress-ca.pem), log/agent.log (tmpfs, host only),
 //!                            agent.log (end of the last run's log, kept after stop)
 //! ```
 
@@ -61,9 +62,10 @@ pub struct SandboxLayout {
     pub log: PathBuf,
     pub bundle: PathBuf,
     pub pid_file: PathBuf,
-    /// The sandbox's `/etc/resolv.conf` (naming the DNS stub), bind-mounted read-only.
+    /// The sandbox's `/etc/resolv.conf` (naming the DNS stub), bind-mounted read-only. On the
+    /// `run/` tmpfs, so the sandbox's mount table names no host path for it.
     pub resolv_conf: PathBuf,
-    /// The server's egress CA certificate, bind-mounted read-only.
+    /// The server's egress CA certificate, bind-mounted read-only (also on `run/`).
     pub egress_ca: PathBuf,
     /// The live log of PID 1 on the `log/` tmpfs.
     pub agent_log: PathBuf,
@@ -84,8 +86,8 @@ impl SandboxLayout {
             log: dir.join("log"),
             bundle: dir.join("bundle"),
             pid_file: dir.join("bundle").join("container.pid"),
-            resolv_conf: dir.join("bundle").join("resolv.conf"),
-            egress_ca: dir.join("bundle").join("egress-ca.pem"),
+            resolv_conf: dir.join("run").join("resolv.conf"),
+            egress_ca: dir.join("run").join("egress-ca.pem"),
             agent_log: dir.join("log").join("agent.log"),
             saved_log: dir.join("agent.log"),
             socket: dir.join("run").join(AGENT_SOCKET_NAME),

@@ -62,24 +62,29 @@ async fn mount_layers(
     for dir in [&upper, &work] {
         fs::create_dir_all(dir).map_err(RuntimeError::io("create directory", dir))?;
     }
+    // Relative to the sandbox directory, where the mount runs: the kernel shows the options
+    // as given in the sandbox's own mount table, which so names no host path.
+    let relative = |dir: &Path| {
+        dir.strip_prefix(&layout.dir)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| dir.to_path_buf())
+    };
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
-        layout.lower.display(),
-        upper.display(),
-        work.display()
+        relative(&layout.lower).display(),
+        relative(&upper).display(),
+        relative(&work).display()
     );
-    host::run(
-        "mount",
-        [
-            arg("-t"),
-            arg("overlay"),
-            arg("overlay"),
-            arg("-o"),
-            options.into(),
-            (&layout.rootfs).into(),
-        ],
-    )
-    .await?;
+    let mut mount = tokio::process::Command::new("mount");
+    mount
+        .current_dir(&layout.dir)
+        .args([arg("-t"), arg("overlay"), arg("overlay"), arg("-o")])
+        .arg(options)
+        .arg(&layout.rootfs);
+    let output = host::output(&mut mount).await?;
+    if !output.status.success() {
+        return Err(host::failure(&mount, &output));
+    }
     Ok(())
 }
 

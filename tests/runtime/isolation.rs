@@ -171,6 +171,17 @@ async fn a_sandbox_cannot_redirect_its_agent_socket() {
     // The socket's path is on the host only: the sandbox has no way to it.
     let inside = fixture.exec_ok(sly, "ls -a /.langsmith");
     assert_eq!(inside, ".\n..\nbin\n", "{inside}");
+    // Nor does its mount table name the sandbox's host directory (the overlay's layers are
+    // given relative to it; resolv.conf and the CA come from a tmpfs of their own).
+    let mounts = fixture.exec_ok(sly, "cat /proc/self/mountinfo");
+    assert!(
+        !mounts.contains(sly.as_str()) && !mounts.contains("/sandboxes/"),
+        "{mounts}"
+    );
+    assert!(
+        mounts.contains("lowerdir=lower,upperdir=upperfs/upper"),
+        "{mounts}"
+    );
     // A socket on the host that the sandbox would like the server to talk to instead,
     // planted where the socket used to be: the server still reaches the agent.
     let host_socket = runtime.root().join("host.sock");
