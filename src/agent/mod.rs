@@ -1,8 +1,8 @@
 //! The in-sandbox agent: PID 1 of every sandbox. It reaps zombies and serves the data plane
 //! (exec sessions, files) over a unix socket that the server proxies `{dataplane_url}/…` to.
 //!
-//! Module map: `init` PID 1 duties · `log` its messages, which never fail · `trust` the egress CA into the trust store · `boot_hooks`
-//! the image's `boot.d` executables ·
+//! Module map: `init` PID 1 duties · `log` its messages, which never fail · `trust` the
+//! egress CA into the trust store · `boot_hooks` the image's `boot.d` executables ·
 //! `app` router and error envelope · `exec_ws` /
 //! `control` the WebSocket exec protocol · `exec_sse` its one-way SSE variant ·
 //! `exec_http` legacy one-shot exec · `connect` a raw TCP pipe to a port inside

@@ -27,7 +27,7 @@ impl ExitWatch {
         }
         // SAFETY: the descriptor was just returned to us and nothing else owns it.
         let owned = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        if !super::readiness::in_cgroup_of(pid, container) {
+        if !in_cgroup_of(pid, container) {
             return Err(not_running());
         }
         // SAFETY: an `OwnedFd` keeps its one descriptor open until it is dropped, and the
@@ -45,4 +45,11 @@ impl ExitWatch {
     pub async fn exited(self) {
         let _ = self.pidfd.readable().await;
     }
+}
+
+/// Whether process `pid` belongs to `container`'s cgroup.
+fn in_cgroup_of(pid: i32, container: &str) -> bool {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let expected = format!(":{}", super::bundle::cgroup_path(container));
+    cgroups.lines().any(|line| line.ends_with(&expected))
 }

@@ -60,13 +60,6 @@ pub async fn connect(socket: &Path) -> Result<UnixStream, AgentError> {
         .map_err(AgentError::Connect)
 }
 
-/// Whether process `pid` belongs to `container`'s cgroup.
-pub fn in_cgroup_of(pid: i32, container: &str) -> bool {
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    let expected = format!(":{}", super::bundle::cgroup_path(container));
-    cgroups.lines().any(|line| line.ends_with(&expected))
-}
-
 /// Waits until the agent is healthy. The error explains why it is not.
 pub async fn wait_for_agent(socket: &Path, runc: &Runc, container: &str) -> Result<(), NotHealthy> {
     let deadline = Instant::now() + READY_DEADLINE;
