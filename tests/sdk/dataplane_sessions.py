@@ -24,8 +24,10 @@ from _exec_flows import (
 
 
 def kill_then_reconnect(sb):
+    # `oops` goes to stderr before `before` goes to stdout: once `before` is read, `oops` is
+    # certainly in the agent's pipe, whenever the kill lands.
     handle = sb.run(
-        "sleep 300 & echo $! > /tmp/bg.pid; echo before; echo oops >&2; wait",
+        "sleep 300 & echo $! > /tmp/bg.pid; echo oops >&2; echo before; wait",
         wait=False,
     )
     chunks = iter(handle)
