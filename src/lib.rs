@@ -37,11 +37,11 @@
 //!   repl ─────► script, client, api, paths, text, term
 //!   script ───► client, api, paths, text, term
 //!   client ───► api, paths, term, ws_pipe
-//!   server ───► proxy, runtime, api, paths
+//!   server ───► proxy, runtime, api, paths, ws_upgrade
 //!   proxy ────► api
 //!   runtime ──► api
-//!   agent ────► api, ws_pipe
-//!   api, paths, text, term, ws_pipe: leaves
+//!   agent ────► api, ws_pipe, ws_upgrade
+//!   api, paths, text, term, ws_pipe, ws_upgrade: leaves
 //! ```
 //!
 //! * [`api`] — wire types shared by client, server and agent: models, exec messages, file
@@ -52,6 +52,8 @@
 //!   size strings) and the local terminal (raw mode, resize and key events). Leaves.
 //! * [`ws_pipe`] — a WebSocket read and written as bytes: the carrier of a port tunnel's
 //!   yamux session, at both ends (client and agent). A leaf.
+//! * [`ws_upgrade`] — the answer to a WebSocket upgrade, for the agent's tunnel and the
+//!   server's exec bridge, which take the upgraded connection themselves. A leaf.
 //! * [`client`] — the native async client of the Sandbox API; nothing in it assumes the local
 //!   backend, except `client::embedded`, which finds or starts one when none is configured.
 //! * [`script`] — the Rhai engine, its `Snapshot`/`Sandbox`/`Command` objects, the rendering
@@ -136,6 +138,7 @@ pub mod script;
 pub mod term;
 pub mod text;
 pub mod ws_pipe;
+pub mod ws_upgrade;
 
 #[cfg(target_os = "linux")]
 pub mod agent;

@@ -22,11 +22,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("text", &[]),
     ("term", &[]),
     ("ws_pipe", &[]),
+    ("ws_upgrade", &[]),
     // The local backend and what runs inside a sandbox.
     ("runtime", &["api"]),
     ("proxy", &["api"]),
-    ("agent", &["api", "ws_pipe"]),
-    ("server", &["api", "proxy", "runtime", "paths"]),
+    ("agent", &["api", "ws_pipe", "ws_upgrade"]),
+    (
+        "server",
+        &["api", "proxy", "runtime", "paths", "ws_upgrade"],
+    ),
     // The client side, bottom to top.
     ("client", &["api", "paths", "term", "ws_pipe"]),
     ("script", &["client", "api", "text", "term", "paths"]),
@@ -37,8 +41,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "repl", "script", "client", "server", "proxy", "runtime", "agent", "api", "paths",
-            "text", "term", "ws_pipe",
+            "repl",
+            "script",
+            "client",
+            "server",
+            "proxy",
+            "runtime",
+            "agent",
+            "api",
+            "paths",
+            "text",
+            "term",
+            "ws_pipe",
+            "ws_upgrade",
         ],
     ),
     // The crate root's tests: this file and its scanner.

@@ -3,11 +3,10 @@
 //! and hands each to [`tunnel_stream`](super::tunnel_stream), which dials the port inside the
 //! sandbox.
 //!
-//! The upgrade is answered here rather than by axum's WebSocket extractor so the socket is
-//! a tungstenite stream, the type [`crate::ws_pipe`] turns into bytes for yamux (the same
-//! pipe the client uses). No extension is negotiated (the official SDK may offer
-//! permessage-deflate; leaving it out of the answer declines it), no subprotocol, and no
-//! `Origin` check: the server in front of the agent has already checked the API key.
+//! The upgrade is answered here ([`crate::ws_upgrade`]) rather than by axum's WebSocket
+//! extractor so the socket is a tungstenite stream, the type [`crate::ws_pipe`] turns into
+//! bytes for yamux (the same pipe the client uses). There is no `Origin` check: the server in
+//! front of the agent has already checked the API key.
 //!
 //! One task owns the yamux connection and drives it (frames, pings, window updates) by
 //! polling for inbound streams; each stream gets a task of its own that owns its TCP
@@ -17,11 +16,10 @@
 use std::future::poll_fn;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
@@ -29,6 +27,7 @@ use super::app::{ApiError, AppState};
 use super::shutdown::Shutdown;
 use super::tunnel_stream;
 use crate::ws_pipe::WsPipe;
+use crate::ws_upgrade;
 
 /// The largest yamux data frame sent: fewer headers and WebSocket messages per byte; the
 /// peer's window still bounds what is in flight.
@@ -36,17 +35,15 @@ const SPLIT_SEND_SIZE: usize = 256 * 1024;
 
 /// Answer the upgrade, then serve the session on the upgraded connection.
 pub async fn tunnel(State(state): State<AppState>, mut req: Request) -> Response {
-    let key = match websocket_key(req.headers()) {
+    let bad = |message: &str| {
+        ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", message).into_response()
+    };
+    let key = match ws_upgrade::websocket_key(req.headers()) {
         Ok(key) => key,
-        Err(e) => return e.into_response(),
+        Err(why) => return bad(why),
     };
     let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "this connection cannot be upgraded",
-        )
-        .into_response();
+        return bad("this connection cannot be upgraded");
     };
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
@@ -60,40 +57,7 @@ pub async fn tunnel(State(state): State<AppState>, mut req: Request) -> Response
             serve_session(WsPipe::new(socket), shutdown).await;
         }
     });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::UPGRADE, "websocket")
-        .header(header::CONNECTION, "Upgrade")
-        .header(
-            header::SEC_WEBSOCKET_ACCEPT,
-            derive_accept_key(key.as_bytes()),
-        )
-        .body(axum::body::Body::empty())
-        .expect("static response parts")
-}
-
-/// The client's `Sec-WebSocket-Key`, once the request is a version-13 WebSocket upgrade.
-fn websocket_key(headers: &HeaderMap) -> Result<String, ApiError> {
-    let bad = |message: &str| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", message);
-    let is_websocket = headers
-        .get(header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    if !is_websocket {
-        return Err(bad(
-            "/tunnel is a WebSocket endpoint: send Upgrade: websocket",
-        ));
-    }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_none_or(|v| v != "13")
-    {
-        return Err(bad("unsupported WebSocket version (expected 13)"));
-    }
-    headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .ok_or_else(|| bad("missing Sec-WebSocket-Key"))
+    ws_upgrade::switching_protocols(&key)
 }
 
 /// Accept streams until the client ends the session (or the agent stops: then GoAway).

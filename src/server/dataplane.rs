@@ -1,24 +1,20 @@
 //! The data-plane router: `{dataplane_url}/…` = `/dp/{sandbox_id}/…` on this server,
 //! forwarded to the sandbox agent's unix socket — plain HTTP requests stream through
-//! unchanged, WebSocket upgrades are bridged message by message, except a port tunnel's,
-//! which is spliced as raw bytes ([`tunnel`]). When this server stops,
+//! unchanged, WebSocket upgrades are bridged message by message ([`bridge`]), except a port
+//! tunnel's, which is spliced as raw bytes ([`tunnel`]). When this server stops,
 //! bridged sockets get 1001 and SSE exec streams a `ServerShuttingDown` event ([`sse`]), so
 //! clients resume on the next server.
 
+mod bridge;
 mod sse;
 mod tunnel;
 
 use axum::body::Body;
-use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
-use tokio_tungstenite::tungstenite::{
-    self as tung, protocol::CloseFrame, protocol::frame::coding::CloseCode,
-};
 
 use super::error::ApiError;
 use super::lifecycle;
@@ -90,7 +86,7 @@ async fn route(
     if is_upgrade && rest == "tunnel" {
         tunnel::splice(&state, &sb.id, agent.stream, parts).await
     } else if is_upgrade {
-        agent.bridge_upgrade(parts).await
+        bridge::upgrade(&state, &sb.id, agent.stream, &agent.path_and_query, parts).await
     } else {
         agent.forward(parts, body).await
     }
@@ -131,25 +127,6 @@ struct Agent<'a> {
 }
 
 impl Agent<'_> {
-    /// A WebSocket upgrade: open the agent's side, then bridge the two message by message.
-    async fn bridge_upgrade(self, mut parts: http::request::Parts) -> Result<Response, ApiError> {
-        let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, self.state)
-            .await
-            .map_err(|e| ApiError::validation("upgrade", e.body_text()))?;
-        let url = format!("ws://agent{}", self.path_and_query);
-        let (agent, _) = tokio_tungstenite::client_async(url, self.stream)
-            .await
-            .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
-        let active = self.state.activity.hold(self.sandbox_id);
-        let going_away = self.state.going_away.subscribe();
-        Ok(upgrade
-            .max_message_size(64 << 20)
-            .on_upgrade(move |client| async move {
-                bridge(client, agent, going_away).await;
-                drop(active);
-            }))
-    }
-
     /// A plain HTTP request: forwarded with the allowed headers, its response streamed back.
     async fn forward(self, parts: http::request::Parts, body: Body) -> Result<Response, ApiError> {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(self.stream))
@@ -186,94 +163,3 @@ impl Agent<'_> {
         }))
     }
 }
-
-type AgentSocket = tokio_tungstenite::WebSocketStream<UnixStream>;
-
-/// Relay messages both ways until either side closes; a close frame (and its code) is
-/// passed on, so clients see the agent's 1000 after `exit` exactly as it sent it. When the
-/// server stops, the client gets 1001 Going Away: the command keeps running in
-/// the sandbox and the client reattaches to the next server.
-async fn bridge(
-    client: WebSocket,
-    agent: AgentSocket,
-    mut going_away: tokio::sync::watch::Receiver<bool>,
-) {
-    let (mut client_tx, mut client_rx) = client.split();
-    let (mut agent_tx, mut agent_rx) = agent.split();
-    let upstream = async {
-        while let Some(Ok(msg)) = client_rx.next().await {
-            let out = match msg {
-                ws::Message::Text(t) => tung::Message::text(t.as_str()),
-                ws::Message::Binary(b) => tung::Message::binary(b),
-                ws::Message::Close(frame) => {
-                    let frame = frame.map(|f| CloseFrame {
-                        code: CloseCode::from(f.code),
-                        reason: f.reason.as_str().into(),
-                    });
-                    let _ = agent_tx.send(tung::Message::Close(frame)).await;
-                    break;
-                }
-                // Each side answers its own pings.
-                ws::Message::Ping(_) | ws::Message::Pong(_) => continue,
-            };
-            if agent_tx.send(out).await.is_err() {
-                break;
-            }
-        }
-        let _ = agent_tx.close().await;
-    };
-    let downstream = async {
-        // The agent vanished without a close frame: its sandbox was stopped (or its server
-        // restarted). That is a going-away, not an internal error: clients reattach.
-        let mut close = Some(ws::CloseFrame {
-            code: 1001,
-            reason: "the sandbox agent went away (sandbox stopped or restarting)".into(),
-        });
-        while let Some(Ok(msg)) = agent_rx.next().await {
-            let out = match msg {
-                tung::Message::Text(t) => ws::Message::Text(t.as_str().into()),
-                tung::Message::Binary(b) => ws::Message::Binary(b),
-                tung::Message::Close(frame) => {
-                    close = frame.map(|f| ws::CloseFrame {
-                        code: f.code.into(),
-                        reason: f.reason.as_str().into(),
-                    });
-                    break;
-                }
-                _ => continue,
-            };
-            if client_tx.send(out).await.is_err() {
-                return;
-            }
-        }
-        let _ = client_tx.send(ws::Message::Close(close)).await;
-    };
-    let stopping = tokio::select! {
-        _ = upstream => false,
-        _ = downstream => false,
-        Ok(_) = going_away.wait_for(|stopping| *stopping) => true,
-    };
-    if stopping {
-        let going = ws::CloseFrame {
-            code: 1001,
-            reason: "the server is restarting; reattach to resume".into(),
-        };
-        let _ = client_tx.send(ws::Message::Close(Some(going))).await;
-    }
-    // Finish the closing handshake before dropping the connection: read until the client's
-    // own close (a ping or an `input` may still be on its way). Closing a socket with unread
-    // bytes makes the kernel send a reset instead of an orderly end, and a client that gets
-    // the reset together with our last messages can lose them — the Python SDK then missed
-    // `exit` and reattached, or missed an `error` such as `CommandNotFound`.
-    let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
-        while let Some(Ok(msg)) = client_rx.next().await {
-            if let ws::Message::Close(_) = msg {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
-/// How long a closing bridge waits for the client's close frame.
-const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(1);

@@ -1,6 +1,7 @@
 //! Wire checks the SDK cannot make, against the real server and sandboxes: exec sessions
-//! outliving a server crash, 1001 when a sandbox stops under an attached socket, and the
-//! agent's own goodbye on SIGTERM. The SSE ones are in [`super::sse_wire`].
+//! outliving a server crash, a `kill` honoured from a client that vanished right after
+//! sending it, 1001 when a sandbox stops under an attached socket, and the agent's own
+//! goodbye on SIGTERM. The SSE ones are in [`super::sse_wire`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -142,6 +143,49 @@ fn exec_sessions_outlive_a_server_crash_and_resume_from_offsets() {
     );
     assert_eq!(ws.recv(), Err(Some(1000)));
     api.delete_sandbox("durable");
+}
+
+/// What the official SDK's `kill()` does, made certain: a ping, `kill` and a close frame
+/// in one write, then a reset. The server reads the ping first and owes a pong it can no
+/// longer write; the `kill` behind it must still reach the command.
+#[test]
+fn a_kill_sent_just_before_the_client_vanishes_is_honoured() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let sb = sandbox(&api, "vanishing");
+    let mut ws = Ws::connect(&sb);
+    // Were the kill lost, the command's own timeout would end it instead, 20 s later.
+    ws.send(
+        json!({"type": "execute", "command": "sleep 300", "command_id": "vanish-1",
+                   "timeout_seconds": 20, "close_stdin": true}),
+    );
+    assert_eq!(ws.recv().unwrap()["type"], "started");
+    let Ws {
+        runtime,
+        mut socket,
+    } = ws;
+    runtime.block_on(async {
+        socket.feed(Message::Ping(vec![1].into())).await.unwrap();
+        let kill = json!({"type": "kill"}).to_string();
+        socket.feed(Message::Text(kill.into())).await.unwrap();
+        socket.feed(Message::Close(None)).await.unwrap();
+        socket.flush().await.unwrap();
+        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = socket.get_ref() else {
+            panic!("a plain TCP connection");
+        };
+        tcp.set_zero_linger().unwrap(); // closing now sends a reset, not a FIN
+    });
+    drop(socket);
+
+    let mut ws = Ws::connect(&sb);
+    ws.send(json!({"type": "reconnect", "command_id": "vanish-1"}));
+    assert_eq!(ws.recv().unwrap()["type"], "started");
+    assert_eq!(
+        ws.recv().unwrap(),
+        json!({"type": "exit", "exit_code": 137}),
+        "the kill reached the command"
+    );
+    api.delete_sandbox("vanishing");
 }
 
 #[test]

@@ -1,0 +1,216 @@
+//! An exec WebSocket (`/execute/ws`), bridged message by message between the client and the
+//! sandbox agent. Close frames (and their codes) pass through, so a client sees the agent's
+//! 1000 after `exit` exactly as the agent sent it. When this server stops, the client gets
+//! 1001 Going Away: the command keeps running in the sandbox and the client reattaches to the
+//! next server.
+//!
+//! The upgrade is answered here ([`crate::ws_upgrade`]) rather than by axum's extractor so
+//! the client's connection can be wrapped in [`ReadsOutliveWrites`] before tungstenite gets it.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::UnixStream;
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
+
+use crate::server::error::ApiError;
+use crate::server::state::AppState;
+use crate::ws_upgrade;
+
+/// The largest message either side may send through the bridge.
+const MAX_MESSAGE: usize = 64 << 20;
+/// How long a closing bridge waits for the client's close frame.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
+
+/// Opens the agent's side of the socket at `path_and_query`, answers the client's upgrade,
+/// and bridges the two once the client's connection is upgraded.
+pub(super) async fn upgrade(
+    state: &AppState,
+    sandbox_id: &str,
+    agent: UnixStream,
+    path_and_query: &str,
+    mut parts: http::request::Parts,
+) -> Result<Response, ApiError> {
+    let key = ws_upgrade::websocket_key(&parts.headers)
+        .map_err(|why| ApiError::validation("upgrade", why))?;
+    let client_upgrade = parts
+        .extensions
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(|| ApiError::validation("upgrade", "this connection cannot be upgraded"))?;
+    let url = format!("ws://agent{path_and_query}");
+    let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE));
+    let (agent, _) = tokio_tungstenite::client_async_with_config(url, agent, Some(config))
+        .await
+        .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
+    let active = state.activity.hold(sandbox_id);
+    let going_away = state.going_away.subscribe();
+    tokio::spawn(async move {
+        if let Ok(upgraded) = client_upgrade.await {
+            let connection = ReadsOutliveWrites::new(TokioIo::new(upgraded));
+            let client =
+                WebSocketStream::from_raw_socket(connection, Role::Server, Some(config)).await;
+            bridge(client, agent, going_away).await;
+        }
+        drop(active);
+    });
+    Ok(ws_upgrade::switching_protocols(&key))
+}
+
+type ClientSocket = WebSocketStream<ReadsOutliveWrites<TokioIo<hyper::upgrade::Upgraded>>>;
+type AgentSocket = WebSocketStream<UnixStream>;
+
+/// Relays messages both ways until either side closes, or until this server stops.
+async fn bridge(client: ClientSocket, agent: AgentSocket, mut going_away: watch::Receiver<bool>) {
+    let (mut client_tx, mut client_rx) = client.split();
+    let (mut agent_tx, mut agent_rx) = agent.split();
+    let upstream = async {
+        while let Some(Ok(message)) = client_rx.next().await {
+            match message {
+                Message::Text(_) | Message::Binary(_) => {
+                    if agent_tx.send(message).await.is_err() {
+                        break;
+                    }
+                }
+                Message::Close(frame) => {
+                    let _ = agent_tx.send(Message::Close(frame)).await;
+                    break;
+                }
+                // Each side answers its own pings.
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            }
+        }
+        let _ = agent_tx.close().await;
+    };
+    let downstream = async {
+        // The agent vanished without a close frame: its sandbox was stopped (or its server
+        // restarted). That is a going-away, not an internal error: clients reattach.
+        let mut close = Some(CloseFrame {
+            code: CloseCode::Away,
+            reason: "the sandbox agent went away (sandbox stopped or restarting)".into(),
+        });
+        while let Some(Ok(message)) = agent_rx.next().await {
+            match message {
+                Message::Text(_) | Message::Binary(_) => {
+                    if client_tx.send(message).await.is_err() {
+                        return;
+                    }
+                }
+                Message::Close(frame) => {
+                    close = frame;
+                    break;
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            }
+        }
+        let _ = client_tx.send(Message::Close(close)).await;
+    };
+    let stopping = tokio::select! {
+        () = upstream => false,
+        () = downstream => false,
+        Ok(_) = going_away.wait_for(|stopping| *stopping) => true,
+    };
+    if stopping {
+        let going = CloseFrame {
+            code: CloseCode::Away,
+            reason: "the server is restarting; reattach to resume".into(),
+        };
+        let _ = client_tx.send(Message::Close(Some(going))).await;
+    }
+    // Finish the closing handshake before dropping the connection: read until the client's
+    // own close (a ping or an `input` may still be on its way). Closing a socket with unread
+    // bytes makes the kernel send a reset instead of an orderly end, and a client that gets
+    // the reset together with our last messages can lose them — the Python SDK then missed
+    // `exit` and reattached, or missed an `error` such as `CommandNotFound`.
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+        while let Some(Ok(message)) = client_rx.next().await {
+            if let Message::Close(_) = message {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// The client's connection, whose writes stop failing once the client has gone.
+///
+/// tungstenite flushes a queued automatic reply (the pong to a ping) before every read, and
+/// a failed flush fails the read — even when frames the client sent before leaving are
+/// already received and waiting. The official SDK's `kill()` sends `kill`, then its close,
+/// then drops the connection at once (a reset, when answers are still unread on its side);
+/// if one of its heartbeat pings was answered just then, the pong's write failed, the `kill`
+/// was never read, and the command ran on. Once a write fails, the client can receive
+/// nothing more, so later writes are dropped as if sent: reading goes on up to the last
+/// frame the client sent, and ends with the connection's own end (EOF or the reset).
+struct ReadsOutliveWrites<T> {
+    inner: T,
+    peer_gone: bool,
+}
+
+impl<T> ReadsOutliveWrites<T> {
+    fn new(inner: T) -> Self {
+        ReadsOutliveWrites {
+            inner,
+            peer_gone: false,
+        }
+    }
+
+    /// `result` of a write-side call, with an error turned into "the client has gone".
+    fn absorb<R>(&mut self, result: io::Result<R>, as_if_done: R) -> io::Result<R> {
+        match result {
+            Ok(done) => Ok(done),
+            Err(_) => {
+                self.peer_gone = true;
+                Ok(as_if_done)
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for ReadsOutliveWrites<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for ReadsOutliveWrites<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.peer_gone {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        let result = ready!(Pin::new(&mut self.inner).poll_write(cx, buf));
+        Poll::Ready(self.absorb(result, buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.peer_gone {
+            return Poll::Ready(Ok(()));
+        }
+        let result = ready!(Pin::new(&mut self.inner).poll_flush(cx));
+        Poll::Ready(self.absorb(result, ()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.peer_gone {
+            return Poll::Ready(Ok(()));
+        }
+        let result = ready!(Pin::new(&mut self.inner).poll_shutdown(cx));
+        Poll::Ready(self.absorb(result, ()))
+    }
+}
