@@ -18,6 +18,9 @@ use super::spawn::{Program, SpawnRequest};
 use crate::api::error::kind;
 use crate::api::exec::{ClientMessage, ExecuteMessage, ServerMessage, defaults};
 
+/// How long the control messages of a client that left are still read (see `serve_socket`).
+const CONTROL_DRAIN: Duration = Duration::from_secs(2);
+
 pub async fn execute_ws(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     upgrade.on_upgrade(move |socket| serve_socket(app, socket))
 }
@@ -83,16 +86,19 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
     }
     let mut agent_route = super::ssh_agent_session::route_for(&session);
     let mut control = tokio::spawn(super::control::run(session, stream));
+    let mut client_gone = false;
     loop {
         tokio::select! {
             frame = super::ssh_agent_session::next_frame(&mut agent_route) => {
                 if sink.send(Message::Text(frame.into())).await.is_err() {
+                    client_gone = true;
                     break;
                 }
             }
             event = attachment.next() => {
                 let (message, last) = to_message(event);
                 if send(&mut sink, &message).await.is_err() {
+                    client_gone = true;
                     break;
                 }
                 if last {
@@ -108,6 +114,12 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
                 break;
             }
         }
+    }
+    if client_gone {
+        // The client left, but what it sent before leaving may not be read yet: the official
+        // SDK's `kill()` sends `kill` and drops the connection at once, and output written
+        // meanwhile fails here first. The control task reads on to the socket's end.
+        let _ = tokio::time::timeout(CONTROL_DRAIN, &mut control).await;
     }
     control.abort();
     drop(agent_route);
