@@ -65,8 +65,8 @@
 //!   builds (`server::images`), lifecycle tasks, the reaper and the data-plane proxy.
 //! * [`proxy`] — the egress proxy: each sandbox's DNS stub, the per-connection checks and
 //!   `access_control` decisions, the upstream dial and splice, and the egress log.
-//! * [`runtime`] — isolation: ext4 images, overlay root filesystems, OCI bundles, runc,
-//!   cgroups, seccomp. Knows nothing of HTTP.
+//! * [`runtime`] — isolation: ext4 images, idmapped layers and overlay root filesystems, user
+//!   namespaces, OCI bundles, runc, cgroups, seccomp. Knows nothing of HTTP.
 //! * [`agent`] — the in-sandbox PID 1: reaps zombies and serves exec sessions and files on a
 //!   unix socket. Shares only [`api`] with the rest.
 //!
@@ -84,6 +84,7 @@
 //! | idle stop, delete after stop | the server's reaper |
 //! | pulling images, writing ext4 snapshots | `server::images` |
 //! | namespaces, capabilities, seccomp, cgroups | `runtime` (`hardening`, `bundle`) |
+//! | a sandbox's host ids, its layers as it sees them | `runtime` (`id_range`, `idmapped`, `runc_view`) |
 //! | exec sessions, replay, files, glob/grep | `agent` |
 //! | service URLs, download links, their origins | `server::service` (the agent's `connect` dials the port) |
 //!
@@ -98,11 +99,13 @@
 //! 3. The server authenticates the key, validates the body (422 naming the field), checks the
 //!    snapshot is ready, writes the record as `provisioning` (durably, before answering) and
 //!    spawns a boot task, so a client hanging up never interrupts it.
-//! 4. The boot task, under the sandbox's lock, asks [`runtime`] to start it: loop-mount the
-//!    snapshot image read-only, create or grow the sandbox's own ext4 upper layer, mount the
-//!    overlay, write the OCI bundle (namespaces, cgroup limits, seccomp, capabilities, the
-//!    agent mounted read-only as PID 1), `runc run -d`, then wait for the agent's socket to
-//!    answer. The record becomes `ready` (or `failed` with a message) in the store.
+//! 4. The boot task, under the sandbox's lock, asks [`runtime`] to start it: claim a host id
+//!    range for its user namespace, loop-mount the snapshot image read-only, create or grow
+//!    the sandbox's own ext4 upper layer, mount both idmapped onto that range, write the OCI
+//!    bundle (namespaces, cgroup limits, seccomp, capabilities, the agent mounted read-only as
+//!    PID 1), mount the overlay in a mount namespace made for runc alone, `runc run -d` in
+//!    it, then wait for the agent's socket to answer. The record becomes `ready` (or
+//!    `failed` with a message) in the store.
 //! 5. With `wait_for_ready` the create answers once the record is `ready`; the script's value
 //!    (a `Sandbox` object) is rendered as JSON or a table by the script layer and printed.
 //!

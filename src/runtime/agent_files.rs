@@ -55,7 +55,9 @@ pub fn install(exe: &Path, dir: &Path) -> Result<AgentEntry, RuntimeError> {
         reason,
     };
     let io = |doing: String| move |e| fail(AgentFilesError::io(doing)(e));
-    fs::create_dir_all(dir).map_err(io("create directory".into()))?;
+    // Walkable and readable by every sandbox's root (a host id of its range), whatever the
+    // umask: the files are the same public executable for all.
+    create_public_dir(dir).map_err(io("create directory".into()))?;
     place(exe, &dir.join(AGENT_NAME), true).map_err(io(exe.display().to_string()))?;
 
     let agent = format!("{AGENT_MOUNT}/{AGENT_NAME}");
@@ -73,7 +75,7 @@ pub fn install(exe: &Path, dir: &Path) -> Result<AgentEntry, RuntimeError> {
     };
 
     let lib_dir = dir.join("lib");
-    fs::create_dir_all(&lib_dir).map_err(io(format!("create {}", lib_dir.display())))?;
+    create_public_dir(&lib_dir).map_err(io(format!("create {}", lib_dir.display())))?;
     let interpreter_name = file_name(&interpreter).map_err(fail)?;
     place(&interpreter, &lib_dir.join(&interpreter_name), false)
         .map_err(io(format!("copy interpreter {}", interpreter.display())))?;
@@ -91,13 +93,22 @@ pub fn install(exe: &Path, dir: &Path) -> Result<AgentEntry, RuntimeError> {
     Ok(AgentEntry { args })
 }
 
+fn create_public_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+}
+
 /// Puts a copy of `source` at `target` atomically (temp name + rename), so a sandbox starting
 /// meanwhile never sees a half-written file. A hard link is tried first when `link` is set.
 fn place(source: &Path, target: &Path, link: bool) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let temp = target.with_extension(format!("tmp-{}", std::process::id()));
     let _ = fs::remove_file(&temp);
-    if !(link && fs::hard_link(source, &temp).is_ok()) {
+    // A link shares the source's mode: it must let every sandbox's root (a host id that is
+    // "other" to the file) read and run it, or a copy is made instead.
+    let public = |path: &Path| fs::metadata(path).is_ok_and(|m| m.mode() & 0o005 == 0o005);
+    if !(link && public(source) && fs::hard_link(source, &temp).is_ok()) {
         fs::copy(source, &temp)?;
         fs::set_permissions(&temp, fs::Permissions::from_mode(0o755))?;
     }

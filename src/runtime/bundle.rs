@@ -1,18 +1,22 @@
 //! The OCI runtime config (`bundle/config.json`) of a sandbox, generated with `oci-spec`:
-//! its own namespaces, a reduced capability set, `no_new_privileges`, seccomp, masked kernel
-//! paths, cgroup limits, and the agent as the container process.
+//! its own namespaces (a user namespace among them, mapping its ids onto its host range), a
+//! reduced capability set, `no_new_privileges`, seccomp, masked kernel paths, cgroup limits,
+//! and the agent as the container process. Every path runc is given is in the sandbox's
+//! [`RuncView`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use oci_spec::runtime::{
     Capabilities, Linux, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
-    LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, Mount, MountBuilder,
-    PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    LinuxDeviceCgroupBuilder, LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, Mount,
+    MountBuilder, PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder,
 };
 
 use super::agent_files::AGENT_MOUNT;
+use super::id_range::{IdRange, RANGE_SIZE};
+use super::runc_view::RuncView;
 use super::{RuntimeError, SandboxSpec, hardening, layout::SandboxLayout};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -24,7 +28,8 @@ const CPU_PERIOD_US: u64 = 100_000;
 pub struct BundleInputs<'a> {
     pub spec: &'a SandboxSpec,
     pub layout: &'a SandboxLayout,
-    pub agent_dir: &'a Path,
+    pub view: &'a RuncView,
+    pub range: IdRange,
     pub agent_args: &'a [String],
 }
 
@@ -34,7 +39,7 @@ pub fn config(inputs: &BundleInputs<'_>) -> Result<Spec, RuntimeError> {
         .version("1.0.2")
         .root(
             RootBuilder::default()
-                .path(inputs.layout.rootfs.clone())
+                .path(inputs.view.rootfs.clone())
                 .readonly(false)
                 .build()
                 .map_err(invalid)?,
@@ -42,7 +47,7 @@ pub fn config(inputs: &BundleInputs<'_>) -> Result<Spec, RuntimeError> {
         .hostname(inputs.spec.hostname.clone())
         .mounts(mounts(inputs).map_err(invalid)?)
         .process(process(inputs)?)
-        .linux(linux(inputs.spec)?)
+        .linux(linux(inputs.spec, inputs.range)?)
         .build()
         .map_err(invalid)
 }
@@ -87,8 +92,9 @@ fn process(inputs: &BundleInputs<'_>) -> Result<Process, RuntimeError> {
 }
 
 /// Namespaces, cgroup and its limits, seccomp and the kernel paths hidden or read-only.
-fn linux(spec: &SandboxSpec) -> Result<Linux, RuntimeError> {
+fn linux(spec: &SandboxSpec, range: IdRange) -> Result<Linux, RuntimeError> {
     let namespaces = [
+        LinuxNamespaceType::User,
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Mount,
         LinuxNamespaceType::Ipc,
@@ -100,8 +106,16 @@ fn linux(spec: &SandboxSpec) -> Result<Linux, RuntimeError> {
     .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
     .collect::<Result<Vec<_>, _>>()
     .map_err(invalid)?;
+    let mapping = LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(range.first)
+        .size(RANGE_SIZE)
+        .build()
+        .map_err(invalid)?;
     LinuxBuilder::default()
         .namespaces(namespaces)
+        .uid_mappings(vec![mapping])
+        .gid_mappings(vec![mapping])
         .cgroups_path(PathBuf::from(cgroup_path(&super::layout::container_id(
             &spec.id,
         ))))
@@ -156,13 +170,6 @@ pub fn cgroup_path(container: &str) -> String {
 
 /// Writes the config to `bundle/config.json`.
 pub fn write(inputs: &BundleInputs<'_>) -> Result<(), RuntimeError> {
-    let resolv = &inputs.layout.resolv_conf;
-    std::fs::write(resolv, super::network::resolv_conf())
-        .map_err(RuntimeError::io("write", resolv))?;
-    if let Some(pem) = &inputs.spec.egress_ca_pem {
-        let ca = &inputs.layout.egress_ca;
-        std::fs::write(ca, pem).map_err(RuntimeError::io("write", ca))?;
-    }
     let path = inputs.layout.bundle.join("config.json");
     config(inputs)?
         .save(&path)
@@ -214,7 +221,7 @@ fn mounts(inputs: &BundleInputs<'_>) -> Result<Vec<Mount>, oci_spec::OciSpecErro
             .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
             .build()
     };
-    let agent_dir = inputs.agent_dir.to_string_lossy();
+    let agent_dir = inputs.view.agent.to_string_lossy();
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
@@ -271,7 +278,7 @@ fn mounts(inputs: &BundleInputs<'_>) -> Result<Vec<Mount>, oci_spec::OciSpecErro
         mount(
             "/etc/resolv.conf",
             "bind",
-            &inputs.layout.resolv_conf.to_string_lossy(),
+            &inputs.view.resolv_conf.to_string_lossy(),
             &["bind", "ro", "nosuid", "nodev", "noexec"],
         )?,
     ];
@@ -280,7 +287,7 @@ fn mounts(inputs: &BundleInputs<'_>) -> Result<Vec<Mount>, oci_spec::OciSpecErro
         mounts.push(mount(
             crate::api::trust::EGRESS_CA,
             "bind",
-            &inputs.layout.egress_ca.to_string_lossy(),
+            &inputs.view.egress_ca.to_string_lossy(),
             &["bind", "ro", "nosuid", "nodev", "noexec"],
         )?);
     }

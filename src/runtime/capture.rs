@@ -1,13 +1,14 @@
 //! Capture: a consistent read of a running sandbox's root filesystem, for a new snapshot.
 //!
 //! The sandbox's processes are frozen (cgroup freezer, `runc pause`) while the caller reads
-//! the merged overlay as the host sees it, so no file changes half-way through the copy;
+//! a read-only overlay of the sandbox's layers as stored (owners as the image names them,
+//! not the host ids of the sandbox's range), so no file changes half-way through the copy;
 //! they are thawed afterwards whatever the reader did.
 
 use std::future::Future;
 use std::path::PathBuf;
 
-use super::{ContainerState, Runtime, RuntimeError, layout};
+use super::{ContainerState, Runtime, RuntimeError, layout, rootfs};
 
 impl Runtime {
     /// Freeze sandbox `id`, run `read` on its merged root filesystem (a host path), thaw it.
@@ -22,10 +23,28 @@ impl Runtime {
         if self.inner.runc.state(&container).await != ContainerState::Running {
             return Err(RuntimeError::NotRunning(id.to_string()));
         }
-        self.inner.runc.set_frozen(&container, true).await?;
-        let out = read(self.layout(id).rootfs).await;
-        self.inner.runc.set_frozen(&container, false).await?;
-        Ok(out)
+        let layout = self.layout(id);
+        // A view an interrupted capture left (the server died during the copy) goes first.
+        for stale in rootfs::mounts_under(&layout.capture).into_iter().rev() {
+            let _ = rootfs::unmount_native_view_at(&stale).await;
+        }
+        let root = rootfs::mount_native_view(&layout).await?;
+        let frozen = self.inner.runc.set_frozen(&container, true).await;
+        let out = match frozen {
+            Ok(()) => Some(read(root).await),
+            Err(_) => None,
+        };
+        let thawed = match out {
+            Some(_) => self.inner.runc.set_frozen(&container, false).await,
+            None => Ok(()),
+        };
+        if let Err(e) = rootfs::unmount_native_view_at(&layout.capture).await {
+            // The read is done; the view goes at the latest when the sandbox stops.
+            tracing::warn!(sandbox = %id, "unmounting a capture's view failed: {e}");
+        }
+        frozen?;
+        thawed?;
+        Ok(out.expect("read once frozen"))
     }
 }
 

@@ -3,10 +3,14 @@
 //! ```text
 //! root/runc/                 state dir passed as `runc --root` (never the host's default)
 //! root/agent/                the agent executable (+ lib/ for a dynamically linked one)
-//! root/sandboxes/<id>/       upper.ext4, lower/, upperfs/, rootfs/, bundle/,
-//!                            run/ (tmpfs, host only: agent.sock, resolv.conf,
-//!                            egress-ca.pem), log/agent.log (tmpfs, host only),
-//!                            agent.log (end of the last run's log, kept after stop)
+//! root/sandboxes/<id>/       upper.ext4, id-range (its last host id slot), lower-raw/ and
+//!                            upper-raw/ (the layers as stored), lower/ and upperfs/
+//!                            (the same, idmapped), capture/ (a capture's view), bundle/,
+//!                            run/agent.sock (tmpfs, host only), log/agent.log (tmpfs,
+//!                            host only), agent.log (end of the last run's log, kept
+//!                            after stop)
+//! /run/langsmith/views/<id>/ what runc sees while the sandbox starts (`runc_view`)
+//! /run/langsmith/ranges/     which host id range each running sandbox holds (`id_range`)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -53,20 +57,23 @@ pub fn container_id(id: &str) -> String {
 /// The paths of one sandbox's files.
 #[derive(Debug, Clone)]
 pub struct SandboxLayout {
+    pub id: String,
     pub dir: PathBuf,
     pub upper_image: PathBuf,
+    /// The snapshot image, as stored (owners as the image names them).
+    pub lower_raw: PathBuf,
+    /// The upper image, as stored.
+    pub upper_raw: PathBuf,
+    /// The snapshot image, idmapped to the sandbox's host ids.
     pub lower: PathBuf,
+    /// The upper image, idmapped to the sandbox's host ids.
     pub upperfs: PathBuf,
-    pub rootfs: PathBuf,
+    /// Where a capture reads the sandbox's files from.
+    pub capture: PathBuf,
     pub run: PathBuf,
     pub log: PathBuf,
     pub bundle: PathBuf,
     pub pid_file: PathBuf,
-    /// The sandbox's `/etc/resolv.conf` (naming the DNS stub), bind-mounted read-only. On the
-    /// `run/` tmpfs, so the sandbox's mount table names no host path for it.
-    pub resolv_conf: PathBuf,
-    /// The server's egress CA certificate, bind-mounted read-only (also on `run/`).
-    pub egress_ca: PathBuf,
     /// The live log of PID 1 on the `log/` tmpfs.
     pub agent_log: PathBuf,
     /// The end of the last run's log, saved to the host disk when the tmpfs goes.
@@ -78,16 +85,17 @@ impl SandboxLayout {
     pub fn new(sandboxes: &Path, id: &str) -> SandboxLayout {
         let dir = sandboxes.join(id);
         SandboxLayout {
+            id: id.to_string(),
             upper_image: dir.join("upper.ext4"),
+            lower_raw: dir.join("lower-raw"),
+            upper_raw: dir.join("upper-raw"),
             lower: dir.join("lower"),
             upperfs: dir.join("upperfs"),
-            rootfs: dir.join("rootfs"),
+            capture: dir.join("capture"),
             run: dir.join("run"),
             log: dir.join("log"),
             bundle: dir.join("bundle"),
             pid_file: dir.join("bundle").join("container.pid"),
-            resolv_conf: dir.join("run").join("resolv.conf"),
-            egress_ca: dir.join("run").join("egress-ca.pem"),
             agent_log: dir.join("log").join("agent.log"),
             saved_log: dir.join("agent.log"),
             socket: dir.join("run").join(AGENT_SOCKET_NAME),
@@ -98,9 +106,10 @@ impl SandboxLayout {
     /// Creates the directories a start needs (the upper image is created by the rootfs code).
     pub fn create_dirs(&self) -> Result<(), RuntimeError> {
         for dir in [
+            &self.lower_raw,
+            &self.upper_raw,
             &self.lower,
             &self.upperfs,
-            &self.rootfs,
             &self.run,
             &self.log,
             &self.bundle,

@@ -5,7 +5,10 @@
 //! [`Runtime`] is the whole interface; the private submodules each own one piece: `layout`
 //! (paths and names), `agent_files` (the agent executable every sandbox runs), `upper_image`
 //! (the sandbox's own ext4 disk, grown on demand), `rootfs` (loop mounts and overlay),
-//! `scratch` (the small host tmpfs for the agent's socket and log), `bundle` + `hardening`
+//! `id_range` + `idmapped` (the sandbox's user namespace: its host ids, and its disks
+//! mounted so their files keep their image owners inside), `runc_view` (the paths runc is
+//! given while it starts a sandbox), `scratch` (the small host tmpfs for the agent's socket
+//! and log), `bundle` + `hardening`
 //! (the OCI config), `runc` (the runtime driver), `readiness` (reaching the agent and
 //! waiting for it), `exit_watch` (noticing that a container ended), `sandbox`
 //! (start/stop/destroy), `capture` (a consistent read of a running sandbox's files), `host`
@@ -21,11 +24,14 @@ mod error;
 mod exit_watch;
 mod hardening;
 mod host;
+mod id_range;
+mod idmapped;
 mod layout;
 pub mod network;
 mod readiness;
 mod rootfs;
 mod runc;
+mod runc_view;
 mod sandbox;
 mod scratch;
 mod upper_image;

@@ -1,68 +1,76 @@
-//! A sandbox's root filesystem: the snapshot image loop-mounted read-only at `lower/`, the
-//! sandbox's own sparse ext4 image loop-mounted at `upperfs/`, and an overlay of the two at
-//! `rootfs/`. Writes land in the upper image (so they survive stop/start and hit ENOSPC at its
-//! capacity); unmounting releases every loop device (util-linux sets autoclear, `-d` insists).
+//! A sandbox's root filesystem: the snapshot image loop-mounted read-only at `lower-raw/`,
+//! the sandbox's own sparse ext4 image loop-mounted at `upper-raw/`, idmapped copies of both
+//! at `lower/` and `upperfs/` (see [`idmapped`](super::idmapped)), and an overlay of those
+//! two, mounted as the sandbox's root where runc picks it up (`runc_view`). Writes land in
+//! the upper image (so they survive stop/start and hit ENOSPC at its capacity) with their
+//! owners as the sandbox sees them. Every host-side mount is `nosuid,nodev`, the raw and
+//! idmapped layers `noexec` too. Unmounting releases every loop device (util-linux sets
+//! autoclear, `-d` insists).
 
 use std::fs;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use nix::mount::MsFlags;
+
+use super::id_range::IdRange;
 use super::layout::SandboxLayout;
-use super::{RuntimeError, host, upper_image};
+use super::{RuntimeError, host, idmapped, upper_image};
 
-/// Mounts lower, upper and overlay for a start. On failure, whatever was mounted is unmounted.
-pub async fn mount(
-    layout: &SandboxLayout,
-    snapshot: &Path,
-    capacity: u64,
-    hostname: &str,
-) -> Result<(), RuntimeError> {
-    let result = mount_layers(layout, snapshot, capacity).await;
-    let result = match result {
-        Ok(()) => write_identity_files(&layout.rootfs, hostname),
-        Err(e) => Err(e),
-    };
-    if let Err(error) = result {
-        // Keep the first error; the cleanup's own failure would only hide it.
-        let _ = unmount_all(layout).await;
-        return Err(error);
-    }
-    Ok(())
-}
+/// Flags of the raw and idmapped layers: nothing on them is run or opened as a device on
+/// the host, and a set-user-ID file a sandbox wrote there is inert.
+const LAYER_FLAGS: &str = "nosuid,nodev,noexec";
 
-async fn mount_layers(
+/// Mounts the raw and idmapped layers of a start: everything but the overlay.
+pub async fn mount_layers(
     layout: &SandboxLayout,
+    range: IdRange,
     snapshot: &Path,
     capacity: u64,
 ) -> Result<(), RuntimeError> {
     // `noload`: never replay a journal on the shared read-only snapshot.
+    let lower_options = format!("loop,ro,noload,{LAYER_FLAGS}");
     host::run(
         "mount",
         [
             arg("-o"),
-            arg("loop,ro,noload"),
+            arg(&lower_options),
             snapshot.into(),
-            (&layout.lower).into(),
+            (&layout.lower_raw).into(),
         ],
     )
     .await?;
     upper_image::prepare(&layout.upper_image, capacity).await?;
+    let upper_options = format!("loop,{LAYER_FLAGS}");
     host::run(
         "mount",
         [
             arg("-o"),
-            arg("loop"),
+            arg(&upper_options),
             (&layout.upper_image).into(),
-            (&layout.upperfs).into(),
+            (&layout.upper_raw).into(),
         ],
     )
     .await?;
-    let upper = layout.upperfs.join("upper");
-    let work = layout.upperfs.join("work");
-    for dir in [&upper, &work] {
-        fs::create_dir_all(dir).map_err(RuntimeError::io("create directory", dir))?;
+    for dir in ["upper", "work"] {
+        let dir = layout.upper_raw.join(dir);
+        fs::create_dir_all(&dir).map_err(RuntimeError::io("create directory", &dir))?;
     }
-    // Relative to the sandbox directory, where the mount runs: the kernel shows the options
+    let layout = layout.clone();
+    blocking(move || {
+        let userns = idmapped::user_namespace(range)?;
+        idmapped::clone_idmapped(&layout.lower_raw, &layout.lower, userns.as_fd())?;
+        idmapped::clone_idmapped(&layout.upper_raw, &layout.upperfs, userns.as_fd())
+    })
+    .await
+}
+
+/// Mounts the overlay of the idmapped layers at `target`. Blocking, and meant for a thread
+/// that is the sandbox's root (`idmapped::become_sandbox_root`, whose working directory is
+/// the sandbox directory): overlayfs works in the upper layer with its mounter's ids.
+pub fn mount_overlay(layout: &SandboxLayout, target: &Path) -> Result<(), RuntimeError> {
+    // Relative to the sandbox directory, the working directory: the kernel shows the options
     // as given in the sandbox's own mount table, which so names no host path.
     let relative = |dir: &Path| {
         dir.strip_prefix(&layout.dir)
@@ -72,20 +80,52 @@ async fn mount_layers(
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
         relative(&layout.lower).display(),
-        relative(&upper).display(),
-        relative(&work).display()
+        relative(&layout.upperfs.join("upper")).display(),
+        relative(&layout.upperfs.join("work")).display()
     );
+    nix::mount::mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .map_err(|e| RuntimeError::io("mount the overlay at", target)(e.into()))
+}
+
+/// A read-only overlay of the raw layers at `capture/`: the sandbox's files with their
+/// owners as the image names them (the idmapped ones show host ids), for a capture.
+pub async fn mount_native_view(layout: &SandboxLayout) -> Result<PathBuf, RuntimeError> {
+    fs::create_dir_all(&layout.capture)
+        .map_err(RuntimeError::io("create directory", &layout.capture))?;
+    // `index=off`: the upper directory is the live overlay's too; reading it while the
+    // sandbox is frozen is what a capture does.
+    let options = "ro,index=off,lowerdir=upper-raw/upper:lower-raw";
     let mut mount = tokio::process::Command::new("mount");
     mount
         .current_dir(&layout.dir)
         .args([arg("-t"), arg("overlay"), arg("overlay"), arg("-o")])
-        .arg(options)
-        .arg(&layout.rootfs);
+        .arg(format!("{options},{LAYER_FLAGS}"))
+        .arg(&layout.capture);
     let output = host::output(&mut mount).await?;
     if !output.status.success() {
         return Err(host::failure(&mount, &output));
     }
-    Ok(())
+    Ok(layout.capture.clone())
+}
+
+/// Unmounts a view of [`mount_native_view`] at `mount_point`.
+pub async fn unmount_native_view_at(mount_point: &Path) -> Result<(), RuntimeError> {
+    host::run("umount", [mount_point]).await.map(drop)
+}
+
+/// Runs blocking mount work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
+) -> Result<T, RuntimeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(RuntimeError::Bundle(format!("mounting panicked: {e}"))))
 }
 
 fn arg(text: &str) -> std::ffi::OsString {
@@ -93,9 +133,9 @@ fn arg(text: &str) -> std::ffi::OsString {
 }
 
 /// Gives the image an `/etc/hosts` and `/etc/hostname` when it has none (written into the
-/// upper layer). Never writes through a symlink: the image controls those and could point
-/// them anywhere on the host.
-fn write_identity_files(rootfs: &Path, hostname: &str) -> Result<(), RuntimeError> {
+/// upper layer, as the sandbox's root). Never writes through a symlink: the image controls
+/// those and could point them anywhere on the host.
+pub fn write_identity_files(rootfs: &Path, hostname: &str) -> Result<(), RuntimeError> {
     let etc = rootfs.join("etc");
     match fs::symlink_metadata(&etc) {
         Ok(meta) if meta.is_dir() => {}

@@ -1,7 +1,8 @@
 //! The OCI runtime driver: `runc --root <root>/runc …` for run, state, list and delete. Our
 //! own state root keeps us away from the host's containers and theirs away from us.
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -56,15 +57,21 @@ impl Runc {
     /// `agent_socket` becomes the container process's descriptor 3 (`--preserve-fds 1`):
     /// the agent serves on it, so the socket's path stays on the host, where the sandbox
     /// cannot replace it.
+    ///
+    /// runc runs in `mount_namespace` (the sandbox's view: see `runc_view`), entered
+    /// between fork and exec.
     pub async fn run_detached(
         &self,
         container: &str,
         layout: &SandboxLayout,
         agent_socket: &UnixListener,
+        mount_namespace: BorrowedFd<'_>,
     ) -> Result<(), RuntimeError> {
+        // Host root's alone: the sandbox's root cannot reopen it through `/proc/1/fd`.
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&layout.agent_log)
             .map_err(RuntimeError::io("open", &layout.agent_log))?;
         let log_err = log
@@ -86,9 +93,16 @@ impl Runc {
             .stderr(log_err)
             .kill_on_drop(true);
         let socket_fd = agent_socket.as_raw_fd();
-        // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl) are made.
+        let namespace_fd = mount_namespace.as_raw_fd();
+        // SAFETY: between fork and exec only async-signal-safe calls (setns, dup2, fcntl) are
+        // made, on descriptors this process holds until the child has exec'd.
         unsafe {
-            command.pre_exec(move || as_descriptor_3(socket_fd));
+            command.pre_exec(move || {
+                if libc::setns(namespace_fd, libc::CLONE_NEWNS) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                as_descriptor_3(socket_fd)
+            });
         }
         let status = command.status().await.map_err(|e| RuntimeError::Command {
             command: host::describe(&command),

@@ -3,10 +3,13 @@
 //! every file). Each step tolerates the partial state a crash or a failed start leaves.
 
 use std::fs;
+use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 
+use super::id_range::{self, IdRange};
 use super::layout::{self, SandboxLayout, container_id};
+use super::runc_view::{RuncView, ViewContents};
 use super::{
     ContainerState, Runtime, RuntimeError, SandboxSpec, bundle, readiness, rootfs, scratch,
 };
@@ -36,22 +39,20 @@ impl Runtime {
             ContainerState::Absent => unmount(&layout).await?,
         }
         layout.create_dirs()?;
+        let range = self.claim_ids(&layout).await?;
+        let view = RuncView::of(&spec.id);
         let mounted = async {
             scratch::mount(&layout).await?;
-            rootfs::mount(
-                &layout,
-                &spec.snapshot_image,
-                spec.fs_capacity_bytes as u64,
-                &spec.hostname,
-            )
-            .await
+            let capacity = spec.fs_capacity_bytes as u64;
+            rootfs::mount_layers(&layout, range, &spec.snapshot_image, capacity).await
         };
         if let Err(error) = mounted.await {
             // Keep the first error; the cleanup's own failure would only hide it.
-            let _ = rootfs::unmount_all(&layout).await;
+            let _ = unmount(&layout).await;
+            let _ = self.release_ids(&layout).await;
             return Err(error);
         }
-        if let Err(mut error) = self.launch(spec, &layout, &container).await {
+        if let Err(mut error) = self.launch(spec, &layout, &view, range, &container).await {
             if let Err(cleanup) = self.teardown(&layout, &container).await {
                 tracing::warn!(sandbox = %spec.id, "cleanup after a failed start failed: {cleanup}");
             }
@@ -78,6 +79,7 @@ impl Runtime {
         let layout = self.layout(id);
         self.teardown(&layout, &container_id(id)).await?;
         // Never delete recursively through a mount: that would reach into another filesystem.
+        // (The view runc had is gone with the teardown.)
         let remaining = rootfs::mounts_under(&layout.dir);
         if !remaining.is_empty() {
             return Err(RuntimeError::StillMounted {
@@ -102,28 +104,63 @@ impl Runtime {
         }
     }
 
-    /// Writes the bundle, runs the container and waits for the agent.
+    /// Claims a host id range for the sandbox's start (see `id_range`).
+    async fn claim_ids(&self, layout: &SandboxLayout) -> Result<IdRange, RuntimeError> {
+        let (root, layout) = (self.inner.root.clone(), layout.clone());
+        tokio::task::spawn_blocking(move || id_range::claim(&root, &layout.id, &layout.dir))
+            .await
+            .unwrap_or_else(|e| Err(RuntimeError::Bundle(format!("claiming ids panicked: {e}"))))
+    }
+
+    /// Releases the sandbox's id range once nothing of it runs.
+    async fn release_ids(&self, layout: &SandboxLayout) -> Result<(), RuntimeError> {
+        let (root, layout) = (self.inner.root.clone(), layout.clone());
+        tokio::task::spawn_blocking(move || id_range::release(&root, &layout.id, &layout.dir))
+            .await
+            .unwrap_or_else(|e| Err(RuntimeError::Bundle(format!("releasing ids panicked: {e}"))))
+    }
+
+    /// Writes the bundle, builds what runc sees in a mount namespace of its own, runs the
+    /// container in it (the container keeps its own copies of those mounts; the namespace
+    /// goes with its descriptor) and waits for the agent.
     async fn launch(
         &self,
         spec: &SandboxSpec,
         layout: &SandboxLayout,
+        view: &RuncView,
+        range: IdRange,
         container: &str,
     ) -> Result<(), RuntimeError> {
         bundle::write(&bundle::BundleInputs {
             spec,
             layout,
-            agent_dir: &self.inner.agent_dir,
+            view,
+            range,
             agent_args: &self.inner.agent.args,
         })?;
+        let contents = ViewContents {
+            agent_dir: self.inner.agent_dir.clone(),
+            hostname: spec.hostname.clone(),
+            resolv_conf: super::network::resolv_conf(),
+            egress_ca: spec.egress_ca_pem.clone(),
+        };
+        let (view_copy, layout_copy) = (view.clone(), layout.clone());
+        let namespace =
+            tokio::task::spawn_blocking(move || view_copy.prepare(&layout_copy, range, &contents))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(RuntimeError::Bundle(format!("runc's view panicked: {e}")))
+                })?;
         // Bound here, on the host, and handed to the agent: the sandbox never sees its path.
         // Our copy closes once runc has passed it on, so a dead agent refuses connections.
         let agent_socket = bind_agent_socket(layout)?;
         let ran = self
             .inner
             .runc
-            .run_detached(container, layout, &agent_socket)
+            .run_detached(container, layout, &agent_socket, namespace.as_fd())
             .await;
         drop(agent_socket);
+        drop(namespace);
         if let Err(e) = ran {
             return Err(not_ready(&spec.id, layout, e.to_string()));
         }
@@ -145,6 +182,7 @@ impl Runtime {
     async fn teardown(&self, layout: &SandboxLayout, container: &str) -> Result<(), RuntimeError> {
         self.inner.runc.delete(container).await?;
         unmount(layout).await?;
+        self.release_ids(layout).await?;
         // The run tmpfs is gone; a sandbox of an older layout had `run/` on the host disk,
         // where it may have left anything at the socket path.
         scratch::remove_any(&layout.socket)?;
@@ -152,10 +190,13 @@ impl Runtime {
     }
 }
 
-/// Saves the end of the agent's log, then unmounts everything under the sandbox directory.
+/// Saves the end of the agent's log, then unmounts everything under the sandbox directory
+/// and whatever a start interrupted left of runc's view.
 async fn unmount(layout: &SandboxLayout) -> Result<(), RuntimeError> {
     scratch::save_log_tail(layout);
-    rootfs::unmount_all(layout).await
+    let view = RuncView::of(&layout.id).remove();
+    rootfs::unmount_all(layout).await?;
+    view
 }
 
 /// Rejects specs that cannot produce a working container, before anything is touched.

@@ -1,8 +1,9 @@
 //! Host facts never reach an answer. Every host path the server names lies under its state
-//! directory (images, each sandbox's files, the runtime's own state), and the only host
-//! process ids it could name appear as `/proc/<pid>`. Errors keep them, for the server's
-//! own log; what a client reads (an error body, a recorded status message) says
-//! `STATE_DIR/…` and `/proc/PID/…` instead.
+//! directory (images, each sandbox's files, the runtime's own state) or under
+//! `/run/langsmith` (what runc is shown while it starts a sandbox, and the claims on host id
+//! ranges), and the only host process ids it could name appear as `/proc/<pid>`. Errors
+//! keep them, for the server's own log; what a client reads (an error body, a recorded
+//! status message) says `STATE_DIR/…`, `RUN_DIR/…` and `/proc/PID/…` instead.
 
 use std::path::Path;
 use std::sync::{LazyLock, RwLock};
@@ -39,6 +40,7 @@ pub fn scrub(text: &str) -> String {
     for dir in STATE_DIRS.read().unwrap_or_else(|p| p.into_inner()).iter() {
         text = text.replace(dir.as_str(), "STATE_DIR");
     }
+    let text = text.replace("/run/langsmith", "RUN_DIR");
     PROC_PID.replace_all(&text, "/proc/PID").into_owned()
 }
 
@@ -53,12 +55,14 @@ mod tests {
         std::fs::create_dir(&state).unwrap();
         hide_state_dir(&state);
         let text = format!(
-            "cannot mount {}/runtime/sandboxes/x/upper.ext4: see /proc/4242/mountinfo",
+            "cannot mount {}/runtime/sandboxes/x/upper.ext4 at /run/langsmith/views/x/rootfs: \
+             see /proc/4242/mountinfo",
             state.display()
         );
         assert_eq!(
             scrub(&text),
-            "cannot mount STATE_DIR/runtime/sandboxes/x/upper.ext4: see /proc/PID/mountinfo"
+            "cannot mount STATE_DIR/runtime/sandboxes/x/upper.ext4 at RUN_DIR/views/x/rootfs: \
+             see /proc/PID/mountinfo"
         );
         assert_eq!(scrub("/proc/self/status"), "/proc/self/status");
     }

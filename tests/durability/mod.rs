@@ -47,6 +47,15 @@ pub fn assert_no_leftovers(state_dir: &Path) {
         .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&prefix)))
         .collect();
     assert!(mounts.is_empty(), "mounts left: {mounts:#?}");
+    // No host id range is still claimed for one of this server's sandboxes.
+    let claims: Vec<String> = std::fs::read_dir("/run/langsmith/ranges")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .filter(|owner| owner.starts_with(&prefix))
+        .collect();
+    assert!(claims.is_empty(), "id ranges still claimed: {claims:#?}");
     // The kernel clears an autoclear loop device from a work queue after its last user is
     // gone (the container's mount namespace dies with its last process), so a device may
     // outlive the delete by a moment; one that is still bound after the limit has leaked.

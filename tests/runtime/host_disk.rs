@@ -1,5 +1,9 @@
 //! A sandbox cannot spend the host's disk outside its own upper image, and a full agent log
 //! stops neither PID 1 nor the restart of its data-plane server.
+//!
+//! PID 1's stdout and stderr are the agent log, a host file: the sandbox's root (a host id
+//! of its range, not host root) cannot open it through `/proc/1/fd`. A log that fills up
+//! by itself is made here by writing to it from the host.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -26,6 +30,20 @@ fn host_bytes_under(dir: &Path, device: u64, upper_image: &Path) -> u64 {
     total
 }
 
+/// Appends zeros to `log` until its filesystem is full (50 MiB at most).
+fn fill_from_the_host(log: &Path) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    for _ in 0..800 {
+        if let Err(e) = file.write_all(&block) {
+            assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+            return;
+        }
+    }
+    panic!("50 MiB fitted in the agent log");
+}
+
 #[tokio::test]
 async fn the_agent_log_is_small_and_bounded() {
     let fixture = Fixture::new();
@@ -39,11 +57,20 @@ async fn the_agent_log_is_small_and_bounded() {
     let device = std::fs::metadata(&dir).unwrap().dev();
     let upper = fixture.runtime.upper_image(id);
 
-    // PID 1's stdout is the agent log; writing to it through /proc must hit a small limit.
+    // PID 1's stdout is the agent log, which the sandbox cannot reopen.
     let flood = fixture.exec(id, "head -c 52428800 /dev/zero >> /proc/1/fd/1");
-    assert!(!flood.status.success(), "50 MiB fitted in the agent log");
+    assert!(
+        !flood.status.success(),
+        "the sandbox wrote to the agent log"
+    );
+    assert!(
+        String::from_utf8_lossy(&flood.stderr).contains("Permission denied"),
+        "{flood:?}"
+    );
     // The agent's log is on a small tmpfs while it runs; its end is kept beside it on stop.
     let (agent_log, saved_log) = (dir.join("log/agent.log"), dir.join("agent.log"));
+    assert!(std::fs::metadata(&agent_log).unwrap().len() < MIB as u64);
+    fill_from_the_host(&agent_log);
     let log_size = std::fs::metadata(&agent_log).unwrap().len();
     // Filled up to its limit (so the flood did reach it), and not beyond.
     assert!(
@@ -72,10 +99,9 @@ async fn pid1_outlives_a_full_log_and_restarts_its_server() {
         .start(&fixture.spec(id))
         .await
         .expect("start");
-    // Fill PID 1's log from inside, then kill the data-plane server: PID 1's message about
-    // it meets a full log, which must neither stop it nor the restart.
-    let flood = fixture.exec(id, "head -c 52428800 /dev/zero >> /proc/1/fd/2");
-    assert!(!flood.status.success(), "50 MiB fitted in the agent log");
+    // Fill PID 1's log, then kill the data-plane server: PID 1's message about it meets a
+    // full log, which must neither stop it nor the restart.
+    fill_from_the_host(&fixture.sandbox_dir(id).join("log/agent.log"));
     // Processes other than PID 1 running the agent (the pattern does not match itself).
     let servers = "for d in /proc/[0-9]*; do p=${d#/proc/}; \
          if [ $p != 1 ] && tr '\\0' ' ' < $d/cmdline 2>/dev/null | grep -q 'langsmith [a]gent'; \

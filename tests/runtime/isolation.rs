@@ -1,6 +1,6 @@
 //! What a process inside a sandbox can see and do: only its own processes, only loopback,
 //! a disk that fills at capacity, a memory limit enforced by the OOM killer, a reduced
-//! capability set, no_new_privs and seccomp.
+//! capability set, no_new_privs and seccomp, and a root that is nobody on the host.
 
 use super::fixture::{Fixture, MIB};
 use langsmith::runtime::ContainerState;
@@ -202,4 +202,84 @@ async fn a_sandbox_cannot_redirect_its_agent_socket() {
 
     runtime.destroy(sly).await.expect("destroy");
     fixture.assert_no_trace(sly).await;
+}
+
+/// The `Uid:` line of a host process: real, effective, saved and file-system uid.
+fn host_uids(pid: &str) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn root_in_a_sandbox_is_nobody_on_the_host() {
+    let fixture = Fixture::new();
+    let runtime = &fixture.runtime;
+    let (one, two) = (&fixture.id("userns-one"), &fixture.id("userns-two"));
+    runtime.start(&fixture.spec(one)).await.expect("start");
+    runtime.start(&fixture.spec(two)).await.expect("start");
+
+    // Root inside, and files keep the owners the image gave them.
+    assert_eq!(fixture.exec_ok(one, "id -u; id -g"), "0\n0\n");
+    assert_eq!(fixture.exec_ok(one, "stat -c %u:%g /bin/busybox"), "0:0\n");
+    // An id far above every host account on the host, and another for the neighbour.
+    let pid = |id: &str| {
+        std::fs::read_to_string(fixture.sandbox_dir(id).join("bundle/container.pid")).unwrap()
+    };
+    let (uids_one, uids_two) = (host_uids(pid(one).trim()), host_uids(pid(two).trim()));
+    assert!(uids_one.iter().all(|&uid| uid >= 1 << 30), "{uids_one:?}");
+    assert!(uids_two.iter().all(|&uid| uid >= 1 << 30), "{uids_two:?}");
+    assert_ne!(uids_one[0], uids_two[0], "the two sandboxes share host ids");
+
+    // chown works, and what the sandbox writes is stored with its own ids, not the host's.
+    fixture.exec_ok(
+        one,
+        "touch /root/owned && chown 1000:1000 /root/owned && \
+         cp /bin/busybox /root/suid && chmod 4755 /root/suid",
+    );
+    assert_eq!(
+        fixture.exec_ok(one, "stat -c %u:%g /root/owned"),
+        "1000:1000\n"
+    );
+    let dir = fixture.sandbox_dir(one);
+    let stored =
+        |name: &str| std::fs::metadata(dir.join("upper-raw/upper/root").join(name)).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((stored("owned").uid(), stored("owned").gid()), (1000, 1000));
+    let suid = stored("suid");
+    assert_eq!((suid.uid(), suid.mode() & 0o7777), (0, 0o4755));
+
+    // Every host mount of the sandbox's files is nosuid and nodev, so that set-user-ID
+    // file is inert wherever the host could reach it; the overlay itself is not mounted
+    // on the host once the sandbox runs.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir_text = dir.to_string_lossy().to_string();
+    let view = super::fixture::runc_view(one).to_string_lossy().to_string();
+    let mut seen = 0;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (mount_point, options) = (fields[4], fields[5]);
+        assert!(
+            !mount_point.starts_with(&view),
+            "runc's view is still mounted: {line}"
+        );
+        if mount_point.starts_with(&dir_text) {
+            seen += 1;
+            let options: Vec<&str> = options.split(',').collect();
+            assert!(
+                options.contains(&"nosuid") && options.contains(&"nodev"),
+                "{line}"
+            );
+        }
+    }
+    assert!(seen >= 6, "{mountinfo}");
+
+    for id in [one, two] {
+        runtime.destroy(id).await.expect("destroy");
+        fixture.assert_no_trace(id).await;
+    }
+    fixture.assert_snapshot_released();
 }

@@ -1,0 +1,206 @@
+//! The kernel side of a sandbox's user namespace, for its filesystems.
+//!
+//! A sandbox runs in a user namespace that maps its ids 0–65535 onto its host range
+//! ([`IdRange`]). Its disks keep their image owners (root's files belong to 0 on disk), so
+//! they are mounted *idmapped* (`mount_setattr(MOUNT_ATTR_IDMAP)`, Linux 5.12+): through
+//! such a mount a file owned by 0 on disk belongs to the range's first id, and a file the
+//! sandbox creates as its root is written to disk as 0. The overlay on top is then mounted
+//! *as the sandbox's root* (fsuid and fsgid in its range): overlayfs creates its work
+//! files and copies files up with its mounter's credentials, and host root's ids have no
+//! place on an idmapped mount of the sandbox's range.
+//!
+//! Everything here blocks (a child process, mount syscalls): callers run it off the async
+//! workers.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::RuntimeError;
+use super::id_range::IdRange;
+
+/// A user namespace holding `range`'s mapping, to idmap mounts with. It lives as long as the
+/// descriptor: a child process creates it and is gone before this returns.
+pub fn user_namespace(range: IdRange) -> Result<OwnedFd, RuntimeError> {
+    let fail = |e| RuntimeError::io("create", "a user namespace for idmapped mounts")(e);
+    let mut holder = Command::new("sleep");
+    holder
+        .arg("infinity")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: prctl(2) and unshare(2) are async-signal-safe and touch nothing of the
+    // parent's. The death signal ends the holder should this server die before killing it.
+    unsafe {
+        holder.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
+                || libc::unshare(libc::CLONE_NEWUSER) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // `spawn` returns once the child has exec'd, so it is in its new namespace by then.
+    let mut child = holder.spawn().map_err(fail)?;
+    let opened = (|| {
+        let proc = Path::new("/proc").join(child.id().to_string());
+        std::fs::write(proc.join("uid_map"), range.map_line())?;
+        std::fs::write(proc.join("gid_map"), range.map_line())?;
+        File::open(proc.join("ns/user")).map(OwnedFd::from)
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    opened.map_err(fail)
+}
+
+/// Attaches at `target` a copy of the mount at `source`, idmapped through `userns`. The copy
+/// keeps the source's flags (`nosuid`, `nodev`, `noexec`, `ro`).
+pub fn clone_idmapped(
+    source: &Path,
+    target: &Path,
+    userns: BorrowedFd<'_>,
+) -> Result<(), RuntimeError> {
+    let c_path = |path: &Path| {
+        CString::new(path.as_os_str().as_bytes()).map_err(|e| {
+            RuntimeError::io("mount", path.to_path_buf())(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                e,
+            ))
+        })
+    };
+    let (c_source, c_target) = (c_path(source)?, c_path(target)?);
+    let empty = c"";
+    // SAFETY: a valid NUL-terminated path; the result is checked before it is used as an fd.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c_source.as_ptr(),
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+        )
+    };
+    if tree < 0 {
+        return Err(RuntimeError::io("clone the mount", source)(
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: open_tree returned a new descriptor that nothing else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: `attr` outlives the call and its size is passed; the fds are open.
+    let set = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const libc::mount_attr,
+            size_of::<libc::mount_attr>(),
+        )
+    };
+    if set < 0 {
+        let error = io::Error::last_os_error();
+        if matches!(error.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) {
+            return Err(RuntimeError::InvalidConfig(format!(
+                "this kernel cannot idmap the mount of {} ({error}): sandboxes need Linux 5.19 \
+                 or later, with idmapped ext4 mounts under an overlay",
+                source.display()
+            )));
+        }
+        return Err(RuntimeError::io("idmap the mount of", source)(error));
+    }
+    // SAFETY: valid fd and NUL-terminated paths.
+    let moved = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            c_target.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if moved < 0 {
+        return Err(RuntimeError::io("attach the idmapped mount at", target)(
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// Makes the calling thread the sandbox's root for file-system purposes: its fsuid and
+/// fsgid become the first of `range`, every capability it is permitted is raised again
+/// (changing the fsuid away from 0 drops the file ones), and its working directory becomes
+/// `cwd`, after `unshare(CLONE_FS)` so that no other thread's changes. Credentials are per
+/// thread: call this on a thread that ends with the work it does as that root.
+pub fn become_sandbox_root(range: IdRange, cwd: &Path) -> Result<(), RuntimeError> {
+    let fail = |what: &'static str| {
+        let error = io::Error::last_os_error();
+        move || RuntimeError::io(what, "the mounting thread")(error)
+    };
+    // SAFETY: plain syscalls on the calling thread's own credentials and fs context.
+    unsafe {
+        if libc::unshare(libc::CLONE_FS) != 0 {
+            return Err(fail("unshare the working directory of")());
+        }
+    }
+    std::env::set_current_dir(cwd).map_err(RuntimeError::io("enter", cwd))?;
+    // SAFETY: as above; setfsuid/setfsgid cannot fail for a process with CAP_SETUID/SETGID,
+    // and the raw syscalls change this thread alone (no libc broadcast to other threads).
+    unsafe {
+        libc::syscall(libc::SYS_setfsgid, range.first);
+        libc::syscall(libc::SYS_setfsuid, range.first);
+        if libc::syscall(libc::SYS_setfsuid, u32::MAX) != range.first as libc::c_long {
+            return Err(fail("change the file-system ids of")());
+        }
+    }
+    raise_permitted_capabilities().map_err(RuntimeError::io(
+        "raise the capabilities of",
+        "the mounting thread",
+    ))
+}
+
+/// `capget`/`capset` (version 3, this thread): effective = permitted.
+fn raise_permitted_capabilities() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: header and a two-element data array, as version 3 requires.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for half in &mut data {
+        half.effective = half.permitted;
+    }
+    // SAFETY: as above.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
