@@ -15,7 +15,7 @@
 //! files on its disks keep their image owners (see `idmapped`).
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -59,47 +59,73 @@ pub fn claim(root: &Path, id: &str, dir: &Path) -> Result<IdRange, RuntimeError>
 }
 
 /// Releases the range sandbox `id` holds, if it holds one. Blocking.
-pub fn release(root: &Path, id: &str, dir: &Path) -> Result<(), RuntimeError> {
-    release_in(Path::new(CLAIMS), root, id, dir)
+pub fn release(root: &Path, id: &str) -> Result<(), RuntimeError> {
+    release_in(Path::new(CLAIMS), root, id)
 }
 
 fn claim_in(claims: &Path, root: &Path, id: &str, dir: &Path) -> Result<IdRange, RuntimeError> {
     let _lock = Lock::take(claims)?;
     let owner = owner_text(root, id);
-    let preferred = last_slot(dir);
-    let order = preferred
-        .into_iter()
-        .chain((0..SLOTS).filter(|s| Some(*s) != preferred));
-    for slot in order {
-        let path = claims.join(slot.to_string());
-        match fs::read_to_string(&path) {
-            Ok(text) if text == owner => {}
-            Ok(text) if owner_is_gone(&text) => write_claim(&path, &owner)?,
-            Ok(_) => continue,
-            Err(e) if e.kind() == ErrorKind::NotFound => write_claim(&path, &owner)?,
-            Err(e) => return Err(RuntimeError::io("read", path)(e)),
+    let held = read_claims(claims)?;
+    let own = held
+        .iter()
+        .find(|(_, text)| **text == owner)
+        .map(|(slot, _)| *slot);
+    let free = |slot: &u32| held.get(slot).is_none_or(|text| owner_is_gone(text));
+    let preferred = last_slot(dir).filter(free);
+    let slot = match own.or(preferred).or_else(|| (0..SLOTS).find(free)) {
+        Some(slot) => slot,
+        None => {
+            return Err(RuntimeError::InvalidConfig(format!(
+                "all {SLOTS} user id ranges of this machine are claimed by running sandboxes; \
+                 stop some"
+            )));
         }
-        let remembered = dir.join(LAST_SLOT);
-        fs::write(&remembered, slot.to_string()).map_err(RuntimeError::io("write", &remembered))?;
-        return Ok(IdRange::of_slot(slot));
+    };
+    // Remembered before it is claimed, so a release after a crash in between finds it.
+    let remembered = dir.join(LAST_SLOT);
+    fs::write(&remembered, slot.to_string()).map_err(RuntimeError::io("write", &remembered))?;
+    if own != Some(slot) {
+        write_claim(&claims.join(slot.to_string()), &owner)?;
     }
-    Err(RuntimeError::InvalidConfig(format!(
-        "all {SLOTS} user id ranges of this machine are claimed by running sandboxes; stop some"
-    )))
+    Ok(IdRange::of_slot(slot))
 }
 
-fn release_in(claims: &Path, root: &Path, id: &str, dir: &Path) -> Result<(), RuntimeError> {
-    let Some(slot) = last_slot(dir) else {
-        return Ok(());
-    };
+fn release_in(claims: &Path, root: &Path, id: &str) -> Result<(), RuntimeError> {
     let _lock = Lock::take(claims)?;
-    let path = claims.join(slot.to_string());
-    match fs::read_to_string(&path) {
-        Ok(text) if text == owner_text(root, id) => {
-            fs::remove_file(&path).map_err(RuntimeError::io("remove", &path))
+    let owner = owner_text(root, id);
+    for (slot, text) in read_claims(claims)? {
+        if text == owner {
+            let path = claims.join(slot.to_string());
+            fs::remove_file(&path).map_err(RuntimeError::io("remove", &path))?;
         }
-        _ => Ok(()), // not ours (any more): nothing to release
     }
+    Ok(())
+}
+
+/// Every claim: slot and owner text.
+fn read_claims(claims: &Path) -> Result<std::collections::BTreeMap<u32, String>, RuntimeError> {
+    let mut held = std::collections::BTreeMap::new();
+    let entries = fs::read_dir(claims).map_err(RuntimeError::io("list", claims))?;
+    for entry in entries.flatten() {
+        let Some(slot) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue; // the lock file
+        };
+        if let Ok(text) = fs::read_to_string(entry.path()) {
+            held.insert(slot, text);
+        }
+    }
+    Ok(held)
+}
+
+/// The slot the sandbox at `dir` claimed last (its claim may be released since).
+pub fn last_slot(dir: &Path) -> Option<u32> {
+    let text = fs::read_to_string(dir.join(LAST_SLOT)).ok()?;
+    text.trim().parse().ok().filter(|slot| *slot < SLOTS)
 }
 
 fn owner_text(root: &Path, id: &str) -> String {
@@ -127,12 +153,6 @@ fn write_claim(path: &Path, owner: &str) -> Result<(), RuntimeError> {
         .map_err(RuntimeError::io("claim", path))?;
     file.write_all(owner.as_bytes())
         .map_err(RuntimeError::io("claim", path))
-}
-
-/// The slot the sandbox at `dir` had last, if it remembers a valid one.
-fn last_slot(dir: &Path) -> Option<u32> {
-    let text = fs::read_to_string(dir.join(LAST_SLOT)).ok()?;
-    text.trim().parse().ok().filter(|slot| *slot < SLOTS)
 }
 
 /// An exclusive `flock` on the claims directory's lock file, held until dropped.
@@ -190,7 +210,7 @@ mod tests {
         assert_eq!(claim_in(&claims, &root_a, "a", &a).unwrap(), first);
 
         // Released on stop; the next start prefers its last slot.
-        release_in(&claims, &root_a, "a", &a).unwrap();
+        release_in(&claims, &root_a, "a").unwrap();
         let (root_c, c) = sandbox("one", "c");
         assert_eq!(
             claim_in(&claims, &root_c, "c", &c).unwrap(),
@@ -207,7 +227,7 @@ mod tests {
         let (root_d, d) = sandbox("three", "d");
         assert_eq!(claim_in(&claims, &root_d, "d", &d).unwrap(), second);
         // Releasing what is no longer ours changes nothing.
-        release_in(&claims, &root_b, "a", &b).unwrap();
+        release_in(&claims, &root_b, "a").unwrap();
         assert!(claims.join("1").exists());
     }
 
@@ -224,7 +244,7 @@ mod tests {
                 claim_in(&claims, &root, "x", &dir).unwrap().first,
                 FIRST_HOST_ID
             );
-            release_in(&claims, &root, "x", &dir).unwrap();
+            release_in(&claims, &root, "x").unwrap();
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! A sandbox runs in a user namespace that maps its ids 0–65535 onto its host range
 //! ([`IdRange`]). Its disks keep their image owners (root's files belong to 0 on disk), so
-//! they are mounted *idmapped* (`mount_setattr(MOUNT_ATTR_IDMAP)`, Linux 5.12+): through
+//! they are mounted *idmapped* (`mount_setattr(MOUNT_ATTR_IDMAP)`; under an overlay, Linux
+//! 5.19 or later): through
 //! such a mount a file owned by 0 on disk belongs to the range's first id, and a file the
 //! sandbox creates as its root is written to disk as 0. The overlay on top is then mounted
 //! *as the sandbox's root* (fsuid and fsgid in its range): overlayfs creates its work

@@ -197,6 +197,13 @@ impl Runtime {
         .unwrap_or_else(|e| Err(RuntimeError::Bundle(format!("watching panicked: {e}"))))
     }
 
+    /// Where runc is shown sandbox `id` while it starts it: a host directory that only ever
+    /// holds an empty `rootfs/` (its mounts live in a namespace of runc's own), gone once
+    /// the sandbox stops.
+    pub fn view_dir(&self, id: &str) -> PathBuf {
+        runc_view::RuncView::of(&self.inner.root, id).dir
+    }
+
     /// Host path of the sandbox's upper-layer image (its writable files).
     pub fn upper_image(&self, id: &str) -> PathBuf {
         self.layout(id).upper_image

@@ -95,7 +95,9 @@ impl Runc {
         let socket_fd = agent_socket.as_raw_fd();
         let namespace_fd = mount_namespace.as_raw_fd();
         // SAFETY: between fork and exec only async-signal-safe calls (setns, dup2, fcntl) are
-        // made, on descriptors this process holds until the child has exec'd.
+        // made, on descriptors this process holds until the child has exec'd. (`setns` moves
+        // the child to the namespace's `/`: give this command no working directory, or it
+        // would be lost; every path runc is given is absolute.)
         unsafe {
             command.pre_exec(move || {
                 if libc::setns(namespace_fd, libc::CLONE_NEWNS) != 0 {

@@ -3,7 +3,8 @@
 //! runc sets up the container's mounts from inside its user namespace, as the sandbox's
 //! root, which host directories owned by host root do not let through: the state directory
 //! (often under `/root`, mode 0700) is out of its reach, and must stay so. So everything the
-//! container mounts is gathered at `/run/langsmith/views/<id>/`: a small tmpfs owned by the
+//! container mounts is gathered at `/run/langsmith/views/<digest>/` (of the runtime root and
+//! the sandbox id): a small tmpfs owned by the
 //! sandbox's root (mode 0700) holding the root filesystem (the overlay), the agent's files
 //! (bound read-only), `resolv.conf` and the egress CA.
 //!
@@ -12,7 +13,7 @@
 //! entered by `runc run` alone. The container copies what it needs into its own namespace;
 //! once runc has returned and the namespace's descriptor is dropped, the namespace and its
 //! mounts are gone. The host never has the overlay mounted, and a crash mid-start leaves
-//! no mount behind. On the host, `/run/langsmith/views/<id>/rootfs` is an empty directory: runc
+//! view mount behind. On the host, the view's `rootfs` is an empty directory: runc
 //! enters it before it joins the container in `runc exec`.
 
 use std::fs;
@@ -52,8 +53,15 @@ pub struct ViewContents {
 }
 
 impl RuncView {
-    pub fn of(id: &str) -> RuncView {
-        let dir = Path::new(ROOT).join(id);
+    /// The view of sandbox `id` of the runtime at `root`. Named by a digest of both, so two
+    /// servers' sandboxes of the same id never share one.
+    pub fn of(root: &Path, id: &str) -> RuncView {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(root.as_os_str().as_encoded_bytes());
+        hash.update([0]);
+        hash.update(id.as_bytes());
+        let dir = Path::new(ROOT).join(&hex::encode(hash.finalize())[..32]);
         RuncView {
             rootfs: dir.join("rootfs"),
             agent: dir.join("agent"),

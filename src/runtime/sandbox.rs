@@ -36,11 +36,11 @@ impl Runtime {
             }
             // A dead agent or a half-made container from a crash: clear it and start afresh.
             ContainerState::Stopped => self.teardown(&layout, &container).await?,
-            ContainerState::Absent => unmount(&layout).await?,
+            ContainerState::Absent => unmount(&layout, &self.view(&layout)).await?,
         }
         layout.create_dirs()?;
         let range = self.claim_ids(&layout).await?;
-        let view = RuncView::of(&spec.id);
+        let view = RuncView::of(&self.inner.root, &spec.id);
         let mounted = async {
             scratch::mount(&layout).await?;
             let capacity = spec.fs_capacity_bytes as u64;
@@ -48,7 +48,7 @@ impl Runtime {
         };
         if let Err(error) = mounted.await {
             // Keep the first error; the cleanup's own failure would only hide it.
-            let _ = unmount(&layout).await;
+            let _ = unmount(&layout, &view).await;
             let _ = self.release_ids(&layout).await;
             return Err(error);
         }
@@ -112,10 +112,14 @@ impl Runtime {
             .unwrap_or_else(|e| Err(RuntimeError::Bundle(format!("claiming ids panicked: {e}"))))
     }
 
+    fn view(&self, layout: &SandboxLayout) -> RuncView {
+        RuncView::of(&self.inner.root, &layout.id)
+    }
+
     /// Releases the sandbox's id range once nothing of it runs.
     async fn release_ids(&self, layout: &SandboxLayout) -> Result<(), RuntimeError> {
-        let (root, layout) = (self.inner.root.clone(), layout.clone());
-        tokio::task::spawn_blocking(move || id_range::release(&root, &layout.id, &layout.dir))
+        let (root, id) = (self.inner.root.clone(), layout.id.clone());
+        tokio::task::spawn_blocking(move || id_range::release(&root, &id))
             .await
             .unwrap_or_else(|e| Err(RuntimeError::Bundle(format!("releasing ids panicked: {e}"))))
     }
@@ -181,7 +185,7 @@ impl Runtime {
     /// Deletes the container (if any) and unmounts everything under the sandbox directory.
     async fn teardown(&self, layout: &SandboxLayout, container: &str) -> Result<(), RuntimeError> {
         self.inner.runc.delete(container).await?;
-        unmount(layout).await?;
+        unmount(layout, &self.view(layout)).await?;
         self.release_ids(layout).await?;
         // The run tmpfs is gone; a sandbox of an older layout had `run/` on the host disk,
         // where it may have left anything at the socket path.
@@ -191,12 +195,12 @@ impl Runtime {
 }
 
 /// Saves the end of the agent's log, then unmounts everything under the sandbox directory
-/// and whatever a start interrupted left of runc's view.
-async fn unmount(layout: &SandboxLayout) -> Result<(), RuntimeError> {
+/// and removes the (never mounted) directories of runc's view.
+async fn unmount(layout: &SandboxLayout, view: &RuncView) -> Result<(), RuntimeError> {
     scratch::save_log_tail(layout);
-    let view = RuncView::of(&layout.id).remove();
+    let removed = view.remove();
     rootfs::unmount_all(layout).await?;
-    view
+    removed
 }
 
 /// Rejects specs that cannot produce a working container, before anything is touched.

@@ -135,7 +135,7 @@ impl Fixture {
         );
         assert!(!self.runtime.list().await.contains(&id.to_string()));
         assert!(!dir.exists(), "{} still exists", dir.display());
-        let view = runc_view(id);
+        let view = self.runtime.view_dir(id);
         assert!(
             !mountinfo.contains(&format!("{} ", view.display())),
             "runc's view remains mounted"
@@ -166,7 +166,6 @@ impl Drop for Fixture {
         let Ok(entries) = std::fs::read_dir(&sandboxes) else {
             return;
         };
-        let mut ids = Vec::new();
         for entry in entries.flatten() {
             let id = entry.file_name().to_string_lossy().to_string();
             let _ = Command::new("runc")
@@ -174,25 +173,19 @@ impl Drop for Fixture {
                 .arg(self.runtime.root().join("runc"))
                 .args(["delete", "--force", &format!("ls-{id}")])
                 .output();
-            ids.push(runc_view(&id).to_string_lossy().to_string());
         }
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let root = self.runtime.root().to_string_lossy().to_string();
         let mut mounts: Vec<&str> = mountinfo
             .lines()
             .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&root) || ids.iter().any(|view| m.starts_with(view)))
+            .filter(|m| m.starts_with(&root))
             .collect();
         mounts.reverse();
         for mount in mounts {
             let _ = Command::new("umount").args(["-d", mount]).output();
         }
     }
-}
-
-/// Where runc is shown sandbox `id`'s files while it starts it.
-pub fn runc_view(id: &str) -> PathBuf {
-    Path::new("/run/langsmith/views").join(id)
 }
 
 /// A runtime over `root`, as the server would open it at every start.

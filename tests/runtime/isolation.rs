@@ -257,14 +257,14 @@ async fn root_in_a_sandbox_is_nobody_on_the_host() {
     // on the host once the sandbox runs.
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let dir_text = dir.to_string_lossy().to_string();
-    let view = super::fixture::runc_view(one).to_string_lossy().to_string();
+    let view = runtime.view_dir(one).to_string_lossy().to_string();
     let mut seen = 0;
     for line in mountinfo.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
         let (mount_point, options) = (fields[4], fields[5]);
         assert!(
             !mount_point.starts_with(&view),
-            "runc's view is still mounted: {line}"
+            "runc's view is mounted on the host: {line}"
         );
         if mount_point.starts_with(&dir_text) {
             seen += 1;
