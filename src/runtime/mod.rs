@@ -201,7 +201,7 @@ impl Runtime {
     /// holds an empty `rootfs/` (its mounts live in a namespace of runc's own), gone once
     /// the sandbox stops.
     pub fn view_dir(&self, id: &str) -> PathBuf {
-        runc_view::RuncView::of(&self.inner.root, id).dir
+        view_dir(&self.inner.root, id)
     }
 
     /// Host path of the sandbox's upper-layer image (its writable files).
@@ -232,6 +232,12 @@ impl Runtime {
     fn layout(&self, id: &str) -> layout::SandboxLayout {
         layout::SandboxLayout::new(&self.inner.sandboxes, id)
     }
+}
+
+/// [`Runtime::view_dir`] for the runtime whose (canonical) root is `root`, for whoever
+/// cleans up after a runtime that is gone.
+pub fn view_dir(root: &Path, id: &str) -> PathBuf {
+    runc_view::RuncView::of(root, id).dir
 }
 
 /// The host process id of a container's init, from the pid file runc wrote.

@@ -170,12 +170,18 @@ pub fn reap_leftovers(state_dir: &Path) {
                 .arg(&root)
                 .args(["list", "-q"]),
         );
+        let runtime_root = state_dir.join("runtime").canonicalize().unwrap_or_default();
         for id in list.lines().filter(|l| !l.is_empty()) {
             let _ = Command::new("runc")
                 .arg("--root")
                 .arg(&root)
                 .args(["delete", "-f", id])
                 .status();
+            // The (never mounted) directory runc was shown the sandbox in.
+            let sandbox = id.strip_prefix("ls-").unwrap_or(id);
+            let view = langsmith::runtime::view_dir(&runtime_root, sandbox);
+            let _ = std::fs::remove_dir(view.join("rootfs"));
+            let _ = std::fs::remove_dir(view);
         }
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();

@@ -173,6 +173,9 @@ impl Drop for Fixture {
                 .arg(self.runtime.root().join("runc"))
                 .args(["delete", "--force", &format!("ls-{id}")])
                 .output();
+            let view = self.runtime.view_dir(&id);
+            let _ = std::fs::remove_dir(view.join("rootfs"));
+            let _ = std::fs::remove_dir(view);
         }
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let root = self.runtime.root().to_string_lossy().to_string();
