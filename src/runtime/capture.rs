@@ -29,22 +29,18 @@ impl Runtime {
             let _ = rootfs::unmount_native_view_at(&stale).await;
         }
         let root = rootfs::mount_native_view(&layout).await?;
-        let frozen = self.inner.runc.set_frozen(&container, true).await;
-        let out = match frozen {
-            Ok(()) => Some(read(root).await),
-            Err(_) => None,
-        };
-        let thawed = match out {
-            Some(_) => self.inner.runc.set_frozen(&container, false).await,
-            None => Ok(()),
-        };
+        let read = async {
+            self.inner.runc.set_frozen(&container, true).await?;
+            let out = read(root).await;
+            self.inner.runc.set_frozen(&container, false).await?;
+            Ok(out)
+        }
+        .await;
         if let Err(e) = rootfs::unmount_native_view_at(&layout.capture).await {
             // The read is done; the view goes at the latest when the sandbox stops.
             tracing::warn!(sandbox = %id, "unmounting a capture's view failed: {e}");
         }
-        frozen?;
-        thawed?;
-        Ok(out.expect("read once frozen"))
+        read
     }
 }
 

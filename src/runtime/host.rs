@@ -1,5 +1,6 @@
 //! Running host tools (`mount`, `umount`, `mke2fs`, `losetup`, the OCI runtime) with their
-//! output captured, so a failure reports the exact command and what it printed.
+//! output captured, so a failure reports the exact command and what it printed; and other
+//! blocking host work, off the async workers.
 
 use std::ffi::OsStr;
 use std::process::{Output, Stdio};
@@ -64,4 +65,15 @@ pub fn describe(command: &Command) -> String {
         .map(|part| part.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Runs blocking `work` (mounts, syscalls, small files) off the async workers; a panic in it
+/// becomes an error naming `what` was being done.
+pub async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
+) -> Result<T, RuntimeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(RuntimeError::Bundle(format!("{what} panicked: {e}"))))
 }

@@ -175,13 +175,10 @@ impl Runtime {
     pub async fn open_egress(&self, id: &str) -> Result<network::EgressSockets, RuntimeError> {
         layout::validate_id(id)?;
         let pid_file = self.layout(id).pid_file;
-        tokio::task::spawn_blocking(move || network::configure(init_pid(&pid_file)?))
-            .await
-            .unwrap_or_else(|e| {
-                Err(RuntimeError::Bundle(format!(
-                    "network set-up panicked: {e}"
-                )))
-            })
+        host::blocking("network set-up", move || {
+            network::configure(init_pid(&pid_file)?)
+        })
+        .await
     }
 
     /// A watch on the running sandbox's container that resolves when it ends, whoever
@@ -190,11 +187,10 @@ impl Runtime {
         layout::validate_id(id)?;
         let pid_file = self.layout(id).pid_file;
         let container = layout::container_id(id);
-        tokio::task::spawn_blocking(move || {
+        host::blocking("watching", move || {
             ExitWatch::open(init_pid(&pid_file)? as i32, &container)
         })
         .await
-        .unwrap_or_else(|e| Err(RuntimeError::Bundle(format!("watching panicked: {e}"))))
     }
 
     /// Where runc is shown sandbox `id` while it starts it: a host directory that only ever

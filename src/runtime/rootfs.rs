@@ -58,7 +58,7 @@ pub async fn mount_layers(
         fs::create_dir_all(&dir).map_err(RuntimeError::io("create directory", &dir))?;
     }
     let layout = layout.clone();
-    blocking(move || {
+    host::blocking("mounting", move || {
         let userns = idmapped::user_namespace(range)?;
         idmapped::clone_idmapped(&layout.lower_raw, &layout.lower, userns.as_fd())?;
         idmapped::clone_idmapped(&layout.upper_raw, &layout.upperfs, userns.as_fd())
@@ -117,15 +117,6 @@ pub async fn mount_native_view(layout: &SandboxLayout) -> Result<PathBuf, Runtim
 /// Unmounts a view of [`mount_native_view`] at `mount_point`.
 pub async fn unmount_native_view_at(mount_point: &Path) -> Result<(), RuntimeError> {
     host::run("umount", [mount_point]).await.map(drop)
-}
-
-/// Runs blocking mount work off the async workers.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
-) -> Result<T, RuntimeError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| Err(RuntimeError::Bundle(format!("mounting panicked: {e}"))))
 }
 
 fn arg(text: &str) -> std::ffi::OsString {

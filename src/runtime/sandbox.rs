@@ -11,7 +11,7 @@ use super::id_range::{self, IdRange};
 use super::layout::{self, SandboxLayout, container_id};
 use super::runc_view::{RuncView, ViewContents};
 use super::{
-    ContainerState, Runtime, RuntimeError, SandboxSpec, bundle, readiness, rootfs, scratch,
+    ContainerState, Runtime, RuntimeError, SandboxSpec, bundle, host, readiness, rootfs, scratch,
 };
 
 /// How much of the end of `agent.log` goes into a start error.
@@ -107,9 +107,10 @@ impl Runtime {
     /// Claims a host id range for the sandbox's start (see `id_range`).
     async fn claim_ids(&self, layout: &SandboxLayout) -> Result<IdRange, RuntimeError> {
         let (root, layout) = (self.inner.root.clone(), layout.clone());
-        tokio::task::spawn_blocking(move || id_range::claim(&root, &layout.id, &layout.dir))
-            .await
-            .unwrap_or_else(|e| Err(RuntimeError::Bundle(format!("claiming ids panicked: {e}"))))
+        host::blocking("claiming ids", move || {
+            id_range::claim(&root, &layout.id, &layout.dir)
+        })
+        .await
     }
 
     fn view(&self, layout: &SandboxLayout) -> RuncView {
@@ -119,9 +120,7 @@ impl Runtime {
     /// Releases the sandbox's id range once nothing of it runs.
     async fn release_ids(&self, layout: &SandboxLayout) -> Result<(), RuntimeError> {
         let (root, id) = (self.inner.root.clone(), layout.id.clone());
-        tokio::task::spawn_blocking(move || id_range::release(&root, &id))
-            .await
-            .unwrap_or_else(|e| Err(RuntimeError::Bundle(format!("releasing ids panicked: {e}"))))
+        host::blocking("releasing ids", move || id_range::release(&root, &id)).await
     }
 
     /// Writes the bundle, builds what runc sees in a mount namespace of its own, runs the
@@ -149,12 +148,10 @@ impl Runtime {
             egress_ca: spec.egress_ca_pem.clone(),
         };
         let (view_copy, layout_copy) = (view.clone(), layout.clone());
-        let namespace =
-            tokio::task::spawn_blocking(move || view_copy.prepare(&layout_copy, range, &contents))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(RuntimeError::Bundle(format!("runc's view panicked: {e}")))
-                })?;
+        let namespace = host::blocking("runc's view", move || {
+            view_copy.prepare(&layout_copy, range, &contents)
+        })
+        .await?;
         // Bound here, on the host, and handed to the agent: the sandbox never sees its path.
         // Our copy closes once runc has passed it on, so a dead agent refuses connections.
         let agent_socket = bind_agent_socket(layout)?;
