@@ -36,18 +36,20 @@
 //!   cli ──────► any module below
 //!   repl ─────► script, client, api, paths, text, term
 //!   script ───► client, api, paths, text, term
-//!   client ───► api, paths, term, ws_pipe
-//!   server ───► proxy, runtime, api, paths, ws_upgrade
+//!   client ───► api, paths, phases, term, ws_pipe
+//!   server ───► proxy, runtime, api, paths, phases, ws_upgrade
 //!   proxy ────► api
-//!   runtime ──► api
+//!   runtime ──► api, phases
 //!   agent ────► api, ws_pipe, ws_upgrade
-//!   api, paths, text, term, ws_pipe, ws_upgrade: leaves
+//!   api, paths, phases, text, term, ws_pipe, ws_upgrade: leaves
 //! ```
 //!
 //! * [`api`] — wire types shared by client, server and agent: models, exec messages, file
 //!   shapes, the error body and its kinds. No I/O. A leaf.
 //! * [`paths`] — every decision about where state, history and user scripts live,
 //!   for the CLI and the server alike. A leaf.
+//! * [`phases`] — where an operation's time went: per-phase timings logged at debug level
+//!   (`LANGSMITH_LOG=debug`). A leaf.
 //! * [`text`], [`term`] — text helpers with the LangSmith CLI's exact semantics (Go `%q` quoting,
 //!   size strings) and the local terminal (raw mode, resize and key events). Leaves.
 //! * [`ws_pipe`] — a WebSocket read and written as bytes: the carrier of a port tunnel's
@@ -136,6 +138,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod paths;
+pub mod phases;
 pub mod repl;
 pub mod script;
 pub mod term;

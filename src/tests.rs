@@ -19,20 +19,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Leaves.
     ("api", &[]),
     ("paths", &[]),
+    ("phases", &[]),
     ("text", &[]),
     ("term", &[]),
     ("ws_pipe", &[]),
     ("ws_upgrade", &[]),
     // The local backend and what runs inside a sandbox.
-    ("runtime", &["api"]),
+    ("runtime", &["api", "phases"]),
     ("proxy", &["api"]),
     ("agent", &["api", "ws_pipe", "ws_upgrade"]),
     (
         "server",
-        &["api", "proxy", "runtime", "paths", "ws_upgrade"],
+        &["api", "proxy", "runtime", "paths", "phases", "ws_upgrade"],
     ),
     // The client side, bottom to top.
-    ("client", &["api", "paths", "term", "ws_pipe"]),
+    ("client", &["api", "paths", "phases", "term", "ws_pipe"]),
     ("script", &["client", "api", "text", "term", "paths"]),
     (
         "repl",
@@ -50,6 +51,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "agent",
             "api",
             "paths",
+            "phases",
             "text",
             "term",
             "ws_pipe",

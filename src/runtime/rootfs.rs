@@ -17,6 +17,7 @@ use nix::mount::MsFlags;
 use super::id_range::IdRange;
 use super::layout::SandboxLayout;
 use super::{RuntimeError, host, idmapped, upper_image};
+use crate::phases::Phases;
 
 /// Flags of the raw and idmapped layers: nothing on them is run or opened as a device on
 /// the host, and a set-user-ID file a sandbox wrote there is inert.
@@ -28,6 +29,7 @@ pub async fn mount_layers(
     range: IdRange,
     snapshot: &Path,
     capacity: u64,
+    phases: &mut Phases,
 ) -> Result<(), RuntimeError> {
     // `noload`: never replay a journal on the shared read-only snapshot.
     let lower_options = format!("loop,ro,noload,{LAYER_FLAGS}");
@@ -41,7 +43,9 @@ pub async fn mount_layers(
         ],
     )
     .await?;
+    phases.mark("image mount");
     upper_image::prepare(&layout.upper_image, capacity).await?;
+    phases.mark("upper image");
     let upper_options = format!("loop,{LAYER_FLAGS}");
     host::run(
         "mount",
@@ -57,13 +61,16 @@ pub async fn mount_layers(
         let dir = layout.upper_raw.join(dir);
         fs::create_dir_all(&dir).map_err(RuntimeError::io("create directory", &dir))?;
     }
+    phases.mark("upper mount");
     let layout = layout.clone();
     host::blocking("mounting", move || {
         let userns = idmapped::user_namespace(range)?;
         idmapped::clone_idmapped(&layout.lower_raw, &layout.lower, userns.as_fd())?;
         idmapped::clone_idmapped(&layout.upper_raw, &layout.upperfs, userns.as_fd())
     })
-    .await
+    .await?;
+    phases.mark("idmapped layers");
+    Ok(())
 }
 
 /// Mounts the overlay of the idmapped layers at `target`. Blocking, and meant for a thread

@@ -13,6 +13,7 @@ use super::runc_view::{RuncView, ViewContents};
 use super::{
     ContainerState, Runtime, RuntimeError, SandboxSpec, bundle, host, readiness, rootfs, scratch,
 };
+use crate::phases::Phases;
 
 /// How much of the end of `agent.log` goes into a start error.
 const LOG_TAIL_BYTES: u64 = 4096;
@@ -23,10 +24,13 @@ impl Runtime {
     /// sandbox only waits for its agent. On failure nothing stays mounted or running.
     pub async fn start(&self, spec: &SandboxSpec) -> Result<(), RuntimeError> {
         validate(spec)?;
+        let mut phases = Phases::start("start", &spec.id);
         let layout = self.layout(&spec.id);
         layout.check_socket_path()?;
         let container = container_id(&spec.id);
-        match self.inner.runc.state(&container).await {
+        let state = self.inner.runc.state(&container).await;
+        phases.mark("state");
+        match state {
             ContainerState::Running => {
                 return self.await_agent(&spec.id, &layout, &container).await;
             }
@@ -38,13 +42,16 @@ impl Runtime {
             ContainerState::Stopped => self.teardown(&layout, &container).await?,
             ContainerState::Absent => unmount(&layout, &self.view(&layout)).await?,
         }
+        phases.mark("clear");
         layout.create_dirs()?;
         let range = self.claim_ids(&layout).await?;
+        phases.mark("ids");
         let view = RuncView::of(&self.inner.root, &spec.id);
         let mounted = async {
             scratch::mount(&layout).await?;
+            phases.mark("scratch");
             let capacity = spec.fs_capacity_bytes as u64;
-            rootfs::mount_layers(&layout, range, &spec.snapshot_image, capacity).await
+            rootfs::mount_layers(&layout, range, &spec.snapshot_image, capacity, &mut phases).await
         };
         if let Err(error) = mounted.await {
             // Keep the first error; the cleanup's own failure would only hide it.
@@ -52,7 +59,10 @@ impl Runtime {
             let _ = self.release_ids(&layout).await;
             return Err(error);
         }
-        if let Err(mut error) = self.launch(spec, &layout, &view, range, &container).await {
+        let launched = self
+            .launch(spec, &layout, &view, range, &container, &mut phases)
+            .await;
+        if let Err(mut error) = launched {
             if let Err(cleanup) = self.teardown(&layout, &container).await {
                 tracing::warn!(sandbox = %spec.id, "cleanup after a failed start failed: {cleanup}");
             }
@@ -62,6 +72,7 @@ impl Runtime {
             }
             return Err(error);
         }
+        phases.finish();
         Ok(())
     }
 
@@ -69,15 +80,20 @@ impl Runtime {
     /// filesystems. The upper image stays, so the next start sees the same files.
     pub async fn stop(&self, id: &str) -> Result<(), RuntimeError> {
         layout::validate_id(id)?;
-        self.teardown(&self.layout(id), &container_id(id)).await
+        let phases = Phases::start("stop", id);
+        self.teardown(&self.layout(id), &container_id(id)).await?;
+        phases.finish();
+        Ok(())
     }
 
     /// Stops the sandbox and removes everything it had: container, mounts, loop devices,
     /// directory and upper image. Safe to repeat, after a crash, or for an unknown id.
     pub async fn destroy(&self, id: &str) -> Result<(), RuntimeError> {
         layout::validate_id(id)?;
+        let mut phases = Phases::start("destroy", id);
         let layout = self.layout(id);
         self.teardown(&layout, &container_id(id)).await?;
+        phases.mark("teardown");
         // Never delete recursively through a mount: that would reach into another filesystem.
         // (The view runc had is gone with the teardown.)
         let remaining = rootfs::mounts_under(&layout.dir);
@@ -100,7 +116,11 @@ impl Runtime {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(RuntimeError::io("remove", &layout.dir)(e))
             }
-            _ => Ok(()),
+            _ => {
+                phases.mark("remove files");
+                phases.finish();
+                Ok(())
+            }
         }
     }
 
@@ -133,6 +153,7 @@ impl Runtime {
         view: &RuncView,
         range: IdRange,
         container: &str,
+        phases: &mut Phases,
     ) -> Result<(), RuntimeError> {
         bundle::write(&bundle::BundleInputs {
             spec,
@@ -141,6 +162,7 @@ impl Runtime {
             range,
             agent_args: &self.inner.agent.args,
         })?;
+        phases.mark("bundle");
         let contents = ViewContents {
             agent_dir: self.inner.agent_dir.clone(),
             hostname: spec.hostname.clone(),
@@ -152,6 +174,7 @@ impl Runtime {
             view_copy.prepare(&layout_copy, range, &contents)
         })
         .await?;
+        phases.mark("view");
         // Bound here, on the host, and handed to the agent: the sandbox never sees its path.
         // Our copy closes once runc has passed it on, so a dead agent refuses connections.
         let agent_socket = bind_agent_socket(layout)?;
@@ -165,7 +188,10 @@ impl Runtime {
         if let Err(e) = ran {
             return Err(not_ready(&spec.id, layout, e.to_string()));
         }
-        self.await_agent(&spec.id, layout, container).await
+        phases.mark("runc run");
+        self.await_agent(&spec.id, layout, container).await?;
+        phases.mark("agent ready");
+        Ok(())
     }
 
     async fn await_agent(

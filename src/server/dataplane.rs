@@ -21,6 +21,7 @@ use super::lifecycle;
 use super::state::AppState;
 use crate::api::error::kind;
 use crate::api::{Sandbox, status};
+use crate::phases::Phases;
 
 /// The only request headers passed to the agent: what file transfers need. Everything else
 /// (the API key, `Authorization`, cookies, service keys) stays out of the sandbox, whose
@@ -59,7 +60,9 @@ async fn route(
     if rest.starts_with('_') {
         return Err(ApiError::NotFound(format!("no data-plane route /{rest}")));
     }
+    let mut phases = Phases::start("data plane", format!("{id}/{rest}"));
     let sb = ready_sandbox(&state, &id).await?;
+    phases.mark("lookup");
     let path_and_query = match req.uri().query() {
         Some(q) => format!("/{rest}?{q}"),
         None => format!("/{rest}"),
@@ -77,6 +80,7 @@ async fn route(
             error: kind::NOT_READY,
             message: format!("sandbox '{}' is not answering: {e}", sb.name),
         })?;
+    phases.mark("agent connect");
     let agent = Agent {
         state: &state,
         sandbox_id: &sb.id,
@@ -84,11 +88,16 @@ async fn route(
         path_and_query,
     };
     if is_upgrade && rest == "tunnel" {
+        phases.finish();
         tunnel::splice(&state, &sb.id, agent.stream, parts).await
     } else if is_upgrade {
-        bridge::upgrade(&state, &sb.id, agent.stream, &agent.path_and_query, parts).await
+        let path = agent.path_and_query;
+        bridge::upgrade(&state, &sb.id, agent.stream, &path, parts, phases).await
     } else {
-        agent.forward(parts, body).await
+        let response = agent.forward(parts, body).await;
+        phases.mark("agent answered");
+        phases.finish();
+        response
     }
 }
 

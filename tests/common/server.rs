@@ -64,10 +64,12 @@ impl TestServer {
             ])
             .arg(state_dir)
             .args(args);
+        // Quiet unless the caller asks for more (the benchmark's `PERF_SERVER_LOG`).
+        cli = cli.env("LANGSMITH_LOG", "warn");
         for (key, value) in env {
             cli = cli.env(key, value);
         }
-        let mut cmd = cli.env("LANGSMITH_LOG", "warn").command();
+        let mut cmd = cli.command();
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         die_with_parent(&mut cmd);
         let mut child = cmd.spawn().expect("starting langsmith server");

@@ -22,6 +22,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 
+use crate::phases::Phases;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use crate::ws_upgrade;
@@ -39,6 +40,7 @@ pub(super) async fn upgrade(
     agent: UnixStream,
     path_and_query: &str,
     mut parts: http::request::Parts,
+    mut phases: Phases,
 ) -> Result<Response, ApiError> {
     let key = ws_upgrade::websocket_key(&parts.headers)
         .map_err(|why| ApiError::validation("upgrade", why))?;
@@ -51,6 +53,7 @@ pub(super) async fn upgrade(
     let (agent, _) = tokio_tungstenite::client_async_with_config(url, agent, Some(config))
         .await
         .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
+    phases.mark("agent handshake");
     let active = state.activity.hold(sandbox_id);
     let going_away = state.going_away.subscribe();
     tokio::spawn(async move {
@@ -58,7 +61,9 @@ pub(super) async fn upgrade(
             let connection = ReadsOutliveWrites::new(TokioIo::new(upgraded));
             let client =
                 WebSocketStream::from_raw_socket(connection, Role::Server, Some(config)).await;
-            bridge(client, agent, going_away).await;
+            phases.mark("client upgraded");
+            bridge(client, agent, going_away, &mut phases).await;
+            phases.finish();
         }
         drop(active);
     });
@@ -69,7 +74,12 @@ type ClientSocket = WebSocketStream<ReadsOutliveWrites<TokioIo<hyper::upgrade::U
 type AgentSocket = WebSocketStream<UnixStream>;
 
 /// Relays messages both ways until either side closes, or until this server stops.
-async fn bridge(client: ClientSocket, agent: AgentSocket, mut going_away: watch::Receiver<bool>) {
+async fn bridge(
+    client: ClientSocket,
+    agent: AgentSocket,
+    mut going_away: watch::Receiver<bool>,
+    phases: &mut Phases,
+) {
     let (mut client_tx, mut client_rx) = client.split();
     let (mut agent_tx, mut agent_rx) = agent.split();
     let upstream = async {
@@ -97,14 +107,21 @@ async fn bridge(client: ClientSocket, agent: AgentSocket, mut going_away: watch:
             code: CloseCode::Away,
             reason: "the sandbox agent went away (sandbox stopped or restarting)".into(),
         });
+        let mut first = true;
         while let Some(Ok(message)) = agent_rx.next().await {
             match message {
                 Message::Text(_) | Message::Binary(_) => {
+                    if first {
+                        // For an exec, the agent's `started`: the command is spawned.
+                        phases.mark("first agent message");
+                        first = false;
+                    }
                     if client_tx.send(message).await.is_err() {
                         return;
                     }
                 }
                 Message::Close(frame) => {
+                    phases.mark("agent closed");
                     close = frame;
                     break;
                 }
@@ -118,6 +135,7 @@ async fn bridge(client: ClientSocket, agent: AgentSocket, mut going_away: watch:
         () = downstream => false,
         Ok(_) = going_away.wait_for(|stopping| *stopping) => true,
     };
+    phases.mark("relayed");
     if stopping {
         let going = CloseFrame {
             code: CloseCode::Away,
@@ -138,6 +156,7 @@ async fn bridge(client: ClientSocket, agent: AgentSocket, mut going_away: watch:
         }
     })
     .await;
+    phases.mark("close handshake");
 }
 
 /// The client's connection, whose writes stop failing once the client has gone.

@@ -1,0 +1,116 @@
+"""The official SDK's half of the performance benchmark (`cargo bench --bench perf`).
+
+Prints one JSON object per line: {"figure": NAME, "samples_ms": [...]} or
+{"figure": NAME, "mb_per_s": X}. The Rust side turns them into the table; nothing here
+asserts a time. What it measures is chosen by PERF_FIGURES (comma-separated, default all).
+"""
+
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from langsmith.sandbox import SandboxClient
+
+SNAPSHOT = os.environ["PERF_SNAPSHOT"]
+WARM_RUNS = int(os.environ.get("PERF_WARM_RUNS", "50"))
+CREATE_RUNS = int(os.environ.get("PERF_CREATE_RUNS", "20"))
+CONCURRENT = int(os.environ.get("PERF_CONCURRENT", "100"))
+BIG_MIB = int(os.environ.get("PERF_BIG_MIB", "64"))
+FIGURES = set(filter(None, os.environ.get("PERF_FIGURES", "").split(","))) or None
+
+
+def emit(figure: str, **values) -> None:
+    print(json.dumps({"figure": figure, **values}), flush=True)
+
+
+def wanted(figure: str) -> bool:
+    return FIGURES is None or figure in FIGURES
+
+
+def elapsed_ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000
+
+
+def warm_exec(client: SandboxClient) -> None:
+    sandbox = client.create_sandbox(snapshot_id=SNAPSHOT, name="perf-warm", timeout=60)
+    try:
+        for _ in range(5):
+            sandbox.run("true")
+        samples = []
+        for _ in range(WARM_RUNS):
+            start = time.perf_counter()
+            result = sandbox.run("true")
+            samples.append(elapsed_ms(start))
+            assert result.exit_code == 0, result
+        emit("sdk_warm_exec", samples_ms=samples)
+    finally:
+        client.delete_sandbox("perf-warm")
+
+
+def create_run_delete(client: SandboxClient) -> None:
+    create_then_run, deletes = [], []
+    for i in range(CREATE_RUNS):
+        name = f"perf-create-{i}"
+        start = time.perf_counter()
+        sandbox = client.create_sandbox(snapshot_id=SNAPSHOT, name=name, timeout=60)
+        result = sandbox.run("true")
+        create_then_run.append(elapsed_ms(start))
+        assert result.exit_code == 0, result
+        start = time.perf_counter()
+        client.delete_sandbox(name)
+        deletes.append(elapsed_ms(start))
+    emit("sdk_create_first_run", samples_ms=create_then_run)
+    emit("sdk_delete", samples_ms=deletes)
+
+
+def big_output(client: SandboxClient) -> None:
+    sandbox = client.create_sandbox(snapshot_id=SNAPSHOT, name="perf-big", timeout=60)
+    try:
+        size = BIG_MIB << 20
+        # Printable bytes, so the SDK's text decoding is part of what is measured.
+        command = f"head -c {size} /dev/zero | tr '\\0' a"
+        sandbox.run("true")
+        start = time.perf_counter()
+        result = sandbox.run(command, timeout=600)
+        seconds = time.perf_counter() - start
+        assert result.exit_code == 0, result.stderr
+        assert len(result.stdout) == size, len(result.stdout)
+        emit("sdk_big_run", mb_per_s=size / seconds / 1e6, seconds=seconds)
+    finally:
+        client.delete_sandbox("perf-big")
+
+
+def concurrent_creates(client: SandboxClient) -> None:
+    def create(i: int) -> tuple[float, str]:
+        start = time.perf_counter()
+        try:
+            client.create_sandbox(snapshot_id=SNAPSHOT, name=f"perf-burst-{i}", timeout=120)
+            return elapsed_ms(start), ""
+        except Exception as e:  # noqa: BLE001 - every failure is counted, not raised
+            return elapsed_ms(start), f"{type(e).__name__}: {e}"
+
+    with ThreadPoolExecutor(max_workers=CONCURRENT) as pool:
+        results = list(pool.map(create, range(CONCURRENT)))
+    errors = [e for _, e in results if e]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda i: client.delete_sandbox(f"perf-burst-{i}"), range(CONCURRENT)))
+    emit("sdk_concurrent_creates", samples_ms=[t for t, _ in results], errors=errors)
+
+
+def main() -> int:
+    client = SandboxClient()
+    if wanted("sdk_warm_exec"):
+        warm_exec(client)
+    if wanted("sdk_create_first_run") or wanted("sdk_delete"):
+        create_run_delete(client)
+    if wanted("sdk_big_run"):
+        big_output(client)
+    if wanted("sdk_concurrent_creates"):
+        concurrent_creates(client)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
