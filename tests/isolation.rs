@@ -91,16 +91,22 @@ fn a_sandbox_sees_only_itself_and_its_limits_hold() {
 }
 
 #[test]
-fn delete_leaves_no_container_mount_or_loop_device() {
+fn a_delete_frees_the_name_at_once_and_leaves_no_container_mount_or_loop_device() {
     let server = TestServer::start();
     let api = Api::new(&server);
     let snapshot = api.ready_snapshot("clean", image::tiny(), 64 * MIB);
     let sb = api.ready_sandbox("clean", &snapshot, json!({}));
     let id = sb["id"].as_str().unwrap().to_string();
-    api.delete_sandbox("clean");
-
+    // Acknowledged once recorded: the name is gone and free at once, whether or not the
+    // teardown has finished yet.
+    let r = api.call("DELETE", "/api/v2/sandboxes/boxes/clean", None);
+    assert_eq!(r.status, 204, "{}", r.body);
     let r = api.call("GET", "/api/v2/sandboxes/boxes/clean", None);
     assert_eq!(r.status, 404);
+    let again = api.ready_sandbox("clean", &snapshot, json!({}));
+    assert_ne!(again["id"], sb["id"]);
+    api.wait_until_torn_down(&id);
+
     let runc_root = server.state_dir.join("runtime/runc");
     let list = std::process::Command::new("runc")
         .arg("--root")
@@ -126,6 +132,7 @@ fn delete_leaves_no_container_mount_or_loop_device() {
             .join(&id)
             .exists()
     );
+    api.delete_sandbox("clean");
 }
 
 /// A user killing every process it can (`kill -9 -1` spares only PID 1) takes the agent's

@@ -110,7 +110,15 @@ struct Inner {
     agent_dir: PathBuf,
     agent: agent_files::AgentEntry,
     runc: runc::Runc,
+    /// Bounds the teardowns (stop, destroy) running at once. An API that acknowledges a
+    /// delete before its teardown lets a client ask for a thousand in a second; each spawns
+    /// `runc` and `umount` processes, and all at once they would exhaust the host's memory
+    /// instead of finishing a little later.
+    teardowns: tokio::sync::Semaphore,
 }
+
+/// Teardowns at once per CPU (each mostly waits on the kernel and on child processes).
+const TEARDOWNS_PER_CPU: usize = 2;
 
 impl Runtime {
     /// Prepares `config.root` and the agent files (from the running executable), and checks
@@ -149,6 +157,9 @@ impl Runtime {
                 agent_dir,
                 agent,
                 runc,
+                teardowns: tokio::sync::Semaphore::new(
+                    TEARDOWNS_PER_CPU * std::thread::available_parallelism().map_or(1, |n| n.get()),
+                ),
             }),
         })
     }

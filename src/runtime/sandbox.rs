@@ -80,6 +80,7 @@ impl Runtime {
     /// filesystems. The upper image stays, so the next start sees the same files.
     pub async fn stop(&self, id: &str) -> Result<(), RuntimeError> {
         layout::validate_id(id)?;
+        let _turn = self.inner.teardowns.acquire().await;
         let phases = Phases::start("stop", id);
         self.teardown(&self.layout(id), &container_id(id)).await?;
         phases.finish();
@@ -90,6 +91,7 @@ impl Runtime {
     /// directory and upper image. Safe to repeat, after a crash, or for an unknown id.
     pub async fn destroy(&self, id: &str) -> Result<(), RuntimeError> {
         layout::validate_id(id)?;
+        let _turn = self.inner.teardowns.acquire().await;
         let mut phases = Phases::start("destroy", id);
         let layout = self.layout(id);
         self.teardown(&layout, &container_id(id)).await?;

@@ -5,8 +5,6 @@ mod create;
 
 pub use create::create;
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -21,9 +19,6 @@ use super::state::{AppState, now};
 use super::validate;
 use crate::api::{Sandbox, SandboxList, StatusResponse, UpdateSandboxRequest, status};
 
-/// How long DELETE waits for the teardown before answering (the SDK times out at 10 s).
-const ANSWER_WITHIN: Duration = Duration::from_secs(8);
-
 /// The API view of a stored sandbox: adds the data-plane URL of this server.
 pub fn present(state: &AppState, mut sb: Sandbox) -> Sandbox {
     sb.dataplane_url = Some(state.dataplane_url(&sb.id));
@@ -32,12 +27,18 @@ pub fn present(state: &AppState, mut sb: Sandbox) -> Sandbox {
     sb
 }
 
-pub(super) async fn find(state: &AppState, name: &str) -> Result<Sandbox, ApiError> {
-    state
-        .store
-        .sandbox_by_name(name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("sandbox '{name}' not found")))
+pub(super) async fn find(state: &AppState, name_or_id: &str) -> Result<Sandbox, ApiError> {
+    match state.store.sandbox_by_name(name_or_id).await? {
+        Some(sb) => Ok(sb),
+        // A name is never UUID-shaped (`validate::sandbox_name`), so an id cannot be
+        // mistaken for another sandbox's name. By id, a sandbox being deleted is still found
+        // (`deleting`) until its teardown is done.
+        None => state
+            .store
+            .sandbox_by_id(name_or_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("sandbox '{name_or_id}' not found"))),
+    }
 }
 
 pub async fn list(
@@ -54,7 +55,12 @@ pub async fn list(
                 .as_ref()
                 .is_none_or(|n| s.name.contains(n.as_str()))
         })
-        .filter(|s| q.status.as_ref().is_none_or(|st| &s.status == st))
+        // A sandbox being deleted is gone for its user (its teardown may still run): listed
+        // only when asked for by `status=deleting`.
+        .filter(|s| match &q.status {
+            Some(st) => &s.status == st,
+            None => s.status != status::DELETING,
+        })
         .map(|s| present(&state, s))
         .collect();
     let (page, next) = validate::page(all, q.limit, q.offset)?;
@@ -94,14 +100,7 @@ async fn modify<T: Send + 'static>(
     change: impl FnOnce(&mut Sandbox) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<(Sandbox, T), ApiError> {
     let missing = || ApiError::NotFound(format!("sandbox '{name_or_id}' not found"));
-    let found = match state.store.sandbox_by_name(name_or_id).await? {
-        Some(sb) => sb,
-        None => state
-            .store
-            .sandbox_by_id(name_or_id)
-            .await?
-            .ok_or_else(missing)?,
-    };
+    let found = find(state, name_or_id).await?;
     let _settled = match when {
         When::Now => None,
         When::Settled => Some(state.locks.lock(&found.id).await),
@@ -128,6 +127,13 @@ enum When {
 }
 
 /// `DELETE /boxes/{name}` (the id is accepted too).
+///
+/// Answered once `deleting` is recorded: from then on the sandbox is gone by name and from
+/// the list (`status=deleting` still lists it), its name is free (see
+/// `store::sandboxes::name_column`) and its service URLs are closed; the teardown runs in
+/// the background. It is durable:
+/// a server that stops before it finishes resumes it at the next start (`recovery`). A
+/// teardown that fails leaves the record `deleting` with the reason as its status message.
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -137,27 +143,10 @@ pub async fn delete(
         Ok(())
     })
     .await?;
-    // A boot (up to its readiness deadline), stop or capture under way holds the sandbox's
-    // lock, and the teardown follows it: answer now rather than past the client's patience.
-    let queued = state.locks.busy(&sb.id);
-    let destroy = lifecycle::spawn_destroy(state.clone(), sb.id.clone());
-    if queued {
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    // Answer quickly; a slow teardown finishes in the background (GET shows `deleting`).
-    match tokio::time::timeout(ANSWER_WITHIN, destroy).await {
-        Ok(Ok(Err(e))) => {
-            return Err(ApiError::Internal(format!(
-                "deleting sandbox '{name}': {e}"
-            )));
-        }
-        Ok(Err(panicked)) => {
-            return Err(ApiError::Internal(format!(
-                "deleting sandbox '{name}': {panicked}"
-            )));
-        }
-        _ => {}
-    }
+    // What reaches the sandbox from outside ends with the answer, not with the teardown:
+    // its service URLs and download links stop answering now.
+    state.services.release(&sb.id);
+    drop(lifecycle::spawn_destroy(state.clone(), sb.id.clone()));
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -158,7 +158,18 @@ pub fn spawn_destroy(state: AppState, id: String) -> JoinHandle<Result<(), ApiEr
     tokio::spawn(async move {
         let _guard = state.locks.lock(&id).await;
         state.egress.detach(&id);
-        state.runtime.destroy(&id).await?;
+        if let Err(e) = state.runtime.destroy(&id).await {
+            tracing::warn!("deleting sandbox {id}: {e}");
+            let why = super::host_facts::scrub(&format!("deleting failed: {e}"));
+            let _ = state
+                .store
+                .modify_sandbox(&id, move |sb| {
+                    sb.status_message = Some(why);
+                    Ok::<_, StoreError>(())
+                })
+                .await;
+            return Err(e.into());
+        }
         state.store.delete_sandbox(&id).await?;
         state.egress.log().forget(&id);
         state.services.release(&id);

@@ -12,7 +12,7 @@ use super::registries;
 use super::state::AppState;
 use super::store::SnapshotRecord;
 use super::validate;
-use crate::api::{CreateSnapshotRequest, Snapshot, SnapshotList, snapshot_status};
+use crate::api::{CreateSnapshotRequest, Snapshot, SnapshotList, snapshot_status, status};
 
 /// Capacity when a build request leaves `fs_capacity_bytes` out (the CLI's default too).
 pub const DEFAULT_CAPACITY: i64 = 4 << 30;
@@ -110,7 +110,10 @@ pub async fn delete(
         .sandboxes()
         .await?
         .into_iter()
-        .filter(|s| s.snapshot_id.as_deref() == Some(id.as_str()))
+        // A sandbox being deleted is gone for its user; its teardown may still have the
+        // image loop-mounted, which unlinking the file does not disturb (the kernel frees
+        // it with the loop device).
+        .filter(|s| s.snapshot_id.as_deref() == Some(id.as_str()) && s.status != status::DELETING)
         .map(|s| s.name)
         .collect();
     if !users.is_empty() {

@@ -7,7 +7,8 @@
 //! Knobs (environment): `PERF_WARM_RUNS` (samples of each warm exec, default 50),
 //! `PERF_CREATE_RUNS` (create → first run → delete cycles, 20), `PERF_CONCURRENT` (creates at
 //! once, 100), `PERF_BIG_MIB` (MiB through the SDK's `run()`, 64), `PERF_GIB` (GiB of stdout
-//! through `langsmith sandbox exec`, 1) `PERF_IDLE` (idle sandboxes, 1000) and `PERF_SERVER_LOG` (the server's `LANGSMITH_LOG`, e.g.
+//! through `langsmith sandbox exec`, 1) `PERF_IDLE` (idle sandboxes, 1000), `PERF_HOLD` (stop with the server up and a sandbox ready, for
+//! a profiler) and `PERF_SERVER_LOG` (the server's `LANGSMITH_LOG`, e.g.
 //! `langsmith::phases=debug` for per-phase timings on stderr). `cargo test`
 //! runs a smoke of every part with small counts.
 
@@ -173,6 +174,17 @@ impl RuncFloor {
     }
 }
 
+/// `PERF_HOLD`: leaves the server up, with the sandbox `perf-cli` ready, until Enter, for
+/// looking at one figure by hand (a profiler, `strace`, the phases log).
+fn hold(server: &TestServer) {
+    eprintln!(
+        "holding: LANGSMITH_ENDPOINT={} LANGSMITH_API_KEY={} (sandbox perf-cli); Enter ends",
+        server.url,
+        common::server::API_KEY
+    );
+    let _ = std::io::stdin().read_line(&mut String::new());
+}
+
 /// One line of the SDK script's output.
 fn sdk_figures(server: &TestServer, snapshot: &str, env: &[(&str, String)]) -> Vec<Value> {
     let mut all: Vec<(&str, &str)> = vec![("PERF_SNAPSHOT", snapshot)];
@@ -273,6 +285,9 @@ fn main() {
 
     // The anchors on the server itself: one HTTP request per command, and the CLI.
     let warm = api.ready_sandbox("perf-cli", &snapshot, json!({}));
+    if std::env::var_os("PERF_HOLD").is_some() {
+        hold(&server);
+    }
     let http_exec = millis_of(
         || assert_eq!(api.exec(&warm, "true").exit_code, 0),
         warm_runs,

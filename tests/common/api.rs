@@ -134,20 +134,34 @@ impl Api {
         warm["snapshot_id"].as_str().unwrap().to_string()
     }
 
+    /// Deletes sandbox `name` and waits for its teardown (DELETE answers before it), so
+    /// what follows sees the host without it.
     pub fn delete_sandbox(&self, name: &str) {
+        let found = self.call("GET", &format!("/api/v2/sandboxes/boxes/{name}"), None);
+        assert_eq!(found.status, 200, "{:?}", found.body);
+        let id = found.body["id"].as_str().unwrap().to_string();
         let r = self.call("DELETE", &format!("/api/v2/sandboxes/boxes/{name}"), None);
         assert_eq!(r.status, 204, "{:?}", r.body);
+        self.wait_until_torn_down(&id);
     }
 
-    /// Waits until the server lists no sandbox (teardowns may finish after DELETE answered).
+    /// Waits until the server has no sandbox, not even one being deleted: DELETE answers
+    /// once it is recorded, and its teardown finishes after.
     pub fn wait_until_no_sandboxes(&self) {
         wait_for("every sandbox to be gone", Duration::from_secs(120), || {
-            let list = self.call("GET", "/api/v2/sandboxes/boxes?limit=100", None);
-            list.body["sandboxes"]
-                .as_array()
-                .unwrap()
-                .is_empty()
-                .then_some(())
+            let none = |query: &str| {
+                let list = self.call("GET", &format!("/api/v2/sandboxes/boxes?{query}"), None);
+                list.body["sandboxes"].as_array().unwrap().is_empty()
+            };
+            (none("limit=100") && none("status=deleting")).then_some(())
+        });
+    }
+
+    /// Waits until the sandbox `id` is gone by id too: its teardown has finished.
+    pub fn wait_until_torn_down(&self, id: &str) {
+        wait_for("the sandbox's teardown", Duration::from_secs(120), || {
+            let r = self.call("GET", &format!("/api/v2/sandboxes/boxes/{id}"), None);
+            (r.status == 404).then_some(())
         });
     }
 }

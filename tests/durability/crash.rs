@@ -191,15 +191,19 @@ fn a_delete_interrupted_by_a_crash_is_finished_at_restart() {
     let mut server = TestServer::start_in(&state);
     let api = Api::new(&server);
     let snap = api.ready_snapshot("gone", image::tiny(), 64 * MIB);
-    api.ready_sandbox("gone", &snap, json!({}));
+    let gone = api.ready_sandbox("gone", &snap, json!({}));
     let kept = api.ready_sandbox("kept", &snap, json!({}));
-    api.delete_sandbox("gone");
+    // DELETE answers once `deleting` is recorded: the crash comes before (or during) the
+    // teardown.
+    let r = api.call("DELETE", "/api/v2/sandboxes/boxes/gone", None);
+    assert_eq!(r.status, 204, "{}", r.body);
     server.kill();
 
     let server = TestServer::start_in(&state);
     let api = Api::new(&server);
+    let gone_id = gone["id"].as_str().unwrap();
     wait_for("the delete to finish", Duration::from_secs(60), || {
-        let r = api.call("GET", "/api/v2/sandboxes/boxes/gone", None);
+        let r = api.call("GET", &format!("/api/v2/sandboxes/boxes/{gone_id}"), None);
         (r.status == 404).then_some(())
     });
     let r = api.call("GET", "/api/v2/sandboxes/boxes/kept", None);

@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{MIB, assert_no_leftovers, settled};
 use crate::common::api::{Api, Reply};
-use crate::common::process::wait_for;
 use crate::common::{TestServer, image};
 
 /// The official SDK gives up on a request after 10 s: an answer must come sooner.
@@ -94,7 +93,7 @@ fn answered_in_time(call: impl FnOnce() -> Reply + Send) -> Reply {
     })
 }
 
-fn create_provisioning(api: &Api, name: &str, snap: &str) {
+fn create_provisioning(api: &Api, name: &str, snap: &str) -> Value {
     let r = api.call(
         "POST",
         "/api/v2/sandboxes/boxes",
@@ -105,6 +104,7 @@ fn create_provisioning(api: &Api, name: &str, snap: &str) {
     );
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["status"], "provisioning", "{}", r.body);
+    r.body
 }
 
 #[test]
@@ -140,7 +140,7 @@ fn patch_and_delete_answer_while_a_boot_is_under_way() {
     assert_eq!(api.exec(&ready, "hostname").exit_code, 0);
 
     // A delete during the boot answers at once; the boot's container is torn down after.
-    create_provisioning(&api, "slow-b", &snap);
+    let slow_b = create_provisioning(&api, "slow-b", &snap);
     gate.await_boot();
     let patched = answered_in_time(|| {
         api.call(
@@ -152,12 +152,28 @@ fn patch_and_delete_answer_while_a_boot_is_under_way() {
     assert_eq!(patched.status, 200, "{}", patched.body);
     let deleted = answered_in_time(|| api.call("DELETE", &format!("{boxes}/slow-b"), None));
     assert_eq!(deleted.status, 204, "{}", deleted.body);
-    let listed = api.call("GET", &format!("{boxes}/slow-b"), None);
+    // Gone for its user at once: by name and from the list. By id, and when the list is
+    // asked for `deleting` sandboxes, it shows until its teardown is done.
+    let slow_b_id = slow_b["id"].as_str().unwrap();
+    assert_eq!(
+        api.call("GET", &format!("{boxes}/slow-b"), None).status,
+        404
+    );
+    let listed = api.call("GET", &format!("{boxes}/{slow_b_id}"), None);
     assert_eq!(listed.body["status"], "deleting", "{}", listed.body);
+    let names = |query: &str| -> Vec<String> {
+        let list = api.call("GET", &format!("{boxes}?{query}"), None);
+        list.body["sandboxes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!names("").contains(&"slow-b".to_string()));
+    assert_eq!(names("status=deleting"), ["slow-b"]);
     gate.open();
-    wait_for("slow-b to be gone", Duration::from_secs(120), || {
-        (api.call("GET", &format!("{boxes}/slow-b"), None).status == 404).then_some(())
-    });
+    api.wait_until_torn_down(slow_b_id);
 
     api.delete_sandbox("slow-renamed");
     api.wait_until_no_sandboxes();

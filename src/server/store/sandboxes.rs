@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
 use super::{Store, StoreError, doc_where, docs, is_unique_violation};
-use crate::api::Sandbox;
+use crate::api::{Sandbox, status};
 use crate::server::ttl::TtlClock;
 
 impl Store {
@@ -104,10 +104,25 @@ impl Store {
 const INSERT: &str = "INSERT INTO sandboxes (id, name, doc, due_at) VALUES (?1, ?2, ?3, ?4)";
 const UPDATE: &str = "UPDATE sandboxes SET name = ?2, doc = ?3, due_at = ?4 WHERE id = ?1";
 
+/// The name a record is found (and kept unique) by: its own, until it is being deleted.
+///
+/// A delete is acknowledged once it is recorded, and its teardown finishes in the background
+/// (or after a restart). From that moment the sandbox is gone by name, as deleted things
+/// are: a GET by name is a 404 and a new sandbox may take the name at once. The record
+/// keeps its name in its document, so the list still shows it, `deleting`, until it is
+/// gone. A colon never appears in a valid name, so a released name never collides.
+fn name_column(sb: &Sandbox) -> String {
+    if sb.status == status::DELETING {
+        format!("deleting:{}", sb.id)
+    } else {
+        sb.name.clone()
+    }
+}
+
 fn write(c: &Connection, sql: &str, sb: &Sandbox, clock: &TtlClock) -> Result<(), StoreError> {
     let doc = serde_json::to_string(sb)?;
     let due_at = clock.due_at(sb).map(|t| t.timestamp_millis());
-    match c.execute(sql, params![sb.id, sb.name, doc, due_at]) {
+    match c.execute(sql, params![sb.id, name_column(sb), doc, due_at]) {
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) => Err(StoreError::NameTaken {
             kind: "sandbox",
