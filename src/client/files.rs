@@ -20,9 +20,10 @@ impl Client {
     ) -> Result<(), ClientError> {
         let file_name = path.rsplit('/').next().unwrap_or(path).to_string();
         let form = Form::new().part("file", Part::bytes(data).file_name(file_name));
+        let url = dataplane_url(dataplane, "/upload");
         let resp = self
-            .http()
-            .post(dataplane_url(dataplane, "/upload"))
+            .http_for(&url)?
+            .post(url)
             .query(&[("path", path)])
             .header("X-Api-Key", self.api_key())
             .multipart(form)
@@ -33,9 +34,10 @@ impl Client {
 
     /// Read the whole file at `path` inside the sandbox.
     pub async fn download(&self, dataplane: &str, path: &str) -> Result<Vec<u8>, ClientError> {
+        let url = dataplane_url(dataplane, "/download");
         let resp = self
-            .http()
-            .get(dataplane_url(dataplane, "/download"))
+            .http_for(&url)?
+            .get(url)
             .query(&[("path", path)])
             .header("X-Api-Key", self.api_key())
             .send()

@@ -52,7 +52,7 @@ pub mod tunnel;
 mod tunnel_session;
 mod utf8_input;
 
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, OnceLock};
 use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -97,29 +97,50 @@ pub struct Client {
 
 #[derive(Debug)]
 struct Inner {
-    http: reqwest::Client,
+    /// For `http://` URLs (the local backend): made without trust roots.
+    plain: reqwest::Client,
+    /// For `https://` URLs, made on first use: it loads the system's trust roots.
+    tls: OnceLock<reqwest::Client>,
     endpoint: Endpoint,
 }
 
-fn http_client() -> Result<reqwest::Client, ClientError> {
+impl Inner {
+    fn new(plain: reqwest::Client, endpoint: Endpoint) -> Inner {
+        Inner {
+            plain,
+            tls: OnceLock::new(),
+            endpoint,
+        }
+    }
+}
+
+/// Whether a client loads the system's trust roots.
+#[derive(Clone, Copy)]
+enum Roots {
+    /// None: for plain HTTP. Loading them reads and parses every certificate under
+    /// `/etc/ssl/certs`, which was most of a short CLI command's time against a local server.
+    Skip,
+    System,
+}
+
+fn http_client(roots: Roots) -> Result<reqwest::Client, ClientError> {
     install_crypto_provider();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .user_agent(concat!("langsmith/", env!("CARGO_PKG_VERSION")))
         // Never follow redirects: reqwest would carry `x-api-key` to whatever host a
         // redirect names, and the API never redirects (a 3xx is reported as an error).
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(ClientError::from)
+        .redirect(reqwest::redirect::Policy::none());
+    if let Roots::Skip = roots {
+        builder = builder.tls_certs_only([]);
+    }
+    builder.build().map_err(ClientError::from)
 }
 
 impl Client {
     /// A client for an explicit endpoint.
     pub fn new(endpoint: Endpoint) -> Result<Self, ClientError> {
         Ok(Client {
-            inner: Arc::new(Inner {
-                http: http_client()?,
-                endpoint,
-            }),
+            inner: Arc::new(Inner::new(http_client(Roots::Skip)?, endpoint)),
         })
     }
 
@@ -140,7 +161,7 @@ impl Client {
             Resolved::Remote(endpoint) => Self::new(endpoint),
             #[cfg(target_os = "linux")]
             Resolved::Local { workspace_id } => {
-                let http = http_client()?;
+                let http = http_client(Roots::Skip)?;
                 let local = embedded::ensure_local_backend(&http, say_so).await?;
                 Ok(Self::local(http, local, workspace_id))
             }
@@ -159,7 +180,7 @@ impl Client {
             Resolved::Remote(endpoint) => Self::new(endpoint).map(Some),
             #[cfg(target_os = "linux")]
             Resolved::Local { workspace_id } => {
-                let http = http_client()?;
+                let http = http_client(Roots::Skip)?;
                 let running = embedded::running_local_backend(&http).await?;
                 Ok(running.map(|local| Self::local(http, local, workspace_id)))
             }
@@ -180,7 +201,7 @@ impl Client {
             workspace_id,
         };
         Client {
-            inner: Arc::new(Inner { http, endpoint }),
+            inner: Arc::new(Inner::new(http, endpoint)),
         }
     }
 
@@ -189,8 +210,17 @@ impl Client {
         &self.inner.endpoint
     }
 
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.inner.http
+    /// The HTTP client for `url`: trust roots are loaded only once an `https://` URL needs
+    /// them.
+    pub(crate) fn http_for(&self, url: &str) -> Result<&reqwest::Client, ClientError> {
+        if url.starts_with("http://") {
+            return Ok(&self.inner.plain);
+        }
+        if let Some(tls) = self.inner.tls.get() {
+            return Ok(tls);
+        }
+        let made = http_client(Roots::System)?;
+        Ok(self.inner.tls.get_or_init(|| made))
     }
 
     pub(crate) fn api_key(&self) -> &str {
@@ -204,11 +234,10 @@ impl Client {
         area: &str,
         path: &str,
         timeout: Duration,
-    ) -> reqwest::RequestBuilder {
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
         let url = format!("{}{area}{path}", self.inner.endpoint.base);
         let mut req = self
-            .inner
-            .http
+            .http_for(&url)?
             .request(method, url)
             .header("x-api-key", &self.inner.endpoint.api_key)
             .header("Content-Type", "application/json")
@@ -216,7 +245,7 @@ impl Client {
         if let Some(ws) = &self.inner.endpoint.workspace_id {
             req = req.header("x-tenant-id", ws);
         }
-        req
+        Ok(req)
     }
 
     /// Send a control-plane request (`path` relative to `/v2/sandboxes`) and return the body
@@ -240,7 +269,7 @@ impl Client {
         body: Option<&(impl Serialize + ?Sized)>,
         timeout: Duration,
     ) -> Result<bytes::Bytes, ClientError> {
-        let mut req = self.request(method, area, path, timeout);
+        let mut req = self.request(method, area, path, timeout)?;
         if let Some(body) = body {
             req = req.json(body);
         }

@@ -33,6 +33,19 @@ def elapsed_ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000
 
 
+def settle(client: SandboxClient) -> None:
+    """Waits until the teardowns of deleted sandboxes are done (DELETE answers before
+    them), so one figure does not pay for the last one's cleanup. Bounded: 5 minutes."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        listed = client._http.get(f"{client._base_url}/boxes", params={"status": "deleting"})
+        listed.raise_for_status()
+        if not listed.json()["sandboxes"]:
+            return
+        time.sleep(0.05)
+    raise TimeoutError("teardowns still running after 5 minutes")
+
+
 def warm_exec(client: SandboxClient) -> None:
     sandbox = client.create_sandbox(snapshot_id=SNAPSHOT, name="perf-warm", timeout=60)
     try:
@@ -103,12 +116,16 @@ def main() -> int:
     client = SandboxClient()
     if wanted("sdk_warm_exec"):
         warm_exec(client)
+        settle(client)
     if wanted("sdk_create_first_run") or wanted("sdk_delete"):
         create_run_delete(client)
+        settle(client)
     if wanted("sdk_big_run"):
         big_output(client)
+        settle(client)
     if wanted("sdk_concurrent_creates"):
         concurrent_creates(client)
+        settle(client)
     return 0
 
 

@@ -82,58 +82,78 @@ async fn bridge(
 ) {
     let (mut client_tx, mut client_rx) = client.split();
     let (mut agent_tx, mut agent_rx) = agent.split();
-    let upstream = async {
-        while let Some(Ok(message)) = client_rx.next().await {
-            match message {
-                Message::Text(_) | Message::Binary(_) => {
-                    if agent_tx.send(message).await.is_err() {
+    let (stopping, client_closed) = {
+        // Ends when the client stops sending; says whether it did so with a close frame.
+        let upstream = async {
+            let mut closed = false;
+            while let Some(Ok(message)) = client_rx.next().await {
+                match message {
+                    Message::Text(_) | Message::Binary(_) => {
+                        if agent_tx.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                    Message::Close(frame) => {
+                        let _ = agent_tx.send(Message::Close(frame)).await;
+                        closed = true;
                         break;
                     }
+                    // Each side answers its own pings.
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 }
-                Message::Close(frame) => {
-                    let _ = agent_tx.send(Message::Close(frame)).await;
-                    break;
-                }
-                // Each side answers its own pings.
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
             }
-        }
-        let _ = agent_tx.close().await;
-    };
-    let downstream = async {
-        // The agent vanished without a close frame: its sandbox was stopped (or its server
-        // restarted). That is a going-away, not an internal error: clients reattach.
-        let mut close = Some(CloseFrame {
-            code: CloseCode::Away,
-            reason: "the sandbox agent went away (sandbox stopped or restarting)".into(),
-        });
-        let mut first = true;
-        while let Some(Ok(message)) = agent_rx.next().await {
-            match message {
-                Message::Text(_) | Message::Binary(_) => {
-                    if first {
-                        // For an exec, the agent's `started`: the command is spawned.
-                        phases.mark("first agent message");
-                        first = false;
+            let _ = agent_tx.close().await;
+            closed
+        };
+        let downstream = async {
+            // The agent vanished without a close frame: its sandbox was stopped (or its
+            // server restarted). That is a going-away, not an internal error: clients
+            // reattach.
+            let mut close = Some(CloseFrame {
+                code: CloseCode::Away,
+                reason: "the sandbox agent went away (sandbox stopped or restarting)".into(),
+            });
+            let mut first = true;
+            while let Some(Ok(message)) = agent_rx.next().await {
+                match message {
+                    Message::Text(_) | Message::Binary(_) => {
+                        if first {
+                            // For an exec, the agent's `started`: the command is spawned.
+                            phases.mark("first agent message");
+                            first = false;
+                        }
+                        if client_tx.send(message).await.is_err() {
+                            return;
+                        }
                     }
-                    if client_tx.send(message).await.is_err() {
-                        return;
+                    Message::Close(frame) => {
+                        phases.mark("agent closed");
+                        close = frame;
+                        break;
                     }
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 }
-                Message::Close(frame) => {
-                    phases.mark("agent closed");
-                    close = frame;
-                    break;
-                }
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
             }
+            let _ = client_tx.send(Message::Close(close)).await;
+        };
+        tokio::pin!(upstream, downstream);
+        let stopping = async { going_away.wait_for(|stopping| *stopping).await.is_ok() };
+        let ended = tokio::select! {
+            closed = &mut upstream => Ended::Client { closed },
+            () = &mut downstream => Ended::Agent,
+            true = stopping => Ended::ServerStopping,
+        };
+        if let Ended::Client { .. } = ended {
+            // The client is done (a client that has read `exit` closes first, before the
+            // agent's own close has come through). The agent answers the forwarded close
+            // with its own: let that handshake finish, briefly, rather than cut it.
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, &mut downstream).await;
         }
-        let _ = client_tx.send(Message::Close(close)).await;
-    };
-    let stopping = tokio::select! {
-        () = upstream => false,
-        () = downstream => false,
-        Ok(_) = going_away.wait_for(|stopping| *stopping) => true,
+        match ended {
+            Ended::Client { closed } => (false, closed),
+            Ended::Agent => (false, false),
+            Ended::ServerStopping => (true, false),
+        }
     };
     phases.mark("relayed");
     if stopping {
@@ -147,16 +167,30 @@ async fn bridge(
     // own close (a ping or an `input` may still be on its way). Closing a socket with unread
     // bytes makes the kernel send a reset instead of an orderly end, and a client that gets
     // the reset together with our last messages can lose them — the Python SDK then missed
-    // `exit` and reattached, or missed an `error` such as `CommandNotFound`.
-    let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
-        while let Some(Ok(message)) = client_rx.next().await {
-            if let Message::Close(_) = message {
-                break;
+    // `exit` and reattached, or missed an `error` such as `CommandNotFound`. A close the
+    // client sent first was read already: waiting for another one held every such client
+    // for the whole second of [`CLOSE_HANDSHAKE`] before it saw the connection end.
+    if !client_closed {
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+            while let Some(Ok(message)) = client_rx.next().await {
+                if let Message::Close(_) = message {
+                    break;
+                }
             }
-        }
-    })
-    .await;
+        })
+        .await;
+    }
     phases.mark("close handshake");
+}
+
+/// Which side ended a bridge's relaying.
+enum Ended {
+    /// The client stopped sending: with a close frame (`closed`), or by leaving.
+    Client { closed: bool },
+    /// The agent closed (or vanished).
+    Agent,
+    /// This server is stopping.
+    ServerStopping,
 }
 
 /// The client's connection, whose writes stop failing once the client has gone.
