@@ -43,8 +43,25 @@ impl TestServer {
         TestServer::launch(state_dir, &[], &[])
     }
 
+    /// Start a server with a fresh state directory whose log (stderr) goes to `log`, with
+    /// `LANGSMITH_LOG` set to `filter`.
+    pub fn start_logging(filter: &str, log: &Path) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        let file = std::fs::File::create(log).unwrap();
+        let mut server = TestServer::launch_on(
+            "127.0.0.1:0",
+            &state_dir,
+            &[],
+            &[("LANGSMITH_LOG", filter)],
+            file.into(),
+        );
+        server._dir = Some(dir);
+        server
+    }
+
     fn launch(state_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> TestServer {
-        TestServer::launch_on("127.0.0.1:0", state_dir, args, env)
+        TestServer::launch_on("127.0.0.1:0", state_dir, args, env, Stdio::inherit())
     }
 
     fn launch_on(
@@ -52,6 +69,7 @@ impl TestServer {
         state_dir: &Path,
         args: &[&str],
         env: &[(&str, &str)],
+        log: Stdio,
     ) -> TestServer {
         let mut cli = Cli::bare()
             .args(&[
@@ -70,7 +88,7 @@ impl TestServer {
             cli = cli.env(key, value);
         }
         let mut cmd = cli.command();
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.stdout(Stdio::piped()).stderr(log);
         die_with_parent(&mut cmd);
         let mut child = cmd.spawn().expect("starting langsmith server");
         let mut line = String::new();
@@ -131,7 +149,7 @@ impl TestServer {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let again = TestServer::launch_on(&listen, &self.state_dir, &args, &env);
+        let again = TestServer::launch_on(&listen, &self.state_dir, &args, &env, Stdio::inherit());
         assert_eq!(
             again.url, self.url,
             "the server came back on another address"

@@ -188,6 +188,60 @@ fn a_kill_sent_just_before_the_client_vanishes_is_honoured() {
     api.delete_sandbox("vanishing");
 }
 
+/// A client that closes first (as the CLI does once it has read `exit`) gets the agent's
+/// own close through the bridge, and the server's trace of each operation
+/// (`LANGSMITH_LOG=langsmith::phases=debug`) names its phases. The bridge once stopped
+/// relaying at the client's close and then waited a whole second for a second close: its
+/// trace line then lacked "agent closed".
+#[test]
+fn a_client_closing_first_gets_the_agents_close_and_every_operation_is_traced() {
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("server.log");
+    let server = TestServer::start_logging("langsmith::phases=debug", &log);
+    let _reap = Reap(server.state_dir.clone());
+    let api = Api::new(&server);
+    let sb = sandbox(&api, "traced");
+    let id = sb["id"].as_str().unwrap().to_string();
+    let mut ws = Ws::connect(&sb);
+    ws.send(json!({"type": "execute", "command": "sleep 300", "close_stdin": true}));
+    assert_eq!(ws.recv().unwrap()["type"], "started");
+    ws.runtime.block_on(ws.socket.close(None)).unwrap();
+    while ws.recv().is_ok() {}
+    api.delete_sandbox("traced");
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = |prefix: &str| -> &str {
+        text.lines()
+            .find(|l| l.contains(prefix))
+            .unwrap_or_else(|| panic!("no trace line with {prefix:?} in:\n{text}"))
+    };
+    let start = line(&format!("start {id}:"));
+    for phase in [
+        "image mount",
+        "upper image",
+        "runc run",
+        "agent ready",
+        "total",
+    ] {
+        assert!(start.contains(phase), "{phase} missing: {start}");
+    }
+    let exec = line(&format!("data plane {id}/execute/ws:"));
+    for phase in [
+        "agent handshake",
+        "first agent message",
+        "agent closed",
+        "close handshake",
+    ] {
+        assert!(exec.contains(phase), "{phase} missing: {exec}");
+    }
+    assert!(!exec.contains("unfinished"), "{exec}");
+    let destroy = line(&format!("destroy {id}:"));
+    assert!(
+        destroy.contains("teardown") && !destroy.contains("unfinished"),
+        "{destroy}"
+    );
+}
+
 #[test]
 fn stopping_a_sandbox_closes_attached_sockets_with_going_away() {
     let server = TestServer::start();
