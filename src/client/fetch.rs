@@ -45,8 +45,9 @@ pub async fn http_get(
     if is_loopback(&target) {
         builder = builder.no_proxy();
     }
-    if target.scheme() == "http" {
-        // No trust roots to load (reading them is most of a short fetch's time).
+    if target.scheme() == "http" && is_loopback(&target) {
+        // No trust roots to load (reading them is most of a short fetch's time): a loopback
+        // server does not redirect to https, where the redirect would need them.
         builder = builder.tls_certs_only([]);
     }
     let mut req = builder.build()?.get(target);

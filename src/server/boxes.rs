@@ -27,18 +27,32 @@ pub fn present(state: &AppState, mut sb: Sandbox) -> Sandbox {
     sb
 }
 
+/// The sandbox a request acts on, by name or id: one being deleted is gone (404).
 pub(super) async fn find(state: &AppState, name_or_id: &str) -> Result<Sandbox, ApiError> {
+    let sb = find_any(state, name_or_id).await?;
+    if sb.status == status::DELETING {
+        return Err(not_found(name_or_id));
+    }
+    Ok(sb)
+}
+
+/// The sandbox named `name_or_id`, or with that id. A name is never UUID-shaped
+/// (`validate::sandbox_name`), so an id cannot be mistaken for another sandbox's name. By id
+/// this also finds a sandbox being deleted (`deleting`) until its teardown is done: for
+/// reads only, which show it; [`find`] is for requests that act on a sandbox.
+async fn find_any(state: &AppState, name_or_id: &str) -> Result<Sandbox, ApiError> {
     match state.store.sandbox_by_name(name_or_id).await? {
         Some(sb) => Ok(sb),
-        // A name is never UUID-shaped (`validate::sandbox_name`), so an id cannot be
-        // mistaken for another sandbox's name. By id, a sandbox being deleted is still found
-        // (`deleting`) until its teardown is done.
         None => state
             .store
             .sandbox_by_id(name_or_id)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("sandbox '{name_or_id}' not found"))),
+            .ok_or_else(|| not_found(name_or_id)),
     }
+}
+
+fn not_found(name_or_id: &str) -> ApiError {
+    ApiError::NotFound(format!("sandbox '{name_or_id}' not found"))
 }
 
 pub async fn list(
@@ -76,14 +90,14 @@ pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Sandbox>, ApiError> {
-    Ok(Json(present(&state, find(&state, &name).await?)))
+    Ok(Json(present(&state, find_any(&state, &name).await?)))
 }
 
 pub async fn status(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<StatusResponse>, ApiError> {
-    let sb = find(&state, &name).await?;
+    let sb = find_any(&state, &name).await?;
     Ok(Json(StatusResponse {
         status: sb.status,
         status_message: sb.status_message,

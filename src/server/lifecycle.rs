@@ -7,6 +7,8 @@
 //! status written here is therefore a conditional change of the stored record, never a
 //! write of a copy read before the runtime work.
 
+use std::time::Duration;
+
 use tokio::task::JoinHandle;
 
 use super::error::ApiError;
@@ -156,25 +158,51 @@ pub fn spawn_stop(state: AppState, id: String) -> JoinHandle<Result<(), ApiError
 /// Destroy the sandbox (container, mounts, files) and forget it.
 pub fn spawn_destroy(state: AppState, id: String) -> JoinHandle<Result<(), ApiError>> {
     tokio::spawn(async move {
-        let _guard = state.locks.lock(&id).await;
-        state.egress.detach(&id);
-        if let Err(e) = state.runtime.destroy(&id).await {
-            tracing::warn!("deleting sandbox {id}: {e}");
-            let why = super::host_facts::scrub(&format!("deleting failed: {e}"));
-            let _ = state
-                .store
-                .modify_sandbox(&id, move |sb| {
-                    sb.status_message = Some(why);
-                    Ok::<_, StoreError>(())
-                })
-                .await;
-            return Err(e.into());
+        let mut attempt = 0;
+        loop {
+            match destroy_once(&state, &id).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < DESTROY_RETRIES.len() => {
+                    // A mount still busy for a moment (a process of the sandbox exiting)
+                    // is the usual cause: try again shortly rather than at the next restart.
+                    tokio::time::sleep(DESTROY_RETRIES[attempt]).await;
+                    attempt += 1;
+                    tracing::info!("deleting sandbox {id}: {e}; retrying");
+                }
+                Err(e) => return Err(e),
+            }
         }
-        state.store.delete_sandbox(&id).await?;
-        state.egress.log().forget(&id);
-        state.services.release(&id);
-        Ok(())
     })
+}
+
+/// Waits before each retry of a failed teardown; after the last, the next server start
+/// tries again (`recovery`).
+const DESTROY_RETRIES: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(10),
+    Duration::from_secs(60),
+];
+
+async fn destroy_once(state: &AppState, id: &str) -> Result<(), ApiError> {
+    let _guard = state.locks.lock(id).await;
+    state.egress.detach(id);
+    if let Err(e) = state.runtime.destroy(id).await {
+        tracing::warn!("deleting sandbox {id}: {e}");
+        let why = super::host_facts::scrub(&format!("deleting failed: {e}"));
+        let _ = state
+            .store
+            .modify_sandbox(id, move |sb| {
+                sb.status_message = Some(why);
+                Ok::<_, StoreError>(())
+            })
+            .await;
+        return Err(e.into());
+    }
+    state.store.delete_sandbox(id).await?;
+    state.egress.log().forget(id);
+    state.services.release(id);
+    state.activity.forget(id);
+    Ok(())
 }
 
 /// Set up the running sandbox's network and hand its sockets to the egress proxy, judged

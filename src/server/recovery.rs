@@ -50,7 +50,9 @@ async fn recover_sandboxes(state: &AppState) -> Result<(), super::store::StoreEr
         let running = state.runtime.state(&sb.id).await == ContainerState::Running;
         match sb.status.as_str() {
             status::DELETING => {
-                let _ = lifecycle::spawn_destroy(state.clone(), sb.id.clone()).await;
+                // Gone for its user already (name free, not listed): finished in the
+                // background, so many pending teardowns do not hold up the server's start.
+                drop(lifecycle::spawn_destroy(state.clone(), sb.id.clone()));
                 continue;
             }
             status::PROVISIONING => {

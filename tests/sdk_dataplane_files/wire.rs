@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 use crate::common::api::Api;
@@ -205,8 +207,17 @@ fn a_client_closing_first_gets_the_agents_close_and_every_operation_is_traced() 
     let mut ws = Ws::connect(&sb);
     ws.send(json!({"type": "execute", "command": "sleep 300", "close_stdin": true}));
     assert_eq!(ws.recv().unwrap()["type"], "started");
-    ws.runtime.block_on(ws.socket.close(None)).unwrap();
-    while ws.recv().is_ok() {}
+    let normal = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    };
+    ws.runtime.block_on(ws.socket.close(Some(normal))).unwrap();
+    let ended = loop {
+        if let Err(code) = ws.recv() {
+            break code;
+        }
+    };
+    assert_eq!(ended, Some(1000), "the server answered no close frame");
     api.delete_sandbox("traced");
 
     let text = std::fs::read_to_string(&log).unwrap();

@@ -170,7 +170,12 @@ async fn bridge(
     // `exit` and reattached, or missed an `error` such as `CommandNotFound`. A close the
     // client sent first was read already: waiting for another one held every such client
     // for the whole second of [`CLOSE_HANDSHAKE`] before it saw the connection end.
-    if !client_closed {
+    if client_closed {
+        // tungstenite queued its answer to the client's close when it read it; it is
+        // written on the next write or flush, which relaying may not have made (a message
+        // from the agent after the client's close is refused before anything is written).
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, client_tx.flush()).await;
+    } else {
         let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
             while let Some(Ok(message)) = client_rx.next().await {
                 if let Message::Close(_) = message {
