@@ -36,7 +36,7 @@
 //!   cli ──────► any module below
 //!   repl ─────► script, client, api, paths, text, term
 //!   script ───► client, api, paths, text, term
-//!   client ───► api, paths, phases, term, ws_pipe
+//!   client ───► api, paths, term, ws_pipe
 //!   server ───► proxy, runtime, api, paths, phases, ws_upgrade
 //!   proxy ────► api
 //!   runtime ──► api, phases

@@ -1,7 +1,6 @@
 //! Where an operation's time went: each phase's duration, logged as one debug line when the
 //! operation ends (`LANGSMITH_LOG=debug`, or `LANGSMITH_LOG=langsmith::phases=debug` for
-//! these lines alone). A leaf: the server, the runtime and the client time their own steps
-//! with it.
+//! these lines alone). A leaf: the server and the runtime time their own steps with it.
 //!
 //! ```text
 //! DEBUG langsmith::phases: create 1f0c…: record 0.4 ms · scratch 0.9 ms · layers 21.3 ms · … · total 74.2 ms
@@ -43,11 +42,6 @@ impl Phases {
         let now = Instant::now();
         self.marks.push((phase, now - self.last));
         self.last = now;
-    }
-
-    /// Time since the operation started.
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
     }
 
     /// Ends the operation: its line is logged as complete.

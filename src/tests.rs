@@ -33,7 +33,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["api", "proxy", "runtime", "paths", "phases", "ws_upgrade"],
     ),
     // The client side, bottom to top.
-    ("client", &["api", "paths", "phases", "term", "ws_pipe"]),
+    ("client", &["api", "paths", "term", "ws_pipe"]),
     ("script", &["client", "api", "text", "term", "paths"]),
     (
         "repl",

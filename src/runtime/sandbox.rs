@@ -32,11 +32,17 @@ impl Runtime {
         phases.mark("state");
         match state {
             ContainerState::Running => {
-                return self.await_agent(&spec.id, &layout, &container).await;
+                self.await_agent(&spec.id, &layout, &container).await?;
+                phases.mark("agent ready");
+                phases.finish();
+                return Ok(());
             }
             ContainerState::Frozen => {
                 self.inner.runc.set_frozen(&container, false).await?;
-                return self.await_agent(&spec.id, &layout, &container).await;
+                self.await_agent(&spec.id, &layout, &container).await?;
+                phases.mark("thawed, agent ready");
+                phases.finish();
+                return Ok(());
             }
             // A dead agent or a half-made container from a crash: clear it and start afresh.
             ContainerState::Stopped => self.teardown(&layout, &container).await?,
