@@ -44,11 +44,11 @@ pub async fn http_get(
         .timeout(timeout);
     if is_loopback(&target) {
         builder = builder.no_proxy();
-    }
-    if target.scheme() == "http" && is_loopback(&target) {
-        // No trust roots to load (reading them is most of a short fetch's time): a loopback
-        // server does not redirect to https, where the redirect would need them.
-        builder = builder.tls_certs_only([]);
+        if target.scheme() == "http" {
+            // No trust roots to load (reading them is most of a short fetch's time): a
+            // loopback server does not redirect to https, where the redirect would need them.
+            builder = builder.tls_certs_only([]);
+        }
     }
     let mut req = builder.build()?.get(target);
     for (name, value) in headers {

@@ -31,16 +31,12 @@ impl Runtime {
         let state = self.inner.runc.state(&container).await;
         phases.mark("state");
         match state {
-            ContainerState::Running => {
+            ContainerState::Running | ContainerState::Frozen => {
+                if state == ContainerState::Frozen {
+                    self.inner.runc.set_frozen(&container, false).await?;
+                }
                 self.await_agent(&spec.id, &layout, &container).await?;
                 phases.mark("agent ready");
-                phases.finish();
-                return Ok(());
-            }
-            ContainerState::Frozen => {
-                self.inner.runc.set_frozen(&container, false).await?;
-                self.await_agent(&spec.id, &layout, &container).await?;
-                phases.mark("thawed, agent ready");
                 phases.finish();
                 return Ok(());
             }

@@ -113,7 +113,6 @@ async fn modify<T: Send + 'static>(
     when: When,
     change: impl FnOnce(&mut Sandbox) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<(Sandbox, T), ApiError> {
-    let missing = || ApiError::NotFound(format!("sandbox '{name_or_id}' not found"));
     let found = find(state, name_or_id).await?;
     let _settled = match when {
         When::Now => None,
@@ -127,7 +126,7 @@ async fn modify<T: Send + 'static>(
             Ok::<_, ApiError>(out)
         })
         .await?
-        .ok_or_else(missing)
+        .ok_or_else(|| not_found(name_or_id))
 }
 
 /// When a change of a sandbox's record is made.
@@ -145,9 +144,8 @@ enum When {
 /// Answered once `deleting` is recorded: from then on the sandbox is gone by name and from
 /// the list (`status=deleting` still lists it), its name is free (see
 /// `store::sandboxes::name_column`) and its service URLs are closed; the teardown runs in
-/// the background. It is durable:
-/// a server that stops before it finishes resumes it at the next start (`recovery`). A
-/// teardown that fails leaves the record `deleting` with the reason as its status message.
+/// the background (`lifecycle::spawn_destroy`, which retries a failed one). It is durable:
+/// a server that stops before it finishes resumes it at the next start (`recovery`).
 pub async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,

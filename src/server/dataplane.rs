@@ -60,7 +60,7 @@ async fn route(
     if rest.starts_with('_') {
         return Err(ApiError::NotFound(format!("no data-plane route /{rest}")));
     }
-    let mut phases = Phases::start("data plane", format!("{id}/{rest}"));
+    let mut phases = Phases::start("data plane", format_args!("{id}/{rest}"));
     let sb = ready_sandbox(&state, &id).await?;
     phases.mark("lookup");
     let path_and_query = match req.uri().query() {

@@ -201,11 +201,7 @@ fn a_delete_interrupted_by_a_crash_is_finished_at_restart() {
 
     let server = TestServer::start_in(&state);
     let api = Api::new(&server);
-    let gone_id = gone["id"].as_str().unwrap();
-    wait_for("the delete to finish", Duration::from_secs(60), || {
-        let r = api.call("GET", &format!("/api/v2/sandboxes/boxes/{gone_id}"), None);
-        (r.status == 404).then_some(())
-    });
+    api.wait_until_torn_down(gone["id"].as_str().unwrap());
     let r = api.call("GET", "/api/v2/sandboxes/boxes/kept", None);
     assert_eq!(r.body["id"], kept["id"], "{}", r.body);
     assert_eq!(api.exec(&r.body, "echo still").stdout, "still\n");

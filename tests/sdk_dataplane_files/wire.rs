@@ -226,25 +226,28 @@ fn a_client_closing_first_gets_the_agents_close_and_every_operation_is_traced() 
             .find(|l| l.contains(prefix))
             .unwrap_or_else(|| panic!("no trace line with {prefix:?} in:\n{text}"))
     };
+    let has_phases = |line: &str, phases: &[&str]| {
+        for phase in phases {
+            assert!(line.contains(phase), "{phase} missing: {line}");
+        }
+    };
     let start = line(&format!("start {id}:"));
-    for phase in [
+    let start_phases = [
         "image mount",
         "upper image",
         "runc run",
         "agent ready",
         "total",
-    ] {
-        assert!(start.contains(phase), "{phase} missing: {start}");
-    }
+    ];
+    has_phases(start, &start_phases);
     let exec = line(&format!("data plane {id}/execute/ws:"));
-    for phase in [
+    let exec_phases = [
         "agent handshake",
         "first agent message",
         "agent closed",
         "close handshake",
-    ] {
-        assert!(exec.contains(phase), "{phase} missing: {exec}");
-    }
+    ];
+    has_phases(exec, &exec_phases);
     assert!(!exec.contains("unfinished"), "{exec}");
     let destroy = line(&format!("destroy {id}:"));
     assert!(

@@ -82,7 +82,7 @@ async fn bridge(
 ) {
     let (mut client_tx, mut client_rx) = client.split();
     let (mut agent_tx, mut agent_rx) = agent.split();
-    let (stopping, client_closed) = {
+    let ended = {
         // Ends when the client stops sending; says whether it did so with a close frame.
         let upstream = async {
             let mut closed = false;
@@ -149,14 +149,10 @@ async fn bridge(
             // with its own: let that handshake finish, briefly, rather than cut it.
             let _ = tokio::time::timeout(CLOSE_HANDSHAKE, &mut downstream).await;
         }
-        match ended {
-            Ended::Client { closed } => (false, closed),
-            Ended::Agent => (false, false),
-            Ended::ServerStopping => (true, false),
-        }
+        ended
     };
     phases.mark("relayed");
-    if stopping {
+    if let Ended::ServerStopping = ended {
         let going = CloseFrame {
             code: CloseCode::Away,
             reason: "the server is restarting; reattach to resume".into(),
@@ -170,7 +166,7 @@ async fn bridge(
     // `exit` and reattached, or missed an `error` such as `CommandNotFound`. A close the
     // client sent first was read already: waiting for another one held every such client
     // for the whole second of [`CLOSE_HANDSHAKE`] before it saw the connection end.
-    if client_closed {
+    if let Ended::Client { closed: true } = ended {
         // tungstenite queued its answer to the client's close when it read it; it is
         // written on the next write or flush, which relaying may not have made (a message
         // from the agent after the client's close is refused before anything is written).

@@ -109,8 +109,9 @@ const UPDATE: &str = "UPDATE sandboxes SET name = ?2, doc = ?3, due_at = ?4 WHER
 /// A delete is acknowledged once it is recorded, and its teardown finishes in the background
 /// (or after a restart). From that moment the sandbox is gone by name, as deleted things
 /// are: a GET by name is a 404 and a new sandbox may take the name at once. The record
-/// keeps its name in its document, so the list still shows it, `deleting`, until it is
-/// gone. A colon never appears in a valid name, so a released name never collides.
+/// keeps its name in its document, so a list asked for `status=deleting` still shows it by
+/// name until it is gone. A colon never appears in a valid name, so a released name never
+/// collides.
 fn name_column(sb: &Sandbox) -> String {
     if sb.status == status::DELETING {
         format!("deleting:{}", sb.id)
