@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 
-use super::{ContainerState, Runtime, RuntimeError, layout, rootfs};
+use super::{ContainerState, Runtime, RuntimeError, layout, mount_table, rootfs};
 
 impl Runtime {
     /// Freeze sandbox `id`, run `read` on its merged root filesystem (a host path), thaw it.
@@ -25,7 +25,7 @@ impl Runtime {
         }
         let layout = self.layout(id);
         // A view an interrupted capture left (the server died during the copy) goes first.
-        for stale in rootfs::mounts_under(&layout.capture).into_iter().rev() {
+        for stale in mount_table::points_under(&layout.capture).into_iter().rev() {
             let _ = rootfs::unmount_native_view_at(&stale).await;
         }
         let root = rootfs::mount_native_view(&layout).await?;

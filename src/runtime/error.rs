@@ -62,6 +62,13 @@ pub enum RuntimeError {
         output: String,
     },
 
+    /// Loop devices a teardown let go of are still bound: something on the host still holds
+    /// their filesystems open (a shell inside a mount, a process in the sandbox's cgroup).
+    #[error(
+        "loop devices {0} are still bound after the sandbox's disks were unmounted; find what holds them (`fuser -m`, `losetup -l`) and retry"
+    )]
+    LoopsStillBound(String),
+
     /// The sandbox's disk image could not be grown to a larger requested capacity.
     #[error(
         "cannot grow the sandbox disk {image} to {capacity} bytes: {reason}; start it with its previous capacity, or copy its files out and recreate it"

@@ -5,6 +5,8 @@
 //! [`Runtime`] is the whole interface; the private submodules each own one piece: `layout`
 //! (paths and names), `agent_files` (the agent executable every sandbox runs), `upper_image`
 //! (the sandbox's own ext4 disk, grown on demand), `rootfs` (loop mounts and overlay),
+//! `mount_table` (what is mounted where), `loop_devices` (waiting until the kernel unbinds a
+//! disk's loop device),
 //! `id_range` + `idmapped` (the sandbox's user namespace: its host ids, and its disks
 //! mounted so their files keep their image owners inside), `runc_view` (the paths runc is
 //! given while it starts a sandbox), `scratch` (the small host tmpfs for the agent's socket
@@ -27,6 +29,8 @@ mod host;
 mod id_range;
 mod idmapped;
 mod layout;
+mod loop_devices;
+mod mount_table;
 pub mod network;
 mod readiness;
 mod rootfs;

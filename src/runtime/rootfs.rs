@@ -5,7 +5,8 @@
 //! the upper image (so they survive stop/start and hit ENOSPC at its capacity) with their
 //! owners as the sandbox sees them. Every host-side mount is `nosuid,nodev`, the raw and
 //! idmapped layers `noexec` too. Unmounting releases every loop device (util-linux sets
-//! autoclear, `-d` insists).
+//! autoclear, `-d` insists); a teardown waits until the kernel has let go of the upper
+//! image's (see [`loop_devices`](super::loop_devices)).
 
 use std::fs;
 use std::io::Write;
@@ -16,7 +17,7 @@ use nix::mount::MsFlags;
 
 use super::id_range::IdRange;
 use super::layout::SandboxLayout;
-use super::{RuntimeError, host, idmapped, upper_image};
+use super::{RuntimeError, host, idmapped, loop_devices, mount_table, upper_image};
 use crate::phases::Phases;
 
 /// Flags of the raw and idmapped layers: nothing on them is run or opened as a device on
@@ -163,74 +164,21 @@ pub fn write_identity_files(rootfs: &Path, hostname: &str) -> Result<(), Runtime
 }
 
 /// Unmounts everything mounted under `dir` (deepest, most recent first), then detaches any
-/// loop device still bound to the upper image (left by a crash between mount and autoclear).
+/// loop device still bound to the upper image (left by a crash between mount and autoclear,
+/// or not yet released by the kernel) and waits until it is unbound.
 pub async fn unmount_all(layout: &SandboxLayout) -> Result<(), RuntimeError> {
+    let mounts = mount_table::under(&mount_table::read_async().await, &layout.dir);
     let mut first_error = None;
-    for mount_point in mounts_under(&layout.dir).into_iter().rev() {
-        if let Err(e) = host::run("umount", [arg("-d"), mount_point.into()]).await {
+    for mount in mounts.into_iter().rev() {
+        if let Err(e) = host::run("umount", [arg("-d"), mount.point.into()]).await {
             first_error.get_or_insert(e);
         }
     }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
     if layout.upper_image.exists() {
-        detach_loops(&layout.upper_image).await?;
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
-}
-
-/// Detaches every loop device backed by `file`. A device that autoclear releases between the
-/// listing and the detach (the kernel frees it lazily after the last unmount) is not an error.
-async fn detach_loops(file: &Path) -> Result<(), RuntimeError> {
-    for device in loops_backed_by(file).await? {
-        if let Err(error) = host::run("losetup", [arg("-d"), arg(&device)]).await
-            && loops_backed_by(file).await?.contains(&device)
-        {
-            return Err(error);
-        }
+        loop_devices::detach_backing(&layout.upper_image).await?;
     }
     Ok(())
-}
-
-/// Loop devices (`/dev/loopN`) currently bound to `file`.
-async fn loops_backed_by(file: &Path) -> Result<Vec<String>, RuntimeError> {
-    let output = host::run("losetup", [arg("-j"), file.into()]).await?;
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.split_once(':').map(|(device, _)| device.to_string()))
-        .collect())
-}
-
-/// Mount points at or below `dir`, in the order they were mounted.
-pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|field| PathBuf::from(unescape_mountinfo(field)))
-        .filter(|mount_point| mount_point.starts_with(dir))
-        .collect()
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\040`-style octal escapes.
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
-        {
-            let code = u8::from_str_radix(&field[i + 1..i + 4], 8).unwrap_or(b'?');
-            out.push(code);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -11,7 +11,8 @@ use super::id_range::{self, IdRange};
 use super::layout::{self, SandboxLayout, container_id};
 use super::runc_view::{RuncView, ViewContents};
 use super::{
-    ContainerState, Runtime, RuntimeError, SandboxSpec, bundle, host, readiness, rootfs, scratch,
+    ContainerState, Runtime, RuntimeError, SandboxSpec, bundle, host, mount_table, readiness,
+    rootfs, scratch,
 };
 use crate::phases::Phases;
 
@@ -100,7 +101,7 @@ impl Runtime {
         phases.mark("teardown");
         // Never delete recursively through a mount: that would reach into another filesystem.
         // (The view runc had is gone with the teardown.)
-        let remaining = rootfs::mounts_under(&layout.dir);
+        let remaining = mount_table::points_under(&layout.dir);
         if !remaining.is_empty() {
             return Err(RuntimeError::StillMounted {
                 id: id.to_string(),

@@ -165,7 +165,8 @@ fn runtime_answer(error: &RuntimeError) -> (StatusCode, &'static str) {
         | RuntimeError::Io { .. }
         | RuntimeError::Command { .. }
         | RuntimeError::Bundle(_)
-        | RuntimeError::StillMounted { .. } => {
+        | RuntimeError::StillMounted { .. }
+        | RuntimeError::LoopsStillBound(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, kind::INTERNAL_ERROR)
         }
     }

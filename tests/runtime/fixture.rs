@@ -4,13 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use langsmith::runtime::{Runtime, RuntimeConfig, SandboxSpec};
 
 use crate::common::cli::BIN;
-use crate::common::process::run_ok;
+use crate::common::process::{run_ok, wait_for};
 
 pub const MIB: i64 = 1024 * 1024;
+/// How long the kernel may take to unbind a loop device nothing uses any more.
+const RELEASE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Busybox applets linked into the snapshot's `/bin`.
 const APPLETS: &[&str] = &[
@@ -147,13 +150,18 @@ impl Fixture {
 }
 
 impl Fixture {
-    /// Asserts that no loop device holds the snapshot image (once no sandbox runs from it).
+    /// Asserts that the kernel lets go of the snapshot image once no sandbox runs from it.
+    /// Sandboxes share its read-only loop device, which the kernel unbinds when the last
+    /// container's mount namespace is freed: that may be just after a teardown returned.
     pub fn assert_snapshot_released(&self) {
         let snapshot = self.snapshot.to_string_lossy();
-        assert_eq!(
-            run_ok(Command::new("losetup").args(["-j", &snapshot])),
-            "",
-            "snapshot still attached"
+        wait_for(
+            "the snapshot's loop device to be released",
+            RELEASE_LIMIT,
+            || {
+                let bound = run_ok(Command::new("losetup").args(["-j", &snapshot]));
+                bound.is_empty().then_some(())
+            },
         );
     }
 }

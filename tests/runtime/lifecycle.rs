@@ -2,9 +2,10 @@
 //! failed start cleans up after itself.
 
 use std::process::Command;
+use std::time::Duration;
 
 use super::fixture::{Fixture, MIB};
-use crate::common::process::run_ok;
+use crate::common::process::{run_ok, wait_for};
 use langsmith::runtime::{ContainerState, RuntimeError};
 
 #[tokio::test]
@@ -57,10 +58,7 @@ async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
     let upper = runtime.upper_image(id);
     assert!(upper.is_file(), "stop must keep the upper image");
     assert_eq!(run_ok(Command::new("losetup").arg("-j").arg(&upper)), "");
-    assert_eq!(
-        run_ok(Command::new("losetup").arg("-j").arg(&fixture.snapshot)),
-        ""
-    );
+    fixture.assert_snapshot_released();
     runtime
         .stop(id)
         .await
@@ -76,6 +74,56 @@ async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
         .destroy(&fixture.id("never-started"))
         .await
         .expect("destroy an unknown id");
+    fixture.assert_snapshot_released();
+}
+
+/// The kernel unbinds a loop device only once the last mount of its filesystem is gone, and
+/// a container's mounts can outlive runc by a moment: until its mount namespace is freed.
+/// Here the test holds that namespace open, so the moment lasts until it lets go. A stop
+/// returns only after that, with the upper image no longer bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_returns_only_once_the_kernel_has_let_go_of_the_disks() {
+    let fixture = Fixture::new();
+    let id = fixture.id("held");
+    fixture
+        .runtime
+        .start(&fixture.spec(&id))
+        .await
+        .expect("start");
+    let dir = fixture.sandbox_dir(&id);
+    let pid = std::fs::read_to_string(dir.join("bundle/container.pid")).unwrap();
+    let namespace = std::fs::File::open(format!("/proc/{}/ns/mnt", pid.trim())).unwrap();
+    let upper = fixture.runtime.upper_image(&id);
+    let bound = || run_ok(Command::new("losetup").arg("-j").arg(&upper));
+    assert_ne!(
+        bound(),
+        "",
+        "a running sandbox's upper image is on a loop device"
+    );
+
+    let stop = tokio::spawn({
+        let runtime = fixture.runtime.clone();
+        let id = id.clone();
+        async move { runtime.stop(&id).await }
+    });
+    // The host's mounts go first; the container's copies stay with the held namespace.
+    wait_for("the stop to unmount", Duration::from_secs(60), || {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        (!mountinfo.contains(&*dir.to_string_lossy())).then_some(())
+    });
+    assert_ne!(bound(), "", "the held namespace keeps the disk bound");
+    assert!(
+        !stop.is_finished(),
+        "stop returned with its disk still bound"
+    );
+
+    drop(namespace);
+    stop.await
+        .unwrap()
+        .expect("stop, once the namespace is gone");
+    assert_eq!(bound(), "");
+    fixture.runtime.destroy(&id).await.expect("destroy");
+    fixture.assert_no_trace(&id).await;
     fixture.assert_snapshot_released();
 }
 

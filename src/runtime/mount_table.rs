@@ -1,0 +1,108 @@
+//! This process's mount table (`/proc/self/mountinfo`), parsed into the two fields the
+//! runtime needs: where each filesystem is mounted and what it was mounted from.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// One line of `mountinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Where it is mounted.
+    pub point: PathBuf,
+    /// What it was mounted from (`/dev/loop3`, `overlay`, `tmpfs`…).
+    pub source: String,
+}
+
+/// The current mount table, in the order the mounts were made; empty if it cannot be read
+/// (then nothing is unmounted, and the caller's later checks find what stayed).
+pub fn read() -> Vec<Mount> {
+    parse(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+}
+
+/// [`read`], off the async workers.
+pub async fn read_async() -> Vec<Mount> {
+    tokio::task::spawn_blocking(read).await.unwrap_or_default()
+}
+
+/// The mount points at or below `dir` now, in the order they were made.
+pub fn points_under(dir: &Path) -> Vec<PathBuf> {
+    under(&read(), dir)
+        .into_iter()
+        .map(|mount| mount.point)
+        .collect()
+}
+
+/// The mounts at or below `dir`, in the order they were made.
+pub fn under(mounts: &[Mount], dir: &Path) -> Vec<Mount> {
+    mounts
+        .iter()
+        .filter(|mount| mount.point.starts_with(dir))
+        .cloned()
+        .collect()
+}
+
+/// Parses `mountinfo` text: the mount point is the fifth field; the source comes after the
+/// ` - ` separator, behind the filesystem type.
+fn parse(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|line| {
+            let (mount, rest) = line.split_once(" - ")?;
+            let point = mount.split(' ').nth(4)?;
+            let source = rest.split(' ').nth(1)?;
+            Some(Mount {
+                point: PathBuf::from(unescape(point)),
+                source: unescape(source),
+            })
+        })
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\040`-style octal escapes.
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+        {
+            let code = u8::from_str_radix(&field[i + 1..i + 4], 8).unwrap_or(b'?');
+            out.push(code);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_and_sources_are_unescaped_and_filtered_by_directory() {
+        let mounts = parse(
+            "36 35 98:0 / /srv/box/lower-raw ro,nosuid - ext4 /dev/loop7 ro\n\
+             38 35 7:3 / /srv/box/upper\\040raw rw shared:1 - ext4 /dev/loop12 rw\n\
+             39 35 8:1 / /srv/boxes rw - ext4 /dev/sda1 rw\n\
+             garbage line\n",
+        );
+        assert_eq!(mounts.len(), 3);
+        assert_eq!(mounts[1].point, Path::new("/srv/box/upper raw"));
+        assert_eq!(mounts[1].source, "/dev/loop12");
+        let points: Vec<PathBuf> = under(&mounts, Path::new("/srv/box"))
+            .into_iter()
+            .map(|mount| mount.point)
+            .collect();
+        assert_eq!(
+            points,
+            [
+                Path::new("/srv/box/lower-raw"),
+                Path::new("/srv/box/upper raw")
+            ]
+        );
+    }
+}
