@@ -290,8 +290,12 @@ impl Connection {
         }
         // splice(2) through a pipe each way: the bytes never enter the proxy's memory.
         let copied = realm_io::bidi_zero_copy(&mut self.client, &mut upstream).await;
-        let (sent, received) = copied.unwrap_or((0, 0));
-        let sent = sent + self.prefix.len() as u64;
+        let (sent, received) = match copied {
+            Ok((sent, received)) => (sent + self.prefix.len() as u64, received),
+            // A splice that ends in an error (a side reset mid-way) reports no counts; the
+            // kernel's counters of the sandbox's socket still know what crossed it.
+            Err(_) => socket_counters(&self.client).unwrap_or((self.prefix.len() as u64, 0)),
+        };
         self.record(&host, Decision::Allowed, &rule, None, sent, received);
     }
 
@@ -310,6 +314,25 @@ impl Connection {
         entry.bytes_received = bytes_received;
         self.shared.log.record(&self.sandbox.id, entry);
     }
+}
+
+/// What the sandbox sent through `client` (bytes received on it) and what reached it (bytes
+/// it acknowledged), from the kernel's `TCP_INFO`.
+fn socket_counters(client: &TcpStream) -> Option<(u64, u64)> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: zeroed plain-data struct; getsockopt writes at most `len` bytes into it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let status = unsafe {
+        libc::getsockopt(
+            client.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (status == 0).then_some((info.tcpi_bytes_received, info.tcpi_bytes_acked))
 }
 
 /// An entry of the egress log, stamped now, with no reason, bytes or request.
