@@ -104,7 +104,7 @@ fn two_busy_threads(api: &Api, sandbox: &Value) -> CpuSample {
 #[test]
 fn the_cpu_quota_follows_vcpus() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let server = TestServer::start();
+    let mut server = TestServer::start();
     let api = Api::new(&server);
     let snap = api.ready_snapshot("cpu", image::tiny(), 64 * MIB);
 
@@ -140,6 +140,8 @@ fn the_cpu_quota_follows_vcpus() {
     if limited.others_cpus >= ROOM || baseline.others_cpus >= ROOM {
         eprintln!("the machine was busy: CPU comparisons skipped for a busy window ({seen})");
     }
+    // A running server keeps warm sandboxes; stopping it ends them (and no others).
+    server.stop();
     assert_no_leftovers(&server.state_dir);
 }
 
@@ -223,7 +225,7 @@ fn fork_bomb_and_recover(api: &Api, victim: &Value, bystander: &Value) -> Stoppe
 #[test]
 fn memory_disk_and_process_limits_hold_and_updates_apply_at_restart() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let server = TestServer::start();
+    let mut server = TestServer::start();
     let api = Api::new(&server);
     let snap = api.ready_snapshot("lim", image::tiny(), 64 * MIB);
     let sb = api.ready_sandbox(
@@ -289,5 +291,7 @@ fn memory_disk_and_process_limits_hold_and_updates_apply_at_restart() {
 
     api.delete_sandbox("lim");
     api.delete_sandbox("bomb");
+    // A running server keeps warm sandboxes; stopping it ends them (and no others).
+    server.stop();
     assert_no_leftovers(&server.state_dir);
 }

@@ -87,6 +87,11 @@ pub struct Spawned {
 pub fn spawn(request: &SpawnRequest) -> Result<Spawned, SpawnError> {
     let (program, args) = command_line(&request.program)?;
     let mut cmd = Command::new(&program);
+    // The UTS name, not the agent's own `HOSTNAME`: a warm sandbox a create adopted was
+    // renamed after its agent started (see the runtime's live settings).
+    if let Ok(hostname) = nix::unistd::gethostname() {
+        cmd.env("HOSTNAME", hostname);
+    }
     cmd.args(&args).envs(&request.env).kill_on_drop(false);
     if let Some(cwd) = &request.cwd {
         if !Path::new(cwd).is_dir() {

@@ -22,7 +22,7 @@ use super::{RuntimeError, SandboxSpec, hardening, layout::SandboxLayout};
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The cgroup CPU period; the quota is `cpu_millicores * 100` µs of it.
-const CPU_PERIOD_US: u64 = 100_000;
+pub const CPU_PERIOD_US: u64 = 100_000;
 
 /// Everything `config` needs besides the sandbox spec.
 pub struct BundleInputs<'a> {

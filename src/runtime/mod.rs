@@ -6,7 +6,7 @@
 //! (paths and names), `agent_files` (the agent executable every sandbox runs), `upper_image`
 //! (the sandbox's own ext4 disk, grown on demand), `rootfs` (loop mounts and overlay),
 //! `mount_table` (what is mounted where), `loop_devices` (waiting until the kernel unbinds a
-//! disk's loop device),
+//! disk's loop device), `live_settings` (the hostname and limits a running sandbox takes on),
 //! `id_range` + `idmapped` (the sandbox's user namespace: its host ids, and its disks
 //! mounted so their files keep their image owners inside), `runc_view` (the paths runc is
 //! given while it starts a sandbox), `scratch` (the small host tmpfs for the agent's socket
@@ -29,6 +29,7 @@ mod host;
 mod id_range;
 mod idmapped;
 mod layout;
+mod live_settings;
 mod loop_devices;
 mod mount_table;
 pub mod network;
@@ -50,7 +51,7 @@ pub use readiness::AgentError;
 pub use readiness::healthz;
 
 /// What the runtime needs to know to run one sandbox.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxSpec {
     /// Sandbox UUID; names the container and its directory.
     pub id: String,

@@ -131,6 +131,18 @@ fn arg(text: &str) -> std::ffi::OsString {
     text.into()
 }
 
+/// The `/etc/hostname` a start writes for `hostname`.
+pub fn hostname_file(hostname: &str) -> String {
+    format!("{hostname}\n")
+}
+
+/// The `/etc/hosts` a start writes for `hostname`.
+pub fn hosts_file(hostname: &str) -> String {
+    format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+    )
+}
+
 /// Gives the image an `/etc/hosts` and `/etc/hostname` when it has none (written into the
 /// upper layer, as the sandbox's root). Never writes through a symlink: the image controls
 /// those and could point them anywhere on the host.
@@ -141,10 +153,10 @@ pub fn write_identity_files(rootfs: &Path, hostname: &str) -> Result<(), Runtime
         Ok(_) => return Ok(()),
         Err(_) => fs::create_dir(&etc).map_err(RuntimeError::io("create directory", &etc))?,
     }
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
-    );
-    for (name, content) in [("hosts", hosts), ("hostname", format!("{hostname}\n"))] {
+    for (name, content) in [
+        ("hosts", hosts_file(hostname)),
+        ("hostname", hostname_file(hostname)),
+    ] {
         let path = etc.join(name);
         if fs::symlink_metadata(&path).is_ok() {
             continue;

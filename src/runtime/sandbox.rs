@@ -11,8 +11,8 @@ use super::id_range::{self, IdRange};
 use super::layout::{self, SandboxLayout, container_id};
 use super::runc_view::{RuncView, ViewContents};
 use super::{
-    ContainerState, Runtime, RuntimeError, SandboxSpec, bundle, host, mount_table, readiness,
-    rootfs, scratch,
+    ContainerState, Runtime, RuntimeError, SandboxSpec, bundle, host, live_settings, mount_table,
+    readiness, rootfs, scratch,
 };
 use crate::phases::Phases;
 
@@ -22,7 +22,8 @@ const LOG_TAIL_BYTES: u64 = 4096;
 impl Runtime {
     /// Starts the sandbox: mounts its root filesystem (creating the upper image on first
     /// start), runs the container and waits until the agent answers. Starting a running
-    /// sandbox only waits for its agent. On failure nothing stays mounted or running.
+    /// sandbox waits for its agent and gives it the spec's hostname and limits (see
+    /// the runtime's `live_settings` module). On failure nothing stays mounted or running.
     pub async fn start(&self, spec: &SandboxSpec) -> Result<(), RuntimeError> {
         validate(spec)?;
         let mut phases = Phases::start("start", &spec.id);
@@ -38,6 +39,13 @@ impl Runtime {
                 }
                 self.await_agent(&spec.id, &layout, &container).await?;
                 phases.mark("agent ready");
+                let spec = spec.clone();
+                host::blocking("applying live settings", move || {
+                    let pid = super::init_pid(&layout.pid_file)?;
+                    live_settings::apply(&layout, &spec, &container, pid)
+                })
+                .await?;
+                phases.mark("live settings");
                 phases.finish();
                 return Ok(());
             }

@@ -17,6 +17,7 @@ use super::store::StoreError;
 use crate::api::{Sandbox, status};
 use crate::proxy::rules::Rules;
 use crate::runtime::SandboxSpec;
+use crate::runtime::network::EgressSockets;
 
 /// A sandbox's process limit, scaled to its memory: one process per 512 KiB, between 128
 /// and 4096. A fork bomb then runs into the pids limit while memory is still free, so its
@@ -62,6 +63,8 @@ pub async fn wake(state: &AppState, id: &str) -> Result<Sandbox, ApiError> {
 pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
     tokio::spawn(async move {
         let _guard = state.locks.lock(&id).await;
+        // A warm sandbox this create adopted comes with its network set up.
+        let prepared = state.warm.prepared_egress(&id);
         let Ok(Some(sb)) = state.store.sandbox_by_id(&id).await else {
             return;
         };
@@ -71,7 +74,7 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
         // The outcome becomes the record's status message, so it is kept as its text.
         let outcome = match spec_for(&state, &sb).await {
             Ok(spec) => match state.runtime.start(&spec).await {
-                Ok(()) => attach_egress(&state, &sb).await,
+                Ok(()) => attach_egress(&state, &sb, prepared).await,
                 Err(e) => Err(e.to_string()),
             },
             Err(e) => Err(e.to_string()),
@@ -205,18 +208,26 @@ async fn destroy_once(state: &AppState, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Set up the running sandbox's network and hand its sockets to the egress proxy, judged
-/// by the sandbox's `proxy_config`, resolved now (so a rotated secret applies from here on).
-/// Also takes a running sandbox over after a restart.
-pub async fn attach_egress(state: &AppState, sb: &Sandbox) -> Result<(), String> {
+/// Set up the running sandbox's network (unless `prepared` already holds its sockets) and
+/// hand its sockets to the egress proxy, judged by the sandbox's `proxy_config`, resolved
+/// now (so a rotated secret applies from here on). Also takes a running sandbox over after
+/// a restart.
+pub async fn attach_egress(
+    state: &AppState,
+    sb: &Sandbox,
+    prepared: Option<EgressSockets>,
+) -> Result<(), String> {
     let policy = super::proxy_config::policy(state, sb.proxy_config.as_ref())
         .await
         .map_err(|e| format!("applying proxy_config: {e}"))?;
-    let sockets = state
-        .runtime
-        .open_egress(&sb.id)
-        .await
-        .map_err(|e| format!("setting up the sandbox network: {e}"))?;
+    let sockets = match prepared {
+        Some(sockets) => sockets,
+        None => state
+            .runtime
+            .open_egress(&sb.id)
+            .await
+            .map_err(|e| format!("setting up the sandbox network: {e}"))?,
+    };
     state
         .egress
         .attach(&sb.id, sockets.proxy, sockets.dns, policy)
@@ -224,7 +235,7 @@ pub async fn attach_egress(state: &AppState, sb: &Sandbox) -> Result<(), String>
 }
 
 /// What the runtime needs to run this sandbox: its snapshot, resources and environment.
-async fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, ApiError> {
+pub async fn spec_for(state: &AppState, sb: &Sandbox) -> Result<SandboxSpec, ApiError> {
     let snapshot_id = sb.snapshot_id.clone().unwrap_or_default();
     let snap =
         state.store.snapshot(&snapshot_id).await?.ok_or_else(|| {

@@ -20,6 +20,8 @@
 //!   (`system/default`, built on first use), `secrets` (workspace secrets, sealed at rest
 //!   under a key file of their own).
 //! * Lifecycle: `lifecycle` (boot, stop and destroy as tasks that outlive a request),
+//!   `warm_pool` (sandboxes started ahead of time for the latest kind of create, adopted
+//!   by the next create of that kind),
 //!   `disk_space` (new work refused while the state disk is nearly full),
 //!   `container_exit` (a container that ended on its own recorded `failed`), `locks` (one
 //!   lifecycle lock per sandbox), `reaper` + `activity` + `ttl` (idle stop,
@@ -71,6 +73,7 @@ mod store;
 mod tcp_tuning;
 mod ttl;
 mod validate;
+mod warm_pool;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -115,6 +118,16 @@ pub struct ServerArgs {
         hide = true
     )]
     pub ttl_unit_seconds: u64,
+    /// How many sandboxes to keep started ahead of time for the latest kind of create (same
+    /// snapshot, capacity and environment), so the next such create adopts one in a few
+    /// milliseconds. 0 turns it off.
+    #[arg(
+        long,
+        env = "LANGSMITH_WARM_POOL",
+        default_value_t = 2,
+        value_name = "N"
+    )]
+    pub warm_pool: usize,
     /// Serve service URLs and download links as `{sandbox-id}--{port}.DOMAIN` and
     /// `{sandbox-id}--dl.DOMAIN` on this listener (needs wildcard DNS for `*.DOMAIN`).
     /// Without it each service gets its own loopback address in 127.77.0.0/16.
@@ -186,6 +199,7 @@ pub struct ServerConfig {
     pub runtime: PathBuf,
     pub default_source: default_snapshot::DefaultSource,
     pub ttl_unit_seconds: u64,
+    pub warm_pool: usize,
     pub service_domain: Option<String>,
     pub public_url: Option<String>,
     /// How the egress proxy reaches the outside.
@@ -218,6 +232,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             None => default_snapshot::DefaultSource::Debian,
         },
         ttl_unit_seconds: args.ttl_unit_seconds.max(1),
+        warm_pool: args.warm_pool,
         service_domain: args.service_domain.filter(|d| !d.trim().is_empty()),
         public_url: args.public_url.filter(|u| !u.trim().is_empty()),
         upstream: upstream_config(args.allow_private_cidr, args.resolve, args.upstream_proxy)?,
@@ -269,6 +284,8 @@ pub async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(1), started.state.going_away.closed()).await;
     reaper.abort();
     trimmer.abort();
+    // Warm sandboxes have no record: unlike the others, they do not outlive the server.
+    let _ = tokio::time::timeout(Duration::from_secs(10), started.state.warm.close()).await;
     startup::retire(&started);
     tracing::info!("server stopped; sandboxes keep running");
     Ok(())

@@ -1,7 +1,8 @@
 //! The reaper: a background task that stops `ready` sandboxes idle for their
 //! `idle_ttl_seconds` and deletes `stopped` ones whose `delete_after_stop_seconds` have passed
 //! since `stopped_at`. It also discards the writable layer of
-//! `persistent: false` sandboxes once they stop.
+//! `persistent: false` sandboxes once they stop. And it lets warm sandboxes go once no
+//! create has asked for their kind in a while.
 //!
 //! Each sweep asks the store for the sandboxes whose deadline has passed (an index lookup;
 //! deadlines are kept by the store, see [`super::ttl`]) and checks each against what only
@@ -17,6 +18,12 @@ use super::state::{AppState, now};
 use super::store::StoreError;
 use super::ttl::{self, TtlClock};
 use crate::api::{Sandbox, status};
+
+/// How long warm sandboxes are kept for a kind of create no create has asked for since:
+/// ten minutes (ten TTL units, so tests that shrink the unit see it pass).
+fn warm_keep(ttl: TtlClock) -> Duration {
+    Duration::from_secs(10 * ttl.unit_seconds())
+}
 
 /// Start the reaper; the caller aborts it when the server stops.
 pub fn spawn(state: AppState) -> JoinHandle<()> {
@@ -37,6 +44,7 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
 }
 
 async fn sweep(state: &AppState, started: DateTime<Utc>) {
+    state.warm.expire(warm_keep(state.features.ttl));
     let now = Utc::now();
     let due = match state.store.due_sandboxes(now).await {
         Ok(due) => due,

@@ -64,7 +64,7 @@ async fn recover_sandboxes(state: &AppState) -> Result<(), super::store::StoreEr
             }
             status::READY if running => {
                 // The sockets of its network died with the old process: open them again.
-                if let Err(e) = lifecycle::attach_egress(state, &sb).await {
+                if let Err(e) = lifecycle::attach_egress(state, &sb, None).await {
                     tracing::warn!("sandbox {} has no way out: {e}", sb.name);
                 }
                 sb.status = status::READY.into();

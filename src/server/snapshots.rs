@@ -123,6 +123,10 @@ pub async fn delete(
         )));
     }
     state.store.delete_snapshot(&id).await?;
+    state
+        .warm
+        .drain_snapshot(&state.dirs.snapshot_image(&id))
+        .await;
     // A build still running notices the record is gone and removes its own output.
     let _ = tokio::fs::remove_dir_all(state.dirs.snapshot_dir(&id)).await;
     Ok(StatusCode::NO_CONTENT)

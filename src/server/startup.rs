@@ -85,6 +85,7 @@ pub async fn start(
     let features = Features {
         default_source: config.default_source.clone(),
         ttl,
+        warm_pool: config.warm_pool,
     };
     let egress_log = crate::proxy::egress_log::EgressLog::open(&dirs.egress_logs())
         .context("opening the egress log directory")?;

@@ -9,6 +9,7 @@ use super::locks::SandboxLocks;
 use super::service::Services;
 use super::store::Store;
 use super::ttl::TtlClock;
+use super::warm_pool::WarmPool;
 use crate::paths;
 use crate::runtime::Runtime;
 
@@ -88,6 +89,8 @@ pub struct Features {
     /// How the idle reaper counts TTLs (60 s per minute in production; tests shrink the
     /// unit so a 60 s TTL passes in a second).
     pub ttl: TtlClock,
+    /// How many warm sandboxes to keep for the latest kind of create (0: none).
+    pub warm_pool: usize,
 }
 
 #[derive(Clone)]
@@ -118,6 +121,8 @@ pub struct Inner {
     pub secrets: Arc<super::secrets::Sealer>,
     /// The egress CA sandboxes trust (its key never leaves the state directory).
     pub ca: Arc<crate::proxy::ca::Ca>,
+    /// Sandboxes started ahead of time, for creates to adopt.
+    pub warm: WarmPool,
 }
 
 impl std::ops::Deref for AppState {
@@ -145,6 +150,7 @@ impl AppState {
     ) -> Self {
         AppState(Arc::new(Inner {
             store,
+            warm: WarmPool::new(features.warm_pool, runtime.clone()),
             runtime,
             dirs,
             public_url,

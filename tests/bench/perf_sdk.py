@@ -16,6 +16,7 @@ from langsmith.sandbox import SandboxClient
 SNAPSHOT = os.environ["PERF_SNAPSHOT"]
 WARM_RUNS = int(os.environ.get("PERF_WARM_RUNS", "50"))
 CREATE_RUNS = int(os.environ.get("PERF_CREATE_RUNS", "20"))
+CREATE_PAUSE_MS = int(os.environ.get("PERF_CREATE_PAUSE_MS", "300"))
 CONCURRENT = int(os.environ.get("PERF_CONCURRENT", "100"))
 BIG_MIB = int(os.environ.get("PERF_BIG_MIB", "64"))
 FIGURES = set(filter(None, os.environ.get("PERF_FIGURES", "").split(","))) or None
@@ -63,19 +64,27 @@ def warm_exec(client: SandboxClient) -> None:
 
 
 def create_run_delete(client: SandboxClient) -> None:
-    create_then_run, deletes = [], []
-    for i in range(CREATE_RUNS):
-        name = f"perf-create-{i}"
-        start = time.perf_counter()
-        sandbox = client.create_sandbox(snapshot_id=SNAPSHOT, name=name, timeout=60)
-        result = sandbox.run("true")
-        create_then_run.append(elapsed_ms(start))
-        assert result.exit_code == 0, result
-        start = time.perf_counter()
-        client.delete_sandbox(name)
-        deletes.append(elapsed_ms(start))
-    emit("sdk_create_first_run", samples_ms=create_then_run)
-    emit("sdk_delete", samples_ms=deletes)
+    """Create → first run → delete, CREATE_RUNS times at a user's pace (a pause of
+    CREATE_PAUSE_MS after each delete, in which the server can start the next warm
+    sandbox), then as many back to back (faster than a warm sandbox can start, so most
+    creates boot their own)."""
+    for figure, pause in (("sdk_create_first_run", CREATE_PAUSE_MS / 1000), ("sdk_create_back_to_back", 0)):
+        create_then_run, deletes = [], []
+        for i in range(CREATE_RUNS):
+            name = f"perf-create-{i}"
+            start = time.perf_counter()
+            sandbox = client.create_sandbox(snapshot_id=SNAPSHOT, name=name, timeout=60)
+            result = sandbox.run("true")
+            create_then_run.append(elapsed_ms(start))
+            assert result.exit_code == 0, result
+            start = time.perf_counter()
+            client.delete_sandbox(name)
+            deletes.append(elapsed_ms(start))
+            time.sleep(pause)
+        emit(figure, samples_ms=create_then_run)
+        if pause:
+            emit("sdk_delete", samples_ms=deletes)
+        settle(client)
 
 
 def big_output(client: SandboxClient) -> None:

@@ -12,7 +12,7 @@ use crate::common::{TestServer, image};
 
 #[test]
 fn concurrent_creates_and_deletes_leave_nothing_half_made() {
-    let server = TestServer::start();
+    let mut server = TestServer::start();
     let api = Api::new(&server);
     let snap = api.ready_snapshot("par", image::tiny(), 64 * MIB);
     let url = server.url.clone();
@@ -104,6 +104,8 @@ fn concurrent_creates_and_deletes_leave_nothing_half_made() {
         d.join().unwrap();
     }
     api.wait_until_no_sandboxes();
+    // A running server keeps warm sandboxes; stopping it ends them (and no others).
+    server.stop();
     assert_no_leftovers(&server.state_dir);
 }
 

@@ -25,8 +25,9 @@ use crate::common::process::wait_for;
 
 const MIB: i64 = 1 << 20;
 
-/// After every sandbox of `state_dir` is deleted: no container in its runc root, no mount
-/// under it and no loop device backed by a file under it.
+/// After every sandbox of `state_dir` is deleted and its server stopped (a running server
+/// keeps warm sandboxes for the next create, and destroys them when it stops): no container
+/// in its runc root, no mount under it and no loop device backed by a file under it.
 pub fn assert_no_leftovers(state_dir: &Path) {
     let root = state_dir.join("runtime/runc");
     let list = Command::new("runc")

@@ -111,7 +111,11 @@ fn create_provisioning(api: &Api, name: &str, snap: &str) -> Value {
 fn patch_and_delete_answer_while_a_boot_is_under_way() {
     let gate = GatedRuntime::new();
     let runtime = gate.binary();
-    let server = TestServer::start_with(&["--runtime", runtime.to_str().unwrap()], &[]);
+    // No warm pool: every `runc run` through the gate is a boot this test asked for.
+    let mut server = TestServer::start_with(
+        &["--runtime", runtime.to_str().unwrap(), "--warm-pool", "0"],
+        &[],
+    );
     let api = Api::new(&server);
     let snap = api.ready_snapshot("gated", image::tiny(), 64 * MIB);
     let boxes = "/api/v2/sandboxes/boxes";
@@ -177,12 +181,14 @@ fn patch_and_delete_answer_while_a_boot_is_under_way() {
 
     api.delete_sandbox("slow-renamed");
     api.wait_until_no_sandboxes();
+    // A running server keeps warm sandboxes; stopping it ends them (and no others).
+    server.stop();
     assert_no_leftovers(&server.state_dir);
 }
 
 #[test]
 fn reads_are_served_during_a_burst_of_creates() {
-    let server = TestServer::start();
+    let mut server = TestServer::start();
     let api = Api::new(&server);
     let snap = api.ready_snapshot("burst", image::tiny(), 64 * MIB);
     let boxes = "/api/v2/sandboxes/boxes";
@@ -225,5 +231,7 @@ fn reads_are_served_during_a_burst_of_creates() {
         api.delete_sandbox(&format!("burst-{i}"));
     }
     api.wait_until_no_sandboxes();
+    // A running server keeps warm sandboxes; stopping it ends them (and no others).
+    server.stop();
     assert_no_leftovers(&server.state_dir);
 }

@@ -250,3 +250,53 @@ async fn a_larger_capacity_grows_the_upper_image_and_keeps_its_files() {
     runtime.destroy(id).await.expect("destroy");
     fixture.assert_no_trace(id).await;
 }
+
+/// A start that finds its container running gives it the spec's hostname and limits: how a
+/// create takes over a warm sandbox. Files the sandbox wrote itself are left alone.
+#[tokio::test]
+async fn starting_a_running_sandbox_gives_it_the_specs_hostname_and_limits() {
+    let fixture = Fixture::new();
+    let runtime = &fixture.runtime;
+    let id = &fixture.id("live");
+    let mut spec = fixture.spec(id);
+    spec.hostname = "warm".to_string();
+    runtime.start(&spec).await.expect("start");
+    let cgroup = |controller: &str, file: &str| {
+        let path = format!("/sys/fs/cgroup/{controller}/langsmith/ls-{id}/{file}");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(cgroup("cpu", "cpu.cfs_quota_us"), "100000");
+
+    spec.hostname = "renamed".to_string();
+    spec.cpu_millicores = 500;
+    spec.mem_bytes = 96 * MIB;
+    spec.pids_limit = 64;
+    runtime.start(&spec).await.expect("start while running");
+    assert_eq!(
+        fixture.exec_ok(
+            id,
+            "hostname; cat /etc/hostname; grep -c renamed /etc/hosts"
+        ),
+        "renamed\nrenamed\n1\n"
+    );
+    assert_eq!(cgroup("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(
+        cgroup("memory", "memory.limit_in_bytes"),
+        (96 * MIB).to_string()
+    );
+    assert_eq!(cgroup("pids", "pids.max"), "64");
+
+    fixture.exec_ok(id, "echo mine > /etc/hostname");
+    spec.hostname = "again".to_string();
+    runtime.start(&spec).await.expect("start while running");
+    assert_eq!(
+        fixture.exec_ok(id, "hostname; cat /etc/hostname"),
+        "again\nmine\n"
+    );
+
+    runtime.destroy(id).await.expect("destroy");
+    fixture.assert_no_trace(id).await;
+}

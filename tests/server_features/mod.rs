@@ -9,6 +9,7 @@ mod reaper;
 mod registries;
 mod secrets;
 mod service_domain;
+mod warm_pool;
 
 use std::time::Duration;
 

@@ -45,7 +45,13 @@ pub async fn create(
     let res = resources::for_create(&state, &req, &snap.snapshot)?;
     let mut sb = settings.record(&req, &snap, &res);
     sb.proxy_config = proxy_config;
-    state.store.insert_sandbox(&sb).await?;
+    let adopted = adopt_warm(&state, &mut sb, default_build.is_none()).await;
+    if let Err(e) = state.store.insert_sandbox(&sb).await {
+        if let Some(spec) = adopted {
+            state.warm.give_back(sb.id, &spec);
+        }
+        return Err(e.into());
+    }
     let building_default = default_build.is_some();
     let boot = match default_build {
         Some(build) => default_snapshot::boot_after(state.clone(), sb.id.clone(), build),
@@ -70,6 +76,22 @@ pub async fn create(
         StatusCode::CREATED,
         Json(present(&state, outcome.judge(now_sb)?)),
     ))
+}
+
+/// Gives the new record the id of a warm sandbox of its kind, if the pool has one (its boot
+/// then adopts that running sandbox); returns the spec it was matched by. A snapshot still
+/// being built has none.
+async fn adopt_warm(
+    state: &AppState,
+    sb: &mut Sandbox,
+    snapshot_ready: bool,
+) -> Option<crate::runtime::SandboxSpec> {
+    if !snapshot_ready {
+        return None;
+    }
+    let spec = lifecycle::spec_for(state, sb).await.ok()?;
+    sb.id = state.warm.take(&spec)?;
+    Some(spec)
 }
 
 /// What a create request asks for beyond the snapshot and resources, defaults applied.

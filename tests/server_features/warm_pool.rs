@@ -1,0 +1,164 @@
+//! Warm sandboxes: a create of the kind last asked for adopts one started ahead of time and
+//! makes it its own (name, limits); the API never shows the others, and they go with their
+//! snapshot and with the server.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::api::Api;
+use crate::common::process::{run_ok, wait_for};
+use crate::common::{TestServer, image};
+use crate::durability::assert_no_leftovers;
+
+const MIB: i64 = 1 << 20;
+
+/// The ids of the containers the server at `state_dir` runs, warm ones included.
+fn containers(state_dir: &Path) -> BTreeSet<String> {
+    let root = state_dir.join("runtime/runc");
+    run_ok(
+        Command::new("runc")
+            .arg("--root")
+            .arg(root)
+            .args(["list", "-q"]),
+    )
+    .lines()
+    .map(|line| line.trim_start_matches("ls-").to_string())
+    .collect()
+}
+
+/// Waits until the server runs exactly `count` containers besides `known`'s; returns those.
+fn wait_for_warm(state_dir: &Path, known: &[&Value], count: usize) -> BTreeSet<String> {
+    let known: BTreeSet<String> = known
+        .iter()
+        .map(|sb| sb["id"].as_str().unwrap().to_string())
+        .collect();
+    wait_for(
+        &format!("{count} warm sandboxes"),
+        Duration::from_secs(120),
+        || {
+            let warm: BTreeSet<String> =
+                containers(state_dir).difference(&known).cloned().collect();
+            (warm.len() == count).then_some(warm)
+        },
+    )
+}
+
+fn cgroup_file(controller: &str, sandbox: &Value, file: &str) -> String {
+    let id = sandbox["id"].as_str().unwrap();
+    let path = format!("/sys/fs/cgroup/{controller}/langsmith/ls-{id}/{file}");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {path}: {e}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_create_adopts_a_warm_sandbox_and_makes_it_its_own() {
+    let mut server = TestServer::start();
+    let state_dir = server.state_dir.clone();
+    let api = Api::new(&server);
+    let snap = api.ready_snapshot("warm-pool", image::tiny(), 64 * MIB);
+
+    // The first create of its kind boots its own; one of its kind is then started ahead.
+    let first = api.ready_sandbox("first", &snap, json!({}));
+    let warm = wait_for_warm(&state_dir, &[&first], 1);
+
+    // The next one like it (other name and limits are still its kind) takes it over.
+    let second = api.ready_sandbox(
+        "second-box",
+        &snap,
+        json!({"vcpus": 2, "mem_bytes": 256 * MIB}),
+    );
+    let id = second["id"].as_str().unwrap();
+    assert!(warm.contains(id), "{id} was not one of the warm {warm:?}");
+    let identity = api.exec(
+        &second,
+        "hostname; cat /etc/hostname; echo $HOSTNAME; grep -c second-box /etc/hosts",
+    );
+    assert_eq!(
+        identity.stdout, "second-box\nsecond-box\nsecond-box\n1\n",
+        "{identity:?}"
+    );
+    assert_eq!(cgroup_file("cpu", &second, "cpu.cfs_quota_us"), "200000");
+    assert_eq!(
+        cgroup_file("memory", &second, "memory.limit_in_bytes"),
+        (256 * MIB).to_string()
+    );
+    assert_eq!(cgroup_file("pids", &second, "pids.max"), "512");
+    assert_eq!(
+        api.exec(&second, "echo written > /root/f && cat /root/f")
+            .stdout,
+        "written\n"
+    );
+
+    // A create that took one has the pool refilled to its size (2); the API shows none.
+    wait_for_warm(&state_dir, &[&first, &second], 2);
+    let list = api.call("GET", "/api/v2/sandboxes/boxes", None);
+    let names: BTreeSet<&str> = list.body["sandboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sb| sb["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["first", "second-box"]));
+
+    // Another environment is another kind: that create boots its own, and the pool turns to
+    // its kind.
+    let warm = wait_for_warm(&state_dir, &[&first, &second], 2);
+    let third = api.ready_sandbox(
+        "third",
+        &snap,
+        json!({"run_config": {"env_vars": {"FLAVOUR": "mint"}}}),
+    );
+    assert!(!warm.contains(third["id"].as_str().unwrap()));
+    assert_eq!(api.exec(&third, "echo $FLAVOUR").stdout, "mint\n");
+    wait_for(
+        "the other kind's warm sandboxes to go",
+        Duration::from_secs(120),
+        || containers(&state_dir).is_disjoint(&warm).then_some(()),
+    );
+    wait_for_warm(&state_dir, &[&first, &second, &third], 1);
+
+    // Deleting the snapshot takes its warm sandboxes along.
+    for name in ["first", "second-box", "third"] {
+        api.delete_sandbox(name);
+    }
+    let r = api.call(
+        "DELETE",
+        &format!("/api/v2/sandboxes/snapshots/{snap}"),
+        None,
+    );
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    wait_for_warm(&state_dir, &[], 0);
+    server.stop();
+    assert_no_leftovers(&state_dir);
+}
+
+#[test]
+fn warm_sandboxes_end_with_the_server_and_the_pool_can_be_turned_off() {
+    let mut server = TestServer::start();
+    let api = Api::new(&server);
+    let snap = api.ready_snapshot("warm-stop", image::tiny(), 64 * MIB);
+    let kept = api.ready_sandbox("kept", &snap, json!({}));
+    wait_for_warm(&server.state_dir, &[&kept], 1);
+    // A stop leaves the sandboxes with a record running, and no warm one.
+    server.stop();
+    let left = containers(&server.state_dir);
+    assert_eq!(
+        left,
+        BTreeSet::from([kept["id"].as_str().unwrap().to_string()])
+    );
+
+    let off = TestServer::start_with(&["--warm-pool", "0"], &[]);
+    let api = Api::new(&off);
+    let snap = api.ready_snapshot("warm-off", image::tiny(), 64 * MIB);
+    let one = api.ready_sandbox("one", &snap, json!({}));
+    let two = api.ready_sandbox("two", &snap, json!({}));
+    // Without a pool nothing is ever started ahead: every container has a record.
+    let ids = [&one, &two].map(|sb| sb["id"].as_str().unwrap().to_string());
+    assert_eq!(containers(&off.state_dir), BTreeSet::from(ids));
+}
