@@ -2,16 +2,18 @@
 //!
 //! A start that finds its container already running brings these to the spec's. That is how
 //! a create adopts a warm sandbox (started ahead of time under a placeholder hostname, with
-//! the limits of the create before it), and it is a no-op for a sandbox whose boot is merely
-//! resumed: nothing is written where the value already matches.
+//! the limits of the create before it). A boot resumed after a server restart gets them too,
+//! so a rename or a new limit recorded while it was provisioning applies then; nothing is
+//! written where the value already matches.
 //!
-//! The hostname is set from a short-lived thread that joins the container's UTS namespace
-//! (the sandbox itself holds no capability to do it). `/etc/hostname` and `/etc/hosts` are
-//! rewritten only where they still hold the old name as the start wrote them, through the
-//! upper layer on the host, never following a symlink. The agent gives every command
-//! `HOSTNAME` from the UTS name, so commands see the new name too. The limits are written to
-//! the container's cgroup files, where runc put them (`bundle::cgroup_path`), on cgroup v2
-//! or on v1's per-controller hierarchies.
+//! `/etc/hostname` and `/etc/hosts` are rewritten first, and only where they still hold
+//! exactly what the start wrote for the old name: read through the upper layer on the host,
+//! never following a symlink, never waiting on a FIFO, never reading more than that. Then
+//! the hostname is set, from a short-lived thread that joins the container's UTS namespace
+//! (the sandbox itself holds no capability to do it); a failure before that leaves the old
+//! name everywhere, so a retry sees it again. The agent gives every command it starts
+//! `HOSTNAME` from the UTS name. The limits are written to the container's cgroup files,
+//! where runc put them (`bundle::cgroup_path`), on cgroup v2 or v1's hierarchies.
 
 use std::fs;
 use std::io::Read;
@@ -34,34 +36,57 @@ pub fn apply(
     container: &str,
     pid: u32,
 ) -> Result<(), RuntimeError> {
-    let old = set_hostname(pid, &spec.hostname)?;
+    let namespace = open_uts_namespace(pid)?;
+    let old = in_namespace(&namespace, nix::unistd::gethostname)?
+        .to_string_lossy()
+        .into_owned();
     if old != spec.hostname {
         rewrite_identity_files(
             &layout.upper_raw.join("upper").join("etc"),
             &old,
             &spec.hostname,
         )?;
+        let hostname = spec.hostname.clone();
+        in_namespace(&namespace, move || nix::unistd::sethostname(&hostname))?;
     }
     set_limits(&Cgroup::of(container), spec)
 }
 
-/// Sets the hostname in the UTS namespace of process `pid`; returns the one it had.
-fn set_hostname(pid: u32, hostname: &str) -> Result<String, RuntimeError> {
+/// The UTS namespace of process `pid`, refused if it is the server's own (a pid file that
+/// names a process outside the sandbox must not rename the host).
+fn open_uts_namespace(pid: u32) -> Result<(fs::File, PathBuf), RuntimeError> {
+    use std::os::unix::fs::MetadataExt;
     let path = PathBuf::from(format!("/proc/{pid}/ns/uts"));
     let namespace = fs::File::open(&path).map_err(RuntimeError::io("open", &path))?;
-    let hostname = hostname.to_string();
-    // A thread of its own: it never leaves the namespace, it ends in it.
-    std::thread::spawn(move || -> Result<String, nix::Error> {
+    let ours =
+        fs::metadata("/proc/self/ns/uts").map_err(RuntimeError::io("read", "/proc/self/ns/uts"))?;
+    let theirs = namespace
+        .metadata()
+        .map_err(RuntimeError::io("read", &path))?;
+    if (ours.dev(), ours.ino()) == (theirs.dev(), theirs.ino()) {
+        return Err(RuntimeError::io("use", &path)(std::io::Error::other(
+            "process is not in a sandbox's UTS namespace",
+        )));
+    }
+    Ok((namespace, path))
+}
+
+/// Runs `work` in a thread of its own that joins the UTS namespace first: it never leaves
+/// the namespace, it ends in it.
+fn in_namespace<T: Send + 'static>(
+    (namespace, path): &(fs::File, PathBuf),
+    work: impl FnOnce() -> nix::Result<T> + Send + 'static,
+) -> Result<T, RuntimeError> {
+    let namespace = namespace
+        .try_clone()
+        .map_err(RuntimeError::io("open", path))?;
+    std::thread::spawn(move || {
         nix::sched::setns(namespace.as_fd(), CloneFlags::CLONE_NEWUTS)?;
-        let old = nix::unistd::gethostname()?.to_string_lossy().into_owned();
-        if old != hostname {
-            nix::unistd::sethostname(&hostname)?;
-        }
-        Ok(old)
+        work()
     })
     .join()
     .map_err(|_| RuntimeError::Bundle("setting the hostname panicked".into()))?
-    .map_err(|errno| RuntimeError::io("set the hostname in", &path)(errno.into()))
+    .map_err(|errno| RuntimeError::io("set the hostname in", path)(errno.into()))
 }
 
 /// Rewrites `hostname` and `hosts` in the upper layer's `etc` when they hold what the start
@@ -85,14 +110,22 @@ fn rewrite_identity_files(etc: &Path, old: &str, new: &str) -> Result<(), Runtim
         let opened = nix::fcntl::openat(
             dir.as_fd(),
             name,
-            OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
             Mode::empty(),
         );
         let Ok(fd) = opened else { continue };
-        let mut file = fs::File::from(fd);
+        let file = fs::File::from(fd);
+        // Only a regular file of exactly the expected size is read, and no more of it.
+        let expected = was.len() as u64;
+        if !file
+            .metadata()
+            .is_ok_and(|meta| meta.is_file() && meta.len() == expected)
+        {
+            continue;
+        }
+        let mut current = Vec::with_capacity(was.len());
         let target = etc.join(name);
-        let mut current = String::new();
-        if file.read_to_string(&mut current).is_err() || current != was {
+        if (&file).take(expected).read_to_end(&mut current).is_err() || current != was.as_bytes() {
             continue;
         }
         file.set_len(0)

@@ -49,6 +49,7 @@ pub use error::RuntimeError;
 pub use exit_watch::ExitWatch;
 pub use readiness::AgentError;
 pub use readiness::healthz;
+pub use sandbox::Started;
 
 /// What the runtime needs to know to run one sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,15 +16,26 @@ use super::{
 };
 use crate::phases::Phases;
 
+/// What [`Runtime::start`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// The container was running already: it took on the spec's hostname and limits, and
+    /// kept everything else (its network included).
+    Resumed,
+    /// A new container was launched.
+    Launched,
+}
+
 /// How much of the end of `agent.log` goes into a start error.
 const LOG_TAIL_BYTES: u64 = 4096;
 
 impl Runtime {
     /// Starts the sandbox: mounts its root filesystem (creating the upper image on first
-    /// start), runs the container and waits until the agent answers. Starting a running
-    /// sandbox waits for its agent and gives it the spec's hostname and limits (see
-    /// the runtime's `live_settings` module). On failure nothing stays mounted or running.
-    pub async fn start(&self, spec: &SandboxSpec) -> Result<(), RuntimeError> {
+    /// start), runs the container and waits until the agent answers; on failure nothing
+    /// stays mounted or running. Starting a running sandbox waits for its agent and gives it
+    /// the spec's hostname and limits (the runtime's `live_settings` module); if that fails,
+    /// the container keeps running as it was. Says which of the two it did.
+    pub async fn start(&self, spec: &SandboxSpec) -> Result<Started, RuntimeError> {
         validate(spec)?;
         let mut phases = Phases::start("start", &spec.id);
         let layout = self.layout(&spec.id);
@@ -47,7 +58,7 @@ impl Runtime {
                 .await?;
                 phases.mark("live settings");
                 phases.finish();
-                return Ok(());
+                return Ok(Started::Resumed);
             }
             // A dead agent or a half-made container from a crash: clear it and start afresh.
             ContainerState::Stopped => self.teardown(&layout, &container).await?,
@@ -84,7 +95,7 @@ impl Runtime {
             return Err(error);
         }
         phases.finish();
-        Ok(())
+        Ok(Started::Launched)
     }
 
     /// Stops the sandbox: kills every process, deletes the container and unmounts its

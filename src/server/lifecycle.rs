@@ -16,8 +16,8 @@ use super::state::{AppState, now};
 use super::store::StoreError;
 use crate::api::{Sandbox, status};
 use crate::proxy::rules::Rules;
-use crate::runtime::SandboxSpec;
 use crate::runtime::network::EgressSockets;
+use crate::runtime::{RuntimeError, SandboxSpec, Started};
 
 /// A sandbox's process limit, scaled to its memory: one process per 512 KiB, between 128
 /// and 4096. A fork bomb then runs into the pids limit while memory is still free, so its
@@ -73,8 +73,10 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
         }
         // The outcome becomes the record's status message, so it is kept as its text.
         let outcome = match spec_for(&state, &sb).await {
-            Ok(spec) => match state.runtime.start(&spec).await {
-                Ok(()) => attach_egress(&state, &sb, prepared).await,
+            Ok(spec) => match start(&state, &spec, prepared.is_some()).await {
+                // A warm sandbox's network is only good for the container it was set up in.
+                Ok(Started::Resumed) => attach_egress(&state, &sb, prepared).await,
+                Ok(Started::Launched) => attach_egress(&state, &sb, None).await,
                 Err(e) => Err(e.to_string()),
             },
             Err(e) => Err(e.to_string()),
@@ -120,6 +122,24 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
             Err(e) => tracing::error!("recording the boot of sandbox {id}: {e}"),
         }
     })
+}
+
+/// Starts the sandbox's container, or takes over the running warm one it was `adopted` from.
+/// A warm sandbox that cannot take the create's settings (a memory limit below what it
+/// already uses, say) is replaced by a fresh boot rather than failing the create.
+async fn start(
+    state: &AppState,
+    spec: &SandboxSpec,
+    adopted: bool,
+) -> Result<Started, RuntimeError> {
+    match state.runtime.start(spec).await {
+        Err(e) if adopted => {
+            tracing::warn!(sandbox = %spec.id, "taking over a warm sandbox failed ({e}); booting afresh");
+            state.runtime.destroy(&spec.id).await?;
+            state.runtime.start(spec).await
+        }
+        started => started,
+    }
 }
 
 /// Stop the sandbox's container, keeping its filesystem, and record `stopped`. Only a

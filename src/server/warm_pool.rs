@@ -19,8 +19,8 @@
 //! [`WarmPool::expire`]), when their snapshot is deleted and when the server stops; those a
 //! crash left are containers without a record, which recovery destroys at the next start.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,10 @@ struct Pool {
     ready: Vec<Warm>,
     /// The network of warm sandboxes taken but not booted yet, by id.
     handed: HashMap<String, EgressSockets>,
+    /// The kind whose last warm start failed: not tried again until a create asks for it.
+    failed: Option<Kind>,
+    /// Snapshot images being deleted: never warmed again.
+    retired: HashSet<PathBuf>,
     /// The task starting or destroying warm sandboxes, until it decides to end.
     filling: Option<JoinHandle<()>>,
     /// The server is stopping: nothing more starts.
@@ -94,15 +98,15 @@ impl WarmPool {
         }
     }
 
-    /// The id of a warm sandbox of `spec`'s kind, now the caller's, if one is ready; and
-    /// `spec`'s kind becomes the one kept warm.
-    pub fn take(&self, spec: &SandboxSpec) -> Option<String> {
+    /// A warm sandbox of `spec`'s kind, if one is ready; and `spec`'s kind becomes the one
+    /// kept warm. The sandbox goes back to the pool unless [`Taken::keep`] is called.
+    pub fn take(&self, spec: &SandboxSpec) -> Option<Taken> {
         if self.size == 0 {
             return None;
         }
         let kind = Kind::of(spec);
         let mut pool = self.lock();
-        if pool.closed {
+        if pool.closed || pool.retired.contains(&spec.snapshot_image) {
             return None;
         }
         let taken = pool
@@ -114,15 +118,29 @@ impl WarmPool {
                 pool.handed.insert(warm.id.clone(), warm.egress);
                 warm.id
             });
-        pool.target = if taken.is_some() { self.size } else { 1 };
+        let same_kind = pool.wanted.as_ref().is_some_and(|w| Kind::of(w) == kind);
+        if taken.is_some() {
+            pool.target = self.size;
+        } else if !same_kind {
+            // A kind asked for once gets one; it earns `size` when a create takes one.
+            pool.target = 1;
+        }
+        if pool.failed.as_ref() == Some(&kind) {
+            // Asked for again: worth another try.
+            pool.failed = None;
+        }
         pool.wanted = Some(spec.clone());
         pool.asked_at = Some(Instant::now());
         self.fill_in_background(pool);
-        taken
+        taken.map(|id| Taken {
+            id: Some(id),
+            spec: spec.clone(),
+            pool: self.clone(),
+        })
     }
 
     /// Returns a sandbox [`take`](Self::take) gave out but the create could not use.
-    pub fn give_back(&self, id: String, spec: &SandboxSpec) {
+    fn give_back(&self, id: String, spec: &SandboxSpec) {
         let mut pool = self.lock();
         let egress = pool.handed.remove(&id);
         match egress {
@@ -148,6 +166,7 @@ impl WarmPool {
     pub async fn drain_snapshot(&self, image: &Path) {
         let gone = {
             let mut pool = self.lock();
+            pool.retired.insert(image.to_path_buf());
             if pool
                 .wanted
                 .as_ref()
@@ -212,7 +231,11 @@ impl WarmPool {
                 let unwanted = take_where(&mut pool.ready, |warm| {
                     Some(&warm.kind) != wanted_kind.as_ref()
                 });
-                let next = wanted.filter(|_| pool.ready.len() < pool.target.min(self.size));
+                let next = wanted.filter(|spec| {
+                    pool.ready.len() < pool.target.min(self.size)
+                        && pool.failed.as_ref() != Some(&Kind::of(spec))
+                        && !pool.retired.contains(&spec.snapshot_image)
+                });
                 if unwanted.is_empty() && next.is_none() {
                     pool.filling = None;
                     return;
@@ -228,18 +251,19 @@ impl WarmPool {
                 ..template
             };
             let started = match self.runtime.start(&spec).await {
-                Ok(()) => self.runtime.open_egress(&spec.id).await,
+                Ok(_) => self.runtime.open_egress(&spec.id).await,
                 Err(e) => Err(e),
             };
             let egress = match started {
                 Ok(egress) => egress,
                 Err(e) => {
-                    // Not retried until the next create asks: a kind that cannot start
-                    // would otherwise start and fail forever. The create reports the cause.
+                    // Not retried until a create asks for the kind again: one that cannot
+                    // start would otherwise start and fail forever. The round goes on, for
+                    // what else changed meanwhile.
                     tracing::warn!("starting a warm sandbox failed: {e}");
-                    self.destroy_all(vec![spec.id]).await;
-                    self.lock().filling = None;
-                    return;
+                    self.destroy_all(vec![spec.id.clone()]).await;
+                    self.lock().failed = Some(Kind::of(&spec));
+                    continue;
                 }
             };
             tracing::debug!(sandbox = %spec.id, "warm sandbox ready");
@@ -254,11 +278,40 @@ impl WarmPool {
         }
     }
 
+    /// Destroys warm sandboxes, all at once (the runtime bounds its own teardowns).
     async fn destroy_all(&self, ids: Vec<String>) {
-        for id in ids {
+        let destroys = ids.into_iter().map(|id| async move {
             if let Err(e) = self.runtime.destroy(&id).await {
                 tracing::warn!(sandbox = %id, "destroying a warm sandbox failed: {e}");
             }
+        });
+        futures_util::future::join_all(destroys).await;
+    }
+}
+
+/// A warm sandbox [`WarmPool::take`] gave a create: back to the pool when dropped (the
+/// create failed, or its client hung up before its record was written) unless kept.
+pub struct Taken {
+    id: Option<String>,
+    spec: SandboxSpec,
+    pool: WarmPool,
+}
+
+impl Taken {
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or_default()
+    }
+
+    /// The create's record holds it now: its boot takes it over.
+    pub fn keep(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.pool.give_back(id, &self.spec);
         }
     }
 }

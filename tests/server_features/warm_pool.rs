@@ -30,8 +30,28 @@ fn containers(state_dir: &Path) -> BTreeSet<String> {
     .collect()
 }
 
-/// Waits until the server runs exactly `count` containers besides `known`'s; returns those.
-fn wait_for_warm(state_dir: &Path, known: &[&Value], count: usize) -> BTreeSet<String> {
+/// The server's log, where the pool says which warm sandboxes are ready to be taken.
+const POOL_LOG: &str = "info,langsmith::server::warm_pool=debug";
+
+/// The ids the log at `log` names as warm and ready.
+fn ready_in_log(log: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains("warm sandbox ready"))
+        .filter_map(|line| line.split("sandbox=").nth(1))
+        .map(|id| id.split_whitespace().next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Waits until the server runs exactly `count` containers besides `known`'s, each one the
+/// log says is ready to be taken; returns their ids.
+fn wait_for_warm(
+    server: &TestServer,
+    log: &Path,
+    known: &[&Value],
+    count: usize,
+) -> BTreeSet<String> {
     let known: BTreeSet<String> = known
         .iter()
         .map(|sb| sb["id"].as_str().unwrap().to_string())
@@ -40,9 +60,12 @@ fn wait_for_warm(state_dir: &Path, known: &[&Value], count: usize) -> BTreeSet<S
         &format!("{count} warm sandboxes"),
         Duration::from_secs(120),
         || {
-            let warm: BTreeSet<String> =
-                containers(state_dir).difference(&known).cloned().collect();
-            (warm.len() == count).then_some(warm)
+            let warm: BTreeSet<String> = containers(&server.state_dir)
+                .difference(&known)
+                .cloned()
+                .collect();
+            let ready = warm.is_subset(&ready_in_log(log));
+            (warm.len() == count && ready).then_some(warm)
         },
     )
 }
@@ -58,14 +81,16 @@ fn cgroup_file(controller: &str, sandbox: &Value, file: &str) -> String {
 
 #[test]
 fn a_create_adopts_a_warm_sandbox_and_makes_it_its_own() {
-    let mut server = TestServer::start();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("server.log");
+    let mut server = TestServer::start_logging(POOL_LOG, &log);
     let state_dir = server.state_dir.clone();
     let api = Api::new(&server);
     let snap = api.ready_snapshot("warm-pool", image::tiny(), 64 * MIB);
 
     // The first create of its kind boots its own; one of its kind is then started ahead.
     let first = api.ready_sandbox("first", &snap, json!({}));
-    let warm = wait_for_warm(&state_dir, &[&first], 1);
+    let warm = wait_for_warm(&server, &log, &[&first], 1);
 
     // The next one like it (other name and limits are still its kind) takes it over.
     let second = api.ready_sandbox(
@@ -96,7 +121,7 @@ fn a_create_adopts_a_warm_sandbox_and_makes_it_its_own() {
     );
 
     // A create that took one has the pool refilled to its size (2); the API shows none.
-    wait_for_warm(&state_dir, &[&first, &second], 2);
+    let warm = wait_for_warm(&server, &log, &[&first, &second], 2);
     let list = api.call("GET", "/api/v2/sandboxes/boxes", None);
     let names: BTreeSet<&str> = list.body["sandboxes"]
         .as_array()
@@ -106,9 +131,25 @@ fn a_create_adopts_a_warm_sandbox_and_makes_it_its_own() {
         .collect();
     assert_eq!(names, BTreeSet::from(["first", "second-box"]));
 
+    // A warm sandbox whose container died is booted afresh when taken, network included.
+    let runc_root = state_dir.join("runtime/runc");
+    for id in &warm {
+        run_ok(Command::new("runc").arg("--root").arg(&runc_root).args([
+            "kill",
+            &format!("ls-{id}"),
+            "KILL",
+        ]));
+    }
+    let revived = api.ready_sandbox("revived", &snap, json!({}));
+    assert!(warm.contains(revived["id"].as_str().unwrap()));
+    assert_eq!(api.exec(&revived, "hostname").stdout, "revived\n");
+    let interfaces = api.exec(&revived, "cat /proc/net/dev").stdout;
+    assert!(interfaces.contains("eth0"), "no network: {interfaces}");
+    api.delete_sandbox("revived");
+
     // Another environment is another kind: that create boots its own, and the pool turns to
     // its kind.
-    let warm = wait_for_warm(&state_dir, &[&first, &second], 2);
+    let warm = wait_for_warm(&server, &log, &[&first, &second], 2);
     let third = api.ready_sandbox(
         "third",
         &snap,
@@ -121,7 +162,7 @@ fn a_create_adopts_a_warm_sandbox_and_makes_it_its_own() {
         Duration::from_secs(120),
         || containers(&state_dir).is_disjoint(&warm).then_some(()),
     );
-    wait_for_warm(&state_dir, &[&first, &second, &third], 1);
+    wait_for_warm(&server, &log, &[&first, &second, &third], 1);
 
     // Deleting the snapshot takes its warm sandboxes along.
     for name in ["first", "second-box", "third"] {
@@ -133,18 +174,20 @@ fn a_create_adopts_a_warm_sandbox_and_makes_it_its_own() {
         None,
     );
     assert_eq!(r.status, 204, "{:?}", r.body);
-    wait_for_warm(&state_dir, &[], 0);
+    wait_for_warm(&server, &log, &[], 0);
     server.stop();
     assert_no_leftovers(&state_dir);
 }
 
 #[test]
 fn warm_sandboxes_end_with_the_server_and_the_pool_can_be_turned_off() {
-    let mut server = TestServer::start();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("server.log");
+    let mut server = TestServer::start_logging(POOL_LOG, &log);
     let api = Api::new(&server);
     let snap = api.ready_snapshot("warm-stop", image::tiny(), 64 * MIB);
     let kept = api.ready_sandbox("kept", &snap, json!({}));
-    wait_for_warm(&server.state_dir, &[&kept], 1);
+    wait_for_warm(&server, &log, &[&kept], 1);
     // A stop leaves the sandboxes with a record running, and no warm one.
     server.stop();
     let left = containers(&server.state_dir);

@@ -21,6 +21,7 @@ use crate::server::snapshots;
 use crate::server::state::{AppState, now};
 use crate::server::store::SnapshotRecord;
 use crate::server::validate;
+use crate::server::warm_pool::Taken;
 
 /// Server-side wait when `wait_for_ready` is set without a `timeout`.
 const DEFAULT_WAIT_SECONDS: i64 = 30;
@@ -46,11 +47,10 @@ pub async fn create(
     let mut sb = settings.record(&req, &snap, &res);
     sb.proxy_config = proxy_config;
     let adopted = adopt_warm(&state, &mut sb, default_build.is_none()).await;
-    if let Err(e) = state.store.insert_sandbox(&sb).await {
-        if let Some(spec) = adopted {
-            state.warm.give_back(sb.id, &spec);
-        }
-        return Err(e.into());
+    // Should this fail, or the client hang up meanwhile, the warm sandbox goes back.
+    state.store.insert_sandbox(&sb).await?;
+    if let Some(taken) = adopted {
+        taken.keep();
     }
     let building_default = default_build.is_some();
     let boot = match default_build {
@@ -79,19 +79,15 @@ pub async fn create(
 }
 
 /// Gives the new record the id of a warm sandbox of its kind, if the pool has one (its boot
-/// then adopts that running sandbox); returns the spec it was matched by. A snapshot still
-/// being built has none.
-async fn adopt_warm(
-    state: &AppState,
-    sb: &mut Sandbox,
-    snapshot_ready: bool,
-) -> Option<crate::runtime::SandboxSpec> {
+/// then adopts that running sandbox). A snapshot still being built has none.
+async fn adopt_warm(state: &AppState, sb: &mut Sandbox, snapshot_ready: bool) -> Option<Taken> {
     if !snapshot_ready {
         return None;
     }
     let spec = lifecycle::spec_for(state, sb).await.ok()?;
-    sb.id = state.warm.take(&spec)?;
-    Some(spec)
+    let taken = state.warm.take(&spec)?;
+    sb.id = taken.id().to_string();
+    Some(taken)
 }
 
 /// What a create request asks for beyond the snapshot and resources, defaults applied.
