@@ -20,9 +20,11 @@ use super::ttl::{self, TtlClock};
 use crate::api::{Sandbox, status};
 
 /// How long warm sandboxes are kept for a kind of create no create has asked for since:
-/// ten minutes (ten TTL units, so tests that shrink the unit see it pass).
+/// a minute (one TTL unit, so tests that shrink the unit see it pass). Long enough for a
+/// user working in bursts; short enough that a server whose sandboxes were all deleted soon
+/// holds nothing.
 fn warm_keep(ttl: TtlClock) -> Duration {
-    Duration::from_secs(10 * ttl.unit_seconds())
+    Duration::from_secs(ttl.unit_seconds())
 }
 
 /// Start the reaper; the caller aborts it when the server stops.

@@ -46,16 +46,17 @@ impl TestServer {
     /// Start a server with a fresh state directory whose log (stderr) goes to `log`, with
     /// `LANGSMITH_LOG` set to `filter`.
     pub fn start_logging(filter: &str, log: &Path) -> TestServer {
+        TestServer::start_logging_with(filter, log, &[])
+    }
+
+    /// [`TestServer::start_logging`] with more environment.
+    pub fn start_logging_with(filter: &str, log: &Path, env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let state_dir = dir.path().join("state");
         let file = std::fs::File::create(log).unwrap();
-        let mut server = TestServer::launch_on(
-            "127.0.0.1:0",
-            &state_dir,
-            &[],
-            &[("LANGSMITH_LOG", filter)],
-            file.into(),
-        );
+        let mut env = env.to_vec();
+        env.push(("LANGSMITH_LOG", filter));
+        let mut server = TestServer::launch_on("127.0.0.1:0", &state_dir, &[], &env, file.into());
         server._dir = Some(dir);
         server
     }

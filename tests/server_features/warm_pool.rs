@@ -196,6 +196,26 @@ fn warm_sandboxes_end_with_the_server_and_the_pool_can_be_turned_off() {
         BTreeSet::from([kept["id"].as_str().unwrap().to_string()])
     );
 
+    // Warm sandboxes no create has asked for in a while go: here the TTL unit, and with it
+    // the minute they are kept, is one second.
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("short.log");
+    let short = TestServer::start_logging_with(
+        POOL_LOG,
+        &log,
+        &[("LANGSMITH_SERVER_TTL_UNIT_SECONDS", "1")],
+    );
+    let api = Api::new(&short);
+    let snap = api.ready_snapshot("warm-short", image::tiny(), 64 * MIB);
+    let only = api.ready_sandbox("only", &snap, json!({}));
+    let only_id = BTreeSet::from([only["id"].as_str().unwrap().to_string()]);
+    wait_for("a warm sandbox to start", Duration::from_secs(120), || {
+        (!ready_in_log(&log).is_empty()).then_some(())
+    });
+    wait_for("the warm sandbox to go", Duration::from_secs(120), || {
+        (containers(&short.state_dir) == only_id).then_some(())
+    });
+
     let off = TestServer::start_with(&["--warm-pool", "0"], &[]);
     let api = Api::new(&off);
     let snap = api.ready_snapshot("warm-off", image::tiny(), 64 * MIB);
