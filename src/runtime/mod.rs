@@ -242,6 +242,31 @@ impl Runtime {
         }
     }
 
+    /// Ids of every sandbox the runtime holds anything of: a container, or a directory (a
+    /// start cut short by a crash may leave mounts and files but no container yet). For
+    /// recovery to destroy what no record claims.
+    pub async fn all_ids(&self) -> Vec<String> {
+        let mut ids = self.list().await;
+        let sandboxes = self.inner.sandboxes.clone();
+        let dirs = tokio::task::spawn_blocking(move || {
+            std::fs::read_dir(sandboxes)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .filter(|name| layout::validate_id(name).is_ok())
+                .collect::<Vec<String>>()
+        })
+        .await
+        .unwrap_or_default();
+        for id in dirs {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids
+    }
+
     fn layout(&self, id: &str) -> layout::SandboxLayout {
         layout::SandboxLayout::new(&self.inner.sandboxes, id)
     }

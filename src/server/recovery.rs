@@ -36,9 +36,11 @@ async fn recover_snapshots(state: &AppState) -> Result<(), super::store::StoreEr
 /// that sandbox to a lifecycle task (which takes its lock), so it needs no lock of its own.
 async fn recover_sandboxes(state: &AppState) -> Result<(), super::store::StoreError> {
     let known = state.store.sandboxes().await?;
-    for orphan in state.runtime.list().await {
+    // Warm sandboxes (see `warm_pool`) have no record, and a crash may cut one's start short
+    // before its container exists: every id the runtime holds anything of counts.
+    for orphan in state.runtime.all_ids().await {
         if !known.iter().any(|s| s.id == orphan) {
-            tracing::warn!("destroying container of unknown sandbox {orphan}");
+            tracing::warn!("destroying what is left of unknown sandbox {orphan}");
             let _ = state.runtime.destroy(&orphan).await;
         }
     }

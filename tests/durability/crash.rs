@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{MIB, assert_no_leftovers, settled};
 use crate::common::api::Api;
-use crate::common::process::wait_for;
+use crate::common::process::{run_ok, wait_for};
 use crate::common::server::{API_KEY, reap_leftovers};
 use crate::common::{TestServer, image};
 
@@ -318,6 +318,34 @@ fn a_stop_start_or_capture_interrupted_by_a_crash_ends_truthfully() {
     let r = api.call("GET", &format!("/api/v2/sandboxes/snapshots/{snap}"), None);
     assert_eq!(r.body["status"], "ready", "{}", r.body);
     api.wait_until_no_sandboxes();
+    drop(server);
+    assert_no_leftovers(&state);
+    reap_leftovers(&state);
+}
+
+/// A start cut short by a crash can leave a sandbox directory with mounts and no container
+/// (a warm sandbox has no record either): recovery destroys it before serving.
+#[test]
+fn what_a_crash_left_of_a_sandbox_without_a_record_is_gone_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    drop(TestServer::start_in(&state));
+    let orphan = state.join("runtime/sandboxes/orphan-of-a-crash");
+    let scratch = orphan.join("run");
+    std::fs::create_dir_all(&scratch).unwrap();
+    run_ok(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "orphan-scratch"])
+            .arg(&scratch),
+    );
+
+    let server = TestServer::start_in(&state);
+    assert!(!orphan.exists(), "{} is still there", orphan.display());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains("orphan-of-a-crash"),
+        "its mount is still there"
+    );
     drop(server);
     assert_no_leftovers(&state);
     reap_leftovers(&state);
