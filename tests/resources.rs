@@ -19,9 +19,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// A v1 cgroup file of the sandbox's container, read on the host.
 fn cgroup_file(controller: &str, sandbox: &Value, file: &str) -> String {
-    let id = sandbox["id"].as_str().unwrap();
-    let path = format!("/sys/fs/cgroup/{controller}/langsmith/ls-{id}/{file}");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+    crate::common::cgroup::cgroup_file(controller, sandbox["id"].as_str().unwrap(), file)
 }
 
 fn cpu_usage_ns(sandbox: &Value) -> u64 {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod cgroup;
 pub mod cli;
 pub mod echo_upstream;
 pub mod host_tool;

@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::fixture::{Fixture, MIB};
+use crate::common::cgroup::cgroup_file;
 use crate::common::process::{run_ok, wait_for};
 use langsmith::runtime::{ContainerState, RuntimeError};
 
@@ -261,13 +262,8 @@ async fn starting_a_running_sandbox_gives_it_the_specs_hostname_and_limits() {
     let mut spec = fixture.spec(id);
     spec.hostname = "warm".to_string();
     runtime.start(&spec).await.expect("start");
-    let cgroup = |controller: &str, file: &str| {
-        let path = format!("/sys/fs/cgroup/{controller}/langsmith/ls-{id}/{file}");
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{path}: {e}"))
-            .trim()
-            .to_string()
-    };
+    let cgroup =
+        |controller: &str, file: &str| cgroup_file(controller, id, file).trim().to_string();
     assert_eq!(cgroup("cpu", "cpu.cfs_quota_us"), "100000");
 
     spec.hostname = "renamed".to_string();

@@ -72,9 +72,7 @@ fn wait_for_warm(
 
 fn cgroup_file(controller: &str, sandbox: &Value, file: &str) -> String {
     let id = sandbox["id"].as_str().unwrap();
-    let path = format!("/sys/fs/cgroup/{controller}/langsmith/ls-{id}/{file}");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {path}: {e}"))
+    crate::common::cgroup::cgroup_file(controller, id, file)
         .trim()
         .to_string()
 }
