@@ -341,7 +341,7 @@ fn main() {
         goal: "≤ 30 ms",
     });
     rows.push(Row {
-        figure: "the same, back to back (no pause: most creates boot their own), p50".into(),
+        figure: "the same, back to back (no pause: some creates boot their own), p50".into(),
         ours: Measure::Millis(median(&samples(figure(&sdk, "sdk_create_back_to_back")))),
         floor: Some((
             "runc run + exec + delete".into(),

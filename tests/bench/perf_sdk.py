@@ -66,7 +66,7 @@ def warm_exec(client: SandboxClient) -> None:
 def create_run_delete(client: SandboxClient) -> None:
     """Create → first run → delete, CREATE_RUNS times at a user's pace (a pause of
     CREATE_PAUSE_MS after each delete, in which the server can start the next warm
-    sandbox), then as many back to back (faster than a warm sandbox can start, so most
+    sandbox), then as many back to back (faster than a warm sandbox can start, so some
     creates boot their own)."""
     for figure, pause in (("sdk_create_first_run", CREATE_PAUSE_MS / 1000), ("sdk_create_back_to_back", 0)):
         create_then_run, deletes = [], []
