@@ -120,11 +120,16 @@
 //!    forwards stdin and Ctrl-C (`kill`), and reattaches from its byte offsets if the
 //!    connection drops. `sandbox console` is the same session with a PTY, no command and
 //!    `kill_on_disconnect` (it never reattaches), serving SSH-agent channels when asked.
+//!    Both only copy output to a descriptor, so they ask (by a request header) for output in
+//!    binary frames rather than JSON text: byte for byte, and nothing to escape
+//!    ([`api::exec_frames`]). The official SDKs never ask and get the protocol as specified.
 //! 3. The server's data-plane proxy authenticates, wakes a stopped sandbox, and bridges the
 //!    WebSocket to the agent's unix socket message by message; no credential is forwarded.
 //! 4. The agent spawns the command in its own process group (on a PTY if asked), keeps each
 //!    output stream in a bounded buffer addressed by absolute offsets, and streams chunks and
-//!    finally the exit code. Sessions live in the agent, so they outlive the client's socket
+//!    finally the exit code. Output that streams (reads that follow each other within a
+//!    millisecond) is gathered for up to a millisecond into larger reads and frames, so a
+//!    program writing a page at a time does not cost a message per page at every hop. Sessions live in the agent, so they outlive the client's socket
 //!    and a restart of the server.
 //! 5. The script layer writes the chunks to stdout/stderr as they arrive; the CLI exits with
 //!    the remote exit code (128+N for a signal).

@@ -45,14 +45,41 @@ impl Attachment {
         .await
     }
 
-    /// Like [`Attachment::next`], but raw bytes cut anywhere (the SSE variant's payloads).
-    pub async fn next_raw(&mut self) -> Event<RawChunk> {
+    /// Like [`Attachment::next`], but raw bytes cut anywhere, at most `max` of them, after
+    /// `headroom` bytes for the caller (the SSE variant's payloads, binary output frames).
+    pub async fn next_raw(&mut self, max: usize, headroom: usize) -> Event<RawChunk> {
         self.next_with(|buffer, cursor| {
-            let chunk = buffer.raw_at(cursor)?;
-            let end = chunk.offset + chunk.bytes.len() as u64;
+            let chunk = buffer.raw_at(cursor, max, headroom)?;
+            let end = chunk.offset + (chunk.bytes.len() - headroom) as u64;
             Some((chunk, end))
         })
         .await
+    }
+
+    /// Waits until `bytes` of output are ready for this reader, or a stream ended, or
+    /// `deadline` passed, whichever comes first; returns at once if one already holds.
+    /// Takes nothing: what is ready stays for [`Attachment::next_raw`].
+    pub async fn gather(&self, bytes: u64, deadline: tokio::time::Instant) {
+        let ready = || {
+            let state = self.session.lock();
+            let Some(cursors) = state.readers.get(&self.id) else {
+                return true;
+            };
+            let pending: u64 = (0..2)
+                .map(|k| state.streams[k].end().saturating_sub(cursors[k]))
+                .sum();
+            pending >= bytes || state.streams.iter().any(StreamBuffer::is_eof)
+        };
+        let gathered = async {
+            loop {
+                let mut changed = self.session.changed.subscribe();
+                if ready() {
+                    return;
+                }
+                let _ = changed.changed().await;
+            }
+        };
+        let _ = tokio::time::timeout_at(deadline, gathered).await;
     }
 
     /// `take` cuts the next chunk at a cursor and says where it ends.

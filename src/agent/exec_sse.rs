@@ -29,7 +29,9 @@ use super::app::{ApiError, AppState};
 use super::exec_ws::start_or_attach;
 use super::session::{Attachment, Event, Outcome, StreamKind};
 use crate::api::error::kind;
-use crate::api::exec::{ExecuteMessage, SSE_HEARTBEAT_SECONDS, StreamResumeRequest};
+use crate::api::exec::{
+    ExecuteMessage, MAX_OUTPUT_CHUNK, SSE_HEARTBEAT_SECONDS, StreamResumeRequest,
+};
 
 fn invalid(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, kind::INVALID_REQUEST, message)
@@ -144,7 +146,7 @@ async fn stream_events(app: AppState, mut attachment: Attachment, tx: mpsc::Send
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         let next = tokio::select! {
-            next = attachment.next_raw() => next,
+            next = attachment.next_raw(MAX_OUTPUT_CHUNK, 0) => next,
             _ = heartbeat.tick() => {
                 if tx.send(Bytes::from_static(b": ping\n\n")).await.is_err() {
                     return;

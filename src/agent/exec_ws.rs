@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
@@ -17,12 +18,36 @@ use super::session::{Attachment, Event, Outcome, Policy, StreamKind};
 use super::spawn::{Program, SpawnRequest};
 use crate::api::error::kind;
 use crate::api::exec::{ClientMessage, ExecuteMessage, ServerMessage, defaults};
+use crate::api::exec_frames::{self, OutputStream};
 
 /// How long the control messages of a client that left are still read (see `serve_socket`).
 const CONTROL_DRAIN: Duration = Duration::from_secs(2);
 
-pub async fn execute_ws(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| serve_socket(app, socket))
+/// Binary output that follows the last frame within this time is streaming: the next frame
+/// waits (this long at most) until [`GATHER_BYTES`] are ready. A program that writes a page
+/// at a time (busybox `head`, `cat`) would otherwise cost a frame per page at every hop to the
+/// client; output after a pause still goes at once.
+const GATHER_WITHIN: Duration = Duration::from_millis(1);
+const GATHER_BYTES: u64 = 64 * 1024;
+
+pub async fn execute_ws(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let framing = match headers.get(exec_frames::OUTPUT_FRAMES_HEADER) {
+        Some(value) if value == exec_frames::BINARY => Framing::Binary,
+        _ => Framing::Json,
+    };
+    upgrade.on_upgrade(move |socket| serve_socket(app, socket, framing))
+}
+
+/// How output goes to this socket's client: the protocol's JSON text messages, or the binary
+/// frames it asked for (see [`crate::api::exec_frames`]).
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    Json,
+    Binary,
 }
 
 /// A terminal failure before or instead of `started`.
@@ -38,7 +63,7 @@ fn refuse(error_type: &'static str, message: impl Into<String>) -> Refusal {
     }
 }
 
-async fn serve_socket(app: AppState, socket: WebSocket) {
+async fn serve_socket(app: AppState, socket: WebSocket, framing: Framing) {
     let _open = app.shutdown.stream_opened().await;
     let (mut sink, mut stream) = socket.split();
     let Some(first) = next_client_message(&mut stream).await else {
@@ -87,6 +112,7 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
     let mut agent_route = super::ssh_agent_session::route_for(&session);
     let mut control = tokio::spawn(super::control::run(session, stream));
     let mut client_gone = false;
+    let mut last_frame = None;
     loop {
         tokio::select! {
             frame = super::ssh_agent_session::next_frame(&mut agent_route) => {
@@ -95,9 +121,8 @@ async fn serve_socket(app: AppState, socket: WebSocket) {
                     break;
                 }
             }
-            event = attachment.next() => {
-                let (message, last) = to_message(event);
-                if send(&mut sink, &message).await.is_err() {
+            (message, last) = next_message(&mut attachment, framing, &mut last_frame) => {
+                if sink.send(message).await.is_err() {
                     client_gone = true;
                     break;
                 }
@@ -217,6 +242,49 @@ fn start_request(execute: ExecuteMessage) -> Result<StartRequest, Refusal> {
 /// `-1` (any negative) means "never".
 fn seconds_unless_negative(seconds: i64) -> Option<Duration> {
     u64::try_from(seconds).ok().map(Duration::from_secs)
+}
+
+/// The next message for this socket, and whether it is the terminal one. `last_frame`: when
+/// the last binary frame went.
+async fn next_message(
+    attachment: &mut Attachment,
+    framing: Framing,
+    last_frame: &mut Option<tokio::time::Instant>,
+) -> (Message, bool) {
+    let (message, last) = match framing {
+        Framing::Json => to_message(attachment.next().await),
+        Framing::Binary => match next_raw_gathered(attachment, last_frame).await {
+            Event::Output(kind, mut chunk) => {
+                *last_frame = Some(tokio::time::Instant::now());
+                let stream = match kind {
+                    StreamKind::Stdout => OutputStream::Stdout,
+                    StreamKind::Stderr => OutputStream::Stderr,
+                };
+                exec_frames::write_header(&mut chunk.bytes, stream, chunk.offset);
+                return (Message::Binary(chunk.bytes.into()), false);
+            }
+            Event::Finished(outcome) => to_message(Event::Finished(outcome)),
+        },
+    };
+    let text = serde_json::to_string(&message).expect("server messages serialise");
+    (Message::Text(text.into()), last)
+}
+
+/// The next raw chunk with room for a frame header; gathered first while output streams
+/// (see [`GATHER_WITHIN`]).
+async fn next_raw_gathered(
+    attachment: &mut Attachment,
+    last_frame: &Option<tokio::time::Instant>,
+) -> Event<super::output::RawChunk> {
+    if let Some(at) = last_frame
+        && at.elapsed() < GATHER_WITHIN
+    {
+        let deadline = tokio::time::Instant::now() + GATHER_WITHIN;
+        attachment.gather(GATHER_BYTES, deadline).await;
+    }
+    attachment
+        .next_raw(exec_frames::MAX_BINARY_CHUNK, exec_frames::HEADER_LEN)
+        .await
 }
 
 /// The wire message for `event`, and whether it is the terminal one.

@@ -118,19 +118,42 @@ async fn pump(
     mut pipe: BoxedReader,
     mut deadline: watch::Receiver<Option<Instant>>,
 ) {
-    let mut buf = vec![0u8; 64 * 1024];
+    // As large as a binary output frame, so a busy stream moves in few reads.
+    let mut buf = vec![0u8; crate::api::exec_frames::MAX_BINARY_CHUNK];
+    let mut last_read = None;
+    let mut streaming = false;
     loop {
+        if streaming {
+            // A writer that gives a page at a time (busybox `head`, `cat`) would wake this
+            // task for every page, and pay for each wake-up itself: let its pipe fill a moment.
+            tokio::select! {
+                () = tokio::time::sleep(PIPE_GATHER) => {}
+                () = grace_elapsed(&mut deadline) => break,
+            }
+        }
         let read = tokio::select! {
             read = pipe.read(&mut buf) => read,
             () = grace_elapsed(&mut deadline) => break,
         };
         match read {
             Ok(0) | Err(_) => break,
-            Ok(n) => session.push(kind, &buf[..n]).await,
+            Ok(n) => {
+                // Output streams when short reads follow each other closely; a full buffer
+                // means this task is behind anyway, and a read after a pause is answered at once.
+                let now = Instant::now();
+                streaming = n < buf.len()
+                    && last_read.is_some_and(|at: Instant| now.duration_since(at) < PIPE_GATHER);
+                last_read = Some(now);
+                session.push(kind, &buf[..n]).await
+            }
         }
     }
     session.mark_eof(kind);
 }
+
+/// How long a streaming command's pipe is left to fill between reads (see `pump`): at most
+/// this much latency, and only for output that follows other output this closely.
+const PIPE_GATHER: Duration = Duration::from_millis(1);
 
 async fn grace_elapsed(deadline: &mut watch::Receiver<Option<Instant>>) {
     let Ok(at) = deadline.wait_for(Option::is_some).await.map(|d| *d) else {

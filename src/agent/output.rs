@@ -61,6 +61,11 @@ impl StreamBuffer {
         self.eof = true;
     }
 
+    /// No byte will follow [`StreamBuffer::end`].
+    pub fn is_eof(&self) -> bool {
+        self.eof
+    }
+
     /// Where a reader asking for `requested` starts: never below it, but clamped into the
     /// retained window (older → oldest retained byte; beyond the end → the end).
     pub fn clamp_cursor(&self, requested: u64) -> u64 {
@@ -108,8 +113,9 @@ impl StreamBuffer {
     }
 }
 
-/// Raw bytes ready to be sent where no text is needed (the SSE variant's base64 payloads):
-/// `bytes` are the stream's bytes `offset..offset + bytes.len()`, cut anywhere.
+/// Raw bytes ready to be sent where no text is needed (the SSE variant's base64 payloads,
+/// binary frames): after the headroom asked for, `bytes` are the stream's bytes from `offset`
+/// on, cut anywhere.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawChunk {
     pub offset: u64,
@@ -117,15 +123,17 @@ pub struct RawChunk {
 }
 
 impl StreamBuffer {
-    /// The next raw chunk (at most [`MAX_OUTPUT_CHUNK`] bytes) for a reader at `cursor`.
-    pub fn raw_at(&self, cursor: u64) -> Option<RawChunk> {
+    /// The next raw chunk (at most `max` bytes) for a reader at `cursor`, after `headroom`
+    /// zero bytes that the caller fills in (a frame header: the bytes are copied once).
+    pub fn raw_at(&self, cursor: u64, max: usize, headroom: usize) -> Option<RawChunk> {
         let cursor = self.clamp_cursor(cursor);
         let from = (cursor - self.start) as usize;
-        let until = self.bytes.len().min(from + MAX_OUTPUT_CHUNK);
+        let until = self.bytes.len().min(from + max);
         if from == until {
             return None;
         }
-        let mut bytes = Vec::with_capacity(until - from);
+        let mut bytes = Vec::with_capacity(headroom + until - from);
+        bytes.resize(headroom, 0);
         let (a, b) = self.bytes.as_slices();
         copy_range(a, b, from, until, &mut bytes);
         Some(RawChunk {

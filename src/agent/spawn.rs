@@ -141,7 +141,8 @@ fn spawn_with_pipes(
         .map_err(|source| SpawnError::Io { program, source })?;
     let pid = child.id().unwrap_or_default();
     let stdin = child.stdin.take().map(|s| Box::new(s) as BoxedWriter);
-    let stdout = Box::new(child.stdout.take().expect("stdout is piped")) as BoxedReader;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stdout = Box::new(super::wide_pipe::widen(stdout)) as BoxedReader;
     let stderr = child.stderr.take().map(|s| Box::new(s) as BoxedReader);
     Ok(Spawned {
         child,

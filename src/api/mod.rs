@@ -6,6 +6,7 @@
 pub mod egress;
 pub mod error;
 pub mod exec;
+pub mod exec_frames;
 pub mod files;
 pub mod host;
 pub mod models;

@@ -50,6 +50,8 @@ impl ConsoleOptions {
             pty: true,
             kill_on_disconnect: true,
             ssh_agent: self.ssh_agent.clone(),
+            // The screen gets the bytes as the terminal wrote them.
+            raw_output: true,
             ..Default::default()
         }
     }
@@ -105,7 +107,7 @@ impl Console {
         let ended = loop {
             match self.command.next_event().await {
                 // Under a PTY everything is on stdout; a stray stderr chunk goes the same way.
-                Some(ExecEvent::Stdout(s) | ExecEvent::Stderr(s)) => self.show(out, s.as_bytes()),
+                Some(ExecEvent::Stdout(s) | ExecEvent::Stderr(s)) => self.show(out, &s),
                 Some(ExecEvent::Exit(_)) => break Ok(()),
                 Some(ExecEvent::Error(e)) => break Err(server_said(e, "server")),
                 None => break Ok(()), // hung up on a stop request

@@ -12,6 +12,8 @@
 //! re-attaches and [`Killer::hang_up`] stops it without a round trip.
 
 use std::collections::BTreeMap;
+
+use bytes::Bytes;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -48,13 +50,19 @@ pub struct ExecOptions {
     /// Forward the local SSH agent listening on this socket: the sandbox gets an agent socket
     /// of its own whose channels the session serves from this one.
     pub ssh_agent: Option<PathBuf>,
+    /// Output is only copied to a file descriptor: ask for it as raw bytes (binary frames,
+    /// see [`crate::api::exec_frames`]), exact where it is not UTF-8 and not inflated by
+    /// escaping. Chunks are then cut anywhere, even inside a character; a server that does
+    /// not offer the frames sends text as always.
+    pub raw_output: bool,
 }
 
-/// What a running command reports, in order.
+/// What a running command reports, in order. Output is the command's bytes: UTF-8 text cut at
+/// character boundaries, or raw bytes cut anywhere with [`ExecOptions::raw_output`].
 #[derive(Debug, Clone)]
 pub enum ExecEvent {
-    Stdout(String),
-    Stderr(String),
+    Stdout(Bytes),
+    Stderr(Bytes),
     /// Terminal: the command ended with this code (128 + signal number after a signal).
     Exit(i32),
     /// Terminal: a typed failure (`CommandTimeout`, …) or a lost connection.
@@ -194,14 +202,17 @@ impl Command {
 
     /// Collect the remaining output until the command ends.
     pub async fn wait(&self) -> Result<ExecOutput, ClientError> {
-        let mut out = ExecOutput::default();
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         while let Some(event) = self.next_event().await {
             match event {
-                ExecEvent::Stdout(s) => out.stdout.push_str(&s),
-                ExecEvent::Stderr(s) => out.stderr.push_str(&s),
-                ExecEvent::Exit(code) => {
-                    out.exit_code = code;
-                    return Ok(out);
+                ExecEvent::Stdout(bytes) => stdout.extend_from_slice(&bytes),
+                ExecEvent::Stderr(bytes) => stderr.extend_from_slice(&bytes),
+                ExecEvent::Exit(exit_code) => {
+                    return Ok(ExecOutput {
+                        stdout: text_of(&stdout),
+                        stderr: text_of(&stderr),
+                        exit_code,
+                    });
                 }
                 ExecEvent::Error(e) => return Err(e),
             }
@@ -249,6 +260,12 @@ impl Command {
         let [out, err] = &*self.lost;
         (out.load(Ordering::Relaxed), err.load(Ordering::Relaxed))
     }
+}
+
+/// Output as text: as it is when it is UTF-8 (always, unless raw output was asked for),
+/// otherwise with U+FFFD for what is not.
+pub fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// `http://` → `ws://`, anything else → `wss://`; `/execute/ws` appended.
@@ -302,7 +319,8 @@ impl Client {
             started_tx,
             lost.clone(),
         )
-        .with_ssh_agent(opts.ssh_agent.clone());
+        .with_ssh_agent(opts.ssh_agent.clone())
+        .with_raw_output(opts.raw_output);
         tokio::spawn(session.run(control_rx, stdin_rx, hang_up.clone()));
         Starting {
             lost,

@@ -35,32 +35,33 @@ impl Position {
             .saturating_sub(self.shown_after as u64)
     }
 
-    /// Take a (non-empty) chunk: how many of its leading text bytes were delivered already. Only the
-    /// first chunk after a re-attachment can overlap, and only as far as raw offsets say.
-    pub fn take(&mut self, offset: u64, data: &str) -> usize {
+    /// Take a (non-empty) chunk of `len` bytes: how many of its leading bytes were delivered
+    /// already. Only the first chunk after a re-attachment can overlap, and only as far as raw
+    /// offsets say. `exact`: the chunk's length is its raw length (no U+FFFD in its text).
+    pub fn take(&mut self, offset: u64, len: usize, exact: bool) -> usize {
         if self.resuming {
             let seen = match offset <= self.exact {
                 true => (self.exact - offset) as usize + self.shown_after,
                 false => 0,
             };
-            if seen >= data.len() {
-                return data.len(); // a replay of delivered output: wait for the rest
+            if seen >= len {
+                return len; // a replay of delivered output: wait for the rest
             }
             self.resuming = false;
-            self.advance(offset, data);
+            self.advance(offset, len, exact);
             return seen;
         }
-        self.advance(offset, data);
+        self.advance(offset, len, exact);
         0
     }
 
-    fn advance(&mut self, offset: u64, data: &str) {
-        if data.contains(char::REPLACEMENT_CHARACTER) {
-            self.exact = offset;
-            self.shown_after = data.len();
-        } else {
-            self.exact = offset + data.len() as u64;
+    fn advance(&mut self, offset: u64, len: usize, exact: bool) {
+        if exact {
+            self.exact = offset + len as u64;
             self.shown_after = 0;
+        } else {
+            self.exact = offset;
+            self.shown_after = len;
         }
     }
 }

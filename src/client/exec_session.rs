@@ -17,9 +17,10 @@ use super::ClientError;
 use super::exec::{Control, ExecEvent, StdinItem};
 use super::exec_loss::Loss;
 use super::exec_position::Position;
-use super::exec_socket::{Socket, connect, send};
+use super::exec_socket::{Socket, connect_with, send};
 use super::exec_ssh_agent::AgentChannels;
 use crate::api::exec::{ClientMessage, ExecuteMessage, ServerMessage};
+use crate::api::exec_frames;
 use crate::api::ssh_agent::SshAgentMessage;
 
 /// Re-attachments tried after a socket drops (the count restarts after each `started`).
@@ -46,6 +47,8 @@ pub(super) struct Session {
     aborted: bool,
     /// The local agent whose channels are served (`ssh_agent_forward`).
     ssh_agent: Option<PathBuf>,
+    /// Ask for output in binary frames ([`super::ExecOptions::raw_output`]).
+    raw_output: bool,
 }
 
 /// Why one attachment ended.
@@ -92,7 +95,14 @@ impl Session {
             started: Some(started),
             aborted: false,
             ssh_agent: None,
+            raw_output: false,
         }
+    }
+
+    /// Ask every attachment for output as raw bytes in binary frames.
+    pub fn with_raw_output(mut self, raw_output: bool) -> Self {
+        self.raw_output = raw_output;
+        self
     }
 
     /// Serve the SSH-agent channels of every attachment from the agent on `socket`.
@@ -162,13 +172,18 @@ impl Session {
     /// Open a socket and send `execute` (before the first `started`, re-sending the same
     /// `command_id` is idempotent) or `reconnect` from our offsets.
     async fn attach(&mut self) -> Result<Socket, Ended> {
-        let mut socket =
-            connect(&self.url, &self.api_key)
-                .await
-                .map_err(|(error, retryable)| Ended::Lost {
-                    loss: Loss::Connect(error),
-                    retryable,
-                })?;
+        let frames = [(
+            exec_frames::OUTPUT_FRAMES_HEADER,
+            exec_frames::BINARY.to_string(),
+        )];
+        let headers: &[_] = if self.raw_output { &frames } else { &[] };
+        // No Nagle: input and control messages are small writes that must not wait.
+        let mut socket = connect_with(&self.url, &self.api_key, headers, true)
+            .await
+            .map_err(|(error, retryable)| Ended::Lost {
+                loss: Loss::Connect(error),
+                retryable,
+            })?;
         let first = match (&self.started, self.execute.command_id.clone()) {
             (None, Some(command_id)) => ClientMessage::Reconnect {
                 command_id,
@@ -192,6 +207,15 @@ impl Session {
                 frame = socket.next() => {
                     let text = match frame {
                         Some(Ok(Message::Text(t))) => t.as_str().to_string(),
+                        Some(Ok(Message::Binary(b))) if exec_frames::decode(&b).is_some() => {
+                            if let Some(event) = self.fresh_raw(&b)
+                                && let Err(ended) = self.emit(event, &mut socket, inputs).await
+                            {
+                                return ended;
+                            }
+                            continue;
+                        }
+                        // The protocol allows JSON in binary frames too.
                         Some(Ok(Message::Binary(b))) => String::from_utf8_lossy(&b).into_owned(),
                         Some(Ok(Message::Close(frame))) => return lost(Loss::Closed(frame)),
                         None => return lost(Loss::Closed(None)),

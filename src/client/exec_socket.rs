@@ -4,6 +4,7 @@
 //! proxy hiccup) and transport failures may; a bad URL, key or 4xx will not.
 
 use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 
 use super::ClientError;
@@ -22,13 +23,9 @@ pub fn ws_url(dataplane: &str, suffix: &str) -> String {
     }
 }
 
-/// Connect to `url`; on failure the error and whether a retry may succeed.
-pub(super) async fn connect(url: &str, api_key: &str) -> Result<Socket, (ClientError, bool)> {
-    connect_with(url, api_key, &[], false).await
-}
-
-/// Connect to `url` with `X-Api-Key` and `extra_headers`; `nodelay` turns Nagle's algorithm
-/// off (a tunnel carries request/response traffic whose small writes must not wait).
+/// Connect to `url` with `X-Api-Key` and `extra_headers`; on failure the error and whether a
+/// retry may succeed. `nodelay` turns Nagle's algorithm off (small writes that must not wait:
+/// an exec's input and controls, a tunnel's request/response traffic).
 ///
 /// The one place that dials a data-plane WebSocket with credentials: every exec session, the
 /// interactive console among them, and every tunnel session attach through here, so
@@ -61,7 +58,9 @@ pub(super) async fn connect_with(
         })?;
         request.headers_mut().insert(*name, value);
     }
-    match tokio_tungstenite::connect_async_with_config(request, None, nodelay).await {
+    // Short reads, as on the server's bridge: tungstenite zeroes the whole read size first.
+    let config = WebSocketConfig::default().read_buffer_size(32 * 1024);
+    match tokio_tungstenite::connect_async_with_config(request, Some(config), nodelay).await {
         Ok((socket, _)) => Ok(socket),
         Err(tungstenite::Error::Http(resp)) => {
             let status = resp.status().as_u16();

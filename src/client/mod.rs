@@ -62,7 +62,7 @@ use serde::de::DeserializeOwned;
 
 pub use config::{ConfigInputs, Endpoint, Resolved};
 pub use error::ClientError;
-pub use exec::{Command, ExecEvent, ExecOptions, ExecOutput, Killer, Starting};
+pub use exec::{Command, ExecEvent, ExecOptions, ExecOutput, Killer, Starting, text_of};
 pub use exec_ssh_agent::AgentChannels;
 pub use tunnel::{Tunnel, TunnelEvent, TunnelEvents};
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rhai::{Dynamic, Engine, Map};
 
 use super::bridge::{Bridge, ScriptResult, client_error, opt, user_error};
-use crate::client::{Command, ExecEvent, ExecOptions};
+use crate::client::{Command, ExecEvent, ExecOptions, text_of};
 
 /// A running command.
 #[derive(Clone, Debug)]
@@ -35,11 +35,11 @@ impl CommandObj {
             None => return Ok(Dynamic::UNIT),
             Some(ExecEvent::Stdout(data)) => {
                 map.insert("type".into(), "stdout".into());
-                map.insert("data".into(), data.into());
+                map.insert("data".into(), text_of(&data).into());
             }
             Some(ExecEvent::Stderr(data)) => {
                 map.insert("type".into(), "stderr".into());
-                map.insert("data".into(), data.into());
+                map.insert("data".into(), text_of(&data).into());
             }
             Some(ExecEvent::Exit(code)) => {
                 map.insert("type".into(), "exit".into());

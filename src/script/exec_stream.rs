@@ -56,8 +56,8 @@ fn warn_if_lost(handle: &CommandObj) {
 }
 
 /// Write and flush; `false` when the reader closed the pipe.
-fn write_out(out: &mut impl Write, s: &str) -> bool {
-    let written = out.write_all(s.as_bytes()).and_then(|()| out.flush());
+fn write_out(out: &mut impl Write, bytes: &[u8]) -> bool {
+    let written = out.write_all(bytes).and_then(|()| out.flush());
     !matches!(written, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 

@@ -51,7 +51,7 @@ pub fn exec(
             // Under a PTY everything is on stdout; a stray stderr chunk goes the same way so
             // the screen keeps its order.
             Some(ExecEvent::Stdout(s) | ExecEvent::Stderr(s)) => {
-                let _ = stdout.write_all(s.as_bytes()).and_then(|()| stdout.flush());
+                let _ = stdout.write_all(&s).and_then(|()| stdout.flush());
             }
             Some(ExecEvent::Exit(code)) => {
                 break Ok(output_map(String::new(), String::new(), code));

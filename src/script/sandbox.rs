@@ -93,7 +93,9 @@ impl SandboxObj {
         let stream = opts
             .get("stream")
             .is_some_and(|v| v.as_bool().unwrap_or(false));
-        let (options, local) = exec_options(&opts)?;
+        let (mut options, local) = exec_options(&opts)?;
+        // Output only goes to this process's stdout and stderr: take it byte for byte.
+        options.raw_output = stream || local.terminal;
         if local.terminal {
             return super::exec_terminal::exec(self, command, &options, local);
         }

@@ -13,7 +13,7 @@ use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext};
 use super::bridge::{ScriptResult, client_error, user_error};
 use super::command::{CommandObj, output_map};
 use super::sandbox::SandboxObj;
-use crate::client::ExecEvent;
+use crate::client::{ExecEvent, text_of};
 
 /// Feed every chunk of `command` to `callback` until it exits.
 pub fn each(ctx: &NativeCallContext, command: &CommandObj, callback: &FnPtr) -> ScriptResult<Map> {
@@ -21,8 +21,8 @@ pub fn each(ctx: &NativeCallContext, command: &CommandObj, callback: &FnPtr) -> 
     loop {
         let event = command.bridge.block_on(command.command.next_event())?;
         let (kind, data) = match event {
-            Some(ExecEvent::Stdout(data)) => ("stdout", data),
-            Some(ExecEvent::Stderr(data)) => ("stderr", data),
+            Some(ExecEvent::Stdout(data)) => ("stdout", text_of(&data)),
+            Some(ExecEvent::Stderr(data)) => ("stderr", text_of(&data)),
             Some(ExecEvent::Exit(code)) => {
                 return Ok(output_map(String::new(), String::new(), code));
             }

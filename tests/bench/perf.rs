@@ -302,9 +302,13 @@ fn main() {
         },
         warm_runs,
     );
+    // runc's floor container has no CPU limit, so the sandbox of this figure has the
+    // machine's two cores rather than the default one: busybox `head` alone needs most of a
+    // core to make a gigabyte, and the agent shares the sandbox's quota.
+    api.ready_sandbox("perf-bulk", &snapshot, json!({"vcpus": 2}));
     let (cli_bytes, cli_rate) = drain_rate(
         &mut Cli::new(&server)
-            .args(&["sandbox", "exec", "perf-cli", "--", "head", "-c"])
+            .args(&["sandbox", "exec", "perf-bulk", "--", "head", "-c"])
             .arg((stdout_mib << 20).to_string())
             .arg("/dev/zero")
             .command(),
@@ -356,7 +360,9 @@ fn main() {
         goal: "≤ 20 ms",
     });
     rows.push(Row {
-        figure: format!("{stdout_mib} MiB of stdout through `langsmith sandbox exec`"),
+        figure: format!(
+            "{stdout_mib} MiB of stdout through `langsmith sandbox exec` (sandbox of 2 vCPUs)"
+        ),
         ours: Measure::Rate(cli_rate),
         floor: Some(("`runc exec head -c`".into(), Measure::Rate(runc_rate))),
         goal: "≥ runc",
@@ -365,7 +371,10 @@ fn main() {
     rows.push(Row {
         figure: format!("{big_mib} MiB through the SDK's `run()`"),
         ours: Measure::Rate(big["mb_per_s"].as_f64().unwrap()),
-        floor: Some(("`runc exec head -c`".into(), Measure::Rate(runc_rate))),
+        floor: Some((
+            "its source alone, into /dev/null".into(),
+            Measure::Rate(figure(&sdk, "sdk_big_source")["mb_per_s"].as_f64().unwrap()),
+        )),
         goal: "≥ 300 MB/s",
     });
     let burst = figure(&sdk, "sdk_concurrent_creates");
@@ -386,6 +395,7 @@ fn main() {
 
     // Idle sandboxes: host memory per sandbox, and exec before and after.
     api.delete_sandbox("perf-cli");
+    api.delete_sandbox("perf-bulk");
     api.wait_until_no_sandboxes();
     let probe = api.ready_sandbox("perf-idle-0", &snapshot, json!({}));
     let exec_alone = millis_of(

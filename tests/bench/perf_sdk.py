@@ -91,15 +91,25 @@ def big_output(client: SandboxClient) -> None:
     sandbox = client.create_sandbox(snapshot_id=SNAPSHOT, name="perf-big", timeout=60)
     try:
         size = BIG_MIB << 20
-        # Printable bytes, so the SDK's text decoding is part of what is measured.
-        command = f"head -c {size} /dev/zero | tr '\\0' a"
-        sandbox.run("true")
+        # Printable bytes, so the SDK's text decoding is part of what is measured: one MiB of
+        # them written BIG_MIB times. (`tr` over /dev/zero made them at only ~150 MB/s, which
+        # measured `tr`, not the transfer.) The source's own rate, into /dev/null in the
+        # sandbox, is printed beside it so a slow source cannot pass for a slow transfer.
+        made = sandbox.run("head -c 1048576 /dev/zero | tr '\\0' a > /tmp/mib", timeout=60)
+        assert made.exit_code == 0, made.stderr
+        source = f"i=0; while [ $i -lt {BIG_MIB} ]; do cat /tmp/mib; i=$((i+1)); done"
         start = time.perf_counter()
-        result = sandbox.run(command, timeout=600)
+        alone = sandbox.run(f"{{ {source}; }} > /dev/null", timeout=600)
+        alone_seconds = time.perf_counter() - start
+        assert alone.exit_code == 0, alone.stderr
+        start = time.perf_counter()
+        result = sandbox.run(source, timeout=600)
         seconds = time.perf_counter() - start
         assert result.exit_code == 0, result.stderr
         assert len(result.stdout) == size, len(result.stdout)
+        assert result.stdout.count("a") == size, "the output was altered"
         emit("sdk_big_run", mb_per_s=size / seconds / 1e6, seconds=seconds)
+        emit("sdk_big_source", mb_per_s=size / alone_seconds / 1e6, seconds=alone_seconds)
     finally:
         client.delete_sandbox("perf-big")
 

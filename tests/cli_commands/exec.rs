@@ -191,15 +191,52 @@ fn stdin_env_cwd_timeout_tty_and_exit_codes() {
 }
 
 #[test]
-fn invalid_utf8_loses_none_of_the_valid_bytes_that_follow() {
-    let (server, _api, _sb) = sandbox("bytes");
+fn output_that_is_not_text_arrives_byte_for_byte_and_as_text_where_a_script_asks() {
+    let (server, api, sb) = sandbox("bytes");
     // The pauses make the agent send separate chunks (what the client must get right); were
     // the writes merged into one chunk the expected output would be the same.
     let script = r"printf '\377'; sleep 0.2; printf 'abcd\376\375'; sleep 0.2; printf 'xyz\n'; \
                    printf '\377' >&2; sleep 0.2; printf 'err\n' >&2";
-    let out = exec(&server, &["bytes", "--", "sh", "-c", script], None);
+    let out = Cli::new(&server)
+        .args(&["sandbox", "exec", "bytes", "--", "sh", "-c", script])
+        .spawn()
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // `sandbox exec` takes output in binary frames: every byte as the command wrote it.
+    assert_eq!(out.stdout, b"\xffabcd\xfe\xfdxyz\n");
+    assert_eq!(out.stderr, b"\xfferr\n");
+
+    // A binary file piped through, cut into many frames: identical to the sandbox's own.
+    let file = "/bin/busybox";
+    let remote = api.exec(&sb, &format!("sha256sum {file}"));
+    let expected = remote.stdout.split_whitespace().next().unwrap().to_string();
+    let copy = Cli::new(&server)
+        .args(&["sandbox", "exec", "bytes", "--", "cat", file])
+        .spawn()
+        .wait_with_output()
+        .unwrap();
+    assert!(copy.status.success(), "{copy:?}");
+    assert!(
+        copy.stdout.len() > 256 * 1024,
+        "{} bytes",
+        copy.stdout.len()
+    );
+    assert_eq!(hex::encode(Sha256::digest(&copy.stdout)), expected);
+
+    // A script's `exec` collects text: each invalid byte is U+FFFD (what the official SDK
+    // gets too), every valid byte itself.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.rhai");
+    let source =
+        format!("let r = sandbox(\"bytes\").exec({script:?}); print(r.stdout); print(r.stderr);");
+    std::fs::write(&file, source).unwrap();
+    let out = Cli::new(&server)
+        .args(&["run", file.to_str().unwrap()])
+        .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    // Each invalid byte arrives as U+FFFD (the wire carries text), every valid byte as itself.
-    assert_eq!(out.stdout, "\u{FFFD}abcd\u{FFFD}\u{FFFD}xyz\n");
-    assert_eq!(out.stderr, "\u{FFFD}err\n");
+    assert_eq!(
+        out.stdout,
+        "\u{FFFD}abcd\u{FFFD}\u{FFFD}xyz\n\n\u{FFFD}err\n\n"
+    );
 }

@@ -59,6 +59,50 @@ async fn multibyte_characters_are_never_split_across_chunks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_frames_carry_the_raw_bytes_at_exact_offsets_when_asked_for() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    use crate::api::exec_frames::{self, OutputStream};
+
+    let agent = TestAgent::start().await;
+    // Bytes that are not UTF-8, then more than one frame's worth (every byte value).
+    let mut data: Vec<u8> = b"\xff\xfe\x00a".to_vec();
+    data.extend((0..3 * exec_frames::MAX_BINARY_CHUNK).map(|i| (i % 256) as u8));
+    let file = agent.path("bytes.bin");
+    std::fs::write(&file, &data).unwrap();
+    let mut ws = agent.ws_binary_output().await;
+    let command = format!("cat '{file}'; printf '\\377err' >&2");
+    let text = execute(&command).to_string();
+    ws.send(Message::Text(text.into())).await.unwrap();
+
+    let (mut texts, mut streams) = (Vec::new(), [Vec::new(), Vec::new()]);
+    while let Some(Ok(message)) = ws.next().await {
+        match message {
+            Message::Binary(frame) => {
+                let frame = exec_frames::decode(&frame).expect("an output frame");
+                assert!(frame.bytes.len() <= exec_frames::MAX_BINARY_CHUNK);
+                let stream = &mut streams[(frame.stream == OutputStream::Stderr) as usize];
+                assert_eq!(frame.offset, stream.len() as u64, "offsets are contiguous");
+                stream.extend_from_slice(frame.bytes);
+            }
+            Message::Text(text) => {
+                texts.push(serde_json::from_str::<ServerMessage>(&text).unwrap());
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    assert!(streams[0] == data, "stdout was altered in transit");
+    assert_eq!(streams[1], b"\xfferr");
+    assert!(
+        matches!(texts[0], ServerMessage::Started { .. }),
+        "{texts:?}"
+    );
+    assert_eq!(texts[1..], [ServerMessage::Exit { exit_code: 0 }]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn input_reaches_stdin_and_close_stdin_ends_it() {
     let agent = TestAgent::start().await;
     let mut ws = agent.ws().await;

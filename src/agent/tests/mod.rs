@@ -82,6 +82,22 @@ impl TestAgent {
         socket
     }
 
+    /// A raw WebSocket on `/execute/ws` that asks for binary output frames.
+    pub async fn ws_binary_output(&self) -> WebSocketStream<UnixStream> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let stream = UnixStream::connect(&self.socket).await.unwrap();
+        let mut request = "ws://agent/execute/ws".into_client_request().unwrap();
+        request.headers_mut().insert(
+            crate::api::exec_frames::OUTPUT_FRAMES_HEADER,
+            crate::api::exec_frames::BINARY.parse().unwrap(),
+        );
+        let (socket, response) = tokio_tungstenite::client_async(request, stream)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 101);
+        socket
+    }
+
     pub async fn ws(&self) -> Ws {
         let stream = UnixStream::connect(&self.socket).await.unwrap();
         let (socket, response) = tokio_tungstenite::client_async("ws://agent/execute/ws", stream)

@@ -6,6 +6,9 @@ use std::sync::atomic::Ordering;
 
 use super::Session;
 use crate::api::exec::ServerMessage;
+use bytes::Bytes;
+
+use crate::api::exec_frames::{self, OutputStream};
 use crate::client::ClientError;
 use crate::client::exec::ExecEvent;
 
@@ -44,11 +47,40 @@ impl Session {
         }
     }
 
-    /// Deliver a chunk: whole on a running attachment; the first chunk of each stream after a
-    /// re-attachment loses what overlaps output already delivered.
+    /// Deliver a text chunk: whole on a running attachment; the first chunk of each stream
+    /// after a re-attachment loses what overlaps output already delivered.
     pub(super) fn fresh(&mut self, stream: usize, data: String, offset: u64) -> Option<ExecEvent> {
+        // A U+FFFD stands for 1–3 raw bytes: such a chunk's raw length is not its text's.
+        let exact = !data.contains(char::REPLACEMENT_CHARACTER);
+        let bytes = Bytes::from(data.into_bytes());
+        let mut skip = self.skip_delivered(stream, offset, &bytes, exact);
+        while bytes
+            .get(skip)
+            .is_some_and(|b| b & 0b1100_0000 == 0b1000_0000)
+        {
+            skip += 1; // a cut inside a U+FFFD: the rest of it was shown already
+        }
+        self.output_event(stream, bytes.slice(skip..))
+    }
+
+    /// Deliver a binary frame's raw bytes, by the same rule (cut anywhere: offsets are exact).
+    /// `message` is the whole frame; the event shares its memory.
+    pub(super) fn fresh_raw(&mut self, message: &Bytes) -> Option<ExecEvent> {
+        let frame = exec_frames::decode(message)?;
+        let stream = match frame.stream {
+            OutputStream::Stdout => 0,
+            OutputStream::Stderr => 1,
+        };
+        let skip = self.skip_delivered(stream, frame.offset, frame.bytes, true);
+        let start = message.len() - frame.bytes.len() + skip;
+        self.output_event(stream, message.slice(start..))
+    }
+
+    /// How many leading bytes of a chunk at `offset` were delivered already; counts the bytes
+    /// the server skipped before it.
+    fn skip_delivered(&mut self, stream: usize, offset: u64, data: &[u8], exact: bool) -> usize {
         if data.is_empty() {
-            return None; // says nothing about positions
+            return 0; // says nothing about positions
         }
         let position = &mut self.positions[stream];
         let lost = position.lost_before(offset);
@@ -56,22 +88,17 @@ impl Session {
             // The server no longer held bytes we had not seen (its replay window moved on).
             self.lost[stream].fetch_add(lost, Ordering::Relaxed);
         }
-        let mut skip = position.take(offset, &data).min(data.len());
-        while !data.is_char_boundary(skip) {
-            skip += 1; // a cut inside a U+FFFD: the rest of it was shown already
-        }
-        if skip == data.len() {
+        position.take(offset, data.len(), exact).min(data.len())
+    }
+
+    fn output_event(&self, stream: usize, bytes: Bytes) -> Option<ExecEvent> {
+        if bytes.is_empty() {
             return None;
         }
-        let fresh = if skip == 0 {
-            data
-        } else {
-            data[skip..].to_string()
-        };
         Some(if stream == 0 {
-            ExecEvent::Stdout(fresh)
+            ExecEvent::Stdout(bytes)
         } else {
-            ExecEvent::Stderr(fresh)
+            ExecEvent::Stderr(bytes)
         })
     }
 }

@@ -4,6 +4,8 @@
 
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
+
 use super::*;
 
 fn session() -> Session {
@@ -21,7 +23,9 @@ fn session() -> Session {
 
 fn text(event: Option<ExecEvent>) -> Option<String> {
     match event {
-        Some(ExecEvent::Stdout(s) | ExecEvent::Stderr(s)) => Some(s),
+        Some(ExecEvent::Stdout(s) | ExecEvent::Stderr(s)) => {
+            Some(String::from_utf8(s.to_vec()).unwrap())
+        }
         None => None,
         Some(other) => panic!("unexpected {other:?}"),
     }
@@ -90,4 +94,32 @@ fn bytes_the_server_no_longer_held_are_counted_as_lost() {
     assert_eq!(stdout(&mut s, "yz", 100).as_deref(), Some("yz"));
     assert_eq!(s.lost[0].load(Ordering::Relaxed), 98);
     assert_eq!(s.positions[0].resume(), 102);
+}
+
+#[test]
+fn raw_frames_are_cut_anywhere_and_a_replay_of_them_is_trimmed_by_offset() {
+    use crate::api::exec_frames::{OutputStream, encode};
+    let raw = |offset, bytes: &[u8]| Bytes::from(encode(OutputStream::Stdout, offset, bytes));
+    let bytes = |event: Option<ExecEvent>| match event {
+        Some(ExecEvent::Stdout(b)) => Some(b.to_vec()),
+        None => None,
+        Some(other) => panic!("unexpected {other:?}"),
+    };
+    let mut s = session();
+    // "€" is e2 82 ac: a frame may end inside it, and invalid bytes need no U+FFFD.
+    assert_eq!(
+        bytes(s.fresh_raw(&raw(0, b"\xff\xe2"))),
+        Some(b"\xff\xe2".to_vec())
+    );
+    assert_eq!(
+        bytes(s.fresh_raw(&raw(2, b"\x82\xac"))),
+        Some(b"\x82\xac".to_vec())
+    );
+    assert_eq!(s.positions[0].resume(), 4, "raw offsets are exact");
+    // A replay from before the resumed offset shows only what is new, even mid-character.
+    assert_eq!(
+        bytes(s.fresh_raw(&raw(1, b"\xe2\x82\xacz"))),
+        Some(b"z".to_vec())
+    );
+    assert_eq!(s.lost[0].load(Ordering::Relaxed), 0);
 }

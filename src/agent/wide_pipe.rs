@@ -1,0 +1,93 @@
+//! A command's stdout pipe, widened from the kernel's 64 KiB to 1 MiB: a program that
+//! writes a page at a time can then run on while the agent sleeps between reads (see the
+//! pump in `lifecycle`) instead of paying for a wake-up of the agent with every page.
+//!
+//! Pipe memory counts against a per-user budget (`fs.pipe-user-pages-soft`, 64 MiB by
+//! default), and every process of a sandbox's root shares one host user. Past that budget
+//! the kernel gives *new* pipes of that user only two pages, which would slow the sandbox's
+//! own shell pipelines. So at most [`MOST_WIDENED`] pipes are wide at once (a quarter of
+//! the default budget); the others keep the default size.
+
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, ReadBuf};
+
+const PIPE_SIZE: libc::c_int = 1 << 20;
+const MOST_WIDENED: usize = 16;
+
+/// Pipes of this agent that are wide now.
+static WIDENED: AtomicUsize = AtomicUsize::new(0);
+
+/// A pipe's reading end, wide while it lives if the budget allowed.
+pub struct WidePipe<R> {
+    inner: R,
+    /// The count this pipe is in, when it was widened.
+    widened: Option<&'static AtomicUsize>,
+}
+
+/// Widens `pipe` if fewer than [`MOST_WIDENED`] pipes are wide. Best effort: a refusal by
+/// the kernel leaves the pipe as it was.
+pub fn widen<R: AsRawFd>(pipe: R) -> WidePipe<R> {
+    widen_counted(pipe, &WIDENED)
+}
+
+fn widen_counted<R: AsRawFd>(pipe: R, wide: &'static AtomicUsize) -> WidePipe<R> {
+    let mut widened = wide.fetch_add(1, Ordering::Relaxed) < MOST_WIDENED;
+    if widened {
+        // SAFETY: F_SETPIPE_SZ on a pipe descriptor we own; failure changes nothing.
+        widened = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) } >= 0;
+    }
+    if !widened {
+        wide.fetch_sub(1, Ordering::Relaxed);
+    }
+    WidePipe {
+        inner: pipe,
+        widened: widened.then_some(wide),
+    }
+}
+
+impl<R> Drop for WidePipe<R> {
+    fn drop(&mut self) {
+        if let Some(wide) = self.widened {
+            wide.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for WidePipe<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_so_many_pipes_are_wide_at_once_and_a_closed_one_makes_room() {
+        // A count of its own: the agent tests in this process spawn commands meanwhile.
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let open = || widen_counted(std::io::pipe().unwrap().0, &COUNT);
+        // SAFETY: F_GETPIPE_SZ only reads the size of a pipe we hold.
+        let size = |p: &WidePipe<std::io::PipeReader>| unsafe {
+            libc::fcntl(p.inner.as_raw_fd(), libc::F_GETPIPE_SZ)
+        };
+        let mut pipes: Vec<_> = (0..MOST_WIDENED + 2).map(|_| open()).collect();
+        let (wide, narrow): (Vec<_>, Vec<_>) = pipes.iter().partition(|p| p.widened.is_some());
+        assert_eq!(wide.len(), MOST_WIDENED);
+        assert!(wide.iter().all(|p| size(p) == PIPE_SIZE));
+        assert!(narrow.iter().all(|p| size(p) < PIPE_SIZE));
+        pipes.remove(0);
+        assert!(open().widened.is_some(), "a closed wide pipe made room");
+        drop(pipes);
+        assert_eq!(COUNT.load(Ordering::Relaxed), 0);
+    }
+}
