@@ -127,10 +127,11 @@
 //!    WebSocket to the agent's unix socket message by message; no credential is forwarded.
 //! 4. The agent spawns the command in its own process group (on a PTY if asked), keeps each
 //!    output stream in a bounded buffer addressed by absolute offsets, and streams chunks and
-//!    finally the exit code. Output that streams (reads that follow each other within a
-//!    millisecond) is gathered for up to a millisecond into larger reads and frames, so a
-//!    program writing a page at a time does not cost a message per page at every hop. Sessions live in the agent, so they outlive the client's socket
-//!    and a restart of the server.
+//!    finally the exit code. While output streams (reads that follow each other within a
+//!    millisecond), the agent lets the pipe fill for up to a millisecond before reading on,
+//!    and a binary frame waits as long for 64 KiB: a program writing a page at a time does
+//!    not cost a message per page at every hop. Sessions live in the agent, so they outlive
+//!    the client's socket and a restart of the server.
 //! 5. The script layer writes the chunks to stdout/stderr as they arrive; the CLI exits with
 //!    the remote exit code (128+N for a signal).
 //!

@@ -1,6 +1,8 @@
 //! `GET /execute/ws`: the WebSocket exec protocol. The first message starts or
 //! re-attaches a session; afterwards one task reads control messages ([`super::control`], which
 //! also answers pings) while this one streams output, so a slow socket back-pressures the session.
+//! Output goes as JSON text, or in binary frames to a client that asked for them
+//! ([`crate::api::exec_frames`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

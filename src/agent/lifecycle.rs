@@ -138,8 +138,10 @@ async fn pump(
         match read {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                // Output streams when short reads follow each other closely; a full buffer
-                // means this task is behind anyway, and a read after a pause is answered at once.
+                // Output streams when a short read follows the last one within PIPE_GATHER:
+                // the next read then waits that long. A full buffer means this task is behind
+                // anyway. The wait follows a push, so it delays only output written meanwhile;
+                // as it counts into the next gap, reads alternate between waiting and not.
                 let now = Instant::now();
                 streaming = n < buf.len()
                     && last_read.is_some_and(|at: Instant| now.duration_since(at) < PIPE_GATHER);

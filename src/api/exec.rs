@@ -1,6 +1,7 @@
 //! Messages of the command-execution data plane.
 //!
-//! WebSocket `{dp}/execute/ws`: one JSON object per text frame, tagged by `type`.
+//! WebSocket `{dp}/execute/ws`: one JSON object per text frame, tagged by `type` (and, for a
+//! client that asks, output in binary frames: [`super::exec_frames`]).
 //! HTTP `POST {dp}/execute`: the legacy one-shot form.
 
 use std::collections::BTreeMap;

@@ -25,7 +25,11 @@ impl Runtime {
         }
         let layout = self.layout(id);
         // A view an interrupted capture left (the server died during the copy) goes first.
-        for stale in mount_table::points_under(&layout.capture).into_iter().rev() {
+        for stale in mount_table::points_under(&layout.capture)
+            .await
+            .into_iter()
+            .rev()
+        {
             let _ = rootfs::unmount_native_view_at(&stale).await;
         }
         let root = rootfs::mount_native_view(&layout).await?;

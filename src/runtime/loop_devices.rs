@@ -13,7 +13,9 @@
 //!
 //! A binding is named by the device's disk sequence number (`/sys/block/loopN/diskseq`),
 //! which the kernel increments on every bind and unbind: a device unbound and at once bound
-//! again by another sandbox is still released.
+//! again by another sandbox is still released. A device whose backing file is no longer
+//! ours counts as released too: it may have been rebound between the listing and the noting
+//! of its sequence number.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -33,19 +35,28 @@ pub struct Binding {
     device: String,
     /// The device's disk sequence number then; `None` on kernels without it (before 5.15).
     diskseq: Option<u64>,
+    /// The file it was listed as bound to, as the kernel names it.
+    file: PathBuf,
 }
 
 impl Binding {
-    fn note(device: &str) -> Binding {
+    /// Notes `device`, listed as bound to `file`. Reads sysfs: call it off the async workers.
+    fn note(device: &str, file: &Path) -> Binding {
         Binding {
             device: device.to_string(),
             diskseq: read_diskseq(device),
+            file: file.canonicalize().unwrap_or_else(|_| file.to_path_buf()),
         }
     }
 
-    /// True once the device is unbound, or bound again since it was noted.
+    /// True once the device is unbound, bound again since it was noted, or bound to a file
+    /// other than ours.
     fn released(&self) -> bool {
-        if !sys_block(&self.device).join("loop").exists() {
+        let loop_dir = sys_block(&self.device).join("loop");
+        let Ok(backing) = fs::read_to_string(loop_dir.join("backing_file")) else {
+            return true; // unbound: sysfs has no loop/ directory for it
+        };
+        if Path::new(backing.trim_end()) != self.file {
             return true;
         }
         match self.diskseq {
@@ -88,11 +99,18 @@ async fn wait_released(bindings: Vec<Binding>) -> Result<(), RuntimeError> {
 /// between the listing and the detach is not an error.
 pub async fn detach_backing(file: &Path) -> Result<(), RuntimeError> {
     let devices = backed_by(file).await?;
-    let bindings: Vec<Binding> = devices
+    let names: Vec<String> = devices
         .iter()
-        .filter_map(|device| device.strip_prefix("/dev/"))
-        .map(Binding::note)
+        .filter_map(|device| device.strip_prefix("/dev/").map(str::to_string))
         .collect();
+    let noted = file.to_path_buf();
+    let bindings = host::blocking("noting loop devices", move || {
+        Ok(names
+            .iter()
+            .map(|name| Binding::note(name, &noted))
+            .collect())
+    })
+    .await?;
     for device in &devices {
         if let Err(error) = host::run("losetup", [Path::new("-d"), Path::new(device)]).await
             && backed_by(file).await?.contains(device)
@@ -130,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_device_that_does_not_exist_counts_as_released() {
-        let binding = Binding::note("loop999999");
+        let binding = Binding::note("loop999999", Path::new("/nonexistent/upper.ext4"));
         assert_eq!(binding.diskseq, None);
         assert!(binding.released());
     }

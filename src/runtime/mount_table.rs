@@ -24,9 +24,10 @@ pub async fn read_async() -> Vec<Mount> {
     tokio::task::spawn_blocking(read).await.unwrap_or_default()
 }
 
-/// The mount points at or below `dir` now, in the order they were made.
-pub fn points_under(dir: &Path) -> Vec<PathBuf> {
-    under(&read(), dir)
+/// The mount points at or below `dir` now, in the order they were made (read off the
+/// async workers).
+pub async fn points_under(dir: &Path) -> Vec<PathBuf> {
+    under(&read_async().await, dir)
         .into_iter()
         .map(|mount| mount.point)
         .collect()

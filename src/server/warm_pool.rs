@@ -98,6 +98,11 @@ impl WarmPool {
         }
     }
 
+    /// Whether the pool keeps sandboxes warm at all (`--warm-pool 0` turns it off).
+    pub fn is_on(&self) -> bool {
+        self.size > 0
+    }
+
     /// A warm sandbox of `spec`'s kind, if one is ready; and `spec`'s kind becomes the one
     /// kept warm. The sandbox goes back to the pool unless [`Taken::keep`] is called.
     pub fn take(&self, spec: &SandboxSpec) -> Option<Taken> {

@@ -81,7 +81,8 @@ pub async fn create(
 /// Gives the new record the id of a warm sandbox of its kind, if the pool has one (its boot
 /// then adopts that running sandbox). A snapshot still being built has none.
 async fn adopt_warm(state: &AppState, sb: &mut Sandbox, snapshot_ready: bool) -> Option<Taken> {
-    if !snapshot_ready {
+    // Without a pool there is nothing to take: skip reading the snapshot for a spec.
+    if !snapshot_ready || !state.warm.is_on() {
         return None;
     }
     let spec = lifecycle::spec_for(state, sb).await.ok()?;
