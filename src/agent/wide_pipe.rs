@@ -61,13 +61,25 @@ impl<R: AsRawFd> Drop for WidePipe<R> {
             return;
         };
         let fd = self.inner.as_raw_fd();
-        let mut scratch = [0u8; 64 * 1024];
+        let mut scratch = [0u8; 16 * 1024];
         // SAFETY: on a descriptor we own and are about to close: made non-blocking (tokio's
         // already is), drained into a buffer we own, then resized; failures change nothing.
+        // Only what is there now is drained: a writer that never stops must not keep this
+        // thread here (were the shrink refused for what it wrote meanwhile, the pipe just
+        // stays wide until that writer closes it).
         unsafe {
             let flags = libc::fcntl(fd, libc::F_GETFL);
             libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-            while libc::read(fd, scratch.as_mut_ptr().cast(), scratch.len()) > 0 {}
+            let mut pending: libc::c_int = 0;
+            libc::ioctl(fd, libc::FIONREAD, &mut pending);
+            let mut left = usize::try_from(pending).unwrap_or(0);
+            while left > 0 {
+                let read = libc::read(fd, scratch.as_mut_ptr().cast(), left.min(scratch.len()));
+                if read <= 0 {
+                    break;
+                }
+                left -= (read as usize).min(left);
+            }
             libc::fcntl(fd, libc::F_SETPIPE_SZ, DEFAULT_PIPE_SIZE);
         }
         wide.fetch_sub(1, Ordering::Relaxed);
@@ -118,6 +130,7 @@ mod tests {
         let (read, mut write) = std::io::pipe().unwrap();
         let held = read.try_clone().unwrap();
         let pipe = widen_counted(read, &COUNT);
+        assert!(pipe.widened.is_some(), "room for one more wide pipe");
         std::io::Write::write_all(&mut write, &[7u8; 200 * 1024]).unwrap();
         drop(pipe);
         // SAFETY: F_GETPIPE_SZ only reads the size of a pipe we hold.
