@@ -125,13 +125,6 @@ fn error_event(error_type: &str, message: &str) -> Bytes {
     event("error", json!({"error_type": error_type, "error": message}))
 }
 
-fn stream_name(kind: StreamKind) -> &'static str {
-    match kind {
-        StreamKind::Stdout => "stdout",
-        StreamKind::Stderr => "stderr",
-    }
-}
-
 /// Writes the events of one response until a terminal event, `ack_required`, shutdown, or the
 /// client leaving. Dropping the attachment at the end detaches from the session.
 async fn stream_events(app: AppState, mut attachment: Attachment, tx: mpsc::Sender<Bytes>) {
@@ -167,7 +160,7 @@ async fn stream_events(app: AppState, mut attachment: Attachment, tx: mpsc::Send
             Event::Output(kind, chunk) => {
                 let data = base64::engine::general_purpose::STANDARD.encode(&chunk.bytes);
                 let payload = json!({"offset": chunk.offset, "data": data});
-                if tx.send(event(stream_name(kind), payload)).await.is_err() {
+                if tx.send(event(kind.name(), payload)).await.is_err() {
                     return;
                 }
                 let cursors = attachment.cursors();
@@ -183,7 +176,7 @@ async fn stream_events(app: AppState, mut attachment: Attachment, tx: mpsc::Send
             Event::Finished(outcome) => {
                 let ends = attachment.cursors();
                 for kind in [StreamKind::Stdout, StreamKind::Stderr] {
-                    let end = json!({"stream": stream_name(kind), "offset": ends[kind as usize]});
+                    let end = json!({"stream": kind.name(), "offset": ends[kind as usize]});
                     if tx.send(event("stream_end", end)).await.is_err() {
                         return;
                     }

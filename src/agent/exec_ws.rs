@@ -16,20 +16,19 @@ use futures_util::{SinkExt, StreamExt};
 
 use super::app::AppState;
 use super::registry::StartRequest;
-use super::session::{Attachment, Event, Outcome, Policy, StreamKind};
+use super::session::{Attachment, Event, Outcome, Policy, STREAMING_GAP, StreamKind};
 use super::spawn::{Program, SpawnRequest};
 use crate::api::error::kind;
 use crate::api::exec::{ClientMessage, ExecuteMessage, ServerMessage, defaults};
-use crate::api::exec_frames::{self, OutputStream};
+use crate::api::exec_frames;
 
 /// How long the control messages of a client that left are still read (see `serve_socket`).
 const CONTROL_DRAIN: Duration = Duration::from_secs(2);
 
-/// Binary output that follows the last frame within this time is streaming: the next frame
-/// waits (this long at most) until [`GATHER_BYTES`] are ready. A program that writes a page
-/// at a time (busybox `head`, `cat`) would otherwise cost a frame per page at every hop to the
+/// Binary output that follows the last frame within [`STREAMING_GAP`] is streaming: the next
+/// frame waits (that long at most) until this much is ready. A program that writes a page at
+/// a time (busybox `head`, `cat`) would otherwise cost a frame per page at every hop to the
 /// client; output after a pause still goes at once.
-const GATHER_WITHIN: Duration = Duration::from_millis(1);
 const GATHER_BYTES: u64 = 64 * 1024;
 
 pub async fn execute_ws(
@@ -258,30 +257,25 @@ async fn next_message(
         Framing::Binary => match next_raw_gathered(attachment, last_frame).await {
             Event::Output(kind, mut chunk) => {
                 *last_frame = Some(tokio::time::Instant::now());
-                let stream = match kind {
-                    StreamKind::Stdout => OutputStream::Stdout,
-                    StreamKind::Stderr => OutputStream::Stderr,
-                };
-                exec_frames::write_header(&mut chunk.bytes, stream, chunk.offset);
+                exec_frames::write_header(&mut chunk.bytes, kind.into(), chunk.offset);
                 return (Message::Binary(chunk.bytes.into()), false);
             }
             Event::Finished(outcome) => to_message(Event::Finished(outcome)),
         },
     };
-    let text = serde_json::to_string(&message).expect("server messages serialise");
-    (Message::Text(text.into()), last)
+    (text_message(&message), last)
 }
 
 /// The next raw chunk with room for a frame header; gathered first while output streams
-/// (see [`GATHER_WITHIN`]).
+/// (see [`GATHER_BYTES`]).
 async fn next_raw_gathered(
     attachment: &mut Attachment,
     last_frame: &Option<tokio::time::Instant>,
 ) -> Event<super::output::RawChunk> {
     if let Some(at) = last_frame
-        && at.elapsed() < GATHER_WITHIN
+        && at.elapsed() < STREAMING_GAP
     {
-        let deadline = tokio::time::Instant::now() + GATHER_WITHIN;
+        let deadline = tokio::time::Instant::now() + STREAMING_GAP;
         attachment.gather(GATHER_BYTES, deadline).await;
     }
     attachment
@@ -340,8 +334,13 @@ async fn send(
     sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
     message: &ServerMessage,
 ) -> Result<(), axum::Error> {
+    sink.send(text_message(message)).await
+}
+
+/// `message` as a JSON text frame.
+fn text_message(message: &ServerMessage) -> Message {
     let text = serde_json::to_string(message).expect("server messages serialise");
-    sink.send(Message::Text(text.into())).await
+    Message::Text(text.into())
 }
 
 fn close_going_away() -> Message {

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::leader::{Leader, exited};
-use super::session::{Outcome, Policy, Session, StreamKind};
+use super::session::{Outcome, Policy, STREAMING_GAP, Session, StreamKind};
 use super::spawn::{BoxedReader, Spawned, exit_code};
 use crate::api::error::kind;
 
@@ -127,7 +127,7 @@ async fn pump(
             // A writer that gives a page at a time (busybox `head`, `cat`) would wake this
             // task for every page, and pay for each wake-up itself: let its pipe fill a moment.
             tokio::select! {
-                () = tokio::time::sleep(PIPE_GATHER) => {}
+                () = tokio::time::sleep(STREAMING_GAP) => {}
                 () = grace_elapsed(&mut deadline) => break,
             }
         }
@@ -138,13 +138,13 @@ async fn pump(
         match read {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                // Output streams when a short read follows the last one within PIPE_GATHER:
+                // Output streams when a short read follows the last one within STREAMING_GAP:
                 // the next read then waits that long. A full buffer means this task is behind
                 // anyway. The wait follows a push, so it delays only output written meanwhile;
                 // as it counts into the next gap, reads alternate between waiting and not.
                 let now = Instant::now();
                 streaming = n < buf.len()
-                    && last_read.is_some_and(|at: Instant| now.duration_since(at) < PIPE_GATHER);
+                    && last_read.is_some_and(|at: Instant| now.duration_since(at) < STREAMING_GAP);
                 last_read = Some(now);
                 session.push(kind, &buf[..n]).await
             }
@@ -152,10 +152,6 @@ async fn pump(
     }
     session.mark_eof(kind);
 }
-
-/// How long a streaming command's pipe is left to fill between reads (see `pump`): at most
-/// this much latency, and only for output that follows other output this closely.
-const PIPE_GATHER: Duration = Duration::from_millis(1);
 
 async fn grace_elapsed(deadline: &mut watch::Receiver<Option<Instant>>) {
     let Ok(at) = deadline.wait_for(Option::is_some).await.map(|d| *d) else {

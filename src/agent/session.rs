@@ -27,6 +27,32 @@ pub enum StreamKind {
     Stderr = 1,
 }
 
+/// Output that follows other output of its stream within this time is *streaming*. Then the
+/// pump lets the command's pipe fill this long between reads (`lifecycle`), and a binary
+/// frame waits this long at most for a fuller chunk (`exec_ws`): a program that writes a
+/// page at a time would otherwise cost a wake-up and a message per page at every hop. Output
+/// after a pause still goes at once; streaming output is late by this much at most.
+pub const STREAMING_GAP: std::time::Duration = std::time::Duration::from_millis(1);
+
+impl From<StreamKind> for crate::api::exec_frames::OutputStream {
+    fn from(kind: StreamKind) -> Self {
+        match kind {
+            StreamKind::Stdout => Self::Stdout,
+            StreamKind::Stderr => Self::Stderr,
+        }
+    }
+}
+
+impl StreamKind {
+    /// The stream's name on the wire (`stdout`, `stderr`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamKind::Stdout => "stdout",
+            StreamKind::Stderr => "stderr",
+        }
+    }
+}
+
 /// How a finished session ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {

@@ -15,9 +15,13 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
 
+use super::log::agent_log;
+
 const PIPE_SIZE: libc::c_int = 1 << 20;
 const DEFAULT_PIPE_SIZE: libc::c_int = 64 * 1024;
 const MOST_WIDENED: usize = 16;
+/// Drain-and-shrink rounds tried when the agent lets go of a wide pipe.
+const SHRINK_ATTEMPTS: usize = 3;
 
 /// Pipes of this agent that are wide now.
 static WIDENED: AtomicUsize = AtomicUsize::new(0);
@@ -61,28 +65,46 @@ impl<R: AsRawFd> Drop for WidePipe<R> {
             return;
         };
         let fd = self.inner.as_raw_fd();
-        let mut scratch = [0u8; 16 * 1024];
-        // SAFETY: on a descriptor we own and are about to close: made non-blocking (tokio's
-        // already is), drained into a buffer we own, then resized; failures change nothing.
-        // Only what is there now is drained: a writer that never stops must not keep this
-        // thread here (were the shrink refused for what it wrote meanwhile, the pipe just
-        // stays wide until that writer closes it).
+        // SAFETY: fcntl on a descriptor we own and are about to close: made non-blocking
+        // (tokio's already is) so the drain below can never wait.
         unsafe {
             let flags = libc::fcntl(fd, libc::F_GETFL);
             libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-            let mut pending: libc::c_int = 0;
-            libc::ioctl(fd, libc::FIONREAD, &mut pending);
-            let mut left = usize::try_from(pending).unwrap_or(0);
-            while left > 0 {
-                let read = libc::read(fd, scratch.as_mut_ptr().cast(), left.min(scratch.len()));
-                if read <= 0 {
-                    break;
-                }
-                left -= (read as usize).min(left);
-            }
-            libc::fcntl(fd, libc::F_SETPIPE_SZ, DEFAULT_PIPE_SIZE);
+        }
+        // Only what is there now is drained: a writer that never stops must not keep this
+        // thread here. It may refill the pipe between drain and resize (the kernel then
+        // refuses with EBUSY), so a few rounds are tried; past them the pipe stays wide until
+        // that writer closes it, and the log says so.
+        let shrunk = (0..SHRINK_ATTEMPTS).any(|_| {
+            drain_what_is_there(fd);
+            // SAFETY: F_SETPIPE_SZ on a descriptor we own; a refusal changes nothing.
+            unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, DEFAULT_PIPE_SIZE) >= 0 }
+        });
+        if !shrunk {
+            agent_log!(
+                "a command's output pipe stays at 1 MiB: its writer lives on and keeps it full"
+            );
         }
         wide.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Reads and throws away what `fd` (non-blocking) holds now, and no more.
+fn drain_what_is_there(fd: libc::c_int) {
+    let mut scratch = [0u8; 16 * 1024];
+    let mut pending: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int we own; the reads go into a buffer we own and never
+    // past its length.
+    unsafe {
+        libc::ioctl(fd, libc::FIONREAD, &mut pending);
+        let mut left = usize::try_from(pending).unwrap_or(0);
+        while left > 0 {
+            let read = libc::read(fd, scratch.as_mut_ptr().cast(), left.min(scratch.len()));
+            if read <= 0 {
+                break;
+            }
+            left -= (read as usize).min(left);
+        }
     }
 }
 

@@ -207,16 +207,18 @@ impl Session {
                 frame = socket.next() => {
                     let text = match frame {
                         Some(Ok(Message::Text(t))) => t.as_str().to_string(),
-                        Some(Ok(Message::Binary(b))) if exec_frames::decode(&b).is_some() => {
-                            if let Some(event) = self.fresh_raw(&b)
-                                && let Err(ended) = self.emit(event, &mut socket, inputs).await
-                            {
-                                return ended;
+                        Some(Ok(Message::Binary(b))) => match exec_frames::decode(&b) {
+                            Some(frame) => {
+                                if let Some(event) = self.fresh_raw(&b, frame)
+                                    && let Err(ended) = self.emit(event, &mut socket, inputs).await
+                                {
+                                    return ended;
+                                }
+                                continue;
                             }
-                            continue;
-                        }
-                        // The protocol allows JSON in binary frames too.
-                        Some(Ok(Message::Binary(b))) => String::from_utf8_lossy(&b).into_owned(),
+                            // The protocol allows JSON in binary frames too.
+                            None => String::from_utf8_lossy(&b).into_owned(),
+                        },
                         Some(Ok(Message::Close(frame))) => return lost(Loss::Closed(frame)),
                         None => return lost(Loss::Closed(None)),
                         Some(Ok(_)) => continue,

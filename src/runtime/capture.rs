@@ -26,7 +26,7 @@ impl Runtime {
         let layout = self.layout(id);
         // A view an interrupted capture left (the server died during the copy) goes first.
         for stale in mount_table::points_under(&layout.capture)
-            .await
+            .await?
             .into_iter()
             .rev()
         {

@@ -83,6 +83,13 @@ pub enum RuntimeError {
     #[error("cannot generate the OCI config: {0}")]
     Bundle(String),
 
+    /// Blocking host work (mounts, syscalls, small files) did not finish.
+    #[error("{what} did not finish: {reason}")]
+    BlockingTask {
+        what: &'static str,
+        reason: &'static str,
+    },
+
     /// The container started but the agent never answered `GET /healthz`. The message
     /// carries the log's end but not its host path (`log`), since it reaches API answers.
     #[error(
@@ -114,6 +121,14 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// Host work on its own thread panicked (a bug; the panic itself went to the log).
+    pub(crate) fn panicked(what: &'static str) -> Self {
+        RuntimeError::BlockingTask {
+            what,
+            reason: "it panicked",
+        }
+    }
+
     /// Wraps an I/O error with the action and path it concerned.
     pub(crate) fn io(
         action: &'static str,

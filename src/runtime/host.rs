@@ -67,13 +67,20 @@ pub fn describe(command: &Command) -> String {
         .join(" ")
 }
 
-/// Runs blocking `work` (mounts, syscalls, small files) off the async workers; a panic in it
-/// becomes an error naming `what` was being done.
+/// Runs blocking `work` (mounts, syscalls, small files) off the async workers; a panic in it,
+/// or a runtime shutting down before it ran, becomes an error naming `what` was being done.
 pub async fn blocking<T: Send + 'static>(
     what: &'static str,
     work: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
 ) -> Result<T, RuntimeError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| Err(RuntimeError::Bundle(format!("{what} panicked: {e}"))))
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(if e.is_panic() {
+            RuntimeError::panicked(what)
+        } else {
+            RuntimeError::BlockingTask {
+                what,
+                reason: "it was cancelled: the server is shutting down",
+            }
+        })
+    })
 }

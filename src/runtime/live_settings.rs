@@ -85,7 +85,7 @@ fn in_namespace<T: Send + 'static>(
         work()
     })
     .join()
-    .map_err(|_| RuntimeError::Bundle("setting the hostname panicked".into()))?
+    .map_err(|_| RuntimeError::panicked("setting the hostname"))?
     .map_err(|errno| RuntimeError::io("set the hostname in", path)(errno.into()))
 }
 

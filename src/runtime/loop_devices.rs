@@ -1,26 +1,27 @@
 //! Loop devices bound to a sandbox's upper image, and waiting until the kernel has let go of
 //! them after an unmount.
 //!
-//! `umount -d` (and `losetup -d`) on a loop device whose filesystem is still referenced
-//! elsewhere only marks it autoclear: the kernel unbinds it once the last reference goes,
-//! which for a container's mounts can be shortly after runc returned (its mount namespace
-//! is freed asynchronously). A stop that returned then would leave the upper image bound, and
-//! a quick restart, capacity change or capture would race the kernel. So a teardown waits
-//! until the upper image's devices are unbound.
+//! The layers' devices are bound with autoclear (see [`loop_attach`](super::loop_attach)):
+//! the kernel unbinds one once the last reference to its filesystem goes, which for a
+//! container's mounts can be shortly after runc returned (its mount namespace is freed
+//! asynchronously). A stop that returned then would leave the upper image bound, and a
+//! quick restart, capacity change or capture would race the kernel. So a teardown notes the
+//! upper image's devices before unmounting and waits until they are unbound.
 //!
-//! The snapshot image is not waited for: util-linux shares one read-only loop device among
-//! every sandbox mounted from the same image, so its device outlives any one sandbox.
+//! The snapshot image is not waited for: one read-only loop device is shared among every
+//! sandbox mounted from the same image, so its device outlives any one sandbox.
 //!
 //! A binding is named by the device's disk sequence number (`/sys/block/loopN/diskseq`),
 //! which the kernel increments on every bind and unbind: a device unbound and at once bound
 //! again by another sandbox is still released. A device whose backing file is no longer
-//! ours counts as released too: it may have been rebound between the listing and the noting
-//! of its sequence number.
+//! the one noted, or was not ours by the time it was noted, counts as released too: it may
+//! have been rebound between the listing and the noting.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::mount_table::Mount;
 use super::{RuntimeError, host};
 
 /// How long a teardown waits for the kernel to unbind a loop device it let go of.
@@ -35,33 +36,38 @@ pub struct Binding {
     device: String,
     /// The device's disk sequence number then; `None` on kernels without it (before 5.15).
     diskseq: Option<u64>,
-    /// The file it was listed as bound to, as the kernel names it.
-    file: PathBuf,
+    /// Its backing file then, byte for byte as sysfs names it; `None` if it was not bound to
+    /// our file by then (released already, or bound again to another).
+    backing: Option<String>,
 }
 
 impl Binding {
     /// Notes `device`, listed as bound to `file`. Reads sysfs: call it off the async workers.
     fn note(device: &str, file: &Path) -> Binding {
+        let diskseq = read_diskseq(device);
+        // Ours is decided by the file itself (device and inode), not by comparing paths: the
+        // kernel's name for it need not be the one we would spell.
+        let backing = read_backing(device).filter(|named| same_file(Path::new(named), file));
         Binding {
             device: device.to_string(),
-            diskseq: read_diskseq(device),
-            file: file.canonicalize().unwrap_or_else(|_| file.to_path_buf()),
+            diskseq,
+            backing,
         }
     }
 
     /// True once the device is unbound, bound again since it was noted, or bound to a file
     /// other than ours.
     fn released(&self) -> bool {
-        let loop_dir = sys_block(&self.device).join("loop");
-        let Ok(backing) = fs::read_to_string(loop_dir.join("backing_file")) else {
-            return true; // unbound: sysfs has no loop/ directory for it
-        };
-        if Path::new(backing.trim_end()) != self.file {
+        let Some(noted) = &self.backing else {
             return true;
-        }
-        match self.diskseq {
-            Some(noted) => read_diskseq(&self.device).is_some_and(|now| now != noted),
-            None => false,
+        };
+        match read_backing(&self.device) {
+            None => true, // unbound: sysfs has no loop/ directory for it
+            Some(now) if now != *noted => true,
+            Some(_) => match self.diskseq {
+                Some(noted) => read_diskseq(&self.device).is_some_and(|now| now != noted),
+                None => false,
+            },
         }
     }
 }
@@ -69,7 +75,7 @@ impl Binding {
 /// Waits (off the async workers) until every binding is released; after
 /// [`RELEASE_DEADLINE`] the devices still bound are an error, since something on the host
 /// still holds their filesystems.
-async fn wait_released(bindings: Vec<Binding>) -> Result<(), RuntimeError> {
+pub async fn wait_released(bindings: Vec<Binding>) -> Result<(), RuntimeError> {
     if bindings.is_empty() {
         return Ok(());
     }
@@ -94,44 +100,35 @@ async fn wait_released(bindings: Vec<Binding>) -> Result<(), RuntimeError> {
     .await
 }
 
-/// Detaches every loop device backed by `file` (left bound by a crash between mount and
-/// autoclear) and waits until the kernel has unbound them. A device that autoclear releases
-/// between the listing and the detach is not an error.
-pub async fn detach_backing(file: &Path) -> Result<(), RuntimeError> {
-    let devices = backed_by(file).await?;
-    let names: Vec<String> = devices
+/// The loop devices among `mounts`' sources that are bound to `file` now, noted for
+/// [`wait_released`] (before they are unmounted). Reads sysfs: call it off the async workers.
+pub fn note_bound_to(mounts: &[Mount], file: &Path) -> Vec<Binding> {
+    mounts
         .iter()
-        .filter_map(|device| device.strip_prefix("/dev/").map(str::to_string))
-        .collect();
-    let noted = file.to_path_buf();
-    let bindings = host::blocking("noting loop devices", move || {
-        Ok(names
-            .iter()
-            .map(|name| Binding::note(name, &noted))
-            .collect())
-    })
-    .await?;
-    for device in &devices {
-        if let Err(error) = host::run("losetup", [Path::new("-d"), Path::new(device)]).await
-            && backed_by(file).await?.contains(device)
-        {
-            return Err(error);
-        }
-    }
-    wait_released(bindings).await
-}
-
-/// Loop devices (`/dev/loopN`) currently bound to `file`.
-async fn backed_by(file: &Path) -> Result<Vec<String>, RuntimeError> {
-    let output = host::run("losetup", [Path::new("-j"), file]).await?;
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.split_once(':').map(|(device, _)| device.to_string()))
-        .collect())
+        .filter_map(|mount| mount.source.strip_prefix("/dev/"))
+        .filter(|device| device.starts_with("loop"))
+        .map(|device| Binding::note(device, file))
+        .filter(|binding| binding.backing.is_some())
+        .collect()
 }
 
 fn sys_block(device: &str) -> PathBuf {
     Path::new("/sys/block").join(device)
+}
+
+/// The device's backing file as sysfs names it, or `None` when it is unbound.
+fn read_backing(device: &str) -> Option<String> {
+    let named = fs::read_to_string(sys_block(device).join("loop/backing_file")).ok()?;
+    Some(named.trim_end_matches('\n').to_string())
+}
+
+/// True when both paths name the same file (device and inode).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 fn read_diskseq(device: &str) -> Option<u64> {
@@ -150,6 +147,53 @@ mod tests {
     fn a_device_that_does_not_exist_counts_as_released() {
         let binding = Binding::note("loop999999", Path::new("/nonexistent/upper.ext4"));
         assert_eq!(binding.diskseq, None);
+        assert_eq!(binding.backing, None);
         assert!(binding.released());
+    }
+
+    #[test]
+    fn a_binding_is_ours_by_inode_whatever_path_named_it_and_released_when_detached() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("upper.ext4");
+        fs::write(&image, vec![0u8; 1 << 20]).unwrap();
+        // Another name for the same file: the kernel names the device's backing file by the
+        // path it was bound through, which is not this one.
+        let other_name = dir.path().join("same-inode.ext4");
+        fs::hard_link(&image, &other_name).unwrap();
+        let Ok(bound) = std::process::Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&image)
+            .output()
+        else {
+            eprintln!("skipped: losetup is not installed");
+            return;
+        };
+        if !bound.status.success() {
+            eprintln!("skipped: cannot bind a loop device here (needs root)");
+            return;
+        }
+        let device = String::from_utf8(bound.stdout).unwrap().trim().to_string();
+        let detach = || {
+            std::process::Command::new("losetup")
+                .args(["-d", &device])
+                .status()
+                .unwrap()
+        };
+        let name = device.strip_prefix("/dev/").unwrap();
+        let binding = Binding::note(name, &other_name);
+        let held = binding.backing.is_some() && !binding.released();
+        assert!(detach().success());
+        assert!(held, "{binding:?} was taken for released while still bound");
+        let deadline = Instant::now() + RELEASE_DEADLINE;
+        while !binding.released() {
+            assert!(
+                Instant::now() < deadline,
+                "{device} never counted as released"
+            );
+            std::thread::sleep(RELEASE_POLL);
+        }
+        // Noted once another file is behind it, a device is not ours to wait for.
+        let elsewhere = Binding::note(name, &dir.path().join("missing.ext4"));
+        assert_eq!(elsewhere.backing, None);
     }
 }

@@ -30,6 +30,7 @@ mod id_range;
 mod idmapped;
 mod layout;
 mod live_settings;
+mod loop_attach;
 mod loop_devices;
 mod mount_table;
 pub mod network;

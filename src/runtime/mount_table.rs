@@ -4,6 +4,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::{RuntimeError, host};
+
 /// One line of `mountinfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -13,24 +15,29 @@ pub struct Mount {
     pub source: String,
 }
 
-/// The current mount table, in the order the mounts were made; empty if it cannot be read
-/// (then nothing is unmounted, and the caller's later checks find what stayed).
-pub fn read() -> Vec<Mount> {
-    parse(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+const MOUNTINFO: &str = "/proc/self/mountinfo";
+
+/// The current mount table, in the order the mounts were made. A table that cannot be read
+/// is an error, never an empty table: callers decide from it whether a directory is free of
+/// mounts and may be deleted recursively.
+pub fn read() -> Result<Vec<Mount>, RuntimeError> {
+    fs::read_to_string(MOUNTINFO)
+        .map(|text| parse(&text))
+        .map_err(RuntimeError::io("read", Path::new(MOUNTINFO)))
 }
 
 /// [`read`], off the async workers.
-pub async fn read_async() -> Vec<Mount> {
-    tokio::task::spawn_blocking(read).await.unwrap_or_default()
+pub async fn read_async() -> Result<Vec<Mount>, RuntimeError> {
+    host::blocking("reading the mount table", read).await
 }
 
 /// The mount points at or below `dir` now, in the order they were made (read off the
 /// async workers).
-pub async fn points_under(dir: &Path) -> Vec<PathBuf> {
-    under(&read_async().await, dir)
+pub async fn points_under(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
+    Ok(under(&read_async().await?, dir)
         .into_iter()
         .map(|mount| mount.point)
-        .collect()
+        .collect())
 }
 
 /// The mounts at or below `dir`, in the order they were made.

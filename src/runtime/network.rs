@@ -98,11 +98,7 @@ pub fn configure(pid: u32) -> Result<EgressSockets, RuntimeError> {
         configure_here()
     })
     .join()
-    .unwrap_or_else(|_| {
-        Err(RuntimeError::Bundle(
-            "configuring the sandbox network panicked".into(),
-        ))
-    })
+    .unwrap_or_else(|_| Err(RuntimeError::panicked("configuring the sandbox network")))
 }
 
 /// The steps of [`configure`], in the calling thread's (the sandbox's) namespace.

@@ -4,9 +4,10 @@
 //! two, mounted as the sandbox's root where runc picks it up (`runc_view`). Writes land in
 //! the upper image (so they survive stop/start and hit ENOSPC at its capacity) with their
 //! owners as the sandbox sees them. Every host-side mount is `nosuid,nodev`, the raw and
-//! idmapped layers `noexec` too. Unmounting releases every loop device (util-linux sets
-//! autoclear, `-d` insists); a teardown waits until the kernel has let go of the upper
-//! image's (see [`loop_devices`](super::loop_devices)).
+//! idmapped layers `noexec` too. The images are bound to loop devices with autoclear (see
+//! [`loop_attach`](super::loop_attach)), so unmounting releases them; a teardown waits until
+//! the kernel has let go of the upper image's (see [`loop_devices`](super::loop_devices)).
+//! Mounts are made with `mount(2)`, not `mount(8)`, whose cost grows with the mount table.
 
 use std::fs;
 use std::io::Write;
@@ -17,12 +18,16 @@ use nix::mount::MsFlags;
 
 use super::id_range::IdRange;
 use super::layout::SandboxLayout;
-use super::{RuntimeError, host, idmapped, loop_devices, mount_table, upper_image};
+use super::{RuntimeError, host, idmapped, loop_attach, loop_devices, mount_table, upper_image};
 use crate::phases::Phases;
 
 /// Flags of the raw and idmapped layers: nothing on them is run or opened as a device on
 /// the host, and a set-user-ID file a sandbox wrote there is inert.
-const LAYER_FLAGS: &str = "nosuid,nodev,noexec";
+const LAYER_FLAGS: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
+/// [`LAYER_FLAGS`] as `mount(8)` options.
+const LAYER_OPTIONS: &str = "nosuid,nodev,noexec";
 
 /// Mounts the raw and idmapped layers of a start: everything but the overlay.
 pub async fn mount_layers(
@@ -32,31 +37,21 @@ pub async fn mount_layers(
     capacity: u64,
     phases: &mut Phases,
 ) -> Result<(), RuntimeError> {
-    // `noload`: never replay a journal on the shared read-only snapshot.
-    let lower_options = format!("loop,ro,noload,{LAYER_FLAGS}");
-    host::run(
-        "mount",
-        [
-            arg("-o"),
-            arg(&lower_options),
-            snapshot.into(),
-            (&layout.lower_raw).into(),
-        ],
-    )
+    let (snapshot, lower_raw) = (snapshot.to_path_buf(), layout.lower_raw.clone());
+    host::blocking("mounting the snapshot image", move || {
+        let device = loop_attach::shared_read_only(&snapshot)?;
+        // `noload`: never replay a journal on the shared read-only snapshot.
+        mount_ext4(&device, &lower_raw, MsFlags::MS_RDONLY, Some("noload"))
+    })
     .await?;
     phases.mark("image mount");
     upper_image::prepare(&layout.upper_image, capacity).await?;
     phases.mark("upper image");
-    let upper_options = format!("loop,{LAYER_FLAGS}");
-    host::run(
-        "mount",
-        [
-            arg("-o"),
-            arg(&upper_options),
-            (&layout.upper_image).into(),
-            (&layout.upper_raw).into(),
-        ],
-    )
+    let (image, upper_raw) = (layout.upper_image.clone(), layout.upper_raw.clone());
+    host::blocking("mounting the upper image", move || {
+        let device = loop_attach::attach(&image, false)?;
+        mount_ext4(&device, &upper_raw, MsFlags::empty(), None)
+    })
     .await?;
     for dir in ["upper", "work"] {
         let dir = layout.upper_raw.join(dir);
@@ -72,6 +67,24 @@ pub async fn mount_layers(
     .await?;
     phases.mark("idmapped layers");
     Ok(())
+}
+
+/// Mounts the ext4 filesystem on `device` at `target`, as a layer (see [`LAYER_FLAGS`]).
+/// The device's descriptor closes after the mount, which then holds the device alone.
+fn mount_ext4(
+    device: &loop_attach::LoopDevice,
+    target: &Path,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), RuntimeError> {
+    nix::mount::mount(
+        Some(device.path()),
+        target,
+        Some("ext4"),
+        flags | LAYER_FLAGS,
+        data,
+    )
+    .map_err(|e| RuntimeError::io("mount the image's ext4 filesystem at", target)(e.into()))
 }
 
 /// Mounts the overlay of the idmapped layers at `target`. Blocking, and meant for a thread
@@ -113,7 +126,7 @@ pub async fn mount_native_view(layout: &SandboxLayout) -> Result<PathBuf, Runtim
     mount
         .current_dir(&layout.dir)
         .args([arg("-t"), arg("overlay"), arg("overlay"), arg("-o")])
-        .arg(format!("{options},{LAYER_FLAGS}"))
+        .arg(format!("{options},{LAYER_OPTIONS}"))
         .arg(&layout.capture);
     let output = host::output(&mut mount).await?;
     if !output.status.success() {
@@ -175,22 +188,22 @@ pub fn write_identity_files(rootfs: &Path, hostname: &str) -> Result<(), Runtime
     Ok(())
 }
 
-/// Unmounts everything mounted under `dir` (deepest, most recent first), then detaches any
-/// loop device still bound to the upper image (left by a crash between mount and autoclear,
-/// or not yet released by the kernel) and waits until it is unbound.
+/// Unmounts everything mounted under `dir` (deepest, most recent first), then waits until
+/// the kernel has unbound the upper image's loop devices (autoclear; see
+/// [`loop_devices`](super::loop_devices)).
 pub async fn unmount_all(layout: &SandboxLayout) -> Result<(), RuntimeError> {
-    let mounts = mount_table::under(&mount_table::read_async().await, &layout.dir);
-    let mut first_error = None;
-    for mount in mounts.into_iter().rev() {
-        if let Err(e) = host::run("umount", [arg("-d"), mount.point.into()]).await {
-            first_error.get_or_insert(e);
+    let layout = layout.clone();
+    let bindings = host::blocking("unmounting", move || {
+        let mounts = mount_table::under(&mount_table::read()?, &layout.dir);
+        let bindings = loop_devices::note_bound_to(&mounts, &layout.upper_image);
+        let mut first_error = None;
+        for mount in mounts.iter().rev() {
+            if let Err(errno) = nix::mount::umount(&mount.point) {
+                first_error.get_or_insert(RuntimeError::io("unmount", &mount.point)(errno.into()));
+            }
         }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-    if layout.upper_image.exists() {
-        loop_devices::detach_backing(&layout.upper_image).await?;
-    }
-    Ok(())
+        first_error.map_or(Ok(bindings), Err)
+    })
+    .await?;
+    loop_devices::wait_released(bindings).await
 }

@@ -84,11 +84,7 @@ impl RuncView {
             scope
                 .spawn(|| self.build_in_own_namespace(layout, range, contents))
                 .join()
-                .unwrap_or_else(|_| {
-                    Err(RuntimeError::Bundle(
-                        "preparing runc's view panicked".into(),
-                    ))
-                })
+                .unwrap_or_else(|_| Err(RuntimeError::panicked("preparing runc's view")))
         })
     }
 

@@ -120,7 +120,7 @@ impl Runtime {
         phases.mark("teardown");
         // Never delete recursively through a mount: that would reach into another filesystem.
         // (The view runc had is gone with the teardown.)
-        let remaining = mount_table::points_under(&layout.dir).await;
+        let remaining = mount_table::points_under(&layout.dir).await?;
         if !remaining.is_empty() {
             return Err(RuntimeError::StillMounted {
                 id: id.to_string(),

@@ -12,36 +12,40 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use nix::mount::MsFlags;
+
 use super::layout::SandboxLayout;
 use super::{RuntimeError, host};
 
 /// Room for the agent's socket and nothing much else.
-const RUN_OPTIONS: &str = "size=1m,mode=0700,nosuid,nodev,noexec";
+const RUN_OPTIONS: &str = "size=1m,mode=0700";
 /// Enough for startup diagnostics and the agent's tracing; a flood hits ENOSPC.
-const LOG_OPTIONS: &str = "size=2m,mode=0700,nosuid,nodev,noexec";
+const LOG_OPTIONS: &str = "size=2m,mode=0700";
 /// How much of the log end is kept on the host disk after a run.
 const SAVED_LOG_BYTES: u64 = 64 * 1024;
 
 /// Mounts fresh tmpfs on `run/` and `log/` (the directories must exist and be unmounted).
+/// With `mount(2)` directly: `mount(8)` reads the whole mount table first, which grows
+/// with every sandbox.
 pub async fn mount(layout: &SandboxLayout) -> Result<(), RuntimeError> {
-    for (dir, options, name) in [
-        (&layout.run, RUN_OPTIONS, "langsmith-run"),
-        (&layout.log, LOG_OPTIONS, "langsmith-log"),
-    ] {
-        host::run(
-            "mount",
-            [
-                "-t".as_ref(),
-                "tmpfs".as_ref(),
-                "-o".as_ref(),
-                options.as_ref(),
-                name.as_ref(),
-                dir.as_os_str(),
-            ],
-        )
-        .await?;
-    }
-    Ok(())
+    let layout = layout.clone();
+    host::blocking("mounting the scratch tmpfs", move || {
+        for (dir, options, name) in [
+            (&layout.run, RUN_OPTIONS, "langsmith-run"),
+            (&layout.log, LOG_OPTIONS, "langsmith-log"),
+        ] {
+            nix::mount::mount(
+                Some(name),
+                dir.as_path(),
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some(options),
+            )
+            .map_err(|e| RuntimeError::io("mount a tmpfs at", dir)(e.into()))?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Copies the end of the live log (if the log tmpfs holds one) to the sandbox directory, so

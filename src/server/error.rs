@@ -165,6 +165,7 @@ fn runtime_answer(error: &RuntimeError) -> (StatusCode, &'static str) {
         | RuntimeError::Io { .. }
         | RuntimeError::Command { .. }
         | RuntimeError::Bundle(_)
+        | RuntimeError::BlockingTask { .. }
         | RuntimeError::StillMounted { .. }
         | RuntimeError::LoopsStillBound(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, kind::INTERNAL_ERROR)

@@ -140,8 +140,13 @@ async fn a_start_that_fails_reports_why_and_leaves_nothing() {
     let mut spec = fixture.spec(bad_image);
     spec.snapshot_image = garbage;
     let error = runtime.start(&spec).await.expect_err("garbage snapshot");
-    assert!(matches!(error, RuntimeError::Command { .. }), "{error}");
-    assert!(error.to_string().contains("mount"), "{error}");
+    assert!(matches!(error, RuntimeError::Io { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("mount the image's ext4 filesystem"),
+        "{error}"
+    );
     runtime
         .destroy(bad_image)
         .await

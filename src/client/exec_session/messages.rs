@@ -65,8 +65,11 @@ impl Session {
 
     /// Deliver a binary frame's raw bytes, by the same rule (cut anywhere: offsets are exact).
     /// `message` is the whole frame; the event shares its memory.
-    pub(super) fn fresh_raw(&mut self, message: &Bytes) -> Option<ExecEvent> {
-        let frame = exec_frames::decode(message)?;
+    pub(super) fn fresh_raw(
+        &mut self,
+        message: &Bytes,
+        frame: exec_frames::OutputFrame<'_>,
+    ) -> Option<ExecEvent> {
         let stream = match frame.stream {
             OutputStream::Stdout => 0,
             OutputStream::Stderr => 1,

@@ -98,8 +98,9 @@ fn bytes_the_server_no_longer_held_are_counted_as_lost() {
 
 #[test]
 fn raw_frames_are_cut_anywhere_and_a_replay_of_them_is_trimmed_by_offset() {
-    use crate::api::exec_frames::{OutputStream, encode};
+    use crate::api::exec_frames::{OutputStream, decode, encode};
     let raw = |offset, bytes: &[u8]| Bytes::from(encode(OutputStream::Stdout, offset, bytes));
+    let fresh = |s: &mut Session, frame: &Bytes| s.fresh_raw(frame, decode(frame).unwrap());
     let bytes = |event: Option<ExecEvent>| match event {
         Some(ExecEvent::Stdout(b)) => Some(b.to_vec()),
         None => None,
@@ -108,17 +109,17 @@ fn raw_frames_are_cut_anywhere_and_a_replay_of_them_is_trimmed_by_offset() {
     let mut s = session();
     // "€" is e2 82 ac: a frame may end inside it, and invalid bytes need no U+FFFD.
     assert_eq!(
-        bytes(s.fresh_raw(&raw(0, b"\xff\xe2"))),
+        bytes(fresh(&mut s, &raw(0, b"\xff\xe2"))),
         Some(b"\xff\xe2".to_vec())
     );
     assert_eq!(
-        bytes(s.fresh_raw(&raw(2, b"\x82\xac"))),
+        bytes(fresh(&mut s, &raw(2, b"\x82\xac"))),
         Some(b"\x82\xac".to_vec())
     );
     assert_eq!(s.positions[0].resume(), 4, "raw offsets are exact");
     // A replay from before the resumed offset shows only what is new, even mid-character.
     assert_eq!(
-        bytes(s.fresh_raw(&raw(1, b"\xe2\x82\xacz"))),
+        bytes(fresh(&mut s, &raw(1, b"\xe2\x82\xacz"))),
         Some(b"z".to_vec())
     );
     assert_eq!(s.lost[0].load(Ordering::Relaxed), 0);
