@@ -54,7 +54,7 @@ pub enum RuntimeError {
         source: std::io::Error,
     },
 
-    /// A host tool (`mount`, `umount`, `mke2fs`, `losetup`, the OCI runtime) failed.
+    /// A host tool (`mount`, `umount`, `mke2fs`, `e2fsck`, `resize2fs`, the OCI runtime) failed.
     #[error("`{command}` failed ({status}): {output}")]
     Command {
         command: String,

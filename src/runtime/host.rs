@@ -1,4 +1,4 @@
-//! Running host tools (`mount`, `umount`, `mke2fs`, `losetup`, the OCI runtime) with their
+//! Running host tools (`mount`, `umount`, `mke2fs`, `e2fsck`, `resize2fs`, the OCI runtime) with their
 //! output captured, so a failure reports the exact command and what it printed; and other
 //! blocking host work, off the async workers.
 

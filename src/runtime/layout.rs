@@ -60,6 +60,9 @@ pub struct SandboxLayout {
     pub id: String,
     pub dir: PathBuf,
     pub upper_image: PathBuf,
+    /// The loop device the upper image was last bound to (`loopN`), kept until a teardown
+    /// has seen the kernel let go of it.
+    pub upper_loop: PathBuf,
     /// The snapshot image, as stored (owners as the image names them).
     pub lower_raw: PathBuf,
     /// The upper image, as stored.
@@ -87,6 +90,7 @@ impl SandboxLayout {
         SandboxLayout {
             id: id.to_string(),
             upper_image: dir.join("upper.ext4"),
+            upper_loop: dir.join("upper.loop"),
             lower_raw: dir.join("lower-raw"),
             upper_raw: dir.join("upper-raw"),
             lower: dir.join("lower"),

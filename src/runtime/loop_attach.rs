@@ -33,8 +33,6 @@ use super::RuntimeError;
 
 /// Free devices tried when others take each one first (`EBUSY`).
 const ATTEMPTS: usize = 16;
-/// The block-device major number of loop devices.
-const LOOP_MAJOR: u64 = 7;
 
 /// An open loop device bound to an image. Dropping it closes the descriptor: with autoclear
 /// the kernel then unbinds the device, unless a mount holds it.
@@ -71,19 +69,9 @@ pub fn shared_read_only(image: &Path) -> Result<LoopDevice, RuntimeError> {
 
 /// Binds `image` to a free loop device, with autoclear. Blocking.
 pub fn attach(image: &Path, read_only: bool) -> Result<LoopDevice, RuntimeError> {
-    let failed = |e: io::Error| RuntimeError::io("bind a loop device to", image)(e);
-    let backing = OpenOptions::new()
-        .read(true)
-        .write(!read_only)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(image)
-        .map_err(failed)?;
-    let control = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open("/dev/loop-control")
-        .map_err(failed)?;
+    const CONTROL: &str = "/dev/loop-control";
+    let backing = open(image, !read_only).map_err(RuntimeError::io("open", image))?;
+    let control = open(Path::new(CONTROL), true).map_err(RuntimeError::io("open", CONTROL))?;
     let mut flags = LO_FLAGS_AUTOCLEAR as u32;
     if read_only {
         flags |= LO_FLAGS_READ_ONLY as u32;
@@ -97,26 +85,45 @@ pub fn attach(image: &Path, read_only: bool) -> Result<LoopDevice, RuntimeError>
         // SAFETY: an argument-less ioctl on the control device we opened.
         let number = unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE as _) };
         if number < 0 {
-            return Err(failed(io::Error::last_os_error()));
+            let e = io::Error::last_os_error();
+            return Err(RuntimeError::io("find a free loop device through", CONTROL)(e));
         }
         let path = PathBuf::from(format!("/dev/loop{number}"));
-        let device = open_device(&path, number as u64, read_only).map_err(failed)?;
+        // The kernel makes a device read-write only if its descriptor is (besides the file's).
+        let device = match open_device(&path, number, !read_only) {
+            Ok(device) => device,
+            // Removed by someone else between the two calls: take the next free one.
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                last = e;
+                continue;
+            }
+            Err(e) => return Err(RuntimeError::io("open", &path)(e)),
+        };
         // SAFETY: LOOP_CONFIGURE reads one loop_config, which outlives the call; the kernel
         // takes its own reference to the backing file.
         let configured =
             unsafe { libc::ioctl(device.as_raw_fd(), LOOP_CONFIGURE as _, &config) } == 0;
-        if configured {
-            return Ok(LoopDevice {
-                path,
-                _open: device,
-            });
+        if !configured {
+            last = io::Error::last_os_error();
+            if last.raw_os_error() == Some(libc::EBUSY) {
+                continue; // another binder took it first
+            }
+            break;
         }
-        last = io::Error::last_os_error();
-        if last.raw_os_error() != Some(libc::EBUSY) {
-            break; // not a race with another binder
-        }
+        // Kept open read-only from here: a writer open on the device would make ext4 refuse
+        // the mount on kernels that forbid writing to mounted block devices.
+        let held = open(&path, false).map_err(RuntimeError::io("open", &path))?;
+        return Ok(LoopDevice { path, _open: held });
     }
-    Err(failed(last))
+    Err(RuntimeError::io("bind a loop device to", image)(last))
+}
+
+fn open(path: &Path, write: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
 }
 
 /// `device`, opened, if it is bound to `image` (same device and inode) with the wanted
@@ -146,21 +153,21 @@ fn open_if_bound(device: &Path, image: &Path, read_only: bool) -> Option<LoopDev
     })
 }
 
-/// Opens `/dev/loopN`, making its node first where `/dev` lacks it (no devtmpfs).
-fn open_device(path: &Path, number: u64, read_only: bool) -> io::Result<File> {
-    let open = || {
-        OpenOptions::new()
-            .read(true)
-            .write(!read_only)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path)
-    };
-    match open() {
+/// Opens `/dev/loopN`, making its node first where `/dev` lacks it (no devtmpfs), with the
+/// device number sysfs gives (the minor is not `N` when the driver reserves partitions).
+fn open_device(path: &Path, number: libc::c_int, write: bool) -> io::Result<File> {
+    match open(path, write) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let numbers = std::fs::read_to_string(format!("/sys/block/loop{number}/dev"))?;
+            let (major, minor) = numbers
+                .trim()
+                .split_once(':')
+                .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)))
+                .ok_or_else(|| io::Error::other(format!("unreadable device number {numbers:?}")))?;
             let mode = nix::sys::stat::Mode::from_bits_truncate(0o660);
-            let dev = nix::sys::stat::makedev(LOOP_MAJOR, number);
+            let dev = nix::sys::stat::makedev(major, minor);
             match nix::sys::stat::mknod(path, nix::sys::stat::SFlag::S_IFBLK, mode, dev) {
-                Ok(()) | Err(nix::errno::Errno::EEXIST) => open(),
+                Ok(()) | Err(nix::errno::Errno::EEXIST) => open(path, write),
                 Err(errno) => Err(errno.into()),
             }
         }

@@ -100,16 +100,42 @@ pub async fn wait_released(bindings: Vec<Binding>) -> Result<(), RuntimeError> {
     .await
 }
 
-/// The loop devices among `mounts`' sources that are bound to `file` now, noted for
-/// [`wait_released`] (before they are unmounted). Reads sysfs: call it off the async workers.
-pub fn note_bound_to(mounts: &[Mount], file: &Path) -> Vec<Binding> {
-    mounts
+/// Notes where the upper image was bound, in `record`, before it is mounted: a teardown
+/// then finds the device even after every mount of it is gone from the host's table (a
+/// retry after [`wait_released`] gave up, a restart after a crash in between).
+pub fn remember(record: &Path, device: &Path) -> Result<(), RuntimeError> {
+    let name = device.file_name().unwrap_or_default().to_string_lossy();
+    fs::write(record, format!("{name}\n")).map_err(RuntimeError::io("write", record))
+}
+
+/// The loop devices bound to `file` now among `mounts`' sources and the one `record` names,
+/// noted for [`wait_released`] (before they are unmounted). Reads sysfs: call it off the
+/// async workers.
+pub fn note_bound_to(mounts: &[Mount], file: &Path, record: &Path) -> Vec<Binding> {
+    let recorded = fs::read_to_string(record).unwrap_or_default();
+    let mut devices: Vec<&str> = mounts
         .iter()
         .filter_map(|mount| mount.source.strip_prefix("/dev/"))
-        .filter(|device| device.starts_with("loop"))
+        .chain(std::iter::once(recorded.trim()))
+        .filter(|device| device.starts_with("loop") && !device.contains('/'))
+        .collect();
+    devices.sort_unstable();
+    devices.dedup();
+    devices
+        .into_iter()
         .map(|device| Binding::note(device, file))
         .filter(|binding| binding.backing.is_some())
         .collect()
+}
+
+/// Drops `record` once its device is known to be released.
+pub fn forget(record: &Path) -> Result<(), RuntimeError> {
+    match fs::remove_file(record) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(RuntimeError::io("remove", record)(e))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn sys_block(device: &str) -> PathBuf {
@@ -195,5 +221,38 @@ mod tests {
         // Noted once another file is behind it, a device is not ours to wait for.
         let elsewhere = Binding::note(name, &dir.path().join("missing.ext4"));
         assert_eq!(elsewhere.backing, None);
+    }
+
+    #[test]
+    fn a_recorded_binding_is_waited_for_when_no_mount_names_it_any_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("upper.ext4");
+        fs::write(&image, vec![0u8; 1 << 20]).unwrap();
+        let record = dir.path().join("upper.loop");
+        let device = match super::super::loop_attach::attach(&image, false) {
+            Ok(device) => device,
+            Err(e) => {
+                eprintln!("skipped: cannot bind loop devices here (needs root): {e}");
+                return;
+            }
+        };
+        remember(&record, device.path()).unwrap();
+        // Not mounted anywhere (as after an unmount whose release wait gave up).
+        let noted = note_bound_to(&[], &image, &record);
+        assert_eq!(noted.len(), 1, "{noted:?}");
+        assert!(!noted[0].released());
+        // A record naming a device bound to another file is not ours to wait for.
+        let other = dir.path().join("other.ext4");
+        fs::write(&other, vec![0u8; 1 << 20]).unwrap();
+        assert!(note_bound_to(&[], &other, &record).is_empty());
+        drop(device);
+        let deadline = Instant::now() + RELEASE_DEADLINE;
+        while !noted[0].released() {
+            assert!(Instant::now() < deadline, "never released");
+            std::thread::sleep(RELEASE_POLL);
+        }
+        forget(&record).unwrap();
+        forget(&record).unwrap();
+        assert!(note_bound_to(&[], &image, &record).is_empty());
     }
 }

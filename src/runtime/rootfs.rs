@@ -41,16 +41,29 @@ pub async fn mount_layers(
     host::blocking("mounting the snapshot image", move || {
         let device = loop_attach::shared_read_only(&snapshot)?;
         // `noload`: never replay a journal on the shared read-only snapshot.
-        mount_ext4(&device, &lower_raw, MsFlags::MS_RDONLY, Some("noload"))
+        mount_ext4(
+            &device,
+            &snapshot,
+            &lower_raw,
+            MsFlags::MS_RDONLY,
+            Some("noload"),
+        )
     })
     .await?;
     phases.mark("image mount");
     upper_image::prepare(&layout.upper_image, capacity).await?;
     phases.mark("upper image");
-    let (image, upper_raw) = (layout.upper_image.clone(), layout.upper_raw.clone());
+    let upper = layout.clone();
     host::blocking("mounting the upper image", move || {
-        let device = loop_attach::attach(&image, false)?;
-        mount_ext4(&device, &upper_raw, MsFlags::empty(), None)
+        let device = loop_attach::attach(&upper.upper_image, false)?;
+        loop_devices::remember(&upper.upper_loop, device.path())?;
+        mount_ext4(
+            &device,
+            &upper.upper_image,
+            &upper.upper_raw,
+            MsFlags::empty(),
+            None,
+        )
     })
     .await?;
     for dir in ["upper", "work"] {
@@ -69,10 +82,12 @@ pub async fn mount_layers(
     Ok(())
 }
 
-/// Mounts the ext4 filesystem on `device` at `target`, as a layer (see [`LAYER_FLAGS`]).
-/// The device's descriptor closes after the mount, which then holds the device alone.
+/// Mounts the ext4 filesystem of `image`, bound to `device`, at `target`, as a layer (see
+/// [`LAYER_FLAGS`]). The device's descriptor closes after the mount, which then holds the
+/// device alone.
 fn mount_ext4(
     device: &loop_attach::LoopDevice,
+    image: &Path,
     target: &Path,
     flags: MsFlags,
     data: Option<&str>,
@@ -84,7 +99,15 @@ fn mount_ext4(
         flags | LAYER_FLAGS,
         data,
     )
-    .map_err(|e| RuntimeError::io("mount the image's ext4 filesystem at", target)(e.into()))
+    .map_err(|errno| {
+        // EINVAL is all the kernel says of a file that is no ext4 filesystem; its log has more.
+        let action = if errno == nix::errno::Errno::EINVAL {
+            "mount as ext4 (no ext4 filesystem, or a damaged one: the kernel log says which)"
+        } else {
+            "mount as ext4"
+        };
+        RuntimeError::io(action, image)(errno.into())
+    })
 }
 
 /// Mounts the overlay of the idmapped layers at `target`. Blocking, and meant for a thread
@@ -190,12 +213,15 @@ pub fn write_identity_files(rootfs: &Path, hostname: &str) -> Result<(), Runtime
 
 /// Unmounts everything mounted under `dir` (deepest, most recent first), then waits until
 /// the kernel has unbound the upper image's loop devices (autoclear; see
-/// [`loop_devices`](super::loop_devices)).
+/// [`loop_devices`](super::loop_devices)): those the mounts came from and the one the start
+/// recorded, so a retry after a wait that gave up waits again instead of passing.
 pub async fn unmount_all(layout: &SandboxLayout) -> Result<(), RuntimeError> {
+    let record = layout.upper_loop.clone();
     let layout = layout.clone();
     let bindings = host::blocking("unmounting", move || {
         let mounts = mount_table::under(&mount_table::read()?, &layout.dir);
-        let bindings = loop_devices::note_bound_to(&mounts, &layout.upper_image);
+        let bindings =
+            loop_devices::note_bound_to(&mounts, &layout.upper_image, &layout.upper_loop);
         let mut first_error = None;
         for mount in mounts.iter().rev() {
             if let Err(errno) = nix::mount::umount(&mount.point) {
@@ -205,5 +231,9 @@ pub async fn unmount_all(layout: &SandboxLayout) -> Result<(), RuntimeError> {
         first_error.map_or(Ok(bindings), Err)
     })
     .await?;
-    loop_devices::wait_released(bindings).await
+    loop_devices::wait_released(bindings).await?;
+    host::blocking("forgetting the upper image's loop device", move || {
+        loop_devices::forget(&record)
+    })
+    .await
 }

@@ -1,6 +1,7 @@
 //! Start, stop, restart and destroy: files survive a stop, destroy leaves nothing, and a
 //! failed start cleans up after itself.
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -78,6 +79,21 @@ async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
     fixture.assert_snapshot_released();
 }
 
+/// Starts `id` and opens its container's mount namespace, which keeps the container's copies
+/// of its mounts alive while held. Gives the sandbox directory, the namespace and the upper
+/// image.
+async fn start_and_hold(fixture: &Fixture, id: &str) -> (PathBuf, std::fs::File, PathBuf) {
+    fixture
+        .runtime
+        .start(&fixture.spec(id))
+        .await
+        .expect("start");
+    let dir = fixture.sandbox_dir(id);
+    let pid = std::fs::read_to_string(dir.join("bundle/container.pid")).unwrap();
+    let namespace = std::fs::File::open(format!("/proc/{}/ns/mnt", pid.trim())).unwrap();
+    (dir, namespace, fixture.runtime.upper_image(id))
+}
+
 /// The kernel unbinds a loop device only once the last mount of its filesystem is gone, and
 /// a container's mounts can outlive runc by a moment: until its mount namespace is freed.
 /// Here the test holds that namespace open, so the moment lasts until it lets go. A stop
@@ -86,15 +102,7 @@ async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
 async fn a_stop_returns_only_once_the_kernel_has_let_go_of_the_disks() {
     let fixture = Fixture::new();
     let id = fixture.id("held");
-    fixture
-        .runtime
-        .start(&fixture.spec(&id))
-        .await
-        .expect("start");
-    let dir = fixture.sandbox_dir(&id);
-    let pid = std::fs::read_to_string(dir.join("bundle/container.pid")).unwrap();
-    let namespace = std::fs::File::open(format!("/proc/{}/ns/mnt", pid.trim())).unwrap();
-    let upper = fixture.runtime.upper_image(&id);
+    let (dir, namespace, upper) = start_and_hold(&fixture, &id).await;
     let bound = || run_ok(Command::new("losetup").arg("-j").arg(&upper));
     assert_ne!(
         bound(),
@@ -128,6 +136,40 @@ async fn a_stop_returns_only_once_the_kernel_has_let_go_of_the_disks() {
     fixture.assert_snapshot_released();
 }
 
+/// A teardown that gave up waiting for the kernel (something still holds the disk) gives up
+/// again when retried, however many host mounts are already gone: it knows the upper image's
+/// loop device from the start's record, not only from the mount table. Only once the holder
+/// lets go does a stop pass, with the disk unbound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teardown_retried_while_the_disk_is_held_waits_again() {
+    let fixture = Fixture::new();
+    let id = fixture.id("held-twice");
+    let (_, namespace, upper) = start_and_hold(&fixture, &id).await;
+    let bound = || run_ok(Command::new("losetup").arg("-j").arg(&upper));
+
+    for attempt in ["stop", "a retried stop"] {
+        let error = fixture.runtime.stop(&id).await.expect_err(attempt);
+        assert!(
+            matches!(error, RuntimeError::LoopsStillBound(_)),
+            "{attempt}: {error}"
+        );
+        assert_ne!(
+            bound(),
+            "",
+            "{attempt}: the held namespace keeps the disk bound"
+        );
+    }
+    drop(namespace);
+    fixture
+        .runtime
+        .stop(&id)
+        .await
+        .expect("stop, once the namespace is gone");
+    assert_eq!(bound(), "");
+    fixture.runtime.destroy(&id).await.expect("destroy");
+    fixture.assert_no_trace(&id).await;
+}
+
 #[tokio::test]
 async fn a_start_that_fails_reports_why_and_leaves_nothing() {
     let fixture = Fixture::new();
@@ -144,7 +186,7 @@ async fn a_start_that_fails_reports_why_and_leaves_nothing() {
     assert!(
         error
             .to_string()
-            .contains("mount the image's ext4 filesystem"),
+            .contains("mount as ext4 (no ext4 filesystem"),
         "{error}"
     );
     runtime
