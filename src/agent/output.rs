@@ -105,10 +105,15 @@ impl StreamBuffer {
         if raw.is_empty() {
             return None;
         }
+        let raw_len = raw.len();
+        // Valid UTF-8 (nearly all output) becomes the text without a copy; `from_utf8` also
+        // checks far faster than the lossy decoder, which walks the bytes one by one.
+        let data = String::from_utf8(raw)
+            .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
         Some(Chunk {
             offset: cursor,
-            raw_len: raw.len(),
-            data: String::from_utf8_lossy(&raw).into_owned(),
+            raw_len,
+            data,
         })
     }
 }
@@ -190,6 +195,18 @@ mod tests {
         assert_eq!(buf.chunk_at(2), None);
         buf.append(&euro[2..], u64::MAX);
         assert_eq!(buf.chunk_at(2).unwrap().data, "€");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_become_replacement_characters_and_keep_their_length() {
+        let mut buf = StreamBuffer::new(DEFAULT_RETAINED_BYTES);
+        buf.append(b"a\xffb\xfe", u64::MAX);
+        buf.mark_eof();
+        let chunk = buf.chunk_at(0).unwrap();
+        assert_eq!(
+            (chunk.data.as_str(), chunk.raw_len),
+            ("a\u{FFFD}b\u{FFFD}", 4)
+        );
     }
 
     #[test]

@@ -390,8 +390,11 @@ fn main() {
         figure: format!("{big_mib} MiB through the SDK's `run()`"),
         ours: Measure::Rate(big["mb_per_s"].as_f64().unwrap()),
         floor: Some((
-            "its source alone, into /dev/null".into(),
-            Measure::Rate(figure(&sdk, "sdk_big_source")["mb_per_s"].as_f64().unwrap()),
+            format!(
+                "the SDK's Python only decoding its messages (the source alone: {:.0} MB/s)",
+                figure(&sdk, "sdk_big_source")["mb_per_s"].as_f64().unwrap()
+            ),
+            Measure::Rate(figure(&sdk, "sdk_big_decode")["mb_per_s"].as_f64().unwrap()),
         )),
         goal: "≥ 300 MB/s",
     });
