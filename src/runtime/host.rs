@@ -1,6 +1,6 @@
-//! Running host tools (`mount`, `umount`, `mke2fs`, `e2fsck`, `resize2fs`, the OCI runtime) with their
-//! output captured, so a failure reports the exact command and what it printed; and other
-//! blocking host work, off the async workers.
+//! Running host tools (`mount`, `umount`, `mke2fs`, `e2fsck`, `resize2fs`, the OCI runtime)
+//! with their output captured, so a failure reports the exact command and what it printed;
+//! and other blocking host work, off the async workers.
 
 use std::ffi::OsStr;
 use std::process::{Output, Stdio};

@@ -158,7 +158,9 @@ fn open_if_bound(device: &Path, image: &Path, read_only: bool) -> Option<LoopDev
 fn open_device(path: &Path, number: libc::c_int, write: bool) -> io::Result<File> {
     match open(path, write) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let numbers = std::fs::read_to_string(format!("/sys/block/loop{number}/dev"))?;
+            // Gone from sysfs too: removed meanwhile, so the caller takes the next free one.
+            let numbers = std::fs::read_to_string(format!("/sys/block/loop{number}/dev"))
+                .map_err(|_| io::Error::from_raw_os_error(libc::ENXIO))?;
             let (major, minor) = numbers
                 .trim()
                 .split_once(':')

@@ -6,7 +6,8 @@
 //! (paths and names), `agent_files` (the agent executable every sandbox runs), `upper_image`
 //! (the sandbox's own ext4 disk, grown on demand), `rootfs` (loop mounts and overlay),
 //! `mount_table` (what is mounted where), `loop_attach` (binding an image to a loop device),
-//! `loop_devices` (waiting until the kernel unbinds a disk's loop device), `live_settings` (the hostname and limits a running sandbox takes on),
+//! `loop_devices` (waiting until the kernel unbinds a disk's loop device), `live_settings`
+//! (the hostname and limits a running sandbox takes on),
 //! `id_range` + `idmapped` (the sandbox's user namespace: its host ids, and its disks
 //! mounted so their files keep their image owners inside), `runc_view` (the paths runc is
 //! given while it starts a sandbox), `scratch` (the small host tmpfs for the agent's socket

@@ -26,6 +26,8 @@ use crate::phases::Phases;
 const LAYER_FLAGS: MsFlags = MsFlags::MS_NOSUID
     .union(MsFlags::MS_NODEV)
     .union(MsFlags::MS_NOEXEC);
+/// What an EINVAL from mounting an image as ext4 means.
+const NOT_EXT4: &str = "no ext4 filesystem, or a damaged one (the kernel log says which)";
 /// [`LAYER_FLAGS`] as `mount(8)` options.
 const LAYER_OPTIONS: &str = "nosuid,nodev,noexec";
 
@@ -100,13 +102,14 @@ fn mount_ext4(
         data,
     )
     .map_err(|errno| {
+        let error = std::io::Error::from(errno);
         // EINVAL is all the kernel says of a file that is no ext4 filesystem; its log has more.
-        let action = if errno == nix::errno::Errno::EINVAL {
-            "mount as ext4 (no ext4 filesystem, or a damaged one: the kernel log says which)"
+        let error = if errno == nix::errno::Errno::EINVAL {
+            std::io::Error::new(error.kind(), format!("{error}: {NOT_EXT4}"))
         } else {
-            "mount as ext4"
+            error
         };
-        RuntimeError::io(action, image)(errno.into())
+        RuntimeError::io("mount as ext4", image)(error)
     })
 }
 

@@ -168,6 +168,7 @@ async fn a_teardown_retried_while_the_disk_is_held_waits_again() {
     assert_eq!(bound(), "");
     fixture.runtime.destroy(&id).await.expect("destroy");
     fixture.assert_no_trace(&id).await;
+    fixture.assert_snapshot_released();
 }
 
 #[tokio::test]
@@ -186,7 +187,7 @@ async fn a_start_that_fails_reports_why_and_leaves_nothing() {
     assert!(
         error
             .to_string()
-            .contains("mount as ext4 (no ext4 filesystem"),
+            .contains("no ext4 filesystem, or a damaged one"),
         "{error}"
     );
     runtime
