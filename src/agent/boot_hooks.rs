@@ -145,8 +145,19 @@ mod tests {
     use super::*;
 
     fn script(dir: &Path, name: &str, body: &str, mode: u32) -> PathBuf {
+        // The file is written by `cp`, not by this process: tests run on many threads, and a
+        // program another test starts at the moment this process holds the file open for
+        // writing would inherit that descriptor until its exec, which makes running the
+        // script fail with ETXTBSY ("text file busy").
+        let draft = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(draft.path(), format!("#!/bin/sh\n{body}\n")).unwrap();
         let path = dir.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let copied = std::process::Command::new("cp")
+            .arg(draft.path())
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(copied.success());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         path
     }
