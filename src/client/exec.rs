@@ -12,19 +12,19 @@
 //! re-attaches and [`Killer::hang_up`] stops it without a round trip.
 
 use std::collections::BTreeMap;
-
-use bytes::Bytes;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use super::exec_session::{LostBytes, Session, Started};
 use super::{Client, ClientError};
 use crate::api::exec::ExecuteMessage;
 
-/// Events buffered between the socket and a slow reader (each ≤ 64 KiB of output).
+/// Events buffered between the socket and a slow reader (each ≤ 64 KiB of output as text,
+/// ≤ 256 KiB in binary frames).
 const EVENT_BUFFER: usize = 16;
 /// Chunks of forwarded stdin buffered before the local reader waits.
 pub(super) const STDIN_BUFFER: usize = 8;

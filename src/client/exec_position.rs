@@ -37,8 +37,9 @@ impl Position {
 
     /// Take a (non-empty) chunk of `len` bytes: how many of its leading bytes were delivered
     /// already. One session gets either text or raw chunks (every attachment asks the same
-    /// way), so `shown_after` (text bytes) is never applied to a raw chunk's bytes. Only the first chunk after a re-attachment can overlap, and only as far as raw
-    /// offsets say. `exact`: the chunk's length is its raw length (no U+FFFD in its text).
+    /// way), so `shown_after` (text bytes) is never applied to a raw chunk's bytes. Only the
+    /// first chunk after a re-attachment can overlap, and only as far as raw offsets say.
+    /// `exact`: the chunk's length is its raw length (no U+FFFD in its text).
     pub fn take(&mut self, offset: u64, len: usize, exact: bool) -> usize {
         if self.resuming {
             let seen = match offset <= self.exact {

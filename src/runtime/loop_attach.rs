@@ -129,11 +129,7 @@ fn open(path: &Path, write: bool) -> io::Result<File> {
 /// `device`, opened, if it is bound to `image` (same device and inode) with the wanted
 /// read-only flag and no offset or size limit. Holding it open keeps the binding.
 fn open_if_bound(device: &Path, image: &Path, read_only: bool) -> Option<LoopDevice> {
-    let open = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(device)
-        .ok()?;
+    let open = open(device, false).ok()?;
     // SAFETY: an all-zero loop_info64 is valid; LOOP_GET_STATUS64 fills it (ENXIO if the
     // device is unbound).
     let mut info: loop_info64 = unsafe { std::mem::zeroed() };
@@ -203,14 +199,9 @@ mod tests {
         drop((first, again));
         // Autoclear: the last close unbinds it (the kernel may finish that a moment later),
         // and then it is never taken for the image's (it may be bound to another by now).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while open_if_bound(&path, &image, true).is_some() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{path:?} stayed bound"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        super::super::loop_devices::wait_until(&format!("{path:?} to be unbound"), || {
+            open_if_bound(&path, &image, true).is_none()
+        });
         let fresh = shared_read_only(&image).unwrap();
         assert!(open_if_bound(fresh.path(), &image, true).is_some());
         let writable = attach(&other, false).unwrap();

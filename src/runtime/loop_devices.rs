@@ -128,16 +128,6 @@ pub fn note_bound_to(mounts: &[Mount], file: &Path, record: &Path) -> Vec<Bindin
         .collect()
 }
 
-/// Drops `record` once its device is known to be released.
-pub fn forget(record: &Path) -> Result<(), RuntimeError> {
-    match fs::remove_file(record) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(RuntimeError::io("remove", record)(e))
-        }
-        _ => Ok(()),
-    }
-}
-
 fn sys_block(device: &str) -> PathBuf {
     Path::new("/sys/block").join(device)
 }
@@ -163,6 +153,17 @@ fn read_diskseq(device: &str) -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+/// Polls `done` (a kernel state that follows a release) until it holds; fails the test past
+/// [`RELEASE_DEADLINE`].
+#[cfg(test)]
+pub(super) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + RELEASE_DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "waited in vain for {what}");
+        std::thread::sleep(RELEASE_POLL);
+    }
 }
 
 #[cfg(test)]
@@ -210,14 +211,9 @@ mod tests {
         let held = binding.backing.is_some() && !binding.released();
         assert!(detach().success());
         assert!(held, "{binding:?} was taken for released while still bound");
-        let deadline = Instant::now() + RELEASE_DEADLINE;
-        while !binding.released() {
-            assert!(
-                Instant::now() < deadline,
-                "{device} never counted as released"
-            );
-            std::thread::sleep(RELEASE_POLL);
-        }
+        wait_until(&format!("{device} to count as released"), || {
+            binding.released()
+        });
         // Noted once another file is behind it, a device is not ours to wait for.
         let elsewhere = Binding::note(name, &dir.path().join("missing.ext4"));
         assert_eq!(elsewhere.backing, None);
@@ -246,13 +242,8 @@ mod tests {
         fs::write(&other, vec![0u8; 1 << 20]).unwrap();
         assert!(note_bound_to(&[], &other, &record).is_empty());
         drop(device);
-        let deadline = Instant::now() + RELEASE_DEADLINE;
-        while !noted[0].released() {
-            assert!(Instant::now() < deadline, "never released");
-            std::thread::sleep(RELEASE_POLL);
-        }
-        forget(&record).unwrap();
-        forget(&record).unwrap();
+        wait_until("the recorded device to be released", || noted[0].released());
+        fs::remove_file(&record).unwrap();
         assert!(note_bound_to(&[], &image, &record).is_empty());
     }
 }

@@ -18,7 +18,9 @@ use nix::mount::MsFlags;
 
 use super::id_range::IdRange;
 use super::layout::SandboxLayout;
-use super::{RuntimeError, host, idmapped, loop_attach, loop_devices, mount_table, upper_image};
+use super::{
+    RuntimeError, host, idmapped, loop_attach, loop_devices, mount_table, scratch, upper_image,
+};
 use crate::phases::Phases;
 
 /// Flags of the raw and idmapped layers: nothing on them is run or opened as a device on
@@ -235,8 +237,9 @@ pub async fn unmount_all(layout: &SandboxLayout) -> Result<(), RuntimeError> {
     })
     .await?;
     loop_devices::wait_released(bindings).await?;
+    // Released: the record has served.
     host::blocking("forgetting the upper image's loop device", move || {
-        loop_devices::forget(&record)
+        scratch::remove_any(&record)
     })
     .await
 }

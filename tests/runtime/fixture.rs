@@ -154,16 +154,17 @@ impl Fixture {
     /// Sandboxes share its read-only loop device, which the kernel unbinds when the last
     /// container's mount namespace is freed: that may be just after a teardown returned.
     pub fn assert_snapshot_released(&self) {
-        let snapshot = self.snapshot.to_string_lossy();
         wait_for(
             "the snapshot's loop device to be released",
             RELEASE_LIMIT,
-            || {
-                let bound = run_ok(Command::new("losetup").args(["-j", &snapshot]));
-                bound.is_empty().then_some(())
-            },
+            || loops_bound_to(&self.snapshot).is_empty().then_some(()),
         );
     }
+}
+
+/// `losetup -j`: the loop devices bound to `file` now, one line each (empty when none).
+pub fn loops_bound_to(file: &Path) -> String {
+    run_ok(Command::new("losetup").arg("-j").arg(file))
 }
 
 impl Drop for Fixture {

@@ -2,12 +2,11 @@
 //! failed start cleans up after itself.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use super::fixture::{Fixture, MIB};
+use super::fixture::{Fixture, MIB, loops_bound_to};
 use crate::common::cgroup::cgroup_file;
-use crate::common::process::{run_ok, wait_for};
+use crate::common::process::wait_for;
 use langsmith::runtime::{ContainerState, RuntimeError};
 
 #[tokio::test]
@@ -59,7 +58,7 @@ async fn files_survive_stop_and_start_and_destroy_leaves_nothing() {
     );
     let upper = runtime.upper_image(id);
     assert!(upper.is_file(), "stop must keep the upper image");
-    assert_eq!(run_ok(Command::new("losetup").arg("-j").arg(&upper)), "");
+    assert_eq!(loops_bound_to(&upper), "");
     fixture.assert_snapshot_released();
     runtime
         .stop(id)
@@ -103,7 +102,7 @@ async fn a_stop_returns_only_once_the_kernel_has_let_go_of_the_disks() {
     let fixture = Fixture::new();
     let id = fixture.id("held");
     let (dir, namespace, upper) = start_and_hold(&fixture, &id).await;
-    let bound = || run_ok(Command::new("losetup").arg("-j").arg(&upper));
+    let bound = || loops_bound_to(&upper);
     assert_ne!(
         bound(),
         "",
@@ -145,7 +144,7 @@ async fn a_teardown_retried_while_the_disk_is_held_waits_again() {
     let fixture = Fixture::new();
     let id = fixture.id("held-twice");
     let (_, namespace, upper) = start_and_hold(&fixture, &id).await;
-    let bound = || run_ok(Command::new("losetup").arg("-j").arg(&upper));
+    let bound = || loops_bound_to(&upper);
 
     for attempt in ["stop", "a retried stop"] {
         let error = fixture.runtime.stop(&id).await.expect_err(attempt);

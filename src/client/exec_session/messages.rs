@@ -4,10 +4,10 @@
 
 use std::sync::atomic::Ordering;
 
-use super::Session;
-use crate::api::exec::ServerMessage;
 use bytes::Bytes;
 
+use super::Session;
+use crate::api::exec::ServerMessage;
 use crate::api::exec_frames::{self, OutputStream};
 use crate::client::ClientError;
 use crate::client::exec::ExecEvent;
