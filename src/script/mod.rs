@@ -70,7 +70,7 @@ pub struct ScriptHost {
 impl ScriptHost {
     pub fn new(handle: tokio::runtime::Handle, inputs: ConfigInputs) -> Self {
         let bridge = Bridge::new(handle.clone(), inputs);
-        let mut engine = Engine::new();
+        let mut engine = engine();
         let watched = bridge.clone();
         engine.on_progress(move |_| watched.interrupted().then(|| Dynamic::from("interrupted")));
         snapshot::register(&mut engine, &bridge);
@@ -128,6 +128,32 @@ impl ScriptHost {
         let ast = self.compile(&found.origin, &found.source)?;
         finish(self.run(&ast, args))
     }
+}
+
+/// [`Engine::new`], except that the standard library's functions are looked up when a script
+/// first calls them instead of all being registered up front.
+///
+/// Registering them all took 1–1.5 ms, a fifth of a `langsmith sandbox exec`, for the handful
+/// a subcommand's script calls. Scripts, the REPL and the reference test see the same functions.
+fn engine() -> Engine {
+    use rhai::packages::{Package, StandardPackage};
+    let mut engine = Engine::new_raw();
+    engine.register_global_module(StandardPackage::new_lazy().as_shared_module());
+    // What `Engine::new` sets besides: `import` from files, interned strings, and `print` and
+    // `debug` to stdout.
+    engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new());
+    engine.set_max_strings_interned(256);
+    engine.on_print(|text| println!("{text}"));
+    engine.on_debug(|text, source, pos| {
+        let at = match (source, pos.is_none()) {
+            (Some(source), true) => format!("{source} | "),
+            (Some(source), false) => format!("{source} @ {pos:?} | "),
+            (None, true) => String::new(),
+            (None, false) => format!("{pos:?} | "),
+        };
+        println!("{at}{text}");
+    });
+    engine
 }
 
 /// A script's value, or its error as the one line the user sees.
