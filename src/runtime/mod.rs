@@ -41,6 +41,7 @@ mod runc;
 mod runc_view;
 mod sandbox;
 mod scratch;
+mod spawn_in_namespace;
 mod upper_image;
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,8 @@
 //! The OCI runtime driver: `runc --root <root>/runc …` for run, state, list and delete. Our
 //! own state root keeps us away from the host's containers and theirs away from us.
 
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::ffi::OsString;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use std::process::Stdio;
 use tokio::process::Command;
 
 use super::layout::{CONTAINER_PREFIX, SandboxLayout};
-use super::{ContainerState, RuntimeError, host};
+use super::{ContainerState, RuntimeError, host, spawn_in_namespace};
 
 /// Runs the configured OCI runtime binary against the runtime's own state directory.
 #[derive(Debug, Clone)]
@@ -77,48 +78,51 @@ impl Runc {
         let log_err = log
             .try_clone()
             .map_err(RuntimeError::io("open", &layout.agent_log))?;
-        let mut command = self.command();
-        command
-            .arg("run")
-            .arg("-d")
-            .arg("--preserve-fds")
-            .arg("1")
-            .arg("--pid-file")
-            .arg(&layout.pid_file)
-            .arg("--bundle")
-            .arg(&layout.bundle)
-            .arg(container)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .kill_on_drop(true);
-        let socket_fd = agent_socket.as_raw_fd();
-        let namespace_fd = mount_namespace.as_raw_fd();
-        // SAFETY: between fork and exec only async-signal-safe calls (setns, dup2, fcntl) are
-        // made, on descriptors this process holds until the child has exec'd. (`setns` moves
-        // the child to the namespace's `/`: give this command no working directory, or it
-        // would be lost; every path runc is given is absolute.)
-        unsafe {
-            command.pre_exec(move || {
-                if libc::setns(namespace_fd, libc::CLONE_NEWNS) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                as_descriptor_3(socket_fd)
-            });
-        }
-        let status = command.status().await.map_err(|e| RuntimeError::Command {
-            command: host::describe(&command),
-            status: "not started".to_string(),
-            output: e.to_string(),
-        })?;
+        let mut argv: Vec<OsString> = vec![self.binary.clone().into(), "--root".into()];
+        argv.push(self.state_root.clone().into());
+        argv.extend(["run", "-d", "--preserve-fds", "1", "--pid-file"].map(OsString::from));
+        argv.push(layout.pid_file.clone().into());
+        argv.push("--bundle".into());
+        argv.push(layout.bundle.clone().into());
+        argv.push(container.into());
+        let described = argv
+            .iter()
+            .map(|part| part.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let failed = |status: String, output: String| RuntimeError::Command {
+            command: described.clone(),
+            status,
+            output,
+        };
+        let copy = |fd: BorrowedFd<'_>| {
+            fd.try_clone_to_owned()
+                .map_err(|e| failed("not started".into(), e.to_string()))
+        };
+        let null = std::fs::File::open("/dev/null")
+            .map_err(|e| failed("not started".into(), e.to_string()))?;
+        // Copies of the caller's descriptors: the thread that starts runc owns what it uses.
+        // (`setns` moves runc to the namespace's `/`; every path it is given is absolute.)
+        let program = spawn_in_namespace::Program {
+            argv,
+            namespace: copy(mount_namespace)?,
+            descriptors: vec![
+                null.into(),
+                log.into(),
+                log_err.into(),
+                copy(agent_socket.as_fd())?,
+            ],
+        };
+        let status = spawn_in_namespace::run(program)
+            .await
+            .map_err(|e| failed("not started".into(), e.to_string()))?;
         if status.success() {
             return Ok(());
         }
-        Err(RuntimeError::Command {
-            command: host::describe(&command),
-            status: status.to_string(),
-            output: "its complaint is in the agent log".to_string(),
-        })
+        Err(failed(
+            status.to_string(),
+            "its complaint is in the agent log".to_string(),
+        ))
     }
 
     /// Whether runc may know `container`: it keeps one directory per container, named by
@@ -199,21 +203,4 @@ impl Runc {
         }
         Err(host::failure(&command, &output))
     }
-}
-
-/// In the child about to exec runc: make `fd` its descriptor 3, open across exec.
-fn as_descriptor_3(fd: RawFd) -> std::io::Result<()> {
-    const TARGET: RawFd = 3;
-    // dup2 onto itself would leave close-on-exec set; clear it instead.
-    let result = if fd == TARGET {
-        // SAFETY: plain fcntl on a descriptor this process holds.
-        unsafe { libc::fcntl(TARGET, libc::F_SETFD, 0) }
-    } else {
-        // SAFETY: dup2 of a descriptor this process holds; the copy is open across exec.
-        unsafe { libc::dup2(fd, TARGET) }
-    };
-    if result < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
