@@ -117,8 +117,10 @@ route add default dev eth0
         );
         tools.push(("ip", &["-batch", "-"][..], links));
     }
-    tools.push(("iptables-restore", &[], ipv4_rules()));
-    tools.push(("ip6tables-restore", &[], IPV6_RULES.to_string()));
+    // `-w`: with the legacy backend the two share the host's xtables lock, and the one that
+    // finds it taken would fail instead of waiting (the nf_tables backend takes no lock).
+    tools.push(("iptables-restore", &["-w"], ipv4_rules()));
+    tools.push(("ip6tables-restore", &["-w"], IPV6_RULES.to_string()));
     run_together(&tools)?;
     let proxy_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, PROXY_PORT));
     let proxy = TcpListener::bind(proxy_addr)

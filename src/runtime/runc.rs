@@ -59,8 +59,10 @@ impl Runc {
     /// the agent serves on it, so the socket's path stays on the host, where the sandbox
     /// cannot replace it.
     ///
-    /// runc runs in `mount_namespace` (the sandbox's view: see `runc_view`), entered
-    /// between fork and exec.
+    /// runc runs in `mount_namespace` (the sandbox's view: see `runc_view`), which a thread
+    /// of its own enters to start it (see `spawn_in_namespace`). runc always runs to its end,
+    /// even if this future is dropped: `run -d` ends once the container has started, and a
+    /// server that stopped meanwhile takes a running container over when it starts again.
     pub async fn run_detached(
         &self,
         container: &str,
