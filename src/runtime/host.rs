@@ -42,6 +42,11 @@ pub async fn output(command: &mut Command) -> Result<Output, RuntimeError> {
 
 /// The error for a command that ran and exited unsuccessfully.
 pub fn failure(command: &Command, output: &Output) -> RuntimeError {
+    failure_of(describe(command), output)
+}
+
+/// [`failure`] of a command described as `command` (one not run through tokio).
+pub fn failure_of(command: String, output: &Output) -> RuntimeError {
     let mut text = String::from_utf8_lossy(&output.stderr).trim().to_string();
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !stdout.trim().is_empty() {
@@ -51,7 +56,7 @@ pub fn failure(command: &Command, output: &Output) -> RuntimeError {
         text.push_str(stdout.trim());
     }
     RuntimeError::Command {
-        command: describe(command),
+        command,
         status: output.status.to_string(),
         output: text,
     }

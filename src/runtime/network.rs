@@ -196,13 +196,7 @@ impl Tool {
         if output.status.success() {
             return Ok(());
         }
-        let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stdout));
-        Err(failed(
-            &self.command,
-            output.status.to_string(),
-            text.trim().to_string(),
-        ))
+        Err(super::host::failure_of(self.command, &output))
     }
 }
 

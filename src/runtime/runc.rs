@@ -80,18 +80,23 @@ impl Runc {
         let log_err = log
             .try_clone()
             .map_err(RuntimeError::io("open", &layout.agent_log))?;
-        let mut argv: Vec<OsString> = vec![self.binary.clone().into(), "--root".into()];
-        argv.push(self.state_root.clone().into());
-        argv.extend(["run", "-d", "--preserve-fds", "1", "--pid-file"].map(OsString::from));
-        argv.push(layout.pid_file.clone().into());
-        argv.push("--bundle".into());
-        argv.push(layout.bundle.clone().into());
-        argv.push(container.into());
-        let described = argv
-            .iter()
-            .map(|part| part.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let mut command = self.command();
+        command
+            .arg("run")
+            .arg("-d")
+            .arg("--preserve-fds")
+            .arg("1")
+            .arg("--pid-file")
+            .arg(&layout.pid_file)
+            .arg("--bundle")
+            .arg(&layout.bundle)
+            .arg(container);
+        let described = host::describe(&command);
+        let std = command.as_std();
+        let argv: Vec<OsString> = std::iter::once(std.get_program())
+            .chain(std.get_args())
+            .map(OsString::from)
+            .collect();
         let failed = |status: String, output: String| RuntimeError::Command {
             command: described.clone(),
             status,
