@@ -13,6 +13,7 @@ use std::fs;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::mount::MsFlags;
 
@@ -216,6 +217,37 @@ pub fn write_identity_files(rootfs: &Path, hostname: &str) -> Result<(), Runtime
     Ok(())
 }
 
+/// How long a teardown keeps retrying a mount that is busy. A container's processes can
+/// still be exiting when `runc delete` returns, and while its mount namespace lives, the
+/// overlay in it holds the layers below: for a moment, unmounting them says EBUSY.
+const BUSY_DEADLINE: Duration = Duration::from_secs(5);
+/// How often a busy mount is tried again.
+const BUSY_POLL: Duration = Duration::from_millis(2);
+
+/// Unmounts `points` in order. Those that are busy are tried again, in the same order, until
+/// `deadline`; any other failure is not retried. Returns the first error once every point
+/// has been tried for the last time. Blocking.
+fn unmount_each(mut points: Vec<PathBuf>, deadline: Instant) -> Result<(), RuntimeError> {
+    let mut first_error = None;
+    loop {
+        let mut busy = Vec::new();
+        for point in points {
+            match nix::mount::umount(&point) {
+                Ok(()) => {}
+                Err(nix::errno::Errno::EBUSY) if Instant::now() < deadline => busy.push(point),
+                Err(errno) => {
+                    first_error.get_or_insert(RuntimeError::io("unmount", &point)(errno.into()));
+                }
+            }
+        }
+        if busy.is_empty() {
+            return first_error.map_or(Ok(()), Err);
+        }
+        points = busy;
+        std::thread::sleep(BUSY_POLL);
+    }
+}
+
 /// Unmounts everything mounted under `dir` (deepest, most recent first), then waits until
 /// the kernel has unbound the upper image's loop devices (autoclear; see
 /// [`loop_devices`](super::loop_devices)): those the mounts came from and the one the start
@@ -227,13 +259,8 @@ pub async fn unmount_all(layout: &SandboxLayout) -> Result<(), RuntimeError> {
         let mounts = mount_table::under(&mount_table::read()?, &layout.dir);
         let bindings =
             loop_devices::note_bound_to(&mounts, &layout.upper_image, &layout.upper_loop);
-        let mut first_error = None;
-        for mount in mounts.iter().rev() {
-            if let Err(errno) = nix::mount::umount(&mount.point) {
-                first_error.get_or_insert(RuntimeError::io("unmount", &mount.point)(errno.into()));
-            }
-        }
-        first_error.map_or(Ok(bindings), Err)
+        let points = mounts.into_iter().rev().map(|mount| mount.point).collect();
+        unmount_each(points, Instant::now() + BUSY_DEADLINE).map(|()| bindings)
     })
     .await?;
     loop_devices::wait_released(bindings).await?;
@@ -242,4 +269,39 @@ pub async fn unmount_all(layout: &SandboxLayout) -> Result<(), RuntimeError> {
         scratch::remove_any(&record)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mount something holds is retried until the deadline and then reported busy; once
+    /// let go, the same call unmounts it; a point with nothing mounted fails at once.
+    #[test]
+    fn a_busy_mount_is_retried_until_its_deadline_then_reported() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: mounting needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let point = dir.path().join("layer");
+        fs::create_dir(&point).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            &point,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        let held = fs::File::create(point.join("open")).unwrap();
+        let soon = Instant::now() + Duration::from_millis(20);
+        let busy = unmount_each(vec![point.clone()], soon).unwrap_err();
+        assert!(busy.to_string().contains("busy"), "{busy}");
+        drop(held);
+        unmount_each(vec![point.clone()], Instant::now() + BUSY_DEADLINE).unwrap();
+        let later = Instant::now() + Duration::from_secs(600);
+        let absent = unmount_each(vec![point], later).unwrap_err();
+        assert!(absent.to_string().contains("unmount"), "{absent}");
+    }
 }
