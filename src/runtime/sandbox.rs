@@ -62,7 +62,12 @@ impl Runtime {
             }
             // A dead agent or a half-made container from a crash: clear it and start afresh.
             ContainerState::Stopped => self.teardown(&layout, &container).await?,
-            ContainerState::Absent => unmount(&layout, &self.view(&layout)).await?,
+            ContainerState::Absent => {
+                let view = self.view(&layout);
+                if left_anything(&layout, &view).await? {
+                    unmount(&layout, &view).await?;
+                }
+            }
         }
         phases.mark("clear");
         layout.create_dirs()?;
@@ -243,6 +248,25 @@ impl Runtime {
 
 /// Saves the end of the agent's log, then unmounts everything under the sandbox directory
 /// and removes the (never mounted) directories of runc's view.
+/// Whether an earlier start of this sandbox left its directory or runc's view of it behind.
+/// Anything mounted for a sandbox is mounted under one of the two, so a sandbox starting for
+/// the first time has nothing to clear, and does not read the host's mount table, which
+/// grows with every running sandbox (a burst of creates read it at every start).
+async fn left_anything(layout: &SandboxLayout, view: &RuncView) -> Result<bool, RuntimeError> {
+    let dirs = [layout.dir.clone(), view.dir.clone()];
+    host::blocking("looking for an earlier start", move || {
+        for dir in &dirs {
+            match dir.try_exists() {
+                Ok(false) => {}
+                Ok(true) => return Ok(true),
+                Err(e) => return Err(RuntimeError::io("inspect", dir)(e)),
+            }
+        }
+        Ok(false)
+    })
+    .await
+}
+
 async fn unmount(layout: &SandboxLayout, view: &RuncView) -> Result<(), RuntimeError> {
     scratch::save_log_tail(layout);
     let removed = view.remove();

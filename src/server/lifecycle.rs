@@ -15,6 +15,7 @@ use super::error::ApiError;
 use super::state::{AppState, now};
 use super::store::StoreError;
 use crate::api::{Sandbox, status};
+use crate::phases::Phases;
 use crate::proxy::rules::Rules;
 use crate::runtime::network::EgressSockets;
 use crate::runtime::{RuntimeError, SandboxSpec, Started};
@@ -62,7 +63,9 @@ pub async fn wake(state: &AppState, id: &str) -> Result<Sandbox, ApiError> {
 /// Boot the sandbox (which must be `provisioning`) and record `ready` or `failed`.
 pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut phases = Phases::start("boot", &id);
         let _guard = state.locks.lock(&id).await;
+        phases.mark("lock");
         // A warm sandbox this create adopted comes with its network set up.
         let prepared = state.warm.prepared_egress(&id);
         let Ok(Some(sb)) = state.store.sandbox_by_id(&id).await else {
@@ -71,16 +74,24 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
         if sb.status != status::PROVISIONING {
             return;
         }
+        phases.mark("record");
         // The outcome becomes the record's status message, so it is kept as its text.
         let outcome = match spec_for(&state, &sb).await {
-            Ok(spec) => match start(&state, &spec, prepared.is_some()).await {
-                // A warm sandbox's network is only good for the container it was set up in.
-                Ok(Started::Resumed) => attach_egress(&state, &sb, prepared).await,
-                Ok(Started::Launched) => attach_egress(&state, &sb, None).await,
-                Err(e) => Err(e.to_string()),
-            },
+            Ok(spec) => {
+                phases.mark("spec");
+                let started = start(&state, &spec, prepared.is_some()).await;
+                phases.mark("container");
+                match started {
+                    // A warm sandbox's network is only good for the container it was set up
+                    // in.
+                    Ok(Started::Resumed) => attach_egress(&state, &sb, prepared).await,
+                    Ok(Started::Launched) => attach_egress(&state, &sb, None).await,
+                    Err(e) => Err(e.to_string()),
+                }
+            }
             Err(e) => Err(e.to_string()),
         };
+        phases.mark("network");
         if outcome.is_err() {
             state.egress.detach(&id);
             // Leave nothing half-mounted behind a failed boot.
@@ -113,6 +124,8 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
                 Ok::<_, StoreError>(failure)
             })
             .await;
+        phases.mark("status");
+        phases.finish();
         match recorded {
             Ok(Some((sb, Some(message)))) => {
                 tracing::warn!("sandbox {} failed to start: {message}", sb.name)

@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use super::present;
 use crate::api::error::kind;
 use crate::api::{CreateSandboxRequest, Sandbox, snapshot_status, status};
+use crate::phases::Phases;
 use crate::server::default_snapshot;
 use crate::server::error::ApiError;
 use crate::server::json::ApiJson;
@@ -31,7 +32,9 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateSandboxRequest>,
 ) -> Result<(StatusCode, Json<Sandbox>), ApiError> {
     let settings = Settings::of(&req)?;
+    let mut phases = Phases::start("create", req.name.as_deref().unwrap_or("(unnamed)"));
     crate::server::disk_space::ensure_room(state.dirs.root()).await?;
+    phases.mark("disk space");
     let proxy_config = match &req.proxy_config {
         Some(config) => {
             let stored = proxy_config::prepare(&state, config, None)?;
@@ -43,12 +46,15 @@ pub async fn create(
         None => None,
     };
     let (snap, default_build) = bootable_snapshot(&state, &req).await?;
+    phases.mark("snapshot");
     let res = resources::for_create(&state, &req, &snap.snapshot)?;
     let mut sb = settings.record(&req, &snap, &res);
     sb.proxy_config = proxy_config;
     let adopted = adopt_warm(&state, &mut sb, default_build.is_none()).await;
+    phases.mark("warm pool");
     // Should this fail, or the client hang up meanwhile, the warm sandbox goes back.
     state.store.insert_sandbox(&sb).await?;
+    phases.mark("insert");
     if let Some(taken) = adopted {
         taken.keep();
     }
@@ -58,15 +64,19 @@ pub async fn create(
         None => lifecycle::spawn_boot(state.clone(), sb.id.clone()),
     };
     if !req.wait_for_ready.unwrap_or(true) {
+        phases.finish();
         return Ok((StatusCode::CREATED, Json(present(&state, sb))));
     }
     let wait = req.timeout.unwrap_or(DEFAULT_WAIT_SECONDS).max(0) as u64;
     let finished = tokio::time::timeout(Duration::from_secs(wait), boot)
         .await
         .is_ok();
+    phases.mark("boot");
     let now_sb = state.store.sandbox_by_id(&sb.id).await?.ok_or_else(|| {
         ApiError::NotFound(format!("sandbox '{}' was deleted while starting", sb.name))
     })?;
+    phases.mark("read back");
+    phases.finish();
     let outcome = BootOutcome {
         finished,
         building_default,
