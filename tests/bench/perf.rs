@@ -1,8 +1,10 @@
 //! Performance (`cargo bench --bench perf`, as root): every figure a user feels, through the
 //! real server, the CLI and the official Python SDK, beside the floor of the OCI runtime
 //! itself (`runc run`/`exec`/`delete` of a ready bundle of the same image, one at a time and
-//! `PERF_CONCURRENT` at once) measured in the same run. Prints one table with the ratios; asserts no time, only that every command
-//! did what it was asked (exit codes, byte counts, no failed create).
+//! `PERF_CONCURRENT` at once) measured in the same run, and of the SDK by itself against a stub
+//! agent that answers at once ([`stub_agent`]). Prints one table with the ratios; asserts no
+//! time, only that every command did what it was asked (exit codes, byte counts, no failed
+//! create).
 //!
 //! Knobs (environment): `PERF_WARM_RUNS` (samples of each warm exec, default 50),
 //! `PERF_CREATE_RUNS` (create → first run → delete cycles, 20, paced and then back to back),
@@ -15,6 +17,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod stub_agent;
 
 use std::io::Read;
 use std::path::Path;
@@ -299,6 +302,7 @@ fn main() {
             ("PERF_CREATE_RUNS", create_runs.to_string()),
             ("PERF_CONCURRENT", concurrent.to_string()),
             ("PERF_BIG_MIB", big_mib.to_string()),
+            ("PERF_STUB_DATAPLANE", stub_agent::start()),
         ],
     );
 
@@ -337,7 +341,10 @@ fn main() {
     rows.push(Row {
         figure: "warm exec, SDK `run(\"true\")`, p50".into(),
         ours: Measure::Millis(median(&samples(figure(&sdk, "sdk_warm_exec")))),
-        floor: Some(("`runc exec true`".into(), runc_exec_p50)),
+        floor: Some((
+            "the SDK alone, against a stub that answers at once".into(),
+            Measure::Millis(median(&samples(figure(&sdk, "sdk_stub_exec")))),
+        )),
         goal: "≤ 2 ms",
     });
     rows.push(Row {

@@ -11,7 +11,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from langsmith.sandbox import SandboxClient
+from langsmith.sandbox import Sandbox, SandboxClient
 
 SNAPSHOT = os.environ["PERF_SNAPSHOT"]
 WARM_RUNS = int(os.environ.get("PERF_WARM_RUNS", "50"))
@@ -19,6 +19,7 @@ CREATE_RUNS = int(os.environ.get("PERF_CREATE_RUNS", "20"))
 CREATE_PAUSE_MS = int(os.environ.get("PERF_CREATE_PAUSE_MS", "300"))
 CONCURRENT = int(os.environ.get("PERF_CONCURRENT", "100"))
 BIG_MIB = int(os.environ.get("PERF_BIG_MIB", "64"))
+STUB_DATAPLANE = os.environ["PERF_STUB_DATAPLANE"]
 FIGURES = set(filter(None, os.environ.get("PERF_FIGURES", "").split(","))) or None
 
 
@@ -61,6 +62,21 @@ def warm_exec(client: SandboxClient) -> None:
         emit("sdk_warm_exec", samples_ms=samples)
     finally:
         client.delete_sandbox("perf-warm")
+    # The same calls through the same SDK code, to an endpoint that answers at once.
+    stub = Sandbox.from_dict(
+        {"name": "stub", "id": "stub", "status": "ready", "dataplane_url": STUB_DATAPLANE},
+        client,
+        auto_delete=False,
+    )
+    for _ in range(5):
+        stub.run("true")
+    samples = []
+    for _ in range(WARM_RUNS):
+        start = time.perf_counter()
+        result = stub.run("true")
+        samples.append(elapsed_ms(start))
+        assert result.exit_code == 0, result
+    emit("sdk_stub_exec", samples_ms=samples)
 
 
 def create_run_delete(client: SandboxClient) -> None:
