@@ -10,7 +10,9 @@
 //! (the hostname and limits a running sandbox takes on),
 //! `id_range` + `idmapped` (the sandbox's user namespace: its host ids, and its disks
 //! mounted so their files keep their image owners inside), `runc_view` (the paths runc is
-//! given while it starts a sandbox), `scratch` (the small host tmpfs for the agent's socket
+//! given while it starts a sandbox), `namespace_thread` (work done inside a sandbox's
+//! namespace by a thread made for it), `spawn_in_namespace` (starting `runc run` there
+//! without copying the server), `scratch` (the small host tmpfs for the agent's socket
 //! and log), `bundle` + `hardening`
 //! (the OCI config), `runc` (the runtime driver), `readiness` (reaching the agent and
 //! waiting for it), `exit_watch` (noticing that a container ended), `sandbox`
@@ -34,6 +36,7 @@ mod live_settings;
 mod loop_attach;
 mod loop_devices;
 mod mount_table;
+mod namespace_thread;
 pub mod network;
 mod readiness;
 mod rootfs;

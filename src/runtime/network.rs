@@ -23,13 +23,11 @@
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use nix::sched::{CloneFlags, setns};
-
 use super::RuntimeError;
+use super::namespace_thread::{self, EnterError, Namespace};
 
 /// The sandbox's own address on `eth0`. The DNS stub's pool of synthetic addresses
 /// (198.18.0.0/15) leaves 198.18.0.0/24 out for it.
@@ -90,15 +88,23 @@ pub struct EgressSockets {
 pub fn configure(pid: u32) -> Result<EgressSockets, RuntimeError> {
     let ns_path = format!("/proc/{pid}/ns/net");
     let ns = std::fs::File::open(&ns_path).map_err(RuntimeError::io("open", &ns_path))?;
-    // A thread of its own enters the namespace and ends with it: the server's other threads
-    // stay in the host's, and so do the tools it runs later.
-    std::thread::spawn(move || {
-        setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
-            .map_err(|e| RuntimeError::io("enter the network namespace of", &ns_path)(e.into()))?;
-        configure_here()
-    })
-    .join()
-    .unwrap_or_else(|_| Err(RuntimeError::panicked("configuring the sandbox network")))
+    // The server's other threads stay in the host's namespace, and so do the tools it runs
+    // later: only the thread made for this enters the sandbox's.
+    let configured = namespace_thread::spawn(
+        "network-setup",
+        Namespace::Network,
+        ns.into(),
+        configure_here,
+    )
+    .and_then(|pending| pending.wait_blocking());
+    match configured {
+        Ok(done) => done,
+        Err(EnterError::Enter(errno)) => {
+            Err(RuntimeError::io("enter the network namespace of", &ns_path)(errno.into()))
+        }
+        Err(EnterError::Thread(e)) => Err(RuntimeError::io("start a thread for", &ns_path)(e)),
+        Err(EnterError::Panicked) => Err(RuntimeError::panicked("configuring the sandbox network")),
+    }
 }
 
 /// The steps of [`configure`], in the calling thread's (the sandbox's) namespace.

@@ -6,8 +6,8 @@
 //! only execs runc, and the server then takes a fault on every page it writes until the
 //! copy is gone — in a burst of creates, much of the server's share of the machine.
 //!
-//! Here a thread of its own enters the namespace instead (after unsharing its filesystem
-//! attributes, which threads otherwise share) and starts the program with `posix_spawn`,
+//! Here a thread of its own enters the namespace instead ([`namespace_thread`]) and starts
+//! the program with `posix_spawn`,
 //! which glibc does with `CLONE_VM | CLONE_VFORK`: nothing is copied, and the child inherits
 //! the thread's namespace. The thread waits for the program and ends with it, so no other
 //! work ever runs in that namespace.
@@ -17,10 +17,11 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
-use nix::sched::{CloneFlags, setns, unshare};
 use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawnp};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitStatus, waitpid};
+
+use super::namespace_thread::{self, EnterError, Namespace};
 
 /// A program to run: `argv[0]` is looked up in `PATH` like `std::process::Command` does,
 /// and it gets this process's environment.
@@ -51,26 +52,37 @@ fn sys(doing: &'static str) -> impl FnOnce(Errno) -> SpawnError {
     move |errno| SpawnError::Sys { doing, errno }
 }
 
-/// Runs `program` to its end on a thread of its own; its exit status.
+/// Runs `program` to its end on a thread of its own, in its namespace; its exit status.
 pub async fn run(program: Program) -> Result<std::process::ExitStatus, SpawnError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("spawn-in-namespace".into())
-        .spawn(move || {
-            let _ = tx.send(run_here(program));
-        })
-        .map_err(SpawnError::Thread)?;
-    rx.await.unwrap_or(Err(SpawnError::Panicked))
+    let Program {
+        argv,
+        namespace,
+        descriptors,
+    } = program;
+    let pending = namespace_thread::spawn("spawn-in-namespace", Namespace::Mount, namespace, {
+        move || run_here(argv, descriptors)
+    });
+    match pending.map_err(entering)?.wait().await {
+        Ok(ran) => ran,
+        Err(error) => Err(entering(error)),
+    }
 }
 
-/// [`run`]'s steps, on the thread that will end with them.
-fn run_here(program: Program) -> Result<std::process::ExitStatus, SpawnError> {
+fn entering(error: EnterError) -> SpawnError {
+    match error {
+        EnterError::Thread(e) => SpawnError::Thread(e),
+        EnterError::Enter(errno) => sys("enter the mount namespace")(errno),
+        EnterError::Panicked => SpawnError::Panicked,
+    }
+}
+
+/// [`run`]'s steps, on the thread (in the namespace) that will end with them.
+fn run_here(
+    argv: Vec<OsString>,
+    descriptors: Vec<OwnedFd>,
+) -> Result<std::process::ExitStatus, SpawnError> {
     let cstring = |s: &OsString| CString::new(s.as_bytes()).map_err(|_| SpawnError::Nul);
-    let argv = program
-        .argv
-        .iter()
-        .map(cstring)
-        .collect::<Result<Vec<_>, _>>()?;
+    let argv = argv.iter().map(cstring).collect::<Result<Vec<_>, _>>()?;
     let env = std::env::vars_os()
         .map(|(key, value)| {
             let mut pair = key;
@@ -80,10 +92,10 @@ fn run_here(program: Program) -> Result<std::process::ExitStatus, SpawnError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut actions = PosixSpawnFileActions::init().map_err(sys("prepare the spawn"))?;
-    for (target, fd) in program.descriptors.iter().enumerate() {
+    for (target, fd) in descriptors.iter().enumerate() {
         // No source is a number an earlier dup2 overwrote: 0–2 stay this process's stdio,
         // so every descriptor it opens is 3 or more, and 3 is the last one written.
-        debug_assert!(fd.as_raw_fd() >= 3.min(program.descriptors.len() as RawFd));
+        debug_assert!(fd.as_raw_fd() >= 3.min(descriptors.len() as RawFd));
         // dup2 onto the same number clears close-on-exec too (glibc 2.29 and later).
         actions
             .add_dup2(fd.as_raw_fd(), target as RawFd)
@@ -102,14 +114,10 @@ fn run_here(program: Program) -> Result<std::process::ExitStatus, SpawnError> {
         PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK,
     )
     .map_err(sys("prepare the spawn"))?;
-    // Threads share their filesystem attributes, and the kernel refuses to move a thread
-    // that shares them to another mount namespace.
-    unshare(CloneFlags::CLONE_FS).map_err(sys("unshare the thread's filesystem attributes"))?;
-    setns(&program.namespace, CloneFlags::CLONE_NEWNS).map_err(sys("enter the mount namespace"))?;
     let name = argv.first().ok_or(SpawnError::NoProgram)?;
     let pid = posix_spawnp(name, &actions, &attr, &argv, &env).map_err(sys("start it"))?;
     // Ours until it has started: the child holds its own copies now.
-    drop(program.descriptors);
+    drop(descriptors);
     loop {
         use std::os::unix::process::ExitStatusExt;
         // As `wait` encodes them: the code in the second byte, or the signal in the first.
