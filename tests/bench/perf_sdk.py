@@ -51,15 +51,7 @@ def settle(client: SandboxClient) -> None:
 def warm_exec(client: SandboxClient) -> None:
     sandbox = client.create_sandbox(snapshot_id=SNAPSHOT, name="perf-warm", timeout=60)
     try:
-        for _ in range(5):
-            sandbox.run("true")
-        samples = []
-        for _ in range(WARM_RUNS):
-            start = time.perf_counter()
-            result = sandbox.run("true")
-            samples.append(elapsed_ms(start))
-            assert result.exit_code == 0, result
-        emit("sdk_warm_exec", samples_ms=samples)
+        emit("sdk_warm_exec", samples_ms=warm_runs(sandbox))
     finally:
         client.delete_sandbox("perf-warm")
     # The same calls through the same SDK code, to an endpoint that answers at once.
@@ -68,15 +60,20 @@ def warm_exec(client: SandboxClient) -> None:
         client,
         auto_delete=False,
     )
+    emit("sdk_stub_exec", samples_ms=warm_runs(stub))
+
+
+def warm_runs(sandbox: Sandbox) -> list[float]:
+    """WARM_RUNS timings of `run("true")`, after five that are not counted."""
     for _ in range(5):
-        stub.run("true")
+        sandbox.run("true")
     samples = []
     for _ in range(WARM_RUNS):
         start = time.perf_counter()
-        result = stub.run("true")
+        result = sandbox.run("true")
         samples.append(elapsed_ms(start))
         assert result.exit_code == 0, result
-    emit("sdk_stub_exec", samples_ms=samples)
+    return samples
 
 
 def create_run_delete(client: SandboxClient) -> None:
