@@ -358,3 +358,51 @@ fn invalid_access_control_is_refused_naming_the_entry_and_nothing_changes() {
     assert_eq!(r.body["proxy_config"], deny);
     api.delete_sandbox("ac");
 }
+
+/// The sandbox listing pages: newest first, `offset` says where the next
+/// page starts (0 after the last), `name_contains` and `status` filter, and a bad `limit`
+/// or `offset` is a 422 naming it.
+#[test]
+fn sandbox_listings_page_filter_and_refuse_bad_paging() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let id = api.ready_snapshot("listed", crate::common::image::tiny(), 64 << 20);
+    for name in ["list-a", "list-b", "other-c"] {
+        api.ready_sandbox(name, &id, json!({}));
+    }
+    let names = |query: &str| {
+        let r = api.call("GET", &format!("/api/v2/sandboxes/boxes?{query}"), None);
+        assert_eq!(r.status, 200, "{query}: {}", r.body);
+        let listed: Vec<String> = r.body["sandboxes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect();
+        (listed, r.body["offset"].as_i64().unwrap())
+    };
+    assert_eq!(
+        names("limit=2"),
+        (vec!["other-c".into(), "list-b".into()], 2)
+    );
+    assert_eq!(names("limit=2&offset=2"), (vec!["list-a".into()], 0));
+    assert_eq!(
+        names("name_contains=list-"),
+        (vec!["list-b".into(), "list-a".into()], 0)
+    );
+    assert_eq!(names("status=stopped"), (vec![], 0));
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("offset=-1", "offset"),
+    ] {
+        let r = api.call("GET", &format!("/api/v2/sandboxes/boxes?{query}"), None);
+        assert_eq!(r.status, 422, "{query}: {}", r.body);
+        assert!(r.body.to_string().contains(field), "{query}: {}", r.body);
+    }
+    api.delete_sandbox("other-c");
+    assert_eq!(names(""), (vec!["list-b".into(), "list-a".into()], 0));
+    for name in ["list-a", "list-b"] {
+        api.delete_sandbox(name);
+    }
+}
