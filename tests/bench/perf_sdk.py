@@ -115,12 +115,16 @@ def big_output(client: SandboxClient) -> None:
         alone = sandbox.run(f"{{ {source}; }} > /dev/null", timeout=600)
         alone_seconds = time.perf_counter() - start
         assert alone.exit_code == 0, alone.stderr
-        start = time.perf_counter()
-        result = sandbox.run(source, timeout=600)
-        seconds = time.perf_counter() - start
-        assert result.exit_code == 0, result.stderr
-        assert len(result.stdout) == size, len(result.stdout)
-        assert result.stdout.count("a") == size, "the output was altered"
+        # The median of three transfers: one alone moved by a third between runs.
+        runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            result = sandbox.run(source, timeout=600)
+            runs.append(time.perf_counter() - start)
+            assert result.exit_code == 0, result.stderr
+            assert len(result.stdout) == size, len(result.stdout)
+            assert result.stdout.count("a") == size, "the output was altered"
+        seconds = sorted(runs)[1]
         emit("sdk_big_run", mb_per_s=size / seconds / 1e6, seconds=seconds)
         emit("sdk_big_source", mb_per_s=size / alone_seconds / 1e6, seconds=alone_seconds)
         emit("sdk_big_decode", mb_per_s=size / decode_seconds(size) / 1e6)
