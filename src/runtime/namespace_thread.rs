@@ -26,6 +26,8 @@ pub enum Namespace {
 pub enum EnterError {
     #[error("no thread to do it: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("cannot unshare the thread's filesystem attributes: {0}")]
+    Unshare(#[source] Errno),
     #[error("cannot enter the namespace: {0}")]
     Enter(#[source] Errno),
     #[error("the thread that did it panicked")]
@@ -33,7 +35,7 @@ pub enum EnterError {
 }
 
 /// What the thread will answer.
-pub struct Pending<T>(oneshot::Receiver<Result<T, Errno>>);
+pub struct Pending<T>(oneshot::Receiver<Result<T, EnterError>>);
 
 /// Starts a thread named `name` that enters `namespace` (a descriptor of a namespace of the
 /// kind `kind`) and runs `work` there. The descriptor is closed once entered.
@@ -53,17 +55,17 @@ pub fn spawn<T: Send + 'static>(
     Ok(Pending(rx))
 }
 
-fn enter(kind: Namespace, namespace: OwnedFd) -> Result<(), Errno> {
+fn enter(kind: Namespace, namespace: OwnedFd) -> Result<(), EnterError> {
     let flag = match kind {
         Namespace::Mount => {
             // Threads share their filesystem attributes (root, working directory), and the
             // kernel refuses to move a thread that shares them to another mount namespace.
-            unshare(CloneFlags::CLONE_FS)?;
+            unshare(CloneFlags::CLONE_FS).map_err(EnterError::Unshare)?;
             CloneFlags::CLONE_NEWNS
         }
         Namespace::Network => CloneFlags::CLONE_NEWNET,
     };
-    setns(&namespace, flag)
+    setns(&namespace, flag).map_err(EnterError::Enter)
 }
 
 impl<T> Pending<T> {
@@ -79,10 +81,10 @@ impl<T> Pending<T> {
 }
 
 fn answer<T>(
-    received: Result<Result<T, Errno>, oneshot::error::RecvError>,
+    received: Result<Result<T, EnterError>, oneshot::error::RecvError>,
 ) -> Result<T, EnterError> {
     match received {
-        Ok(done) => done.map_err(EnterError::Enter),
+        Ok(done) => done,
         // The sender went without a word: the thread unwound.
         Err(_) => Err(EnterError::Panicked),
     }
@@ -92,8 +94,8 @@ fn answer<T>(
 mod tests {
     use super::*;
 
-    /// A network namespace of this process's own: entering it changes nothing the test
-    /// process relies on. Needs root, as the server has; `None` (skipped) without it.
+    /// A namespace of this process's own: entering it changes nothing the test process
+    /// relies on. Needs root, as the server has; `None` (skipped) without it.
     fn own(kind: &str) -> Option<OwnedFd> {
         if !nix::unistd::Uid::effective().is_root() {
             eprintln!("skipped: entering a namespace needs root");
@@ -106,16 +108,27 @@ mod tests {
         )
     }
 
-    /// The work runs on the named thread, in the namespace given (the thread's own
-    /// `/proc/thread-self/ns/net` names the same namespace), and its answer comes back to an
-    /// async caller and to a blocking one; a panic is reported, not propagated.
+    /// The work runs on the named thread, in the namespace given (a new one, made by another
+    /// thread for the test), and its answer comes back to an async caller and to a blocking
+    /// one; a panic is reported, not propagated.
     #[tokio::test]
     async fn work_runs_on_its_own_thread_inside_the_namespace() {
-        let (Some(net), Some(mnt), Some(again)) = (own("net"), own("mnt"), own("net")) else {
+        let (Some(mnt), Some(again)) = (own("mnt"), own("net")) else {
             return;
         };
+        // A thread of its own makes a new network namespace and hands it over, and ends.
+        let (other, other_path) = std::thread::spawn(|| {
+            unshare(CloneFlags::CLONE_NEWNET).unwrap();
+            let fd: OwnedFd = std::fs::File::open("/proc/thread-self/ns/net")
+                .unwrap()
+                .into();
+            (fd, std::fs::read_link("/proc/thread-self/ns/net").unwrap())
+        })
+        .join()
+        .unwrap();
         let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
-        let seen = spawn("ns-test", Namespace::Network, net, || {
+        assert_ne!(other_path, ours);
+        let seen = spawn("ns-test", Namespace::Network, other, || {
             let thread = std::thread::current().name().map(str::to_string);
             (
                 thread,
@@ -126,7 +139,11 @@ mod tests {
         .wait()
         .await
         .unwrap();
-        assert_eq!(seen, (Some("ns-test".to_string()), ours));
+        assert_eq!(seen, (Some("ns-test".to_string()), other_path));
+        assert_eq!(
+            std::fs::read_link("/proc/thread-self/ns/net").unwrap(),
+            ours
+        );
         let answer = tokio::task::spawn_blocking(move || {
             spawn("ns-test", Namespace::Mount, mnt, || 42)
                 .unwrap()

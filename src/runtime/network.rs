@@ -103,6 +103,11 @@ pub fn configure(pid: u32) -> Result<EgressSockets, RuntimeError> {
             Err(RuntimeError::io("enter the network namespace of", &ns_path)(errno.into()))
         }
         Err(EnterError::Thread(e)) => Err(RuntimeError::io("start a thread for", &ns_path)(e)),
+        // Only a mount namespace needs it; answered for completeness.
+        Err(EnterError::Unshare(errno)) => Err(RuntimeError::io(
+            "unshare the filesystem attributes to enter",
+            &ns_path,
+        )(errno.into())),
         Err(EnterError::Panicked) => Err(RuntimeError::panicked("configuring the sandbox network")),
     }
 }

@@ -248,7 +248,8 @@ fn unmount_each(mut points: Vec<PathBuf>, deadline: Instant) -> Result<(), Runti
     }
 }
 
-/// Unmounts everything mounted under `dir` (deepest, most recent first), then waits until
+/// Unmounts everything mounted under `dir` (deepest, most recent first; a busy one is
+/// retried for up to [`BUSY_DEADLINE`], which holds a blocking thread that long), then waits until
 /// the kernel has unbound the upper image's loop devices (autoclear; see
 /// [`loop_devices`](super::loop_devices)): those the mounts came from and the one the start
 /// recorded, so a retry after a wait that gave up waits again instead of passing.
@@ -294,6 +295,14 @@ mod tests {
             None::<&str>,
         )
         .unwrap();
+        // Whatever the test's outcome, nothing stays mounted on the host.
+        struct Detach<'a>(&'a Path);
+        impl Drop for Detach<'_> {
+            fn drop(&mut self) {
+                let _ = nix::mount::umount2(self.0, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        let _detach = Detach(&point);
         let held = fs::File::create(point.join("open")).unwrap();
         let soon = Instant::now() + Duration::from_millis(20);
         let busy = unmount_each(vec![point.clone()], soon).unwrap_err();
@@ -301,7 +310,7 @@ mod tests {
         drop(held);
         unmount_each(vec![point.clone()], Instant::now() + BUSY_DEADLINE).unwrap();
         let later = Instant::now() + Duration::from_secs(600);
-        let absent = unmount_each(vec![point], later).unwrap_err();
+        let absent = unmount_each(vec![point.clone()], later).unwrap_err();
         assert!(absent.to_string().contains("unmount"), "{absent}");
     }
 }

@@ -246,8 +246,6 @@ impl Runtime {
     }
 }
 
-/// Saves the end of the agent's log, then unmounts everything under the sandbox directory
-/// and removes the (never mounted) directories of runc's view.
 /// Whether an earlier start of this sandbox left its directory or runc's view of it behind.
 /// Anything mounted for a sandbox is mounted under one of the two, so a sandbox starting for
 /// the first time has nothing to clear, and does not read the host's mount table, which
@@ -267,6 +265,8 @@ async fn left_anything(layout: &SandboxLayout, view: &RuncView) -> Result<bool, 
     .await
 }
 
+/// Saves the end of the agent's log, then unmounts everything under the sandbox directory
+/// and removes the (never mounted) directories of runc's view.
 async fn unmount(layout: &SandboxLayout, view: &RuncView) -> Result<(), RuntimeError> {
     scratch::save_log_tail(layout);
     let removed = view.remove();

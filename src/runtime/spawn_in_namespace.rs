@@ -71,6 +71,7 @@ pub async fn run(program: Program) -> Result<std::process::ExitStatus, SpawnErro
 fn entering(error: EnterError) -> SpawnError {
     match error {
         EnterError::Thread(e) => SpawnError::Thread(e),
+        EnterError::Unshare(errno) => sys("unshare the thread's filesystem attributes")(errno),
         EnterError::Enter(errno) => sys("enter the mount namespace")(errno),
         EnterError::Panicked => SpawnError::Panicked,
     }

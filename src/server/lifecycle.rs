@@ -89,7 +89,10 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
                     Err(e) => Err(e.to_string()),
                 }
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => {
+                phases.mark("spec");
+                Err(e.to_string())
+            }
         };
         phases.mark("network");
         if outcome.is_err() {
@@ -98,6 +101,7 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
             if let Err(e) = state.runtime.stop(&id).await {
                 tracing::warn!(sandbox = %id, "cleaning up after a failed boot: {e}");
             }
+            phases.mark("cleanup");
         }
         // Recorded only if the sandbox is still provisioning: a delete that came in while
         // it booted waits for this lock and tears down what the boot made.

@@ -6,6 +6,8 @@
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Starts the stub on loopback, on a thread of its own that lives as long as the process.
 /// Returns the data-plane URL a sandbox record would carry (`{url}/execute/ws` is served).
@@ -23,7 +25,15 @@ pub fn start() -> String {
 }
 
 async fn serve(listener: TcpListener) {
-    while let Ok((stream, _)) = listener.accept().await {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Said, so the SDK's failure to connect that follows has its cause beside it.
+                eprintln!("the stub agent stopped accepting: {e}");
+                return;
+            }
+        };
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
@@ -33,16 +43,28 @@ async fn serve(listener: TcpListener) {
             if !matches!(socket.next().await, Some(Ok(Message::Text(_)))) {
                 return;
             }
+            // Then a normal close, as the agent sends after `exit`, so the SDK closes the way
+            // it does with a sandbox.
+            let normal = CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            };
             for reply in [
-                r#"{"type":"started","command_id":"stub","pid":1}"#,
-                r#"{"type":"exit","exit_code":0}"#,
+                Message::text(r#"{"type":"started","command_id":"stub","pid":1}"#),
+                Message::text(r#"{"type":"exit","exit_code":0}"#),
+                Message::Close(Some(normal)),
             ] {
-                if socket.send(Message::text(reply)).await.is_err() {
+                if socket.send(reply).await.is_err() {
                     return;
                 }
             }
-            // Until the client's close, which tungstenite answers.
-            while let Some(Ok(_)) = socket.next().await {}
+            // Until the client's answering close; then the connection is dropped at once, as
+            // the server's bridge does (waiting on would wait for the client's own end).
+            while let Some(Ok(message)) = socket.next().await {
+                if message.is_close() {
+                    break;
+                }
+            }
         });
     }
 }
