@@ -76,9 +76,10 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
         }
         phases.mark("record");
         // The outcome becomes the record's status message, so it is kept as its text.
-        let outcome = match spec_for(&state, &sb).await {
+        let spec = spec_for(&state, &sb).await;
+        phases.mark("spec");
+        let outcome = match spec {
             Ok(spec) => {
-                phases.mark("spec");
                 let started = start(&state, &spec, prepared.is_some()).await;
                 phases.mark("container");
                 match started {
@@ -89,10 +90,7 @@ pub fn spawn_boot(state: AppState, id: String) -> JoinHandle<()> {
                     Err(e) => Err(e.to_string()),
                 }
             }
-            Err(e) => {
-                phases.mark("spec");
-                Err(e.to_string())
-            }
+            Err(e) => Err(e.to_string()),
         };
         phases.mark("network");
         if outcome.is_err() {
