@@ -11,7 +11,8 @@
 //! `id_range` + `idmapped` (the sandbox's user namespace: its host ids, and its disks
 //! mounted so their files keep their image owners inside), `runc_view` (the paths runc is
 //! given while it starts a sandbox), `namespace_thread` (work done inside a sandbox's
-//! namespace by a thread made for it), `spawn_in_namespace` (starting `runc run` there
+//! namespace by a thread made for it), `network` + `links` (the sandbox's interfaces, its
+//! netfilter tables and the egress sockets), `spawn_in_namespace` (starting `runc run` there
 //! without copying the server), `scratch` (the small host tmpfs for the agent's socket
 //! and log), `bundle` + `hardening`
 //! (the OCI config), `runc` (the runtime driver), `readiness` (reaching the agent and
@@ -32,6 +33,7 @@ mod host;
 mod id_range;
 mod idmapped;
 mod layout;
+mod links;
 mod live_settings;
 mod loop_attach;
 mod loop_devices;

@@ -5,7 +5,8 @@
 //!
 //! 1. adds `eth0` (one end of a veth pair whose other end, `eth0p`, stays in the same
 //!    namespace, so nothing sent there leaves it) with [`SANDBOX_ADDRESS`] and the default
-//!    route, so `connect()` to any address gets as far as netfilter;
+//!    route, so `connect()` to any address gets as far as netfilter (over rtnetlink, see
+//!    `links`);
 //! 2. loads netfilter tables that redirect every outgoing TCP connection not bound for
 //!    loopback to [`PROXY_PORT`] on `127.0.0.1`, and drop every other packet that is not
 //!    loopback traffic (UDP, ICMP, all of IPv6 but `lo`);
@@ -26,8 +27,8 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::RuntimeError;
 use super::namespace_thread::{self, EnterError, Namespace};
+use super::{RuntimeError, links};
 
 /// The sandbox's own address on `eth0`. The DNS stub's pool of synthetic addresses
 /// (198.18.0.0/15) leaves 198.18.0.0/24 out for it.
@@ -83,8 +84,8 @@ pub struct EgressSockets {
 }
 
 /// Configure the network namespace of process `pid` (the sandbox's PID 1) and open the
-/// egress sockets in it. Blocking: runs the `ip` and `iptables-restore` tools, so call it
-/// off the async workers.
+/// egress sockets in it. Blocking: runs the `iptables-restore` tools, so call it off the
+/// async workers.
 pub fn configure(pid: u32) -> Result<EgressSockets, RuntimeError> {
     let ns_path = format!("/proc/{pid}/ns/net");
     let ns = std::fs::File::open(&ns_path).map_err(RuntimeError::io("open", &ns_path))?;
@@ -114,25 +115,33 @@ pub fn configure(pid: u32) -> Result<EgressSockets, RuntimeError> {
 
 /// The steps of [`configure`], in the calling thread's (the sandbox's) namespace.
 fn configure_here() -> Result<EgressSockets, RuntimeError> {
-    let mut tools = Vec::new();
-    // `if_nametoindex` asks the calling thread's namespace, unlike /sys.
-    if nix::net::if_::if_nametoindex("eth0").is_err() {
-        let links = format!(
-            "link set lo up
-link add eth0 type veth peer name eth0p
-addr add {SANDBOX_ADDRESS}/32 dev eth0
-link set eth0p up
-link set eth0 up
-route add default dev eth0
-"
-        );
-        tools.push(("ip", &["-batch", "-"][..], links));
-    }
     // `-w`: with the legacy backend the two share the host's xtables lock, and the one that
     // finds it taken would fail instead of waiting (the nf_tables backend takes no lock).
-    tools.push(("iptables-restore", &["-w"], ipv4_rules()));
-    tools.push(("ip6tables-restore", &["-w"], IPV6_RULES.to_string()));
-    run_together(&tools)?;
+    let tables = [
+        ("iptables-restore", &["-w"][..], ipv4_rules()),
+        ("ip6tables-restore", &["-w"], IPV6_RULES.to_string()),
+    ];
+    // The tables load in their own processes while this thread sets up the interfaces: each
+    // netfilter tool mostly waits for the kernel to commit its table. Nothing leaves the
+    // namespace in the meantime: no interface in it leads out.
+    let started: Vec<_> = tables
+        .iter()
+        .map(|(program, args, input)| start_with_input(program, args, input))
+        .collect();
+    // `if_nametoindex` asks the calling thread's namespace, unlike /sys.
+    let links = match nix::net::if_::if_nametoindex(links::INTERFACE) {
+        Ok(_) => Ok(()),
+        Err(_) => links::add_eth0(SANDBOX_ADDRESS),
+    };
+    let mut first_error = links.err();
+    for outcome in started.into_iter().map(|tool| tool.and_then(Tool::finish)) {
+        if let Err(e) = outcome {
+            first_error.get_or_insert(e);
+        }
+    }
+    if let Some(error) = first_error {
+        return Err(error);
+    }
     let proxy_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, PROXY_PORT));
     let proxy = TcpListener::bind(proxy_addr)
         .map_err(|e| RuntimeError::io("listen on", Path::new("127.0.0.1:1 in the sandbox"))(e))?;
@@ -142,27 +151,6 @@ route add default dev eth0
         nonblocking.map_err(RuntimeError::io("configure", "an egress socket"))?;
     }
     Ok(EgressSockets { proxy, dns })
-}
-
-/// Run each `(program, args, input)` with `input` on its stdin, all at once; the first
-/// failure's output becomes the error once every one has ended.
-///
-/// The three tools are independent (links, IPv4 tables, IPv6 tables), and each of the
-/// netfilter ones spends most of its 10–20 ms waiting for the kernel to commit its table, so
-/// running them side by side takes a create's network set-up from the sum of those waits to
-/// the longest. Nothing leaves the namespace in the meantime: no interface in it leads out.
-fn run_together(tools: &[(&str, &[&str], String)]) -> Result<(), RuntimeError> {
-    let started: Vec<_> = tools
-        .iter()
-        .map(|(program, args, input)| start_with_input(program, args, input))
-        .collect();
-    let mut first_error = None;
-    for outcome in started.into_iter().map(|tool| tool.and_then(Tool::finish)) {
-        if let Err(e) = outcome {
-            first_error.get_or_insert(e);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
 }
 
 /// A tool started by [`start_with_input`], its input written.
