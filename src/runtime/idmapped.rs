@@ -26,29 +26,40 @@ use super::id_range::IdRange;
 /// A user namespace holding `range`'s mapping, to idmap mounts with. It lives as long as the
 /// descriptor: a holder process creates it and is gone before this returns.
 ///
-/// The holder is made with `clone(CLONE_VM | CLONE_NEWUSER)`: it shares the server's memory
-/// instead of copying its page tables (as a `fork` would, to then throw them away in an
-/// `exec`), runs [`hold`] on a small stack of its own, and is killed once the namespace is
-/// open. A user namespace cannot be made by `unshare` in a process with threads, so it takes
-/// a process; this is the cheapest one.
+/// The holder is made with `clone(CLONE_VM | CLONE_FILES | CLONE_NEWUSER)`: it shares the
+/// server's memory and descriptor table instead of copying them (as a `fork` would, to then
+/// throw the copies away in an `exec`), runs [`hold`] on a small stack of its own, and is
+/// killed once the namespace is open. A user namespace cannot be made by `unshare` in a
+/// process with threads, so it takes a process; this is the cheapest one.
 pub fn user_namespace(range: IdRange) -> Result<OwnedFd, RuntimeError> {
     let fail = |e| RuntimeError::io("create", "a user namespace for idmapped mounts")(e);
     let mut stack = vec![0u8; HOLDER_STACK];
-    // SAFETY: the stack's top is 16-byte aligned; the holder uses nothing but that stack (no
-    // heap, no thread-local state), and it is reaped below, before the stack is freed.
+    let server = std::process::id() as usize;
+    // SAFETY: the stack's top is 16-byte aligned. The holder starts with every signal
+    // blocked, so no handler of the server's ever runs in it, and it makes raw system calls
+    // only: it touches neither the heap nor the thread-local state it shares with this
+    // thread (glibc's `errno` and cancellation flags). It is reaped below, before the stack
+    // is freed.
     let pid = unsafe {
+        let mut all = std::mem::zeroed::<libc::sigset_t>();
+        let mut before = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut before);
         let top = stack.as_mut_ptr().add(HOLDER_STACK);
         let top = top.sub(top as usize % 16);
-        libc::clone(
+        let pid = libc::clone(
             hold,
             top.cast(),
-            libc::CLONE_VM | libc::CLONE_NEWUSER | libc::SIGCHLD,
-            std::ptr::null_mut(),
-        )
+            libc::CLONE_VM | libc::CLONE_FILES | libc::CLONE_NEWUSER | libc::SIGCHLD,
+            server as *mut libc::c_void,
+        );
+        let cloned = io::Error::last_os_error();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
+        if pid < 0 {
+            return Err(fail(cloned));
+        }
+        pid
     };
-    if pid < 0 {
-        return Err(fail(io::Error::last_os_error()));
-    }
     // The namespace exists once clone has returned.
     let opened = (|| {
         let proc = Path::new("/proc").join(pid.to_string());
@@ -67,17 +78,31 @@ pub fn user_namespace(range: IdRange) -> Result<OwnedFd, RuntimeError> {
     opened.map_err(fail)
 }
 
-/// The holder's stack: [`hold`] makes two system calls.
+/// The holder's stack: [`hold`] makes four system calls.
 const HOLDER_STACK: usize = 16 * 1024;
 
-/// The holder of [`user_namespace`]: waits for its SIGKILL. The death signal ends it should
-/// the thread that made it die first. Only raw system calls: it shares the server's memory.
-extern "C" fn hold(_: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: plain system calls on this process alone.
+/// The holder of [`user_namespace`]: waits, every signal blocked, for its SIGKILL. The death
+/// signal ends it should the thread that made it die first; a server that died before the
+/// death signal was set is noticed by the holder's new parent, and the holder leaves. Raw
+/// system calls only (see [`user_namespace`]): `server` is the server's process id.
+extern "C" fn hold(server: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: plain system calls on this process alone; none of them returns into code that
+    // reads `errno`.
     unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::syscall(libc::SYS_prctl, libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::syscall(libc::SYS_getppid) as usize != server as usize {
+            libc::syscall(libc::SYS_exit, 0);
+        }
         loop {
-            libc::pause();
+            // No descriptors, no timeout, no signal can arrive: sleeps until killed.
+            libc::syscall(
+                libc::SYS_ppoll,
+                std::ptr::null_mut::<libc::pollfd>(),
+                0,
+                std::ptr::null::<libc::timespec>(),
+                std::ptr::null::<libc::sigset_t>(),
+                size_of::<libc::sigset_t>(),
+            );
         }
     }
 }
@@ -234,11 +259,19 @@ mod tests {
     use std::os::fd::AsFd;
     use std::os::unix::fs::MetadataExt;
 
-    /// The children of the calling thread that are still there (running or not reaped).
-    fn children_of_this_thread() -> String {
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() };
-        std::fs::read_to_string(format!("/proc/self/task/{tid}/children")).unwrap()
+    /// Whether the calling thread has a child left, running or not reaped.
+    fn this_thread_has_a_child() -> bool {
+        use nix::sys::wait::{Id, WaitPidFlag, waitid};
+        let flags = WaitPidFlag::WEXITED
+            | WaitPidFlag::WNOHANG
+            | WaitPidFlag::WNOWAIT
+            | WaitPidFlag::__WALL
+            | WaitPidFlag::__WNOTHREAD;
+        match waitid(Id::All, flags) {
+            Err(nix::errno::Errno::ECHILD) => false,
+            Ok(_) => true,
+            Err(other) => panic!("waitid: {other}"),
+        }
     }
 
     #[test]
@@ -259,11 +292,9 @@ mod tests {
             .map(|ns| ns.metadata().unwrap().ino())
             .collect();
         assert!(!inodes.contains(&own.ino()), "{inodes:?} vs {}", own.ino());
-        assert!(
-            inodes[0] != inodes[1] && inodes[1] != inodes[2],
-            "{inodes:?}"
-        );
-        assert_eq!(children_of_this_thread().trim(), "");
+        let distinct: std::collections::HashSet<_> = inodes.iter().collect();
+        assert_eq!(distinct.len(), 3, "{inodes:?}");
+        assert!(!this_thread_has_a_child());
         // The mapping took: the namespace's first id is the range's (an idmapped mount of a
         // tmpfs shows a file owned by root there as owned by `range.first`).
         let dir = tempfile::tempdir().unwrap();
@@ -286,11 +317,11 @@ mod tests {
         let idmapped = clone_idmapped(&source, &target, namespaces[0].as_fd());
         let owner = idmapped
             .as_ref()
-            .map(|()| std::fs::metadata(target.join("file")).unwrap().uid());
+            .map(|()| std::fs::metadata(target.join("file")).map(|meta| meta.uid()));
         let _ = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH);
         let _ = nix::mount::umount2(&source, nix::mount::MntFlags::MNT_DETACH);
         match owner {
-            Ok(owner) => assert_eq!(owner, range.first),
+            Ok(owner) => assert_eq!(owner.unwrap(), range.first),
             // tmpfs takes idmapped mounts from Linux 6.3; sandboxes need them on ext4 only.
             Err(RuntimeError::InvalidConfig(why)) => eprintln!("skipped the idmapped part: {why}"),
             Err(other) => panic!("{other}"),

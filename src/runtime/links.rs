@@ -54,11 +54,11 @@ async fn configure(handle: &Handle, address: Ipv4Addr) -> Result<(), RuntimeErro
         .execute()
         .await
         .map_err(netlink("address eth0 in"))?;
-    for name in [PEER, INTERFACE] {
+    for (name, doing) in [(PEER, "bring up eth0p in"), (INTERFACE, "bring up eth0 in")] {
         link.set(LinkUnspec::new_with_name(name).up().build())
             .execute()
             .await
-            .map_err(netlink("bring up eth0 in"))?;
+            .map_err(netlink(doing))?;
     }
     // Scope link, as `ip route add default dev eth0` makes it: no gateway, the device alone.
     let default_route = RouteMessageBuilder::<Ipv4Addr>::new()

@@ -2,7 +2,8 @@
 //! overlay of a read-only snapshot image and a per-sandbox ext4 upper layer, with cgroup
 //! limits, its own namespaces, a seccomp filter and the agent as PID 1.
 //!
-//! [`Runtime`] is the whole interface; the private submodules each own one piece: `layout`
+//! [`Runtime`] is the whole interface (with `network`'s addresses and egress sockets); the
+//! submodules each own one piece: `layout`
 //! (paths and names), `agent_files` (the agent executable every sandbox runs), `upper_image`
 //! (the sandbox's own ext4 disk, grown on demand), `rootfs` (loop mounts and overlay),
 //! `mount_table` (what is mounted where), `loop_attach` (binding an image to a loop device),

@@ -131,7 +131,14 @@ fn configure_here() -> Result<EgressSockets, RuntimeError> {
     // `if_nametoindex` asks the calling thread's namespace, unlike /sys.
     let links = match nix::net::if_::if_nametoindex(links::INTERFACE) {
         Ok(_) => Ok(()),
-        Err(_) => links::add_eth0(SANDBOX_ADDRESS),
+        // A panic becomes an error here, so the tools started above are still waited for.
+        Err(_) => {
+            std::panic::catch_unwind(|| links::add_eth0(SANDBOX_ADDRESS)).unwrap_or_else(|_| {
+                Err(RuntimeError::panicked(
+                    "setting up the sandbox's interfaces",
+                ))
+            })
+        }
     };
     let mut first_error = links.err();
     for outcome in started.into_iter().map(|tool| tool.and_then(Tool::finish)) {
