@@ -4,12 +4,14 @@
 //!
 //! After [`add_eth0`]: `lo` and `eth0` are up, `eth0` (one end of a veth pair whose other
 //! end, `eth0p`, is up in the same namespace) has `address/32`, and the default route leads
-//! out of `eth0`, so `connect()` to any address gets as far as netfilter.
+//! out of `eth0`, so `connect()` to any address gets as far as netfilter. The route is read
+//! back before it returns.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 
-use rtnetlink::packet_route::route::RouteScope;
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::route::{RouteAttribute, RouteScope};
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::RuntimeError;
@@ -70,7 +72,32 @@ async fn configure(handle: &Handle, address: Ipv4Addr) -> Result<(), RuntimeErro
         .add(default_route)
         .execute()
         .await
-        .map_err(netlink("add the default route to"))
+        .map_err(netlink("add the default route to"))?;
+    read_back_default_route(handle, index).await
+}
+
+/// Checks that the kernel holds the default route through `eth0`. A netlink connection that
+/// failed part-way ends its pending requests' replies without an error, which would look
+/// like success; the route is the last request made, and reading it back proves every
+/// request before it was answered.
+async fn read_back_default_route(handle: &Handle, index: u32) -> Result<(), RuntimeError> {
+    let mut routes = handle
+        .route()
+        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .execute();
+    while let Some(route) = routes
+        .try_next()
+        .await
+        .map_err(netlink("read back the routes of"))?
+    {
+        let through_eth0 = route.attributes.contains(&RouteAttribute::Oif(index));
+        if route.header.destination_prefix_length == 0 && through_eth0 {
+            return Ok(());
+        }
+    }
+    Err(failed("find the default route it added to")(
+        io::Error::new(io::ErrorKind::NotFound, "the kernel does not list it"),
+    ))
 }
 
 /// An I/O failure while setting up the sandbox's network.
@@ -86,5 +113,90 @@ fn netlink(what: &'static str) -> impl FnOnce(rtnetlink::Error) -> RuntimeError 
             other => io::Error::other(other.to_string()),
         };
         failed(what)(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `work` on a thread of its own in a new, empty network namespace, which ends with
+    /// the thread. `None` (the test is skipped) without root.
+    fn in_a_new_network_namespace<T: Send + 'static>(
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: a network namespace needs root");
+            return None;
+        }
+        let thread = std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            work()
+        });
+        Some(thread.join().unwrap())
+    }
+
+    #[test]
+    fn the_interfaces_and_the_default_route_are_set_and_read_back() {
+        let Some(interfaces) = in_a_new_network_namespace(|| {
+            add_eth0(Ipv4Addr::new(198, 18, 0, 1)).unwrap();
+            // (name, up, IPv4 address) of each interface the calling thread's namespace has.
+            nix::ifaddrs::getifaddrs()
+                .unwrap()
+                .map(|entry| {
+                    let up = entry.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP);
+                    let v4 = entry
+                        .address
+                        .and_then(|a| a.as_sockaddr_in().map(|a| a.ip()));
+                    (entry.interface_name, up, v4)
+                })
+                .collect::<Vec<_>>()
+        }) else {
+            return;
+        };
+        for name in ["lo", INTERFACE, PEER] {
+            assert!(
+                interfaces.iter().any(|(n, up, _)| n == name && *up),
+                "{name} is not up: {interfaces:?}"
+            );
+        }
+        let eth0: Vec<_> = interfaces
+            .iter()
+            .filter_map(|(n, _, v4)| (n == INTERFACE).then_some(*v4).flatten())
+            .collect();
+        assert_eq!(eth0, [Ipv4Addr::new(198, 18, 0, 1)], "{interfaces:?}");
+    }
+
+    #[test]
+    fn a_namespace_without_the_route_fails_the_read_back() {
+        let Some(outcome) = in_a_new_network_namespace(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let (connection, handle, _) = rtnetlink::new_connection().unwrap();
+                tokio::spawn(connection);
+                let lo = nix::net::if_::if_nametoindex("lo").unwrap();
+                read_back_default_route(&handle, lo).await
+            })
+        }) else {
+            return;
+        };
+        let error = outcome.unwrap_err().to_string();
+        assert!(error.contains("default route"), "{error}");
+    }
+
+    #[test]
+    fn setting_up_twice_fails_on_the_existing_interface() {
+        let Some(second) = in_a_new_network_namespace(|| {
+            add_eth0(Ipv4Addr::new(198, 18, 0, 1)).unwrap();
+            add_eth0(Ipv4Addr::new(198, 18, 0, 1))
+        }) else {
+            return;
+        };
+        let error = second.unwrap_err().to_string();
+        assert!(error.contains("add eth0"), "{error}");
+        assert!(error.contains("exists"), "{error}");
     }
 }
