@@ -24,6 +24,14 @@ const PEER: &str = "eth0p";
 /// Blocking: it runs its own small event loop, since the netlink socket belongs to the
 /// namespace the thread that opens it is in.
 pub fn add_eth0(address: Ipv4Addr) -> Result<(), RuntimeError> {
+    with_netlink(async |handle| configure(handle, address).await)
+}
+
+/// Runs `work` with a netlink connection opened in the calling thread's network namespace,
+/// on an event loop of its own that ends with it.
+fn with_netlink<T>(
+    work: impl AsyncFnOnce(&Handle) -> Result<T, RuntimeError>,
+) -> Result<T, RuntimeError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
@@ -32,7 +40,7 @@ pub fn add_eth0(address: Ipv4Addr) -> Result<(), RuntimeError> {
         let (connection, handle, _) =
             rtnetlink::new_connection().map_err(failed("open a netlink socket to set up"))?;
         let connection = tokio::spawn(connection);
-        let outcome = configure(&handle, address).await;
+        let outcome = work(&handle).await;
         connection.abort();
         outcome
     })
@@ -170,16 +178,8 @@ mod tests {
     #[test]
     fn a_namespace_without_the_route_fails_the_read_back() {
         let Some(outcome) = in_a_new_network_namespace(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let (connection, handle, _) = rtnetlink::new_connection().unwrap();
-                tokio::spawn(connection);
-                let lo = nix::net::if_::if_nametoindex("lo").unwrap();
-                read_back_default_route(&handle, lo).await
-            })
+            let lo = nix::net::if_::if_nametoindex("lo").unwrap();
+            with_netlink(async |handle| read_back_default_route(handle, lo).await)
         }) else {
             return;
         };
