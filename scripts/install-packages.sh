@@ -7,7 +7,8 @@ packages=(
   runc            # the OCI runtime that runs sandboxes
   e2fsprogs       # mke2fs: snapshot and rootfs images
   util-linux      # mount, losetup
-  iptables        # the netfilter rules that send each sandbox's TCP to the egress proxy
+  nftables        # nft: the netfilter table that sends each sandbox's TCP to the egress proxy
+  iptables        # the egress tests try the host's iptables inside a sandbox
   iproute2        # ss: the tunnel tests look at the host's sockets
   docker-registry # a real OCI registry on loopback (tests, quickstart)
   skopeo umoci    # build and push OCI images without Docker

@@ -7,9 +7,9 @@
 //!    namespace, so nothing sent there leaves it) with [`SANDBOX_ADDRESS`] and the default
 //!    route, so `connect()` to any address gets as far as netfilter (over rtnetlink, see
 //!    `links`);
-//! 2. loads netfilter tables that redirect every outgoing TCP connection not bound for
-//!    loopback to [`PROXY_PORT`] on `127.0.0.1`, and drop every other packet that is not
-//!    loopback traffic (UDP, ICMP, all of IPv6 but `lo`);
+//! 2. loads a netfilter table (with `nft`) that redirects every outgoing TCP connection not
+//!    bound for loopback to [`PROXY_PORT`] on `127.0.0.1`, and drops every other packet that
+//!    is not loopback traffic (UDP, ICMP, all of IPv6 but `lo`);
 //! 3. opens, still inside the namespace, the proxy's listening socket and the DNS stub's UDP
 //!    socket on [`STUB_ADDRESS`]:53, and hands both back to the server.
 //!
@@ -44,37 +44,38 @@ pub fn resolv_conf() -> String {
     format!("nameserver {STUB_ADDRESS}\noptions ndots:0\n")
 }
 
-/// The IPv4 tables: TCP out is redirected to the proxy, loopback stays, the rest is dropped.
-fn ipv4_rules() -> String {
+/// The sandbox's netfilter table, in `nft`'s language: outgoing TCP not bound for loopback
+/// is redirected to the proxy, loopback stays, everything else out is dropped (UDP, ICMP and
+/// all of IPv6 but `lo`). One `inet` table covers both address families, so one process
+/// loads it in one transaction. Its first two lines make loading it again (a restarted
+/// server taking a running sandbox over) replace the table instead of adding its rules twice:
+/// declaring an existing table is a no-op, and the delete empties the name for the new one.
+fn ruleset() -> String {
     format!(
-        "*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A OUTPUT -o lo -j RETURN
--A OUTPUT -d 127.0.0.0/8 -j RETURN
--A OUTPUT -p tcp -j REDIRECT --to-ports {PROXY_PORT}
-COMMIT
-*filter
-:INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT DROP [0:0]
--A OUTPUT -o lo -j ACCEPT
--A OUTPUT -d 127.0.0.0/8 -j ACCEPT
-COMMIT
+        "table inet {TABLE}
+delete table inet {TABLE}
+table inet {TABLE} {{
+    chain redirect_out {{
+        type nat hook output priority -100; policy accept;
+        oifname \"lo\" return
+        ip daddr 127.0.0.0/8 return
+        meta nfproto ipv4 meta l4proto tcp redirect to :{PROXY_PORT}
+    }}
+    chain filter_out {{
+        type filter hook output priority 0; policy drop;
+        oifname \"lo\" accept
+        ip daddr 127.0.0.0/8 accept
+    }}
+    chain filter_forward {{
+        type filter hook forward priority 0; policy drop;
+    }}
+}}
 "
     )
 }
 
-/// IPv6 has no way out at all.
-const IPV6_RULES: &str = "*filter
-:INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT DROP [0:0]
--A OUTPUT -o lo -j ACCEPT
-COMMIT
-";
+/// The name of the sandbox's table in its namespace.
+const TABLE: &str = "langsmith";
 
 /// The proxy's and the DNS stub's sockets, opened inside one sandbox's namespace.
 #[derive(Debug)]
@@ -84,7 +85,7 @@ pub struct EgressSockets {
 }
 
 /// Configure the network namespace of process `pid` (the sandbox's PID 1) and open the
-/// egress sockets in it. Blocking: runs the `iptables-restore` tools, so call it off the
+/// egress sockets in it. Blocking: runs `nft`, so call it off the
 /// async workers.
 pub fn configure(pid: u32) -> Result<EgressSockets, RuntimeError> {
     let ns_path = format!("/proc/{pid}/ns/net");
@@ -115,19 +116,10 @@ pub fn configure(pid: u32) -> Result<EgressSockets, RuntimeError> {
 
 /// The steps of [`configure`], in the calling thread's (the sandbox's) namespace.
 fn configure_here() -> Result<EgressSockets, RuntimeError> {
-    // `-w`: with the legacy backend the two share the host's xtables lock, and the one that
-    // finds it taken would fail instead of waiting (the nf_tables backend takes no lock).
-    let tables = [
-        ("iptables-restore", &["-w"][..], ipv4_rules()),
-        ("ip6tables-restore", &["-w"], IPV6_RULES.to_string()),
-    ];
-    // The tables load in their own processes while this thread sets up the interfaces: each
-    // netfilter tool mostly waits for the kernel to commit its table. Nothing leaves the
-    // namespace in the meantime: no interface in it leads out.
-    let started: Vec<_> = tables
-        .iter()
-        .map(|(program, args, input)| start_with_input(program, args, input))
-        .collect();
+    // The table loads in its own process while this thread sets up the interfaces: `nft`
+    // mostly waits for the kernel to commit it. Nothing leaves the namespace in the
+    // meantime: no interface in it leads out.
+    let started = start_with_input("nft", &["-f", "-"], &ruleset());
     // `if_nametoindex` asks the calling thread's namespace, unlike /sys.
     let links = match nix::net::if_::if_nametoindex(links::INTERFACE) {
         Ok(_) => Ok(()),
@@ -140,15 +132,10 @@ fn configure_here() -> Result<EgressSockets, RuntimeError> {
             })
         }
     };
-    let mut first_error = links.err();
-    for outcome in started.into_iter().map(|tool| tool.and_then(Tool::finish)) {
-        if let Err(e) = outcome {
-            first_error.get_or_insert(e);
-        }
-    }
-    if let Some(error) = first_error {
-        return Err(error);
-    }
+    // The tool is waited for even when the links failed, so no zombie is left behind.
+    let tables = started.and_then(Tool::finish);
+    links?;
+    tables?;
     let proxy_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, PROXY_PORT));
     let proxy = TcpListener::bind(proxy_addr)
         .map_err(|e| RuntimeError::io("listen on", Path::new("127.0.0.1:1 in the sandbox"))(e))?;
@@ -211,5 +198,62 @@ fn failed(command: &str, status: String, output: String) -> RuntimeError {
         command: command.to_string(),
         status,
         output,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::{SocketAddrV4, TcpStream};
+    use std::time::Duration;
+
+    /// What a sandbox's namespace does with an outgoing connection once configured twice (as
+    /// a restarted server does): where it arrived, by its original destination, and the
+    /// table as `nft` lists it. `None` (the test is skipped) without root.
+    fn configured_twice_then_connect(to: SocketAddrV4) -> Option<(SocketAddrV4, String)> {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: a network namespace needs root");
+            return None;
+        }
+        let thread = std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            drop(configure_here().unwrap());
+            let sockets = configure_here().unwrap();
+            sockets.proxy.set_nonblocking(false).unwrap();
+            // The destination is one no interface has (the DNS stub's pool): routed to eth0,
+            // whose peer is in this namespace, it would go nowhere without the redirect.
+            let mut client = TcpStream::connect_timeout(&to.into(), Duration::from_secs(10))
+                .expect("the redirect leads to the proxy's socket");
+            let (accepted, _) = sockets.proxy.accept().unwrap();
+            let original =
+                nix::sys::socket::getsockopt(&accepted, nix::sys::socket::sockopt::OriginalDst)
+                    .unwrap();
+            let original = SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(original.sin_addr.s_addr)),
+                u16::from_be(original.sin_port),
+            );
+            drop(accepted);
+            let mut rest = Vec::new();
+            let _ = client.read_to_end(&mut rest);
+            let listed = Command::new("nft")
+                .args(["list", "table", "inet", TABLE])
+                .output()
+                .unwrap();
+            assert!(listed.status.success(), "{listed:?}");
+            (original, String::from_utf8(listed.stdout).unwrap())
+        });
+        Some(thread.join().unwrap())
+    }
+
+    #[test]
+    fn tcp_out_reaches_the_proxy_with_its_destination_and_a_reload_replaces_the_table() {
+        let to = SocketAddrV4::new(Ipv4Addr::new(198, 18, 7, 9), 8080);
+        let Some((original, table)) = configured_twice_then_connect(to) else {
+            return;
+        };
+        assert_eq!(original, to);
+        assert_eq!(table.matches("redirect to :1").count(), 1, "{table}");
+        assert_eq!(table.matches("policy drop").count(), 2, "{table}");
     }
 }

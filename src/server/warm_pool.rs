@@ -67,7 +67,7 @@ struct Pool {
 struct Warm {
     id: String,
     kind: Kind,
-    /// Its network, set up ahead too (that runs `ip` and `iptables-restore`).
+    /// Its network, set up ahead too (that runs `nft` and sets the links over rtnetlink).
     egress: EgressSockets,
 }
 

@@ -202,7 +202,8 @@ fn a_debian_sandbox_reaches_only_what_access_control_allows_and_cannot_go_around
     assert!(r.stdout.contains("Operation not permitted"), "{r:?}");
 
     // The network is not the sandbox's to change: no route, address or interface can be
-    // added, and iptables (the host's own, copied in) cannot flush the redirect.
+    // added, and neither `nft` nor iptables (the host's own, copied in) can flush the
+    // redirect or drop the table.
     for change in [
         "ip route add 192.0.2.0/24 dev eth0",
         "ip addr add 192.0.2.9/32 dev eth0",
@@ -219,6 +220,15 @@ fn a_debian_sandbox_reaches_only_what_access_control_allows_and_cannot_go_around
     for flush in ["-t nat -F", "-F", "-P OUTPUT ACCEPT"] {
         let r = api.exec(&sb, &format!("{iptables} iptables {flush} 2>&1"));
         assert_ne!(r.exit_code, 0, "iptables {flush}: {r:?}");
+    }
+    let nft = host_tool::install(&api, &sb, "/usr/sbin/nft", "/opt/nft");
+    for change in ["flush ruleset", "delete table inet langsmith"] {
+        let r = api.exec(&sb, &format!("{nft} {change} 2>&1"));
+        assert_ne!(r.exit_code, 0, "nft {change}: {r:?}");
+        assert!(
+            r.stdout.contains("Operation not permitted"),
+            "nft {change}: {r:?}"
+        );
     }
     let still = api.exec(&sb, "curl -sS -w ' %{http_code}' http://other.test/");
     assert!(ok(&still).ends_with(" 403"), "{still:?}");
