@@ -25,6 +25,7 @@
 //! operations on one sandbox at once.
 
 mod agent_files;
+mod blank_images;
 mod bundle;
 mod capture;
 mod error;

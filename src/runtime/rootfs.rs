@@ -56,7 +56,7 @@ pub async fn mount_layers(
     })
     .await?;
     phases.mark("image mount");
-    upper_image::prepare(&layout.upper_image, capacity).await?;
+    upper_image::prepare(layout, capacity).await?;
     phases.mark("upper image");
     let upper = layout.clone();
     host::blocking("mounting the upper image", move || {

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
-use super::{RuntimeError, host};
+use super::layout::SandboxLayout;
+use super::{RuntimeError, blank_images, host};
 
 /// How the image is formatted. The file is new and sparse, so every block mke2fs leaves
 /// unwritten is a hole that reads as zeros, which is all that zeroing the journal would
@@ -25,9 +26,10 @@ const MKE2FS_ARGS: [&str; 8] = [
     "lazy_journal_init=1",
 ];
 
-/// Makes sure `image` exists and holds at least `capacity` bytes. The image must not be
-/// mounted or attached to a loop device.
-pub async fn prepare(image: &Path, capacity: u64) -> Result<(), RuntimeError> {
+/// Makes sure the sandbox's upper image exists and holds at least `capacity` bytes. The
+/// image must not be mounted or attached to a loop device.
+pub async fn prepare(layout: &SandboxLayout, capacity: u64) -> Result<(), RuntimeError> {
+    let image = &layout.upper_image;
     let inspected = image.to_path_buf();
     let found = host::blocking("inspecting the upper image", move || {
         match fs::metadata(&inspected) {
@@ -38,7 +40,7 @@ pub async fn prepare(image: &Path, capacity: u64) -> Result<(), RuntimeError> {
     })
     .await?;
     match found {
-        None => create(image, capacity).await,
+        None => create(layout, capacity).await,
         // A grow that failed half-way left the file longer than its filesystem: finish it
         // even when the requested capacity is no larger. Shrinking could cut off files, so
         // a smaller request keeps the image as it is.
@@ -55,33 +57,75 @@ fn growing_marker(image: &Path) -> PathBuf {
 }
 
 /// Creates the sparse image under a temporary name and renames it into place only once
-/// formatted, so a crash never leaves a half-made image that a later start would trust.
-async fn create(image: &Path, capacity: u64) -> Result<(), RuntimeError> {
-    let temp = image.with_extension("ext4.new");
-    let sized = temp.clone();
-    host::blocking("creating the upper image", move || {
-        let file = fs::File::create(&sized).map_err(RuntimeError::io("create", &sized))?;
-        file.set_len(capacity)
-            .map_err(RuntimeError::io("size", &sized))
+/// formatted, so a crash never leaves a half-made image that a later start would trust. The
+/// image is a copy of the blank one kept for `capacity` when there is one; otherwise it is
+/// formatted, and kept as that blank image for the next create.
+async fn create(layout: &SandboxLayout, capacity: u64) -> Result<(), RuntimeError> {
+    let temp = layout.upper_image.with_extension("ext4.new");
+    let (blanks, copy_to) = (layout.blank_images.clone(), temp.clone());
+    let copied = host::blocking("copying a blank upper image", move || {
+        let _ = fs::remove_file(&copy_to);
+        blank_images::copy_kept(&blanks, capacity, &copy_to)
     })
-    .await?;
-    let formatted = host::run(
-        "mke2fs",
-        MKE2FS_ARGS
-            .map(std::ffi::OsString::from)
-            .into_iter()
-            .chain([temp.clone().into_os_string()]),
-    )
     .await;
-    let image = image.to_path_buf();
+    let formatted = match copied {
+        Ok(true) => Ok(()),
+        Ok(false) => match format(&temp, capacity).await {
+            Ok(()) => {
+                keep_as_blank(layout, capacity, &temp).await;
+                Ok(())
+            }
+            failed => failed,
+        },
+        Err(e) => {
+            tracing::warn!(sandbox = %layout.id, "{e}; formatting the upper image instead");
+            format(&temp, capacity).await
+        }
+    };
+    let image = layout.upper_image.clone();
     host::blocking("placing the upper image", move || match formatted {
-        Ok(_) => fs::rename(&temp, &image).map_err(RuntimeError::io("rename", &temp)),
+        Ok(()) => fs::rename(&temp, &image).map_err(RuntimeError::io("rename", &temp)),
         Err(e) => {
             let _ = fs::remove_file(&temp);
             Err(e)
         }
     })
     .await
+}
+
+/// Formats a new sparse file at `path` of `capacity` bytes (any file there is replaced).
+async fn format(path: &Path, capacity: u64) -> Result<(), RuntimeError> {
+    let sized = path.to_path_buf();
+    host::blocking("creating the upper image", move || {
+        let file = fs::File::create(&sized).map_err(RuntimeError::io("create", &sized))?;
+        file.set_len(capacity)
+            .map_err(RuntimeError::io("size", &sized))
+    })
+    .await?;
+    host::run(
+        "mke2fs",
+        MKE2FS_ARGS
+            .map(std::ffi::OsString::from)
+            .into_iter()
+            .chain([path.as_os_str().to_os_string()]),
+    )
+    .await
+    .map(drop)
+}
+
+/// Keeps the image just formatted at `formatted` (before anything mounts it) as the blank
+/// one for `capacity`. Once per capacity, so the create waits for it; a failure only costs
+/// later creates a format of their own.
+async fn keep_as_blank(layout: &SandboxLayout, capacity: u64, formatted: &Path) {
+    let (blanks, scratch) = (layout.blank_images.clone(), layout.blank_scratch.clone());
+    let formatted = formatted.to_path_buf();
+    let kept = host::blocking("keeping a blank upper image", move || {
+        blank_images::keep(&blanks, capacity, &formatted, &scratch)
+    })
+    .await;
+    if let Err(e) = kept {
+        tracing::warn!(sandbox = %layout.id, "{e}");
+    }
 }
 
 /// Extends the file (sparsely), checks the filesystem (resize2fs insists on a fresh check)
@@ -133,9 +177,10 @@ mod tests {
     use super::*;
 
     /// A new 1 GiB image takes under 2 MiB of the host's disk (mke2fs's defaults reserved
-    /// 33 MiB), passes a full check, and grows to a larger capacity.
+    /// 33 MiB), passes a full check, and grows to a larger capacity. The next sandbox of
+    /// that capacity gets a copy of the same blank image, as small and as clean.
     #[tokio::test]
-    async fn a_new_image_is_small_on_disk_checks_clean_and_grows() {
+    async fn a_new_image_is_small_on_disk_checks_clean_grows_and_is_kept_blank() {
         // e2fsprogs lives in /usr/sbin, which a user's PATH may not have; the server runs as
         // root, whose PATH does.
         if std::process::Command::new("mke2fs")
@@ -147,20 +192,45 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        let image = dir.path().join("upper.ext4");
-        prepare(&image, 1 << 30).await.unwrap();
-        let meta = fs::metadata(&image).unwrap();
-        assert_eq!(meta.len(), 1 << 30);
-        let on_disk = meta.blocks() * 512;
-        assert!(on_disk < 2 << 20, "{on_disk} bytes on disk");
-        let check = std::process::Command::new("e2fsck")
-            .arg("-fn")
-            .arg(&image)
-            .output()
-            .unwrap();
-        assert!(check.status.success(), "{check:?}");
-        prepare(&image, 2 << 30).await.unwrap();
-        assert_eq!(fs::metadata(&image).unwrap().len(), 2 << 30);
-        assert!(!growing_marker(&image).exists());
+        let sandboxes = dir.path().join("sandboxes");
+        let layout = |id| {
+            let layout = SandboxLayout::new(&sandboxes, id);
+            fs::create_dir_all(&layout.dir).unwrap();
+            layout
+        };
+        let (first, second) = (layout("first"), layout("second"));
+        let check = |image: &Path| {
+            let check = std::process::Command::new("e2fsck")
+                .arg("-fn")
+                .arg(image)
+                .output()
+                .unwrap();
+            assert!(check.status.success(), "{check:?}");
+        };
+
+        prepare(&first, 1 << 30).await.unwrap();
+        let blank = first.blank_images.join(format!("{}.ext4", 1u64 << 30));
+        assert_eq!(
+            fs::read(&blank).unwrap(),
+            fs::read(&first.upper_image).unwrap()
+        );
+        prepare(&second, 1 << 30).await.unwrap();
+        for image in [&first.upper_image, &second.upper_image] {
+            let meta = fs::metadata(image).unwrap();
+            assert_eq!(meta.len(), 1 << 30);
+            let on_disk = meta.blocks() * 512;
+            assert!(on_disk < 2 << 20, "{on_disk} bytes on disk");
+            check(image);
+        }
+        assert_eq!(
+            fs::read(&first.upper_image).unwrap(),
+            fs::read(&second.upper_image).unwrap()
+        );
+        assert!(!first.blank_scratch.exists());
+
+        prepare(&first, 2 << 30).await.unwrap();
+        assert_eq!(fs::metadata(&first.upper_image).unwrap().len(), 2 << 30);
+        assert!(!growing_marker(&first.upper_image).exists());
+        check(&first.upper_image);
     }
 }
