@@ -53,7 +53,7 @@ pub fn keep(
     formatted: &Path,
     scratch: &Path,
 ) -> Result<(), RuntimeError> {
-    fs::create_dir_all(dir).map_err(RuntimeError::io("create", dir))?;
+    super::layout::create_private_dir(dir)?;
     let source = File::open(formatted).map_err(RuntimeError::io("open", formatted))?;
     let _ = fs::remove_file(scratch);
     let copied = File::create_new(scratch)

@@ -130,6 +130,20 @@ impl SandboxLayout {
         Ok(())
     }
 
+    /// Where the host mounts something of this sandbox: its layers, its `run/` and `log/`
+    /// tmpfs and a capture's view.
+    pub fn mount_points(&self) -> [&Path; 7] {
+        [
+            &self.lower,
+            &self.upperfs,
+            &self.lower_raw,
+            &self.upper_raw,
+            &self.capture,
+            &self.run,
+            &self.log,
+        ]
+    }
+
     /// Fails early when the socket path would not fit a unix socket address.
     pub fn check_socket_path(&self) -> Result<(), RuntimeError> {
         let len = self.socket.as_os_str().len();

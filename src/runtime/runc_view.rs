@@ -21,7 +21,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::mount::{MsFlags, mount};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use super::id_range::IdRange;
 use super::layout::SandboxLayout;
@@ -151,6 +151,7 @@ impl RuncView {
             none,
         )
         .map_err(os("make private the mounts under", root))?;
+        detach_other_sandboxes(layout);
         let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
         let tmpfs_options = format!("size=1m,mode=0700,uid={0},gid={0}", range.first);
         mount(
@@ -189,6 +190,33 @@ impl RuncView {
     }
 }
 
+/// Detaches, from the calling thread's throwaway namespace, the mounts of every other
+/// sandbox of this runtime. runc and its init read the whole mount table several times per
+/// start, and the container's namespace starts as a copy of this one: with 300 sandboxes up
+/// (about 1800 mounts), a start cost twice the CPU it costs alone. Nothing of another
+/// sandbox is runc's business either. Best effort: each detach is of this namespace only
+/// (it is private by now), and a mount left in it only costs time.
+fn detach_other_sandboxes(own: &SandboxLayout) {
+    let Some(sandboxes) = own.dir.parent() else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(sandboxes) else {
+        return;
+    };
+    let flags = MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(id) = name.to_str().filter(|id| *id != own.id) else {
+            continue;
+        };
+        let other = SandboxLayout::new(sandboxes, id);
+        for point in other.mount_points() {
+            // EINVAL: nothing is mounted there (a stopped sandbox, or no capture).
+            let _ = umount2(point, flags);
+        }
+    }
+}
+
 /// Writes `text` to a new file readable by all (the sandbox's root reads it as "other").
 fn write_public(path: &Path, text: &str) -> Result<(), RuntimeError> {
     use std::io::Write;
@@ -203,4 +231,70 @@ fn write_public(path: &Path, text: &str) -> Result<(), RuntimeError> {
     // The umask may have narrowed the mode given at creation.
     fs::set_permissions(path, fs::Permissions::from_mode(0o644))
         .map_err(RuntimeError::io("open up", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Unmounts (lazily) what a test mounted, even when it fails half-way.
+    struct Mounted(Vec<PathBuf>);
+
+    impl Drop for Mounted {
+        fn drop(&mut self) {
+            for point in &self.0 {
+                let _ = umount2(point, MntFlags::MNT_DETACH);
+            }
+        }
+    }
+
+    /// The mount points under `dir` in the calling thread's namespace.
+    fn points_under(dir: &Path) -> Vec<PathBuf> {
+        let table = fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+        table
+            .lines()
+            .filter_map(|line| line.split(' ').nth(4).map(PathBuf::from))
+            .filter(|point| point.starts_with(dir))
+            .collect()
+    }
+
+    #[test]
+    fn a_start_namespace_keeps_its_own_sandbox_mounts_and_drops_the_others() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: mounting needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let sandboxes = dir.path().join("sandboxes");
+        let own = SandboxLayout::new(&sandboxes, "own");
+        let other = SandboxLayout::new(&sandboxes, "other");
+        let mut mounted = Mounted(Vec::new());
+        for layout in [&own, &other] {
+            layout.create_dirs().unwrap();
+            for point in [&layout.run, &layout.upperfs] {
+                let none: Option<&str> = None;
+                mount(Some("test"), point, Some("tmpfs"), MsFlags::empty(), none).unwrap();
+                mounted.0.push(point.clone());
+            }
+        }
+        let (own_id, inside) = (own.clone(), sandboxes.clone());
+        let seen = std::thread::spawn(move || {
+            // SAFETY: unshare(2) of this test thread's own mount namespace.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNS) }, 0);
+            let none: Option<&str> = None;
+            let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+            mount(none, "/", none, private, none).unwrap();
+            detach_other_sandboxes(&own_id);
+            points_under(&inside)
+        })
+        .join()
+        .unwrap();
+        let mut expected = vec![own.run.clone(), own.upperfs.clone()];
+        expected.sort();
+        let mut seen = seen;
+        seen.sort();
+        assert_eq!(seen, expected);
+        // The host's namespace still has every mount.
+        assert_eq!(points_under(&sandboxes).len(), 4);
+    }
 }
