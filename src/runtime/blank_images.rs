@@ -1,84 +1,103 @@
-//! Blank upper images kept by capacity, so a new sandbox's disk is a sparse copy of one
+//! Blank upper images kept by format, so a new sandbox's disk is a sparse copy of one
 //! instead of a run of `mke2fs`.
 //!
-//! A freshly formatted image holds well under 1 MiB of data in about ten extents; the rest is
-//! holes. Copying only those extents (`SEEK_DATA`/`SEEK_HOLE` and `copy_file_range`) costs a
-//! few system calls, where `mke2fs` costs a process, its libraries, about 150 writes and four
-//! `fsync`s. The first create of a capacity formats its image as before and keeps a copy of
-//! it, before anything mounts it, under `root/blank-images/<capacity>.ext4`; later creates of
-//! that capacity copy it.
+//! A freshly formatted image holds well under 1 MiB of data in about ten extents (at the
+//! capacities sandboxes use); the rest is holes. Copying only those extents (`SEEK_DATA`/
+//! `SEEK_HOLE` and `copy_file_range`) costs a few system calls, where `mke2fs` costs a
+//! process, its libraries, about 150 writes and four `fsync`s. The first create of a format
+//! (a capacity and the `mke2fs` options) formats its image as before and keeps a copy of it,
+//! before anything mounts it, under `root/blank-images/<key>.ext4`; later creates of that
+//! format copy it.
 //!
 //! Copies share the blank image's filesystem UUID and directory hash seed. Nothing on the
-//! host looks disks up by UUID (every mount names its loop device), each copy is a
-//! filesystem of its own, and a sandbox cannot read its block device to learn either value.
+//! host looks disks up by UUID (every mount names its loop device) and each copy is a
+//! filesystem of its own. A sandbox can see the UUID only as `statfs`'s `f_fsid`, which
+//! tells it no more than `/proc/sys/kernel/random/boot_id` already does: that it shares a
+//! host with other sandboxes of this server.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use nix::errno::Errno;
+use nix::fcntl::AtFlags;
 use nix::unistd::Whence;
 
 use super::RuntimeError;
 
-/// How many capacities keep a blank image; the least recently made goes first.
+/// How many formats keep a blank image; the least recently used goes first.
 const KEPT: usize = 8;
 
-/// The blank image kept for `capacity` under `dir`.
-fn kept_image(dir: &Path, capacity: u64) -> PathBuf {
-    dir.join(format!("{capacity}.ext4"))
+/// The blank image kept for `key` under `dir`.
+fn kept_image(dir: &Path, key: &str) -> PathBuf {
+    dir.join(format!("{key}.ext4"))
 }
 
-/// Fills `destination` (which must not exist) with a copy of the blank image kept for
-/// `capacity`, flushed to disk. `Ok(false)` when none is kept.
-pub fn copy_kept(dir: &Path, capacity: u64, destination: &Path) -> Result<bool, RuntimeError> {
-    let kept = kept_image(dir, capacity);
+/// Fills `destination` (which must not exist) with a copy of the blank image kept for `key`,
+/// flushed to disk. `Ok(false)` when none is kept. A kept image that cannot be copied is
+/// removed, so the next create formats and keeps a new one instead of failing the same way.
+pub fn copy_kept(dir: &Path, key: &str, destination: &Path) -> Result<bool, RuntimeError> {
+    let kept = kept_image(dir, key);
     let source = match File::open(&kept) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(RuntimeError::io("open", &kept)(e)),
     };
     let target = File::create_new(destination).map_err(RuntimeError::io("create", destination))?;
-    sparse_copy(&source, &target)
-        .map_err(RuntimeError::io("copy a blank image to", destination))?;
+    if let Err(e) = sparse_copy(&source, &target) {
+        let _ = fs::remove_file(&kept);
+        return Err(RuntimeError::io("copy a blank image to", destination)(e));
+    }
+    // Its age is when it was last used: the eviction keeps the formats in use.
+    let _ = source.set_modified(SystemTime::now());
     Ok(true)
 }
 
-/// Keeps `formatted` (a blank image just made for `capacity`, not yet mounted) for later
-/// creates. It is copied to `scratch` first and renamed into place flushed, so a kept image
-/// is always whole; creates racing to keep one each rename an equal copy.
-pub fn keep(
-    dir: &Path,
-    capacity: u64,
-    formatted: &Path,
-    scratch: &Path,
-) -> Result<(), RuntimeError> {
+/// Keeps `formatted` (a blank image just made for `key`, not yet mounted) for later creates.
+/// The copy is an unnamed file in `dir` until it is whole and flushed, and only then linked
+/// under its name, so a crash never leaves a partial image (nor a file to clean up). When
+/// creates race to keep the same format, the first link wins and the others' copies vanish.
+pub fn keep(dir: &Path, key: &str, formatted: &Path) -> Result<(), RuntimeError> {
     super::layout::create_private_dir(dir)?;
     let source = File::open(formatted).map_err(RuntimeError::io("open", formatted))?;
-    let _ = fs::remove_file(scratch);
-    let copied = File::create_new(scratch)
-        .and_then(|target| sparse_copy(&source, &target))
-        .and_then(|()| fs::rename(scratch, kept_image(dir, capacity)));
-    if let Err(e) = copied {
-        let _ = fs::remove_file(scratch);
-        return Err(RuntimeError::io("keep a blank image from", formatted)(e));
-    }
-    forget_the_oldest(dir, capacity);
+    let kept = kept_image(dir, key);
+    let linked = OpenOptions::new()
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+        .and_then(|copy| {
+            sparse_copy(&source, &copy)?;
+            let linked = nix::unistd::linkat(
+                &copy,
+                "",
+                nix::fcntl::AT_FDCWD,
+                &kept,
+                AtFlags::AT_EMPTY_PATH,
+            );
+            match linked {
+                Ok(()) | Err(Errno::EEXIST) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        });
+    linked.map_err(RuntimeError::io("keep a blank image from", formatted))?;
+    forget_the_least_used(dir, &kept);
     Ok(())
 }
 
-/// Removes kept images beyond [`KEPT`], oldest first (never the one just kept). Best effort:
-/// an image left behind only takes its few hundred KiB of disk.
-fn forget_the_oldest(dir: &Path, just_kept: u64) {
+/// Removes kept images beyond [`KEPT`], least recently used first (never `just_kept`). Best
+/// effort: an image left behind only takes its disk space, about 1 MiB.
+fn forget_the_least_used(dir: &Path, just_kept: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    let just_kept = kept_image(dir, just_kept);
     let mut others: Vec<_> = entries
         .filter_map(|entry| {
             let path = entry.ok()?.path();
-            let made = fs::metadata(&path).ok()?.modified().ok()?;
-            (path != just_kept).then_some((made, path))
+            let used = fs::metadata(&path).ok()?.modified().ok()?;
+            (path != just_kept).then_some((used, path))
         })
         .collect();
     others.sort();
@@ -150,37 +169,64 @@ mod tests {
             &[(0, &block), (20 << 20, b"middle"), (length - 5, b"tail!")],
         );
         let destination = dir.path().join("copy");
-        assert!(!copy_kept(&kept, length, &destination).unwrap());
+        assert!(!copy_kept(&kept, "64m", &destination).unwrap());
         assert!(!destination.exists());
 
-        keep(&kept, length, &formatted, &dir.path().join("scratch")).unwrap();
-        assert!(!dir.path().join("scratch").exists());
-        assert!(copy_kept(&kept, length, &destination).unwrap());
+        keep(&kept, "64m", &formatted).unwrap();
+        // Only the image itself: the copy was unnamed until whole.
+        let names: Vec<_> = fs::read_dir(&kept)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["64m.ext4"]);
+        assert!(copy_kept(&kept, "64m", &destination).unwrap());
         assert_eq!(
             fs::read(&destination).unwrap(),
             fs::read(&formatted).unwrap()
         );
         let on_disk = fs::metadata(&destination).unwrap().blocks() * 512;
         assert!(on_disk < 1 << 20, "{on_disk} bytes on disk");
-        // Another capacity has no kept image, and an existing destination is never
-        // overwritten.
-        assert!(!copy_kept(&kept, length * 2, &dir.path().join("other")).unwrap());
-        assert!(copy_kept(&kept, length, &destination).is_err());
+        // Another format has no kept image, an existing destination is never overwritten,
+        // and keeping the same format again leaves the first copy in place.
+        assert!(!copy_kept(&kept, "128m", &dir.path().join("other")).unwrap());
+        assert!(copy_kept(&kept, "64m", &destination).is_err());
+        keep(&kept, "64m", &formatted).unwrap();
+        assert_eq!(fs::read_dir(&kept).unwrap().count(), 1);
     }
 
     #[test]
-    fn only_the_most_recently_kept_capacities_stay() {
+    fn the_least_recently_used_formats_are_forgotten() {
         let dir = tempfile::tempdir().unwrap();
         let kept = dir.path().join("kept");
         let formatted = dir.path().join("formatted");
         sparse_file(&formatted, 1 << 20, &[(0, b"blank")]);
-        let capacities: Vec<u64> = (1..=KEPT as u64 + 3).map(|n| n << 20).collect();
-        for capacity in &capacities {
-            keep(&kept, *capacity, &formatted, &dir.path().join("scratch")).unwrap();
+        let names = |keys: &[&str]| {
+            let mut names: Vec<String> = keys.iter().map(|key| format!("{key}.ext4")).collect();
+            names.sort();
+            names
+        };
+        let first: Vec<String> = (0..KEPT).map(|n| format!("old{n}")).collect();
+        for (n, key) in first.iter().enumerate() {
+            keep(&kept, key, &formatted).unwrap();
+            // Used in the order kept, a second apart (timestamps made at once may tie).
+            let used = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 + n as u64);
+            let image = File::open(kept_image(&kept, key)).unwrap();
+            image.set_modified(used).unwrap();
         }
-        let count = fs::read_dir(&kept).unwrap().count();
-        assert_eq!(count, KEPT);
-        let last = *capacities.last().unwrap();
-        assert!(kept_image(&kept, last).exists());
+        // The oldest is used again, so the next three go instead of it.
+        assert!(copy_kept(&kept, "old0", &dir.path().join("used")).unwrap());
+        for key in ["new0", "new1", "new2"] {
+            keep(&kept, key, &formatted).unwrap();
+        }
+        let mut left: Vec<String> = fs::read_dir(&kept)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut expected = vec!["old0", "new0", "new1", "new2"];
+        expected.extend(first[4..].iter().map(String::as_str));
+        assert_eq!(left, names(&expected));
     }
 }

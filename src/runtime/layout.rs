@@ -3,7 +3,7 @@
 //! ```text
 //! root/runc/                 state dir passed as `runc --root` (never the host's default)
 //! root/agent/                the agent executable (+ lib/ for a dynamically linked one)
-//! root/blank-images/         freshly formatted upper images by capacity (`blank_images`)
+//! root/blank-images/         freshly formatted upper images by format (`blank_images`)
 //! root/sandboxes/<id>/       upper.ext4, id-range (its last host id slot), lower-raw/ and
 //!                            upper-raw/ (the layers as stored), lower/ and upperfs/
 //!                            (the same, idmapped), capture/ (a capture's view), bundle/,
@@ -63,8 +63,6 @@ pub struct SandboxLayout {
     pub upper_image: PathBuf,
     /// Where blank upper images are kept for every sandbox (see `blank_images`).
     pub blank_images: PathBuf,
-    /// Scratch name of a blank image being kept, in this sandbox's directory.
-    pub blank_scratch: PathBuf,
     /// The loop device the upper image was last bound to (`loopN`), kept until a teardown
     /// has seen the kernel let go of it.
     pub upper_loop: PathBuf,
@@ -96,7 +94,6 @@ impl SandboxLayout {
             id: id.to_string(),
             upper_image: dir.join("upper.ext4"),
             blank_images: sandboxes.with_file_name("blank-images"),
-            blank_scratch: dir.join("blank.ext4.new"),
             upper_loop: dir.join("upper.loop"),
             lower_raw: dir.join("lower-raw"),
             upper_raw: dir.join("upper-raw"),
@@ -131,7 +128,8 @@ impl SandboxLayout {
     }
 
     /// Where the host mounts something of this sandbox: its layers, its `run/` and `log/`
-    /// tmpfs and a capture's view.
+    /// tmpfs and a capture's view. Every mount under a sandbox's directory must be listed
+    /// here: a start detaches these of every other sandbox from runc's namespace.
     pub fn mount_points(&self) -> [&Path; 7] {
         [
             &self.lower,

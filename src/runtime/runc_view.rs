@@ -205,10 +205,17 @@ fn detach_other_sandboxes(own: &SandboxLayout) {
     };
     let flags = MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW;
     for entry in entries.flatten() {
+        // Sandbox directories only: a symlink here must not steer the detaches.
+        if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            continue;
+        }
         let name = entry.file_name();
         let Some(id) = name.to_str().filter(|id| *id != own.id) else {
             continue;
         };
+        if super::layout::validate_id(id).is_err() {
+            continue;
+        }
         let other = SandboxLayout::new(sandboxes, id);
         for point in other.mount_points() {
             // EINVAL: nothing is mounted there (a stopped sandbox, or no capture).
