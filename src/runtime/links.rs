@@ -127,22 +127,7 @@ fn netlink(what: &'static str) -> impl FnOnce(rtnetlink::Error) -> RuntimeError 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Runs `work` on a thread of its own in a new, empty network namespace, which ends with
-    /// the thread. `None` (the test is skipped) without root.
-    fn in_a_new_network_namespace<T: Send + 'static>(
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Option<T> {
-        if !nix::unistd::Uid::effective().is_root() {
-            eprintln!("skipped: a network namespace needs root");
-            return None;
-        }
-        let thread = std::thread::spawn(move || {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            work()
-        });
-        Some(thread.join().unwrap())
-    }
+    use crate::runtime::test_support::in_a_new_network_namespace;
 
     #[test]
     fn the_interfaces_and_the_default_route_are_set_and_read_back() {

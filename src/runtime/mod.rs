@@ -49,6 +49,8 @@ mod runc_view;
 mod sandbox;
 mod scratch;
 mod spawn_in_namespace;
+#[cfg(test)]
+mod test_support;
 mod upper_image;
 
 use std::path::{Path, PathBuf};

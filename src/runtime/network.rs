@@ -123,7 +123,7 @@ fn configure_here() -> Result<EgressSockets, RuntimeError> {
     // `if_nametoindex` asks the calling thread's namespace, unlike /sys.
     let links = match nix::net::if_::if_nametoindex(links::INTERFACE) {
         Ok(_) => Ok(()),
-        // A panic becomes an error here, so the tools started above are still waited for.
+        // A panic becomes an error here, so the tool started above is still waited for.
         Err(_) => {
             std::panic::catch_unwind(|| links::add_eth0(SANDBOX_ADDRESS)).unwrap_or_else(|_| {
                 Err(RuntimeError::panicked(
@@ -204,6 +204,7 @@ fn failed(command: &str, status: String, output: String) -> RuntimeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::test_support::in_a_new_network_namespace;
     use std::io::Read;
     use std::net::{SocketAddrV4, TcpStream};
     use std::time::Duration;
@@ -212,12 +213,7 @@ mod tests {
     /// a restarted server does): where it arrived, by its original destination, and the
     /// table as `nft` lists it. `None` (the test is skipped) without root.
     fn configured_twice_then_connect(to: SocketAddrV4) -> Option<(SocketAddrV4, String)> {
-        if !nix::unistd::Uid::effective().is_root() {
-            eprintln!("skipped: a network namespace needs root");
-            return None;
-        }
-        let thread = std::thread::spawn(move || {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        in_a_new_network_namespace(move || {
             drop(configure_here().unwrap());
             let sockets = configure_here().unwrap();
             sockets.proxy.set_nonblocking(false).unwrap();
@@ -242,8 +238,7 @@ mod tests {
                 .unwrap();
             assert!(listed.status.success(), "{listed:?}");
             (original, String::from_utf8(listed.stdout).unwrap())
-        });
-        Some(thread.join().unwrap())
+        })
     }
 
     #[test]

@@ -275,6 +275,7 @@ pub async fn unmount_all(layout: &SandboxLayout) -> Result<(), RuntimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::test_support::DetachOnDrop;
 
     /// A mount something holds is retried until the deadline and then reported busy; once
     /// let go, the same call unmounts it; a point with nothing mounted fails at once.
@@ -296,13 +297,7 @@ mod tests {
         )
         .unwrap();
         // Whatever the test's outcome, nothing stays mounted on the host.
-        struct Detach<'a>(&'a Path);
-        impl Drop for Detach<'_> {
-            fn drop(&mut self) {
-                let _ = nix::mount::umount2(self.0, nix::mount::MntFlags::MNT_DETACH);
-            }
-        }
-        let _detach = Detach(&point);
+        let _detach = DetachOnDrop(vec![point.clone()]);
         let held = fs::File::create(point.join("open")).unwrap();
         let soon = Instant::now() + Duration::from_millis(20);
         let busy = unmount_each(vec![point.clone()], soon).unwrap_err();

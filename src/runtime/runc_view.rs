@@ -243,17 +243,7 @@ fn write_public(path: &Path, text: &str) -> Result<(), RuntimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Unmounts (lazily) what a test mounted, even when it fails half-way.
-    struct Mounted(Vec<PathBuf>);
-
-    impl Drop for Mounted {
-        fn drop(&mut self) {
-            for point in &self.0 {
-                let _ = umount2(point, MntFlags::MNT_DETACH);
-            }
-        }
-    }
+    use crate::runtime::test_support::DetachOnDrop;
 
     /// The mount points under `dir` in the calling thread's namespace.
     fn points_under(dir: &Path) -> Vec<PathBuf> {
@@ -275,7 +265,7 @@ mod tests {
         let sandboxes = dir.path().join("sandboxes");
         let own = SandboxLayout::new(&sandboxes, "own");
         let other = SandboxLayout::new(&sandboxes, "other");
-        let mut mounted = Mounted(Vec::new());
+        let mut mounted = DetachOnDrop(Vec::new());
         for layout in [&own, &other] {
             layout.create_dirs().unwrap();
             for point in [&layout.run, &layout.upperfs] {
