@@ -39,9 +39,9 @@
 //!   client ───► api, paths, term, ws_pipe
 //!   server ───► proxy, runtime, api, paths, phases, ws_upgrade
 //!   proxy ────► api
-//!   runtime ──► api, phases
-//!   agent ────► api, ws_pipe, ws_upgrade
-//!   api, paths, phases, text, term, ws_pipe, ws_upgrade: leaves
+//!   runtime ──► api, phases, shared_memory_child
+//!   agent ────► api, shared_memory_child, ws_pipe, ws_upgrade
+//!   api, paths, phases, shared_memory_child, text, term, ws_pipe, ws_upgrade: leaves
 //! ```
 //!
 //! * [`api`] — wire types shared by client, server and agent: models, exec messages, file
@@ -50,6 +50,8 @@
 //!   for the CLI and the server alike. A leaf.
 //! * [`phases`] — where an operation's time went: per-phase timings logged at debug level
 //!   (`LANGSMITH_LOG=debug`). A leaf.
+//! * [`shared_memory_child`] — a child process that shares this one's memory until its
+//!   `exec` (`clone(CLONE_VM)`), and the rule such a child keeps. A leaf.
 //! * [`text`], [`term`] — text helpers with the LangSmith CLI's exact semantics (Go `%q` quoting,
 //!   size strings) and the local terminal (raw mode, resize and key events). Leaves.
 //! * [`ws_pipe`] — a WebSocket read and written as bytes: the carrier of a port tunnel's
@@ -160,6 +162,8 @@ pub mod proxy;
 pub mod runtime;
 #[cfg(target_os = "linux")]
 pub mod server;
+#[cfg(target_os = "linux")]
+pub mod shared_memory_child;
 
 #[cfg(test)]
 mod tests;

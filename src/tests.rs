@@ -20,14 +20,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("api", &[]),
     ("paths", &[]),
     ("phases", &[]),
+    ("shared_memory_child", &[]),
     ("text", &[]),
     ("term", &[]),
     ("ws_pipe", &[]),
     ("ws_upgrade", &[]),
     // The local backend and what runs inside a sandbox.
-    ("runtime", &["api", "phases"]),
+    ("runtime", &["api", "phases", "shared_memory_child"]),
     ("proxy", &["api"]),
-    ("agent", &["api", "ws_pipe", "ws_upgrade"]),
+    (
+        "agent",
+        &["api", "shared_memory_child", "ws_pipe", "ws_upgrade"],
+    ),
     (
         "server",
         &["api", "proxy", "runtime", "paths", "phases", "ws_upgrade"],
@@ -52,6 +56,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "api",
             "paths",
             "phases",
+            "shared_memory_child",
             "text",
             "term",
             "ws_pipe",

@@ -17,9 +17,9 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::ExitStatus;
 use std::sync::{Mutex, MutexGuard};
 
+use super::child_process::ChildProcess;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::process::Child;
 
 /// The leader of a command's process group (its pid is the group id).
 #[derive(Debug)]
@@ -55,7 +55,7 @@ impl Leader {
 
     /// Reaps `child`, the leader, once [`exited`] has resolved: from here on its group is never
     /// signalled. The reap is recorded under the lock kills take, so none slips in between.
-    pub async fn reap(&self, child: &mut Child) -> io::Result<ExitStatus> {
+    pub async fn reap(&self, child: &mut ChildProcess) -> io::Result<ExitStatus> {
         let exited = {
             let mut reaped = self.lock();
             *reaped = true;

@@ -11,7 +11,8 @@
 //! SSH-agent forwarding · `lifecycle` pumps, timeouts, expiry · `leader` signalling a
 //! command's process group only while its leader is unreaped ·
 //! `output` bounded UTF-8-aware output buffers · `spawn` / `pty` / `user` starting
-//! processes · `wide_pipe` a command's stdout pipe widened within the pipe budget ·
+//! processes, `child_process` without copying the agent · `wide_pipe` a command's stdout
+//! pipe widened within the pipe budget ·
 //! `files` / `range` uploads and downloads · `search` / `glob` / `grep`
 //! file search · `regular_file` opening what a request reads without blocking on a FIFO or
 //! following a swapped-in link · `shutdown` the goodbye to open streams · `tunnel` /
@@ -33,6 +34,7 @@
 mod app;
 mod attachment;
 mod boot_hooks;
+mod child_process;
 mod connect;
 mod control;
 mod exec_http;

@@ -3,12 +3,14 @@
 //! reaches the whole tree it starts.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::process::Stdio;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::process::{Child, Command};
+use tokio::net::unix::pipe;
 
+use super::child_process::{self, ChildProcess, Launch};
 use super::pty::PtyMaster;
 use super::user::{UserError, resolve_user};
 use crate::api::exec::defaults;
@@ -72,7 +74,7 @@ pub type BoxedWriter = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// A started command and the agent's ends of its stdio.
 pub struct Spawned {
-    pub child: Child,
+    pub child: ChildProcess,
     /// Process id of the leader, which is also its process-group id.
     pub pid: u32,
     pub stdin: Option<BoxedWriter>,
@@ -86,127 +88,105 @@ pub struct Spawned {
 /// Starts `request`. Errors say what is missing and what to do next.
 pub fn spawn(request: &SpawnRequest) -> Result<Spawned, SpawnError> {
     let (program, args) = command_line(&request.program)?;
-    let mut cmd = Command::new(&program);
+    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
     // The UTS name, not the agent's own `HOSTNAME`: a warm sandbox a create adopted was
     // renamed after its agent started (see the runtime's live settings).
     if let Ok(hostname) = nix::unistd::gethostname() {
-        cmd.env("HOSTNAME", hostname);
+        env.insert("HOSTNAME".into(), hostname);
     }
-    cmd.args(&args).envs(&request.env).kill_on_drop(false);
-    if let Some(cwd) = &request.cwd {
-        if !Path::new(cwd).is_dir() {
-            return Err(SpawnError::CwdMissing(cwd.clone()));
-        }
-        cmd.current_dir(cwd);
+    env.extend(
+        request
+            .env
+            .iter()
+            .map(|(key, value)| (key.into(), value.into())),
+    );
+    if let Some(cwd) = &request.cwd
+        && !Path::new(cwd).is_dir()
+    {
+        return Err(SpawnError::CwdMissing(cwd.clone()));
     }
+    let mut user = None;
     if let Some(spec) = &request.user {
-        let user = resolve_user(spec, Path::new("/"))?;
-        cmd.uid(user.uid).gid(user.gid);
-        for (key, value) in user.env() {
+        let resolved = resolve_user(spec, Path::new("/"))?;
+        for (key, value) in resolved.env() {
             if !request.env.contains_key(key) {
-                cmd.env(key, value);
+                env.insert(key.into(), value.into());
             }
         }
+        user = Some((resolved.uid, resolved.gid));
     }
+    let io_error = |source| SpawnError::Io {
+        program: program.clone(),
+        source,
+    };
+    let launch = |stdio, controlling_terminal, env: BTreeMap<OsString, OsString>| Launch {
+        program: program.clone().into(),
+        args: args.iter().map(OsString::from).collect(),
+        env: env.into_iter().collect(),
+        cwd: request.cwd.as_ref().map(OsString::from),
+        user,
+        stdio,
+        controlling_terminal,
+    };
     if request.pty {
-        spawn_on_pty(cmd, program)
-    } else {
-        spawn_with_pipes(cmd, program, request.stdin_pipe)
-    }
-}
-
-fn spawn_with_pipes(
-    mut cmd: Command,
-    program: String,
-    stdin_pipe: bool,
-) -> Result<Spawned, SpawnError> {
-    cmd.stdin(if stdin_pipe {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    // SAFETY: setsid, open and write are async-signal-safe and touch no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            first_to_go_under_oom();
-            nix::unistd::setsid()
-                .map(drop)
-                .map_err(std::io::Error::from)
+        // A default only: the request's (or the agent's own) TERM wins.
+        env.entry("TERM".into())
+            .or_insert_with(|| "xterm-256color".into());
+        let (master, slave) = PtyMaster::open().map_err(SpawnError::Pty)?;
+        let stdio = [
+            slave.try_clone().map_err(SpawnError::Pty)?,
+            slave.try_clone().map_err(SpawnError::Pty)?,
+            slave,
+        ];
+        let child = child_process::start(launch(stdio, true, env)).map_err(io_error)?;
+        return Ok(Spawned {
+            pid: child.id(),
+            child,
+            stdin: Some(Box::new(master.clone())),
+            stdout: Box::new(master.clone()),
+            stderr: None,
+            pty: Some(master),
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|source| SpawnError::Io { program, source })?;
-    let pid = child.id().unwrap_or_default();
-    let stdin = child.stdin.take().map(|s| Box::new(s) as BoxedWriter);
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stdout = Box::new(super::wide_pipe::widen(stdout)) as BoxedReader;
-    let stderr = child.stderr.take().map(|s| Box::new(s) as BoxedReader);
+    let stdin = if request.stdin_pipe {
+        Some(pipe().map_err(io_error)?)
+    } else {
+        None
+    };
+    let (stdout, stdout_end) = pipe().map_err(io_error)?;
+    let (stderr, stderr_end) = pipe().map_err(io_error)?;
+    let (stdin, stdin_end) = match stdin {
+        Some((read_end, writer)) => (Some(writer), read_end),
+        None => (None, dev_null().map_err(io_error)?),
+    };
+    let stdio = [stdin_end, stdout_end, stderr_end];
+    let child = child_process::start(launch(stdio, false, env)).map_err(io_error)?;
+    let stdin = match stdin {
+        Some(fd) => {
+            Some(Box::new(pipe::Sender::from_owned_fd(fd).map_err(io_error)?) as BoxedWriter)
+        }
+        None => None,
+    };
+    let stdout = pipe::Receiver::from_owned_fd(stdout).map_err(io_error)?;
+    let stderr = pipe::Receiver::from_owned_fd(stderr).map_err(io_error)?;
     Ok(Spawned {
+        pid: child.id(),
         child,
-        pid,
         stdin,
-        stdout,
-        stderr,
+        stdout: Box::new(super::wide_pipe::widen(stdout)),
+        stderr: Some(Box::new(stderr)),
         pty: None,
     })
 }
 
-fn spawn_on_pty(mut cmd: Command, program: String) -> Result<Spawned, SpawnError> {
-    let (master, slave) = PtyMaster::open().map_err(SpawnError::Pty)?;
-    let stdio = |fd: &std::os::fd::OwnedFd| fd.try_clone().map(Stdio::from);
-    cmd.stdin(stdio(&slave).map_err(SpawnError::Pty)?)
-        .stdout(stdio(&slave).map_err(SpawnError::Pty)?)
-        .stderr(stdio(&slave).map_err(SpawnError::Pty)?);
-    // A default only: the request's (or the agent's own) TERM wins.
-    let requested = cmd.as_std().get_envs().any(|(key, _)| key == "TERM");
-    if !requested && std::env::var_os("TERM").is_none() {
-        cmd.env("TERM", "xterm-256color");
-    }
-    // SAFETY: setsid, ioctl, open and write are async-signal-safe; fd 0 is the PTY slave.
-    unsafe {
-        cmd.pre_exec(|| {
-            first_to_go_under_oom();
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
-        .map_err(|source| SpawnError::Io { program, source })?;
-    drop(slave); // the child holds it now; the master sees EOF when the child side closes
-    let pid = child.id().unwrap_or_default();
-    Ok(Spawned {
-        child,
-        pid,
-        stdin: Some(Box::new(master.clone())),
-        stdout: Box::new(master.clone()),
-        stderr: None,
-        pty: Some(master),
-    })
+/// A pipe as (read end, write end), neither inherited by other commands.
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
 }
 
-/// Marks the (forked, not yet exec'd) command as the OOM killer's first choice, so a command
-/// that exhausts the sandbox's memory (a leak, a fork bomb) never takes the agent — PID 1,
-/// whose death ends the whole sandbox — with it. Raising the score needs no privilege, and
-/// every process the command starts inherits it. Best effort: without /proc it is skipped.
-/// Only async-signal-safe calls: it runs between fork and exec.
-fn first_to_go_under_oom() {
-    const PATH: &[u8] = b"/proc/self/oom_score_adj\0";
-    const MOST_EXPENDABLE: &[u8] = b"1000";
-    // SAFETY: PATH is NUL-terminated; the fd is closed before returning.
-    unsafe {
-        let fd = libc::open(PATH.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC);
-        if fd >= 0 {
-            let _ = libc::write(fd, MOST_EXPENDABLE.as_ptr().cast(), MOST_EXPENDABLE.len());
-            libc::close(fd);
-        }
-    }
+/// `/dev/null` for reading: the stdin of a command that gets none.
+fn dev_null() -> std::io::Result<OwnedFd> {
+    Ok(std::fs::File::open("/dev/null")?.into())
 }
 
 /// The program and its arguments for `program`.

@@ -22,6 +22,7 @@ use std::path::Path;
 
 use super::RuntimeError;
 use super::id_range::IdRange;
+use crate::shared_memory_child;
 
 /// A user namespace holding `range`'s mapping, to idmap mounts with. It lives as long as the
 /// descriptor: a holder process creates it and is gone before this returns.
@@ -35,31 +36,19 @@ pub fn user_namespace(range: IdRange) -> Result<OwnedFd, RuntimeError> {
     let fail = |e| RuntimeError::io("create", "a user namespace for idmapped mounts")(e);
     let mut stack = vec![0u8; HOLDER_STACK];
     let server = std::process::id() as usize;
-    // SAFETY: the stack's top is 16-byte aligned. The holder starts with every signal
-    // blocked, so no handler of the server's ever runs in it, and it makes raw system calls
-    // only: it touches neither the heap nor the thread-local state it shares with this
-    // thread (glibc's `errno` and cancellation flags). It is reaped below, before the stack
-    // is freed.
+    // SAFETY: the holder starts with every signal blocked, so no handler of the server's
+    // ever runs in it, and it makes raw system calls only: it touches neither the heap nor
+    // the thread-local state it shares with this thread, which runs on meanwhile (glibc's
+    // `errno` and cancellation flags). It is reaped below, before the stack is freed.
     let pid = unsafe {
-        let mut all = std::mem::zeroed::<libc::sigset_t>();
-        let mut before = std::mem::zeroed::<libc::sigset_t>();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut before);
-        let top = stack.as_mut_ptr().add(HOLDER_STACK);
-        let top = top.sub(top as usize % 16);
-        let pid = libc::clone(
+        shared_memory_child::clone(
             hold,
-            top.cast(),
+            &mut stack,
             libc::CLONE_VM | libc::CLONE_FILES | libc::CLONE_NEWUSER | libc::SIGCHLD,
             server as *mut libc::c_void,
-        );
-        let cloned = io::Error::last_os_error();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
-        if pid < 0 {
-            return Err(fail(cloned));
-        }
-        pid
-    };
+        )
+    }
+    .map_err(fail)?;
     // The namespace exists once clone has returned.
     let opened = (|| {
         let proc = Path::new("/proc").join(pid.to_string());

@@ -254,6 +254,34 @@ fn host_memory() -> (f64, f64) {
     (field("MemTotal:") - field("MemAvailable:"), field("Slab:"))
 }
 
+/// The server's warm pool (its default).
+const WARM_POOL: usize = 2;
+
+/// Waits (up to a minute) until the server runs `sandboxes` and a full warm pool, counted by
+/// their cgroups: this benchmark's server is the only one. Memory and exec are then measured
+/// on a settled server, not beside a warm sandbox's start.
+fn settle(sandboxes: usize) {
+    let expected = sandboxes + WARM_POOL;
+    let running = || {
+        std::fs::read_dir("/sys/fs/cgroup/langsmith")
+            .map(|dir| {
+                dir.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("ls-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let mut now = running();
+    while now != expected && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        now = running();
+    }
+    if now != expected {
+        eprintln!("note: {now} containers running, not {expected}; measuring anyway");
+    }
+}
+
 fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
     let warm_runs = setting("PERF_WARM_RUNS", benching, 50, 3);
@@ -426,6 +454,7 @@ fn main() {
     api.delete_sandbox("perf-bulk");
     api.wait_until_no_sandboxes();
     let probe = api.ready_sandbox("perf-idle-0", &snapshot, json!({}));
+    settle(1);
     let exec_alone = millis_of(
         || assert_eq!(api.exec(&probe, "true").exit_code, 0),
         warm_runs,
@@ -445,6 +474,7 @@ fn main() {
         }
     });
     let create_seconds = created.elapsed().as_secs_f64();
+    settle(idle);
     let (mem_after, slab_after) = host_memory();
     let per_sandbox = (mem_after - mem_before) / (idle.max(2) - 1) as f64 / 1e6;
     let last = api
