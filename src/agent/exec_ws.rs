@@ -67,8 +67,14 @@ fn refuse(error_type: &'static str, message: impl Into<String>) -> Refusal {
 async fn serve_socket(app: AppState, socket: WebSocket, framing: Framing) {
     let _open = app.shutdown.stream_opened().await;
     let (mut sink, mut stream) = socket.split();
-    let Some(first) = next_client_message(&mut stream).await else {
-        return; // closed before saying anything
+    // A connection that has said nothing yet (the server dials the next exec's ahead) is
+    // dropped when the agent stops: it has nothing to be told, and must not hold the stop up.
+    let first = tokio::select! {
+        first = next_client_message(&mut stream) => first,
+        () = app.shutdown.stopping() => None,
+    };
+    let Some(first) = first else {
+        return; // closed, or the agent stopping, before it said anything
     };
     let attached = match first {
         Some(ClientMessage::Execute(execute)) => start_or_attach(&app, execute),

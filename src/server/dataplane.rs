@@ -72,14 +72,10 @@ async fn route(
         .headers
         .get(http::header::UPGRADE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    let stream = state
-        .runtime
-        .connect_agent(&sb.id)
-        .await
-        .map_err(|e| ApiError::BadRequest {
-            error: kind::NOT_READY,
-            message: format!("sandbox '{}' is not answering: {e}", sb.name),
-        })?;
+    if is_upgrade && rest != "tunnel" {
+        return bridge::upgrade(&state, &sb, &path_and_query, parts, phases).await;
+    }
+    let stream = connect_agent(&state, &sb).await?;
     phases.mark("agent connect");
     let agent = Agent {
         state: &state,
@@ -87,18 +83,27 @@ async fn route(
         stream,
         path_and_query,
     };
-    if is_upgrade && rest == "tunnel" {
+    if is_upgrade {
         phases.finish();
         tunnel::splice(&state, &sb.id, agent.stream, parts).await
-    } else if is_upgrade {
-        let path = agent.path_and_query;
-        bridge::upgrade(&state, &sb.id, agent.stream, &path, parts, phases).await
     } else {
         let response = agent.forward(parts, body).await;
         phases.mark("agent answered");
         phases.finish();
         response
     }
+}
+
+/// A connection to `sb`'s agent; a sandbox whose agent does not answer is not ready.
+async fn connect_agent(state: &AppState, sb: &Sandbox) -> Result<UnixStream, ApiError> {
+    state
+        .runtime
+        .connect_agent(&sb.id)
+        .await
+        .map_err(|e| ApiError::BadRequest {
+            error: kind::NOT_READY,
+            message: format!("sandbox '{}' is not answering: {e}", sb.name),
+        })
 }
 
 /// The sandbox `id`, ready to serve: a stopped one is woken first (service URLs too).

@@ -31,13 +31,15 @@
 //!   threads of their own); `key_file` (the API key and the 32-byte keys beside it).
 //! * Egress: `egress_log` (the proxy's decisions per sandbox); the proxy itself is
 //!   [`crate::proxy`], attached to each sandbox by `lifecycle` once it runs.
-//! * Data plane: `dataplane` (`/dp/{id}/…` proxied to the sandbox's agent; WebSockets bridged).
+//! * Data plane: `dataplane` (`/dp/{id}/…` proxied to the sandbox's agent; WebSockets
+//!   bridged), `agent_websocket` (a bridge's agent side, and the next exec's dialled ahead).
 //! * Service URLs and download links: `service` (signed links, an origin per service,
 //!   HTTP and WebSockets to a port inside the sandbox, single files with pinned headers).
 //! * `fuzz`: the entry points of the fuzz targets, one per parser of untrusted input.
 //! * [`images`]: image references → pulled layers → ext4 snapshot images.
 
 mod activity;
+mod agent_websocket;
 mod auth;
 mod boxes;
 mod builder;

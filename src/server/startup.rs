@@ -5,6 +5,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use nix::fcntl::{Flock, FlockArg};
@@ -25,6 +26,32 @@ pub struct Started {
     _lock: Flock<File>,
 }
 
+/// How long a start waits for the state directory's lock. A server that was just killed
+/// lets go of it only once the last process sharing its descriptor table is gone: the
+/// holder of a user namespace it was making (see `runtime::idmapped`), which its death
+/// signal ends a moment after the server.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// The state directory's lock: a second server on the same directory is refused.
+async fn lock_state_dir(mut file: File, dirs: &StateDirs) -> anyhow::Result<Flock<File>> {
+    let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((again, nix::errno::Errno::EWOULDBLOCK))
+                if tokio::time::Instant::now() < deadline =>
+            {
+                file = again;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(_) => anyhow::bail!(
+                "another langsmith server is already using {}; stop it or pass a different --state-dir",
+                dirs.root().display()
+            ),
+        }
+    }
+}
+
 pub async fn start(
     listener: &tokio::net::TcpListener,
     config: &ServerConfig,
@@ -36,13 +63,7 @@ pub async fn start(
         .with_context(|| format!("creating the state directory {}", dirs.root().display()))?;
     fs::set_permissions(dirs.root(), fs::Permissions::from_mode(0o700))?;
     super::host_facts::hide_state_dir(dirs.root());
-    let lock_file = File::create(dirs.lock_file())?;
-    let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).map_err(|_| {
-        anyhow::anyhow!(
-            "another langsmith server is already using {}; stop it or pass a different --state-dir",
-            dirs.root().display()
-        )
-    })?;
+    let lock = lock_state_dir(File::create(dirs.lock_file())?, &dirs).await?;
     for dir in [dirs.blobs(), dirs.scratch(), dirs.runtime()] {
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::activity::Activity;
+use super::agent_websocket::DialledAhead;
 use super::default_snapshot::{DefaultBuilds, DefaultSource};
 use super::locks::SandboxLocks;
 use super::service::Services;
@@ -123,6 +124,8 @@ pub struct Inner {
     pub ca: Arc<crate::proxy::ca::Ca>,
     /// Sandboxes started ahead of time, for creates to adopt.
     pub warm: WarmPool,
+    /// Agent connections opened ahead of time, for the next exec of a sandbox.
+    pub dialled_ahead: DialledAhead,
 }
 
 impl std::ops::Deref for AppState {
@@ -151,6 +154,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             store,
             warm: WarmPool::new(features.warm_pool, runtime.clone()),
+            dialled_ahead: DialledAhead::new(runtime.clone()),
             runtime,
             dirs,
             public_url,

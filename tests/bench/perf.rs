@@ -258,12 +258,22 @@ fn host_memory() -> (f64, f64) {
 const WARM_POOL: usize = 2;
 
 /// Waits (up to a minute) until the server runs `sandboxes` and a full warm pool, counted by
-/// their cgroups: this benchmark's server is the only one. Memory and exec are then measured
-/// on a settled server, not beside a warm sandbox's start.
+/// their cgroups (under `langsmith/` of the cgroup2 hierarchy): this benchmark's server is the
+/// only one. Memory and exec are then measured on a settled server, not beside a warm
+/// sandbox's start.
 fn settle(sandboxes: usize) {
     let expected = sandboxes + WARM_POOL;
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let unified = mounts
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|fields| fields.get(2) == Some(&"cgroup2"))
+        .map(|fields| Path::new(fields[1]).join("langsmith"));
     let running = || {
-        std::fs::read_dir("/sys/fs/cgroup/langsmith")
+        unified
+            .as_ref()
+            .map(std::fs::read_dir)
+            .and_then(Result::ok)
             .map(|dir| {
                 dir.flatten()
                     .filter(|e| e.file_name().to_string_lossy().starts_with("ls-"))

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::{MIB, assert_no_leftovers, settled};
 use crate::common::api::Api;
+use crate::common::cli::Cli;
 use crate::common::process::{run_ok, wait_for};
 use crate::common::server::{API_KEY, reap_leftovers};
 use crate::common::{TestServer, image};
@@ -209,6 +210,28 @@ fn a_delete_interrupted_by_a_crash_is_finished_at_restart() {
     drop(server);
     assert_no_leftovers(&state);
     reap_leftovers(&state);
+}
+
+/// One server per state directory: a second is refused with a message that says what to do,
+/// and the first serves on.
+#[test]
+fn a_second_server_on_the_same_state_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let server = TestServer::start_in(&state);
+    let second = Cli::bare()
+        .args(&["server", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(&state)
+        .run();
+    assert_ne!(second.code, 0);
+    let said = format!("{}{}", second.stdout, second.stderr);
+    assert!(
+        said.contains("another langsmith server is already using")
+            && said.contains("pass a different --state-dir"),
+        "{said}"
+    );
+    let r = Api::new(&server).call("GET", "/api/v2/sandboxes/boxes", None);
+    assert_eq!(r.status, 200);
 }
 
 /// Whether runc (under `state`) lists a container for sandbox `id`.

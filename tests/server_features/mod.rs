@@ -3,6 +3,7 @@
 //! snapshot built on first use.
 
 mod default_snapshot;
+mod dialled_ahead;
 mod private_registry;
 mod proxy_rules;
 mod reaper;

@@ -16,34 +16,28 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::UnixStream;
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 
+use crate::api::Sandbox;
 use crate::api::exec_frames;
 use crate::phases::Phases;
+use crate::server::agent_websocket::{self, AgentSocket};
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use crate::ws_upgrade;
 
-/// The largest message either side may send through the bridge.
-const MAX_MESSAGE: usize = 64 << 20;
-/// Bytes each socket read asks for. tungstenite zeroes that much before every read, and a
-/// relay's reads mostly come back short (the other side drains as fast as it fills): its
-/// default of 128 KiB spent a third of the bridge's time in `memset` moving binary output.
-const READ_BUFFER: usize = 32 * 1024;
 /// How long a closing bridge waits for the client's close frame.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
 
-/// Opens the agent's side of the socket at `path_and_query`, answers the client's upgrade,
-/// and bridges the two once the client's connection is upgraded.
+/// Opens the agent's side of the socket at `path_and_query` (or takes the one dialled ahead
+/// for it), answers the client's upgrade, and bridges the two once the client's connection
+/// is upgraded.
 pub(super) async fn upgrade(
     state: &AppState,
-    sandbox_id: &str,
-    agent: UnixStream,
+    sb: &Sandbox,
     path_and_query: &str,
     mut parts: http::request::Parts,
     mut phases: Phases,
@@ -54,30 +48,41 @@ pub(super) async fn upgrade(
         .extensions
         .remove::<hyper::upgrade::OnUpgrade>()
         .ok_or_else(|| ApiError::validation("upgrade", "this connection cannot be upgraded"))?;
-    let mut request = format!("ws://agent{path_and_query}")
-        .into_client_request()
-        .map_err(|e| ApiError::validation("path", e.to_string()))?;
-    // A client that asked for binary output frames gets them from the agent: messages pass
-    // through this bridge unchanged, so the request must too.
-    if let Some(framing) = parts.headers.get(exec_frames::OUTPUT_FRAMES_HEADER) {
-        request
-            .headers_mut()
-            .insert(exec_frames::OUTPUT_FRAMES_HEADER, framing.clone());
+    let framing = parts
+        .headers
+        .get(exec_frames::OUTPUT_FRAMES_HEADER)
+        .cloned();
+    let exec = path_and_query == agent_websocket::PATH;
+    let ready = exec.then(|| state.dialled_ahead.take(&sb.id, &framing));
+    let agent = match ready.flatten() {
+        Some(agent) => {
+            phases.mark("agent dialled ahead");
+            agent
+        }
+        None => {
+            let stream = super::connect_agent(state, sb).await?;
+            phases.mark("agent connect");
+            let agent = agent_websocket::upgrade(stream, path_and_query, framing.clone())
+                .await
+                .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
+            phases.mark("agent handshake");
+            agent
+        }
+    };
+    if exec {
+        state.dialled_ahead.dial(&sb.id, framing);
     }
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_MESSAGE))
-        .read_buffer_size(READ_BUFFER);
-    let (agent, _) = tokio_tungstenite::client_async_with_config(request, agent, Some(config))
-        .await
-        .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
-    phases.mark("agent handshake");
-    let active = state.activity.hold(sandbox_id);
+    let active = state.activity.hold(&sb.id);
     let going_away = state.going_away.subscribe();
     tokio::spawn(async move {
         if let Ok(upgraded) = client_upgrade.await {
             let connection = ReadsOutliveWrites::new(TokioIo::new(upgraded));
-            let client =
-                WebSocketStream::from_raw_socket(connection, Role::Server, Some(config)).await;
+            let client = WebSocketStream::from_raw_socket(
+                connection,
+                Role::Server,
+                Some(agent_websocket::config()),
+            )
+            .await;
             phases.mark("client upgraded");
             bridge(client, agent, going_away, &mut phases).await;
             phases.finish();
@@ -88,7 +93,6 @@ pub(super) async fn upgrade(
 }
 
 type ClientSocket = WebSocketStream<ReadsOutliveWrites<TokioIo<hyper::upgrade::Upgraded>>>;
-type AgentSocket = WebSocketStream<UnixStream>;
 
 /// Relays messages both ways until either side closes, or until this server stops.
 async fn bridge(
