@@ -93,8 +93,10 @@ impl Step {
 struct Job {
     candidates: Vec<*const libc::c_char>,
     argv: Vec<*const libc::c_char>,
-    /// `[/bin/sh, <the candidate>, argv[1..]…, NULL]`, for an executable without `#!`.
-    script_argv: Vec<*const libc::c_char>,
+    /// `[/bin/sh, <the candidate>, argv[1..]…, NULL]`, for an executable without `#!`: the
+    /// one array the child writes (its second slot), through this pointer into
+    /// [`Strings`]-lifetime storage that nothing else reads meanwhile.
+    script_argv: *mut *const libc::c_char,
     envp: Vec<*const libc::c_char>,
     cwd: Option<*const libc::c_char>,
     user: Option<(u32, u32)>,
@@ -110,14 +112,15 @@ pub fn start(launch: Launch) -> io::Result<ChildProcess> {
     let strings = Strings::new(&launch)?;
     let [stdin, stdout, stderr] = launch.stdio.map(above_standard_descriptors);
     let stdio = [stdin?, stdout?, stderr?];
+    let mut script_argv: Vec<*const libc::c_char> = std::iter::once(SCRIPT_SHELL.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .chain(strings.argv.iter().skip(1).map(|arg| arg.as_ptr()))
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
     let mut job = Job {
         candidates: pointers(&strings.candidates),
         argv: pointers(&strings.argv),
-        script_argv: std::iter::once(SCRIPT_SHELL.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .chain(strings.argv.iter().skip(1).map(|arg| arg.as_ptr()))
-            .chain(std::iter::once(std::ptr::null()))
-            .collect(),
+        script_argv: script_argv.as_mut_ptr(),
         envp: pointers(&strings.env),
         cwd: strings.cwd.as_ref().map(|cwd| cwd.as_ptr()),
         user: launch.user,
@@ -130,6 +133,11 @@ pub fn start(launch: Launch) -> io::Result<ChildProcess> {
         failed_step: AtomicI32::new(0),
         failed_errno: AtomicI32::new(0),
     };
+    // SAFETY: a plain prctl on this process.
+    let dumpable = launch
+        .user
+        .map(|_| unsafe { libc::prctl(libc::PR_GET_DUMPABLE) })
+        .filter(|&value| value >= 0);
     let mut stack = vec![0u8; CHILD_STACK];
     // SAFETY: the stack's top is 16-byte aligned and outlives the child's use of it: with
     // CLONE_VFORK this thread resumes only after the child's exec or exit. `job` and the
@@ -148,6 +156,13 @@ pub fn start(launch: Launch) -> io::Result<ChildProcess> {
     };
     drop(stack);
     drop(stdio); // the child's copies are its 0, 1 and 2 now
+    drop(script_argv);
+    if let Some(dumpable) = dumpable {
+        // Changing credentials marked the memory the child shared with the agent as not
+        // dumpable, the agent's included: set back to what it was before the child.
+        // SAFETY: a plain prctl on this process.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, dumpable) };
+    }
     let mut process = ChildProcess {
         pid: pid as u32,
         status: None,
@@ -295,14 +310,17 @@ extern "C" fn child(job: *mut libc::c_void) -> libc::c_int {
         if job.controlling_terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
             fail(job, Step::ControllingTerminal);
         }
+        // Raw system calls: glibc's wrappers of these make every thread of a threaded
+        // process change too, under a lock, which a child sharing the agent's memory must
+        // not touch (they would act on the agent's threads).
         if let Some((uid, gid)) = job.user {
-            if libc::setgid(gid) < 0 {
+            if libc::syscall(libc::SYS_setgid, gid) < 0 {
                 fail(job, Step::SetGid);
             }
-            if libc::getuid() == 0 {
-                libc::setgroups(0, std::ptr::null());
+            if libc::syscall(libc::SYS_getuid) == 0 {
+                libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>());
             }
-            if libc::setuid(uid) < 0 {
+            if libc::syscall(libc::SYS_setuid, uid) < 0 {
                 fail(job, Step::SetUid);
             }
         }
@@ -343,7 +361,7 @@ unsafe fn fail(job: &Job, step: Step) -> ! {
 /// Only from [`child`].
 unsafe fn exec_first_found(job: &Job) {
     let mut denied = false;
-    let script_argv = job.script_argv.as_ptr() as *mut *const libc::c_char;
+    let script_argv = job.script_argv;
     for &candidate in job.candidates.iter().take_while(|c| !c.is_null()) {
         // SAFETY: NUL-terminated strings and NULL-terminated arrays, kept alive by `start`.
         unsafe {
@@ -352,7 +370,11 @@ unsafe fn exec_first_found(job: &Job) {
                 libc::ENOEXEC => {
                     // The slot after `/bin/sh` is this child's own; nothing else reads it.
                     *script_argv.add(1) = candidate;
-                    libc::execve(SCRIPT_SHELL.as_ptr(), script_argv, job.envp.as_ptr());
+                    libc::execve(
+                        SCRIPT_SHELL.as_ptr(),
+                        script_argv.cast_const(),
+                        job.envp.as_ptr(),
+                    );
                     return;
                 }
                 libc::EACCES => denied = true,
@@ -377,12 +399,20 @@ unsafe fn exec_first_found(job: &Job) {
 unsafe fn first_to_go_under_oom() {
     const PATH: &std::ffi::CStr = c"/proc/self/oom_score_adj";
     const MOST_EXPENDABLE: &[u8] = b"1000";
-    // SAFETY: PATH is NUL-terminated; the descriptor is closed before returning.
+    // SAFETY: PATH is NUL-terminated; the descriptor is closed before returning. Raw system
+    // calls: glibc's `open`, `write` and `close` are cancellation points, which touch the
+    // calling thread's state.
     unsafe {
-        let fd = libc::open(PATH.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        let fd = libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            PATH.as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
         if fd >= 0 {
-            let _ = libc::write(fd, MOST_EXPENDABLE.as_ptr().cast(), MOST_EXPENDABLE.len());
-            libc::close(fd);
+            let bytes = MOST_EXPENDABLE;
+            libc::syscall(libc::SYS_write, fd, bytes.as_ptr(), bytes.len());
+            libc::syscall(libc::SYS_close, fd);
         }
     }
 }
@@ -432,7 +462,9 @@ impl Drop for ChildProcess {
     fn drop(&mut self) {
         if matches!(self.try_wait(), Ok(None)) {
             let pid = self.pid;
-            std::thread::spawn(move || waitpid(pid, 0));
+            let _ = std::thread::Builder::new()
+                .name("reap".into())
+                .spawn(move || waitpid(pid, 0));
         }
     }
 }
@@ -468,13 +500,24 @@ mod tests {
         env: &[(&str, &str)],
         cwd: Option<&str>,
     ) -> io::Result<(String, ExitStatus)> {
+        run_as(program, args, env, cwd, None).await
+    }
+
+    /// [`run`] as `user` (`(uid, gid)`).
+    async fn run_as(
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        cwd: Option<&str>,
+        user: Option<(u32, u32)>,
+    ) -> io::Result<(String, ExitStatus)> {
         let (mut reader, writer) = std::io::pipe()?;
         let launch = Launch {
             program: program.into(),
             args: args.iter().map(OsString::from).collect(),
             env: env.iter().map(|(k, v)| (k.into(), v.into())).collect(),
             cwd: cwd.map(OsString::from),
-            user: None,
+            user,
             stdio: [
                 std::fs::File::open("/dev/null")?.into(),
                 OwnedFd::from(writer.try_clone()?),
@@ -557,5 +600,27 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(status.signal(), Some(libc::SIGTERM));
+    }
+
+    #[tokio::test]
+    async fn a_command_runs_as_its_user_without_the_agents_groups_and_the_agent_stays_dumpable() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: switching users needs root");
+            return;
+        }
+        // SAFETY: plain prctl calls on this process.
+        let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE) };
+        let (out, status) = run_as(
+            "/bin/sh",
+            &["-c", "id -u; id -g; id -G"],
+            &[("PATH", "/usr/bin:/bin")],
+            None,
+            Some((65534, 65533)),
+        )
+        .await
+        .unwrap();
+        assert!(status.success(), "{out}");
+        assert_eq!(out, "65534\n65533\n65533\n");
+        assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }, dumpable);
     }
 }

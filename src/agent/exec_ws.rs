@@ -70,6 +70,7 @@ async fn serve_socket(app: AppState, socket: WebSocket, framing: Framing) {
     // A connection that has said nothing yet (the server dials the next exec's ahead) is
     // dropped when the agent stops: it has nothing to be told, and must not hold the stop up.
     let first = tokio::select! {
+        biased; // a message that has arrived is served, even as the agent stops
         first = next_client_message(&mut stream) => first,
         () = app.shutdown.stopping() => None,
     };

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use http::HeaderValue;
 use tokio::net::UnixStream;
+use tokio::task::AbortHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -62,6 +63,8 @@ pub async fn upgrade(
 
 /// How long a connection dialled ahead is kept for the next exec.
 pub const KEEP: Duration = Duration::from_secs(10);
+/// How long a dial ahead may take: an agent that does not answer in time gets none.
+const DIAL_LIMIT: Duration = Duration::from_secs(5);
 
 /// The only path whose connections are dialled ahead: the exec WebSocket's, without a query
 /// (a reconnect carries one).
@@ -86,6 +89,17 @@ struct Slot {
     framing: Framing,
     /// `None` while the dial is under way.
     socket: Option<AgentSocket>,
+    /// The task that dials and then keeps the connection for [`KEEP`]: stopped when the
+    /// connection is taken or dropped, so no task sleeps on for a connection gone.
+    keeper: Option<AbortHandle>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(keeper) = self.keeper.take() {
+            keeper.abort();
+        }
+    }
 }
 
 impl DialledAhead {
@@ -102,8 +116,8 @@ impl DialledAhead {
         let mut slots = self.lock();
         // Still dialling: left to the exec after this one.
         slots.get(sandbox_id)?.socket.as_ref()?;
-        let slot = slots.remove(sandbox_id)?;
-        let socket = slot.socket?;
+        let mut slot = slots.remove(sandbox_id)?;
+        let socket = slot.socket.take()?;
         (slot.framing == *framing && untouched(socket.get_ref())).then_some(socket)
     }
 
@@ -123,16 +137,18 @@ impl DialledAhead {
                     generation,
                     framing: framing.clone(),
                     socket: None,
+                    keeper: None,
                 },
             );
         }
         let this = self.clone();
         let id = sandbox_id.to_string();
-        tokio::spawn(async move {
-            let dialled = match this.runtime.connect_agent(&id).await {
-                Ok(stream) => upgrade(stream, PATH, framing).await.ok(),
-                Err(_) => None,
+        let keeper = tokio::spawn(async move {
+            let dial = async {
+                let stream = this.runtime.connect_agent(&id).await.ok()?;
+                upgrade(stream, PATH, framing).await.ok()
             };
+            let dialled = tokio::time::timeout(DIAL_LIMIT, dial).await.ok().flatten();
             {
                 let mut slots = this.lock();
                 let ours = slots.get_mut(&id).filter(|s| s.generation == generation);
@@ -150,10 +166,18 @@ impl DialledAhead {
             }
             tokio::time::sleep(KEEP).await;
             let mut slots = this.lock();
-            if slots.get(&id).is_some_and(|s| s.generation == generation) {
+            if let Some(slot) = slots.get_mut(&id).filter(|s| s.generation == generation) {
+                slot.keeper = None; // this task, ending now
                 slots.remove(&id); // closes it: the agent's session ends unused
             }
         });
+        if let Some(slot) = self
+            .lock()
+            .get_mut(sandbox_id)
+            .filter(|s| s.generation == generation)
+        {
+            slot.keeper = Some(keeper.abort_handle());
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Slot>> {

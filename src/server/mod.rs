@@ -242,7 +242,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = startup::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         serve(listener, config, shutdown_signal()).await

@@ -26,15 +26,32 @@ pub struct Started {
     _lock: Flock<File>,
 }
 
-/// How long a start waits for the state directory's lock. A server that was just killed
-/// lets go of it only once the last process sharing its descriptor table is gone: the
-/// holder of a user namespace it was making (see `runtime::idmapped`), which its death
-/// signal ends a moment after the server.
-const LOCK_WAIT: Duration = Duration::from_secs(2);
+/// How long a start waits for the state directory's lock and its port. A server that was
+/// just killed lets go of them only once the last process sharing its descriptor table is
+/// gone: the holder of a user namespace it was making (see `runtime::idmapped`), which its
+/// death signal ends a moment after the server.
+const PREDECESSOR_WAIT: Duration = Duration::from_secs(2);
+
+/// A listener on `address`, once a just-killed server on it is gone (see
+/// [`PREDECESSOR_WAIT`]).
+pub async fn bind(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let deadline = tokio::time::Instant::now() + PREDECESSOR_WAIT;
+    loop {
+        match tokio::net::TcpListener::bind(address).await {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            bound => return bound,
+        }
+    }
+}
 
 /// The state directory's lock: a second server on the same directory is refused.
 async fn lock_state_dir(mut file: File, dirs: &StateDirs) -> anyhow::Result<Flock<File>> {
-    let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+    let deadline = tokio::time::Instant::now() + PREDECESSOR_WAIT;
     loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => return Ok(lock),

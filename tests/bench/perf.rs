@@ -254,41 +254,29 @@ fn host_memory() -> (f64, f64) {
     (field("MemTotal:") - field("MemAvailable:"), field("Slab:"))
 }
 
-/// The server's warm pool (its default).
-const WARM_POOL: usize = 2;
-
-/// Waits (up to a minute) until the server runs `sandboxes` and a full warm pool, counted by
-/// their cgroups (under `langsmith/` of the cgroup2 hierarchy): this benchmark's server is the
-/// only one. Memory and exec are then measured on a settled server, not beside a warm
-/// sandbox's start.
-fn settle(sandboxes: usize) {
-    let expected = sandboxes + WARM_POOL;
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    let unified = mounts
-        .lines()
-        .map(|line| line.split_whitespace().collect::<Vec<_>>())
-        .find(|fields| fields.get(2) == Some(&"cgroup2"))
-        .map(|fields| Path::new(fields[1]).join("langsmith"));
-    let running = || {
-        unified
-            .as_ref()
-            .map(std::fs::read_dir)
-            .and_then(Result::ok)
-            .map(|dir| {
-                dir.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().starts_with("ls-"))
-                    .count()
-            })
-            .unwrap_or(0)
+/// Waits (up to a minute) until the containers of the server at `state_dir`, its warm
+/// sandboxes included, have stayed the same number for two seconds: the warm pool is full
+/// and no start or teardown is under way. Memory and exec are then measured on a settled
+/// server, not beside a warm sandbox's start.
+fn settle(state_dir: &Path) {
+    let containers = || {
+        let root = state_dir.join("runtime/runc");
+        let listed = Command::new("runc")
+            .arg("--root")
+            .arg(root)
+            .args(["list", "-q"])
+            .output()
+            .expect("runc list");
+        String::from_utf8_lossy(&listed.stdout).lines().count()
     };
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
-    let mut now = running();
-    while now != expected && Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        now = running();
-    }
-    if now != expected {
-        eprintln!("note: {now} containers running, not {expected}; measuring anyway");
+    let (mut count, mut since) = (containers(), Instant::now());
+    while since.elapsed().as_secs() < 2 && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = containers();
+        if now != count {
+            (count, since) = (now, Instant::now());
+        }
     }
 }
 
@@ -464,7 +452,7 @@ fn main() {
     api.delete_sandbox("perf-bulk");
     api.wait_until_no_sandboxes();
     let probe = api.ready_sandbox("perf-idle-0", &snapshot, json!({}));
-    settle(1);
+    settle(&server.state_dir);
     let exec_alone = millis_of(
         || assert_eq!(api.exec(&probe, "true").exit_code, 0),
         warm_runs,
@@ -484,7 +472,7 @@ fn main() {
         }
     });
     let create_seconds = created.elapsed().as_secs_f64();
-    settle(idle);
+    settle(&server.state_dir);
     let (mem_after, slab_after) = host_memory();
     let per_sandbox = (mem_after - mem_before) / (idle.max(2) - 1) as f64 / 1e6;
     let last = api

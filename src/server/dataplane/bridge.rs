@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
+use tokio_tungstenite::tungstenite::{self, Message, protocol::frame::coding::CloseCode};
 
 use crate::api::Sandbox;
 use crate::api::exec_frames;
@@ -64,7 +64,13 @@ pub(super) async fn upgrade(
             phases.mark("agent connect");
             let agent = agent_websocket::upgrade(stream, path_and_query, framing.clone())
                 .await
-                .map_err(|e| ApiError::Internal(format!("connecting to the sandbox agent: {e}")))?;
+                .map_err(|e| match e {
+                    // The client's path or header made a request that cannot be sent.
+                    tungstenite::Error::Url(_) | tungstenite::Error::HttpFormat(_) => {
+                        ApiError::validation("path", e.to_string())
+                    }
+                    e => ApiError::Internal(format!("connecting to the sandbox agent: {e}")),
+                })?;
             phases.mark("agent handshake");
             agent
         }
