@@ -3,9 +3,9 @@
 //!
 //! Each exec WebSocket (`/execute/ws`) connects to its sandbox's agent and upgrades that
 //! connection before the client's upgrade is answered: about a third of a millisecond of the
-//! exec's round trip. Once an exec has
-//! had its agent connection, the next one is opened and upgraded in the background, with the
-//! same framing, and kept for [`KEEP`]; the sandbox's next exec takes it instead of dialling.
+//! exec's round trip. Once an exec has had its agent connection, the next one is opened and
+//! upgraded in the background, with the same framing, and kept for [`KEEP`]; the sandbox's
+//! next exec takes it instead of dialling.
 //!
 //! A connection kept here is an agent session waiting for its first message, which the agent
 //! waits for without a limit. It is used only if it is still open and nothing arrived on it
@@ -14,6 +14,7 @@
 //! none.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -124,8 +125,8 @@ impl DialledAhead {
     /// Opens and upgrades a connection to `sandbox_id`'s agent in the background, for its
     /// next exec with `framing`, unless one is kept or being dialled already.
     pub fn dial(&self, sandbox_id: &str, framing: Framing) {
-        static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let generation = GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+        let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
         {
             let mut slots = self.lock();
             if slots.contains_key(sandbox_id) {
