@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use serde_json::json;
 
 use crate::common::api::Api;
+use crate::common::server::runc_containers;
 use crate::common::{TestServer, image};
 
 const MIB: i64 = 1 << 20;
@@ -107,14 +108,11 @@ fn a_delete_frees_the_name_at_once_and_leaves_no_container_mount_or_loop_device(
     assert_ne!(again["id"], sb["id"]);
     api.wait_until_torn_down(&id);
 
-    let runc_root = server.state_dir.join("runtime/runc");
-    let list = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(&runc_root)
-        .args(["list", "-q"])
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&list.stdout).contains(&id));
+    let containers = runc_containers(&server.state_dir);
+    assert!(
+        !containers.iter().any(|c| c.contains(&id)),
+        "{containers:?}"
+    );
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mountinfo.contains(&id), "mounts left behind for {id}");
     let loops = std::process::Command::new("losetup")

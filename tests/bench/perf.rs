@@ -27,6 +27,7 @@ use std::time::Instant;
 use common::api::Api;
 use common::cli::Cli;
 use common::process::run_ok;
+use common::server::runc_containers;
 use common::{TestServer, image, sdk};
 use serde_json::{Value, json};
 
@@ -259,16 +260,7 @@ fn host_memory() -> (f64, f64) {
 /// and no start or teardown is under way. Memory and exec are then measured on a settled
 /// server, not beside a warm sandbox's start.
 fn settle(state_dir: &Path) {
-    let containers = || {
-        let root = state_dir.join("runtime/runc");
-        let listed = Command::new("runc")
-            .arg("--root")
-            .arg(root)
-            .args(["list", "-q"])
-            .output()
-            .expect("runc list");
-        String::from_utf8_lossy(&listed.stdout).lines().count()
-    };
+    let containers = || runc_containers(state_dir).len();
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     let (mut count, mut since) = (containers(), Instant::now());
     while since.elapsed().as_secs() < 2 && Instant::now() < deadline {

@@ -180,19 +180,29 @@ impl Drop for TestServer {
     }
 }
 
+/// The containers runc runs for the server at `state_dir`, warm sandboxes included
+/// (`ls-<sandbox id>`).
+pub fn runc_containers(state_dir: &Path) -> Vec<String> {
+    let root = state_dir.join("runtime/runc");
+    run_ok(
+        Command::new("runc")
+            .arg("--root")
+            .arg(root)
+            .args(["list", "-q"]),
+    )
+    .lines()
+    .filter(|line| !line.is_empty())
+    .map(str::to_string)
+    .collect()
+}
+
 /// A failed test may leave sandboxes running: remove their containers and mounts so the
 /// machine stays clean for the next test.
 pub fn reap_leftovers(state_dir: &Path) {
     let root = state_dir.join("runtime/runc");
     if root.exists() {
-        let list = run_ok(
-            Command::new("runc")
-                .arg("--root")
-                .arg(&root)
-                .args(["list", "-q"]),
-        );
         let runtime_root = state_dir.join("runtime").canonicalize().unwrap_or_default();
-        for id in list.lines().filter(|l| !l.is_empty()) {
+        for id in &runc_containers(state_dir) {
             let _ = Command::new("runc")
                 .arg("--root")
                 .arg(&root)

@@ -11,7 +11,7 @@ use super::{MIB, assert_no_leftovers, settled};
 use crate::common::api::Api;
 use crate::common::cli::Cli;
 use crate::common::process::{run_ok, wait_for};
-use crate::common::server::{API_KEY, reap_leftovers};
+use crate::common::server::{API_KEY, reap_leftovers, runc_containers};
 use crate::common::{TestServer, image};
 
 #[test]
@@ -67,15 +67,7 @@ fn reached(state: &Path, id: &str, moment: Moment) -> bool {
         Moment::UpperImageMade => state
             .join(format!("runtime/sandboxes/{id}/upper.ext4"))
             .exists(),
-        Moment::ContainerCreated => {
-            let list = Command::new("runc")
-                .arg("--root")
-                .arg(state.join("runtime/runc"))
-                .args(["list", "-q"])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&list.stdout).contains(id)
-        }
+        Moment::ContainerCreated => runc_containers(state).iter().any(|c| c.contains(id)),
     }
 }
 

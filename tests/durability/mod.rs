@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::common::api::Api;
 use crate::common::process::wait_for;
+use crate::common::server::runc_containers;
 
 const MIB: i64 = 1 << 20;
 
@@ -29,18 +30,8 @@ const MIB: i64 = 1 << 20;
 /// keeps warm sandboxes for the next create, and destroys them when it stops): no container
 /// in its runc root, no mount under it and no loop device backed by a file under it.
 pub fn assert_no_leftovers(state_dir: &Path) {
-    let root = state_dir.join("runtime/runc");
-    let list = Command::new("runc")
-        .arg("--root")
-        .arg(&root)
-        .args(["list", "-q"])
-        .output()
-        .unwrap();
-    let containers = String::from_utf8_lossy(&list.stdout);
-    assert!(
-        containers.trim().is_empty(),
-        "containers left: {containers}"
-    );
+    let containers = runc_containers(state_dir);
+    assert!(containers.is_empty(), "containers left: {containers:?}");
     let prefix = state_dir.to_string_lossy().to_string();
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let mounts: Vec<&str> = mountinfo

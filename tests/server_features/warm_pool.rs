@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::common::api::Api;
 use crate::common::process::{run_ok, wait_for};
+use crate::common::server::runc_containers;
 use crate::common::{TestServer, image};
 use crate::durability::assert_no_leftovers;
 
@@ -18,16 +19,10 @@ const MIB: i64 = 1 << 20;
 
 /// The ids of the containers the server at `state_dir` runs, warm ones included.
 fn containers(state_dir: &Path) -> BTreeSet<String> {
-    let root = state_dir.join("runtime/runc");
-    run_ok(
-        Command::new("runc")
-            .arg("--root")
-            .arg(root)
-            .args(["list", "-q"]),
-    )
-    .lines()
-    .map(|line| line.trim_start_matches("ls-").to_string())
-    .collect()
+    runc_containers(state_dir)
+        .iter()
+        .map(|name| name.trim_start_matches("ls-").to_string())
+        .collect()
 }
 
 /// The server's log, where the pool says which warm sandboxes are ready to be taken.
