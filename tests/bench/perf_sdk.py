@@ -127,23 +127,28 @@ def big_output(client: SandboxClient) -> None:
         seconds = sorted(runs)[1]
         emit("sdk_big_run", mb_per_s=size / seconds / 1e6, seconds=seconds)
         emit("sdk_big_source", mb_per_s=size / alone_seconds / 1e6, seconds=alone_seconds)
-        emit("sdk_big_decode", mb_per_s=size / decode_seconds(size) / 1e6)
     finally:
         client.delete_sandbox("perf-big")
+    stub_seconds = stub_output_seconds(client, size)
+    emit("sdk_big_stub", mb_per_s=size / stub_seconds / 1e6, seconds=stub_seconds)
 
 
-def decode_seconds(size: int) -> float:
-    """The client's own floor: what this Python spends only decoding the messages that carry
-    `size` bytes of that output (64 KiB of text each, as the server cuts them) and joining
-    their text, with no socket in between. Best of three."""
-    message = json.dumps({"type": "stdout", "data": "a" * 65536, "offset": 0}).encode()
-    best = float("inf")
+def stub_output_seconds(client: SandboxClient, size: int) -> float:
+    """The SDK's own floor for reading output: the same `run()` against the benchmark's stub
+    agent, which sends `size` bytes of `a` in messages as large as the agent's with nothing
+    behind them (`tests/bench/stub_agent.rs`). The median of three, as above."""
+    stub = Sandbox.from_dict(
+        {"name": "stub", "id": "stub", "status": "ready", "dataplane_url": STUB_DATAPLANE},
+        client,
+        auto_delete=False,
+    )
+    runs = []
     for _ in range(3):
         start = time.perf_counter()
-        parts = [json.loads(message.decode())["data"] for _ in range(size // 65536)]
-        assert len("".join(parts)) == size
-        best = min(best, time.perf_counter() - start)
-    return best
+        result = stub.run(f"stub-output {size}", timeout=600)
+        runs.append(time.perf_counter() - start)
+        assert result.exit_code == 0 and result.stdout == "a" * size, len(result.stdout)
+    return sorted(runs)[1]
 
 
 def concurrent_creates(client: SandboxClient) -> None:

@@ -2,8 +2,12 @@
 //! `execute` at once with `started` and `exit 0`, as an agent would for a command that takes
 //! no time, with no server, sandbox or process behind it. What the SDK takes against it is
 //! what its Python costs by itself (connect, handshake, its own threads, JSON, close).
+//!
+//! A command `stub-output N` is answered with N bytes of `a` first, in `stdout` messages as
+//! large as the agent's ([`MAX_OUTPUT_CHUNK`]): the SDK's own floor for reading output.
 
 use futures_util::{SinkExt, StreamExt};
+use langsmith::api::exec::MAX_OUTPUT_CHUNK;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -39,24 +43,29 @@ async fn serve(listener: TcpListener) {
             let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
                 return;
             };
-            // The execute request; its contents do not matter here.
-            if !matches!(socket.next().await, Some(Ok(Message::Text(_)))) {
+            // The execute request: only a `stub-output` command matters.
+            let Some(Ok(Message::Text(execute))) = socket.next().await else {
                 return;
-            }
+            };
+            let mut replies = vec![Message::text(
+                r#"{"type":"started","command_id":"stub","pid":1}"#,
+            )];
+            replies.extend(output(output_asked(&execute)));
             // Then a normal close, as the agent sends after `exit`, so the SDK closes the way
             // it does with a sandbox.
             let normal = CloseFrame {
                 code: CloseCode::Normal,
                 reason: "".into(),
             };
-            for reply in [
-                Message::text(r#"{"type":"started","command_id":"stub","pid":1}"#),
-                Message::text(r#"{"type":"exit","exit_code":0}"#),
-                Message::Close(Some(normal)),
-            ] {
-                if socket.send(reply).await.is_err() {
+            replies.push(Message::text(r#"{"type":"exit","exit_code":0}"#));
+            replies.push(Message::Close(Some(normal)));
+            for reply in replies {
+                if socket.feed(reply).await.is_err() {
                     return;
                 }
+            }
+            if socket.flush().await.is_err() {
+                return;
             }
             // Until the client's answering close; then the connection is dropped at once, as
             // the server's bridge does (waiting on would wait for the client's own end).
@@ -67,4 +76,29 @@ async fn serve(listener: TcpListener) {
             }
         });
     }
+}
+
+/// The byte count of a `stub-output N` command; 0 for any other.
+fn output_asked(execute: &str) -> usize {
+    let request: serde_json::Value = serde_json::from_str(execute).unwrap_or_default();
+    request["command"]
+        .as_str()
+        .and_then(|command| command.strip_prefix("stub-output "))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `bytes` bytes of `a` as the agent's `stdout` messages, built before the first is sent so
+/// the stub's own work is not what the SDK waits for.
+fn output(bytes: usize) -> Vec<Message> {
+    let chunk = "a".repeat(MAX_OUTPUT_CHUNK);
+    (0..bytes)
+        .step_by(MAX_OUTPUT_CHUNK)
+        .map(|offset| {
+            let data = &chunk[..MAX_OUTPUT_CHUNK.min(bytes - offset)];
+            Message::text(format!(
+                r#"{{"type":"stdout","data":"{data}","offset":{offset}}}"#
+            ))
+        })
+        .collect()
 }
