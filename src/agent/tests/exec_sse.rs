@@ -6,6 +6,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 use super::{TestAgent, post_json};
+use crate::api::exec::MAX_OUTPUT_CHUNK;
 
 /// Events of one SSE response, read as they arrive.
 pub struct Sse {
@@ -170,12 +171,13 @@ async fn a_repeated_start_attaches_and_resume_continues_from_offsets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_window_asks_for_an_ack_and_nothing_is_lost_or_repeated() {
-    let window = 64 * 1024;
+    // The smallest window a stream keeps: one message's worth.
+    let window = MAX_OUTPUT_CHUNK;
     let agent = TestAgent::start_with(window, std::future::pending());
-    // Five windows of distinct lines, so a lost or repeated stretch would show.
-    let body = start_body("seq 1 60000");
+    // Over five windows of distinct lines, so a lost or repeated stretch would show.
+    let body = start_body("seq 1 120000");
     let id = body["command_id"].as_str().unwrap().to_string();
-    let expected: String = (1..=60000).map(|n| format!("{n}\n")).collect();
+    let expected: String = (1..=120000).map(|n| format!("{n}\n")).collect();
     assert!(expected.len() > 4 * window);
     let (mut cursors, mut got) = ([0u64, 0], Received::default());
     let mut sse = Sse::post(&agent, "/execute/stream/start", body).await;
@@ -239,7 +241,7 @@ async fn timeouts_and_bad_requests_answer_like_the_websocket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_reattaching_releases_an_abandoned_sse_hold() {
-    let window = 64 * 1024;
+    let window = MAX_OUTPUT_CHUNK;
     let agent = TestAgent::start_with(window, std::future::pending());
     let body = start_body("seq 1 60000");
     let id = body["command_id"].as_str().unwrap().to_string();

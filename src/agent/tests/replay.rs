@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::exec_sse::Sse;
 use super::{TestAgent, Transcript, execute, exit};
-use crate::api::exec::ServerMessage;
+use crate::api::exec::{MAX_OUTPUT_CHUNK, ServerMessage};
 
 fn reconnect(command_id: &str, stdout_offset: u64, stderr_offset: u64) -> serde_json::Value {
     json!({"type": "reconnect", "command_id": command_id,
@@ -14,7 +14,8 @@ fn reconnect(command_id: &str, stdout_offset: u64, stderr_offset: u64) -> serde_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_below_the_retained_window_resumes_at_its_oldest_byte() {
-    let window = 64 * 1024;
+    // The smallest window a stream keeps: one message's worth.
+    let window = MAX_OUTPUT_CHUNK;
     let agent = TestAgent::start_with(window, std::future::pending());
     let total = 5 * window + 123;
     let message = execute(&format!("head -c {total} /dev/zero | tr '\\0' x"));
@@ -58,7 +59,7 @@ async fn a_reconnect_below_the_retained_window_resumes_at_its_oldest_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_the_agent_closes_sockets_with_1001_and_ends_sse_with_shutting_down() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = TestAgent::start_with(64 * 1024, async {
+    let agent = TestAgent::start_with(MAX_OUTPUT_CHUNK, async {
         let _ = stopped.await;
     });
     let mut ws = agent.ws().await;
