@@ -117,7 +117,7 @@ pub mod defaults {
 ///
 /// The spec recommends 64 KiB; 128 KiB is chosen instead because the official Python SDK
 /// pays a fixed cost per message (its WebSocket reader thread, JSON call and generator
-/// steps): against a loopback endpoint that costs nothing, it read 64 MiB of output at
+/// steps): from a loopback endpoint sending pre-built messages, it read 64 MiB of output at
 /// 240–300 MB/s in 64 KiB messages and 340–360 MB/s in 128 KiB ones, with nothing more
 /// gained above that. The bound that matters is the client's message limit: even a chunk
 /// of nothing but control bytes, each escaped to six, stays under it (checked below).

@@ -23,7 +23,7 @@ use super::exec_session::{LostBytes, Session, Started};
 use super::{Client, ClientError};
 use crate::api::exec::ExecuteMessage;
 
-/// Events buffered between the socket and a slow reader (each ≤ 64 KiB of output as text,
+/// Events buffered between the socket and a slow reader (each ≤ 128 KiB of output as text,
 /// ≤ 256 KiB in binary frames).
 const EVENT_BUFFER: usize = 16;
 /// Chunks of forwarded stdin buffered before the local reader waits.

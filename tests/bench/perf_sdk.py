@@ -135,13 +135,16 @@ def big_output(client: SandboxClient) -> None:
 
 def stub_output_seconds(client: SandboxClient, size: int) -> float:
     """The SDK's own floor for reading output: the same `run()` against the benchmark's stub
-    agent, which sends `size` bytes of `a` in messages as large as the agent's with nothing
-    behind them (`tests/bench/stub_agent.rs`). The median of three, as above."""
+    agent, which sends `size` bytes of `a` in messages as large as the agent's, built
+    before, with nothing behind them (`tests/bench/stub_agent.rs`). The median of three,
+    as above."""
     stub = Sandbox.from_dict(
         {"name": "stub", "id": "stub", "status": "ready", "dataplane_url": STUB_DATAPLANE},
         client,
         auto_delete=False,
     )
+    # Untimed: the stub builds the messages for a size at its first request.
+    assert len(stub.run(f"stub-output {size}", timeout=600).stdout) == size
     runs = []
     for _ in range(3):
         start = time.perf_counter()

@@ -4,7 +4,10 @@
 //! what its Python costs by itself (connect, handshake, its own threads, JSON, close).
 //!
 //! A command `stub-output N` is answered with N bytes of `a` first, in `stdout` messages as
-//! large as the agent's ([`MAX_OUTPUT_CHUNK`]): the SDK's own floor for reading output.
+//! large as the agent's ([`MAX_OUTPUT_CHUNK`]), built before (see [`output`]): the SDK's own
+//! floor for reading output.
+
+use std::sync::Mutex;
 
 use futures_util::{SinkExt, StreamExt};
 use langsmith::api::exec::MAX_OUTPUT_CHUNK;
@@ -47,25 +50,29 @@ async fn serve(listener: TcpListener) {
             let Some(Ok(Message::Text(execute))) = socket.next().await else {
                 return;
             };
-            let mut replies = vec![Message::text(
-                r#"{"type":"started","command_id":"stub","pid":1}"#,
-            )];
-            replies.extend(output(output_asked(&execute)));
+            // Each message sent and flushed on its own, as the agent sends them.
+            let started = Message::text(r#"{"type":"started","command_id":"stub","pid":1}"#);
+            if socket.send(started).await.is_err() {
+                return;
+            }
+            for chunk in output(output_asked(&execute)) {
+                if socket.send(chunk).await.is_err() {
+                    return;
+                }
+            }
             // Then a normal close, as the agent sends after `exit`, so the SDK closes the way
             // it does with a sandbox.
             let normal = CloseFrame {
                 code: CloseCode::Normal,
                 reason: "".into(),
             };
-            replies.push(Message::text(r#"{"type":"exit","exit_code":0}"#));
-            replies.push(Message::Close(Some(normal)));
-            for reply in replies {
-                if socket.feed(reply).await.is_err() {
+            for reply in [
+                Message::text(r#"{"type":"exit","exit_code":0}"#),
+                Message::Close(Some(normal)),
+            ] {
+                if socket.send(reply).await.is_err() {
                     return;
                 }
-            }
-            if socket.flush().await.is_err() {
-                return;
             }
             // Until the client's answering close; then the connection is dropped at once, as
             // the server's bridge does (waiting on would wait for the client's own end).
@@ -88,11 +95,21 @@ fn output_asked(execute: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// `bytes` bytes of `a` as the agent's `stdout` messages, built before the first is sent so
-/// the stub's own work is not what the SDK waits for.
+/// `bytes` bytes of `a` as the agent's `stdout` messages. Built at the first request for
+/// that size and kept (a message's clone shares its text), so only an untimed first run
+/// pays for building them and the stub's own work is not what a timed run waits for.
 fn output(bytes: usize) -> Vec<Message> {
+    static BUILT: Mutex<Option<(usize, Vec<Message>)>> = Mutex::new(None);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((size, messages)) = built.as_ref()
+        && *size == bytes
+    {
+        return messages.clone();
+    }
     let chunk = "a".repeat(MAX_OUTPUT_CHUNK);
-    (0..bytes)
+    let messages: Vec<Message> = (0..bytes)
         .step_by(MAX_OUTPUT_CHUNK)
         .map(|offset| {
             let data = &chunk[..MAX_OUTPUT_CHUNK.min(bytes - offset)];
@@ -100,5 +117,7 @@ fn output(bytes: usize) -> Vec<Message> {
                 r#"{{"type":"stdout","data":"{data}","offset":{offset}}}"#
             ))
         })
-        .collect()
+        .collect();
+    *built = Some((bytes, messages.clone()));
+    messages
 }

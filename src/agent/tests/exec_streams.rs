@@ -47,7 +47,8 @@ async fn twenty_megabytes_arrive_intact_in_bounded_chunks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multibyte_characters_are_never_split_across_chunks() {
     let agent = TestAgent::start().await;
-    // One ASCII byte first so 64 KiB chunk limits fall inside the 3-byte characters.
+    // One ASCII byte first so the chunk limits (a power of two) fall inside the 3-byte
+    // characters.
     let text = format!("x{}", "€".repeat(200_000));
     let file = agent.path("euros.txt");
     std::fs::write(&file, &text).unwrap();
