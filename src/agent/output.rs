@@ -211,7 +211,8 @@ mod tests {
 
     #[test]
     fn chunks_never_exceed_the_limit_and_never_split_a_char() {
-        let text = "é".repeat(MAX_OUTPUT_CHUNK); // 2 bytes each
+        // Two bytes each, after one: every chunk's limit falls inside a character.
+        let text = format!("x{}", "é".repeat(MAX_OUTPUT_CHUNK));
         let mut buf = StreamBuffer::new(DEFAULT_RETAINED_BYTES);
         buf.append(text.as_bytes(), u64::MAX);
         buf.mark_eof();
