@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use super::cli::Cli;
-use super::process::{die_with_parent, run_ok};
+use super::process::die_with_parent;
 
 pub const API_KEY: &str = "test-key-0123456789";
 
@@ -182,18 +182,37 @@ impl Drop for TestServer {
 
 /// The containers runc runs for the server at `state_dir`, warm sandboxes included
 /// (`ls-<sandbox id>`).
+///
+/// `runc list` reads its root's directory, then each container's state: a container the
+/// server deletes in between (a warm sandbox being replaced, a teardown) makes it fail with
+/// "no such file or directory". That listing is asked again, a bounded number of times; any
+/// other failure fails the test.
 pub fn runc_containers(state_dir: &Path) -> Vec<String> {
     let root = state_dir.join("runtime/runc");
-    run_ok(
-        Command::new("runc")
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let out = Command::new("runc")
             .arg("--root")
-            .arg(root)
-            .args(["list", "-q"]),
-    )
-    .lines()
-    .filter(|line| !line.is_empty())
-    .map(str::to_string)
-    .collect()
+            .arg(&root)
+            .args(["list", "-q"])
+            .output()
+            .unwrap_or_else(|e| panic!("running runc list: {e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|line| !line.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        assert!(
+            attempts < 20 && stderr.contains("no such file or directory"),
+            "runc --root {} list -q failed ({}) after {attempts} attempts:\n{stderr}",
+            root.display(),
+            out.status
+        );
+    }
 }
 
 /// A failed test may leave sandboxes running: remove their containers and mounts so the
