@@ -55,12 +55,16 @@ def warm_exec(client: SandboxClient) -> None:
     finally:
         client.delete_sandbox("perf-warm")
     # The same calls through the same SDK code, to an endpoint that answers at once.
-    stub = Sandbox.from_dict(
+    emit("sdk_stub_exec", samples_ms=warm_runs(stub_sandbox(client)))
+
+
+def stub_sandbox(client: SandboxClient) -> Sandbox:
+    """A sandbox record whose data plane is the benchmark's stub agent."""
+    return Sandbox.from_dict(
         {"name": "stub", "id": "stub", "status": "ready", "dataplane_url": STUB_DATAPLANE},
         client,
         auto_delete=False,
     )
-    emit("sdk_stub_exec", samples_ms=warm_runs(stub))
 
 
 def warm_runs(sandbox: Sandbox) -> list[float]:
@@ -138,11 +142,7 @@ def stub_output_seconds(client: SandboxClient, size: int) -> float:
     agent, which sends `size` bytes of `a` in messages as large as the agent's, built
     before, with nothing behind them (`tests/bench/stub_agent.rs`). The median of three,
     as above."""
-    stub = Sandbox.from_dict(
-        {"name": "stub", "id": "stub", "status": "ready", "dataplane_url": STUB_DATAPLANE},
-        client,
-        auto_delete=False,
-    )
+    stub = stub_sandbox(client)
     # Untimed: the stub builds the messages for a size at its first request.
     assert len(stub.run(f"stub-output {size}", timeout=600).stdout) == size
     runs = []
