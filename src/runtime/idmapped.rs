@@ -13,15 +13,13 @@
 //! Everything here blocks (a child process, mount syscalls): callers run it off the async
 //! workers.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use super::RuntimeError;
 use super::id_range::IdRange;
+use super::{RuntimeError, detached_mount};
 use crate::shared_memory_child;
 
 /// A user namespace holding `range`'s mapping, to idmap mounts with. It lives as long as the
@@ -103,38 +101,14 @@ pub fn clone_idmapped(
     target: &Path,
     userns: BorrowedFd<'_>,
 ) -> Result<(), RuntimeError> {
-    let c_path = |path: &Path| {
-        CString::new(path.as_os_str().as_bytes()).map_err(|e| {
-            RuntimeError::io("mount", path.to_path_buf())(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                e,
-            ))
-        })
-    };
-    let (c_source, c_target) = (c_path(source)?, c_path(target)?);
-    let empty = c"";
-    // SAFETY: a valid NUL-terminated path; the result is checked before it is used as an fd.
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c_source.as_ptr(),
-            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
-        )
-    };
-    if tree < 0 {
-        return Err(RuntimeError::io("clone the mount", source)(
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: open_tree returned a new descriptor that nothing else owns.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
+    let tree = detached_mount::copy(source, false)?;
     let attr = libc::mount_attr {
         attr_set: libc::MOUNT_ATTR_IDMAP,
         attr_clr: 0,
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
+    let empty = c"";
     // SAFETY: `attr` outlives the call and its size is passed; the fds are open.
     let set = unsafe {
         libc::syscall(
@@ -157,23 +131,7 @@ pub fn clone_idmapped(
         }
         return Err(RuntimeError::io("idmap the mount of", source)(error));
     }
-    // SAFETY: valid fd and NUL-terminated paths.
-    let moved = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            c_target.as_ptr(),
-            libc::MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if moved < 0 {
-        return Err(RuntimeError::io("attach the idmapped mount at", target)(
-            io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    detached_mount::attach(&tree, target)
 }
 
 /// Makes the calling thread the sandbox's root for file-system purposes: its fsuid and

@@ -127,21 +127,6 @@ impl SandboxLayout {
         Ok(())
     }
 
-    /// Where the host mounts something of this sandbox: its layers, its `run/` and `log/`
-    /// tmpfs and a capture's view. Every mount under a sandbox's directory must be listed
-    /// here: a start detaches these of every other sandbox from runc's namespace.
-    pub fn mount_points(&self) -> [&Path; 7] {
-        [
-            &self.lower,
-            &self.upperfs,
-            &self.lower_raw,
-            &self.upper_raw,
-            &self.capture,
-            &self.run,
-            &self.log,
-        ]
-    }
-
     /// Fails early when the socket path would not fit a unix socket address.
     pub fn check_socket_path(&self) -> Result<(), RuntimeError> {
         let len = self.socket.as_os_str().len();

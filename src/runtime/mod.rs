@@ -28,6 +28,7 @@ mod agent_files;
 mod blank_images;
 mod bundle;
 mod capture;
+mod detached_mount;
 mod error;
 mod exit_watch;
 mod hardening;
@@ -48,10 +49,12 @@ mod runc;
 mod runc_view;
 mod sandbox;
 mod scratch;
+mod sealed_binary;
 mod spawn_in_namespace;
 #[cfg(test)]
 mod test_support;
 mod upper_image;
+mod view_template;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -128,6 +131,8 @@ struct Inner {
     agent_dir: PathBuf,
     agent: agent_files::AgentEntry,
     runc: runc::Runc,
+    /// What each start's view of the host is copied from.
+    view_template: view_template::ViewTemplate,
     /// Bounds the teardowns (stop, destroy) running at once. An API that acknowledges a
     /// delete before its teardown lets a client ask for a thousand in a second; each spawns
     /// `runc` and `umount` processes, and all at once they would exhaust the host's memory
@@ -164,10 +169,16 @@ impl Runtime {
         layout::create_private_dir(&sandboxes)?;
         layout::create_private_dir(&runc_state)?;
 
-        let runc = runc::Runc::new(config.runc.clone(), runc_state);
+        let mut runc = runc::Runc::new(config.runc.clone(), runc_state);
         runc.check()?;
+        runc.seal();
         let agent_dir = root.join("agent");
         let agent = agent_files::install(agent_exe, &agent_dir)?;
+        let view_template = view_template::ViewTemplate::build(&[
+            root.clone(),
+            PathBuf::from(runc_view::ROOT),
+            runc.binary_path().unwrap_or_else(|| PathBuf::from("/")),
+        ])?;
         Ok(Runtime {
             inner: Arc::new(Inner {
                 root,
@@ -175,6 +186,7 @@ impl Runtime {
                 agent_dir,
                 agent,
                 runc,
+                view_template,
                 teardowns: tokio::sync::Semaphore::new(
                     TEARDOWNS_PER_CPU * std::thread::available_parallelism().map_or(1, |n| n.get()),
                 ),

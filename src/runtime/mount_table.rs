@@ -26,6 +26,15 @@ pub fn read() -> Result<Vec<Mount>, RuntimeError> {
         .map_err(RuntimeError::io("read", Path::new(MOUNTINFO)))
 }
 
+/// The mount table of the calling thread's namespace, which differs from the process's
+/// once the thread has entered another (`/proc/self` names the process's main thread).
+pub fn read_this_threads() -> Result<Vec<Mount>, RuntimeError> {
+    const THREADS: &str = "/proc/thread-self/mountinfo";
+    fs::read_to_string(THREADS)
+        .map(|text| parse(&text))
+        .map_err(RuntimeError::io("read", Path::new(THREADS)))
+}
+
 /// [`read`], off the async workers.
 pub async fn read_async() -> Result<Vec<Mount>, RuntimeError> {
     host::blocking("reading the mount table", read).await

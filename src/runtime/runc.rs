@@ -11,6 +11,7 @@ use std::process::Stdio;
 use tokio::process::Command;
 
 use super::layout::{CONTAINER_PREFIX, SandboxLayout};
+use super::sealed_binary::SealedBinary;
 use super::{ContainerState, RuntimeError, host, spawn_in_namespace};
 
 /// Runs the configured OCI runtime binary against the runtime's own state directory.
@@ -18,11 +19,51 @@ use super::{ContainerState, RuntimeError, host, spawn_in_namespace};
 pub struct Runc {
     binary: PathBuf,
     state_root: PathBuf,
+    /// What `run` starts (see `sealed_binary`); `None` if the copy could not be made, and
+    /// then `binary` itself, which runc copies on each start.
+    sealed: Option<SealedBinary>,
 }
 
 impl Runc {
+    /// A driver of `binary`; [`Runc::seal`] then makes the copy `run` starts from.
     pub fn new(binary: PathBuf, state_root: PathBuf) -> Runc {
-        Runc { binary, state_root }
+        Runc {
+            binary,
+            state_root,
+            sealed: None,
+        }
+    }
+
+    /// Makes the sealed copy `run` starts from. Without one (no memfd on this kernel, or an
+    /// unreadable binary) starts still work, each a little slower; the reason is logged.
+    /// Blocking: reads the whole binary.
+    pub fn seal(&mut self) {
+        let copied = self
+            .binary_path()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+            .and_then(|path| SealedBinary::copy_of(&path));
+        match copied {
+            Ok(sealed) => self.sealed = Some(sealed),
+            Err(e) => tracing::warn!(
+                binary = %self.binary.display(),
+                "no sealed copy of the OCI runtime ({e}): it will copy itself on every start"
+            ),
+        }
+    }
+
+    /// The binary's real path: looked up in `PATH` when it is a bare name, symbolic links
+    /// resolved. `None` if it is nowhere to be found.
+    pub fn binary_path(&self) -> Option<PathBuf> {
+        let found = if self.binary.components().count() > 1 {
+            Some(self.binary.clone())
+        } else {
+            std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join(&self.binary))
+                    .find(|candidate| candidate.is_file())
+            })
+        };
+        found.and_then(|path| path.canonicalize().ok())
     }
 
     /// Checks that the binary runs at all (`runc --version`), so a bad setting fails at startup.
@@ -112,6 +153,7 @@ impl Runc {
         // (`setns` moves runc to the namespace's `/`; every path it is given is absolute.)
         let program = spawn_in_namespace::Program {
             argv,
+            executable: self.sealed.as_ref().map(SealedBinary::exec_path),
             namespace: copy(mount_namespace)?,
             descriptors: vec![
                 null.into(),

@@ -9,11 +9,12 @@
 //! (bound read-only), `resolv.conf` and the egress CA.
 //!
 //! That tmpfs and everything on it exist only in a throwaway mount namespace, made by a
-//! thread of the server for one start (with `/` private, so nothing propagates back) and
-//! entered by `runc run` alone. The container copies what it needs into its own namespace;
+//! thread of the server for one start as a copy of the views' template (see
+//! `view_template`: the host's mounts a start needs, private, so nothing propagates back)
+//! with the sandbox's own mounts attached, and entered by `runc run` alone. The container copies what it needs into its own namespace;
 //! once runc has returned and the namespace's descriptor is dropped, the namespace and its
 //! mounts are gone. The host never has the overlay mounted, and a crash mid-start leaves
-//! view mount behind. On the host, the view's `rootfs` is an empty directory: runc
+//! no view mount behind. On the host, the view's `rootfs` is an empty directory: runc
 //! enters it before it joins the container in `runc exec`.
 
 use std::fs;
@@ -21,14 +22,15 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::mount::{MsFlags, mount};
 
 use super::id_range::IdRange;
 use super::layout::SandboxLayout;
+use super::view_template::ViewTemplate;
 use super::{RuntimeError, idmapped, rootfs};
 
 /// Where the views live: on the host's `/run` tmpfs, so a reboot leaves none behind.
-const ROOT: &str = "/run/langsmith/views";
+pub const ROOT: &str = "/run/langsmith/views";
 /// Its parent, which every sandbox's root must be able to walk through too.
 const PARENT: &str = "/run/langsmith";
 
@@ -75,6 +77,7 @@ impl RuncView {
     /// to enter. Blocking: mounts, on a thread of its own.
     pub fn prepare(
         &self,
+        template: &ViewTemplate,
         layout: &SandboxLayout,
         range: IdRange,
         contents: &ViewContents,
@@ -82,7 +85,7 @@ impl RuncView {
         self.create_host_dirs()?;
         std::thread::scope(|scope| {
             scope
-                .spawn(|| self.build_in_own_namespace(layout, range, contents))
+                .spawn(|| self.build_in_own_namespace(template, layout, range, contents))
                 .join()
                 .unwrap_or_else(|_| Err(RuntimeError::panicked("preparing runc's view")))
         })
@@ -127,6 +130,7 @@ impl RuncView {
     /// directory and credentials change, and nothing else's does.
     fn build_in_own_namespace(
         &self,
+        template: &ViewTemplate,
         layout: &SandboxLayout,
         range: IdRange,
         contents: &ViewContents,
@@ -135,23 +139,8 @@ impl RuncView {
             let path = path.to_path_buf();
             move |e: nix::Error| RuntimeError::io(what, path)(e.into())
         };
-        // SAFETY: unshare(2) of this thread's own mount namespace (and so its fs context).
-        if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
-            return Err(RuntimeError::io("make a mount namespace for", &self.dir)(
-                std::io::Error::last_os_error(),
-            ));
-        }
-        let root = Path::new("/");
+        template.enter_copy(&layout.dir)?;
         let none: Option<&str> = None;
-        mount(
-            none,
-            root,
-            none,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            none,
-        )
-        .map_err(os("make private the mounts under", root))?;
-        detach_other_sandboxes(layout);
         let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
         let tmpfs_options = format!("size=1m,mode=0700,uid={0},gid={0}", range.first);
         mount(
@@ -190,40 +179,6 @@ impl RuncView {
     }
 }
 
-/// Detaches, from the calling thread's throwaway namespace, the mounts of every other
-/// sandbox of this runtime. runc and its init read the whole mount table several times per
-/// start, and the container's namespace starts as a copy of this one: with 300 sandboxes up
-/// (about 1800 mounts), a start cost twice the CPU it costs alone. Nothing of another
-/// sandbox is runc's business either. Best effort: each detach is of this namespace only
-/// (it is private by now), and a mount left in it only costs time.
-fn detach_other_sandboxes(own: &SandboxLayout) {
-    let Some(sandboxes) = own.dir.parent() else {
-        return;
-    };
-    let Ok(entries) = fs::read_dir(sandboxes) else {
-        return;
-    };
-    let flags = MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW;
-    for entry in entries.flatten() {
-        // Sandbox directories only: a symlink here must not steer the detaches.
-        if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-            continue;
-        }
-        let name = entry.file_name();
-        let Some(id) = name.to_str().filter(|id| *id != own.id) else {
-            continue;
-        };
-        if super::layout::validate_id(id).is_err() {
-            continue;
-        }
-        let other = SandboxLayout::new(sandboxes, id);
-        for point in other.mount_points() {
-            // EINVAL: nothing is mounted there (a stopped sandbox, or no capture).
-            let _ = umount2(point, flags);
-        }
-    }
-}
-
 /// Writes `text` to a new file readable by all (the sandbox's root reads it as "other").
 fn write_public(path: &Path, text: &str) -> Result<(), RuntimeError> {
     use std::io::Write;
@@ -238,60 +193,4 @@ fn write_public(path: &Path, text: &str) -> Result<(), RuntimeError> {
     // The umask may have narrowed the mode given at creation.
     fs::set_permissions(path, fs::Permissions::from_mode(0o644))
         .map_err(RuntimeError::io("open up", path))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::runtime::test_support::DetachOnDrop;
-
-    /// The mount points under `dir` in the calling thread's namespace.
-    fn points_under(dir: &Path) -> Vec<PathBuf> {
-        let table = fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
-        table
-            .lines()
-            .filter_map(|line| line.split(' ').nth(4).map(PathBuf::from))
-            .filter(|point| point.starts_with(dir))
-            .collect()
-    }
-
-    #[test]
-    fn a_start_namespace_keeps_its_own_sandbox_mounts_and_drops_the_others() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: mounting needs root");
-            return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let sandboxes = dir.path().join("sandboxes");
-        let own = SandboxLayout::new(&sandboxes, "own");
-        let other = SandboxLayout::new(&sandboxes, "other");
-        let mut mounted = DetachOnDrop(Vec::new());
-        for layout in [&own, &other] {
-            layout.create_dirs().unwrap();
-            for point in [&layout.run, &layout.upperfs] {
-                let none: Option<&str> = None;
-                mount(Some("test"), point, Some("tmpfs"), MsFlags::empty(), none).unwrap();
-                mounted.0.push(point.clone());
-            }
-        }
-        let (own_id, inside) = (own.clone(), sandboxes.clone());
-        let seen = std::thread::spawn(move || {
-            // SAFETY: unshare(2) of this test thread's own mount namespace.
-            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNS) }, 0);
-            let none: Option<&str> = None;
-            let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
-            mount(none, "/", none, private, none).unwrap();
-            detach_other_sandboxes(&own_id);
-            points_under(&inside)
-        })
-        .join()
-        .unwrap();
-        let mut expected = vec![own.run.clone(), own.upperfs.clone()];
-        expected.sort();
-        let mut seen = seen;
-        seen.sort();
-        assert_eq!(seen, expected);
-        // The host's namespace still has every mount.
-        assert_eq!(points_under(&sandboxes).len(), 4);
-    }
 }

@@ -199,8 +199,9 @@ impl Runtime {
             egress_ca: spec.egress_ca_pem.clone(),
         };
         let (view_copy, layout_copy) = (view.clone(), layout.clone());
+        let template = self.inner.view_template.clone();
         let namespace = host::blocking("runc's view", move || {
-            view_copy.prepare(&layout_copy, range, &contents)
+            view_copy.prepare(&template, &layout_copy, range, &contents)
         })
         .await?;
         phases.mark("view");

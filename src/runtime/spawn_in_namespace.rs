@@ -15,18 +15,23 @@
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 use nix::errno::Errno;
-use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawnp};
+use nix::spawn::{
+    PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn, posix_spawnp,
+};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitStatus, waitpid};
 
 use super::namespace_thread::{self, EnterError, Namespace};
 
-/// A program to run: `argv[0]` is looked up in `PATH` like `std::process::Command` does,
-/// and it gets this process's environment.
+/// A program to run: `executable`, or else `argv[0]` looked up in `PATH` like
+/// `std::process::Command` does; it gets this process's environment.
 pub struct Program {
     pub argv: Vec<OsString>,
+    /// The file to execute, when it is not `argv[0]` (a sealed copy of the binary).
+    pub executable: Option<PathBuf>,
     /// The mount namespace to run it in.
     pub namespace: OwnedFd,
     /// Descriptors 0, 1, 2, 3… of the program, in order.
@@ -56,11 +61,12 @@ fn sys(doing: &'static str) -> impl FnOnce(Errno) -> SpawnError {
 pub async fn run(program: Program) -> Result<std::process::ExitStatus, SpawnError> {
     let Program {
         argv,
+        executable,
         namespace,
         descriptors,
     } = program;
     let pending = namespace_thread::spawn("spawn-in-namespace", Namespace::Mount, namespace, {
-        move || run_here(argv, descriptors)
+        move || run_here(argv, executable, descriptors)
     });
     match pending.map_err(entering)?.wait().await {
         Ok(ran) => ran,
@@ -80,9 +86,13 @@ fn entering(error: EnterError) -> SpawnError {
 /// [`run`]'s steps, on the thread (in the namespace) that will end with them.
 fn run_here(
     argv: Vec<OsString>,
+    executable: Option<PathBuf>,
     descriptors: Vec<OwnedFd>,
 ) -> Result<std::process::ExitStatus, SpawnError> {
     let cstring = |s: &OsString| CString::new(s.as_bytes()).map_err(|_| SpawnError::Nul);
+    let executable = executable
+        .map(|path| cstring(&path.into_os_string()))
+        .transpose()?;
     let argv = argv.iter().map(cstring).collect::<Result<Vec<_>, _>>()?;
     let env = std::env::vars_os()
         .map(|(key, value)| {
@@ -116,7 +126,11 @@ fn run_here(
     )
     .map_err(sys("prepare the spawn"))?;
     let name = argv.first().ok_or(SpawnError::NoProgram)?;
-    let pid = posix_spawnp(name, &actions, &attr, &argv, &env).map_err(sys("start it"))?;
+    let pid = match &executable {
+        Some(path) => posix_spawn(path.as_c_str(), &actions, &attr, &argv, &env),
+        None => posix_spawnp(name, &actions, &attr, &argv, &env),
+    }
+    .map_err(sys("start it"))?;
     // Ours until it has started: the child holds its own copies now.
     drop(descriptors);
     loop {
@@ -162,6 +176,7 @@ mod tests {
             argv: ["sh", "-c", "echo \"$0\"; cat <&3; exit 7", "an argument"]
                 .map(OsString::from)
                 .to_vec(),
+            executable: None,
             namespace,
             descriptors: vec![
                 std::fs::File::open("/dev/null").unwrap().into(),
@@ -184,6 +199,7 @@ mod tests {
         };
         let missing = Program {
             argv: vec!["no-such-program-anywhere".into()],
+            executable: None,
             namespace,
             descriptors: vec![],
         };
@@ -191,6 +207,7 @@ mod tests {
         assert!(error.contains("start it"), "{error}");
         let killed = Program {
             argv: ["sh", "-c", "kill -KILL $$"].map(OsString::from).to_vec(),
+            executable: Some(PathBuf::from("/bin/sh")),
             namespace: again,
             descriptors: vec![],
         };
