@@ -34,6 +34,12 @@ use super::RuntimeError;
 /// Free devices tried when others take each one first (`EBUSY`).
 const ATTEMPTS: usize = 16;
 
+/// Held across each binding. `LOOP_CTL_GET_FREE` names the same device to every caller until
+/// one of them binds it, so binders of one server would only take it from each other: in a
+/// burst of 100 creates one lost [`ATTEMPTS`] times in a row. Binders of other processes
+/// (another server, `losetup`) are what the retries are for.
+static BINDING: Mutex<()> = Mutex::new(());
+
 /// An open loop device bound to an image. Dropping it closes the descriptor: with autoclear
 /// the kernel then unbinds the device, unless a mount holds it.
 #[derive(Debug)]
@@ -81,6 +87,7 @@ pub fn attach(image: &Path, read_only: bool) -> Result<LoopDevice, RuntimeError>
     config.fd = backing.as_raw_fd() as u32;
     config.info.lo_flags = flags;
     let mut last = io::Error::from_raw_os_error(libc::EBUSY);
+    let _binding = BINDING.lock().unwrap_or_else(PoisonError::into_inner);
     for _ in 0..ATTEMPTS {
         // SAFETY: an argument-less ioctl on the control device we opened.
         let number = unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE as _) };
