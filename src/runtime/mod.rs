@@ -11,8 +11,10 @@
 //! (the hostname and limits a running sandbox takes on),
 //! `id_range` + `idmapped` (the sandbox's user namespace: its host ids, and its disks
 //! mounted so their files keep their image owners inside), `runc_view` (the paths runc is
-//! given while it starts a sandbox), `namespace_thread` (work done inside a sandbox's
-//! namespace by a thread made for it), `network` + `links` (the sandbox's interfaces, its
+//! given while it starts a sandbox), `view_template` (the small mount namespace each of
+//! those views is copied from), `detached_mount` (copies of mounts, attached elsewhere),
+//! `sealed_binary` (the copy of runc that `runc run` starts from), `namespace_thread`
+//! (work done inside a sandbox's namespace by a thread made for it), `network` + `links` (the sandbox's interfaces, its
 //! netfilter tables and the egress sockets), `spawn_in_namespace` (starting `runc run` there
 //! without copying the server), `scratch` (the small host tmpfs for the agent's socket
 //! and log), `bundle` + `hardening`
@@ -174,11 +176,12 @@ impl Runtime {
         runc.seal();
         let agent_dir = root.join("agent");
         let agent = agent_files::install(agent_exe, &agent_dir)?;
-        let view_template = view_template::ViewTemplate::build(&[
-            root.clone(),
-            PathBuf::from(runc_view::ROOT),
-            runc.binary_path().unwrap_or_else(|| PathBuf::from("/")),
-        ])?;
+        // runc as `PATH` finds it (without the sealed copy it is started by that path) and
+        // where its links lead.
+        let mut needed = vec![root.clone(), PathBuf::from(runc_view::ROOT)];
+        needed.extend(runc.located());
+        needed.extend(runc.binary_path());
+        let view_template = view_template::ViewTemplate::build(&needed)?;
         Ok(Runtime {
             inner: Arc::new(Inner {
                 root,

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -34,36 +35,52 @@ impl Runc {
         }
     }
 
-    /// Makes the sealed copy `run` starts from. Without one (no memfd on this kernel, or an
-    /// unreadable binary) starts still work, each a little slower; the reason is logged.
-    /// Blocking: reads the whole binary.
+    /// Makes the sealed copy `run` starts from, once it has run (`--version`): a host may
+    /// forbid executing memory (SELinux, IMA, `vm.memfd_noexec`). Without a copy starts
+    /// still work, each a little slower; the reason is logged. Blocking: reads the whole
+    /// binary and runs the copy.
     pub fn seal(&mut self) {
         let copied = self
             .binary_path()
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
-            .and_then(|path| SealedBinary::copy_of(&path));
+            .and_then(|path| SealedBinary::copy_of(&path))
+            .and_then(|sealed| {
+                let ran = std::process::Command::new(sealed.exec_path())
+                    .arg0(&self.binary)
+                    .arg("--version")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()?;
+                if !ran.success() {
+                    return Err(std::io::Error::other(format!("--version {ran}")));
+                }
+                Ok(sealed)
+            });
         match copied {
             Ok(sealed) => self.sealed = Some(sealed),
-            Err(e) => tracing::warn!(
+            Err(e) => tracing::info!(
                 binary = %self.binary.display(),
-                "no sealed copy of the OCI runtime ({e}): it will copy itself on every start"
+                "starting containers from the OCI runtime binary itself, not a sealed copy of it: {e}"
             ),
         }
     }
 
-    /// The binary's real path: looked up in `PATH` when it is a bare name, symbolic links
-    /// resolved. `None` if it is nowhere to be found.
+    /// Where the binary is: looked up in `PATH` when it is a bare name. `None` if it is
+    /// nowhere to be found.
+    pub fn located(&self) -> Option<PathBuf> {
+        if self.binary.components().count() > 1 {
+            return Some(self.binary.clone());
+        }
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(&self.binary))
+                .find(|candidate| candidate.is_file())
+        })
+    }
+
+    /// [`Runc::located`], symbolic links resolved.
     pub fn binary_path(&self) -> Option<PathBuf> {
-        let found = if self.binary.components().count() > 1 {
-            Some(self.binary.clone())
-        } else {
-            std::env::var_os("PATH").and_then(|path| {
-                std::env::split_paths(&path)
-                    .map(|dir| dir.join(&self.binary))
-                    .find(|candidate| candidate.is_file())
-            })
-        };
-        found.and_then(|path| path.canonicalize().ok())
+        self.located().and_then(|path| path.canonicalize().ok())
     }
 
     /// Checks that the binary runs at all (`runc --version`), so a bad setting fails at startup.
@@ -153,7 +170,7 @@ impl Runc {
         // (`setns` moves runc to the namespace's `/`; every path it is given is absolute.)
         let program = spawn_in_namespace::Program {
             argv,
-            executable: self.sealed.as_ref().map(SealedBinary::exec_path),
+            executable: self.sealed.clone(),
             namespace: copy(mount_namespace)?,
             descriptors: vec![
                 null.into(),

@@ -10,9 +10,10 @@
 //! runc skips all of it when it already runs from a memfd sealed against every change
 //! (`F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE`), which is the protection it
 //! would have made itself. So the runtime makes that copy once, when it starts, and starts
-//! `runc run` from it through `/proc/self/fd/<n>`. A runtime without that check (crun, or a
-//! newer runc) simply runs from the copy. An upgrade of the binary on the host is seen by
-//! the next server start.
+//! `runc run` from it through `/proc/self/fd/<n>`. A runtime without that check simply runs
+//! from the copy. The other commands (`state`, `delete`, `pause`…) run the binary on the
+//! host, which copies nothing for them: after an upgrade of it, `run` keeps the old version
+//! until the server restarts, and both versions read the one state directory.
 
 use std::fs::File;
 use std::io;
@@ -49,16 +50,7 @@ impl SealedBinary {
             ));
         }
         io::Seek::rewind(&mut source)?;
-        let name = c"langsmith-oci-runtime";
-        // SAFETY: a valid NUL-terminated name; the result is checked before use.
-        let fd = unsafe {
-            libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: memfd_create returned a new descriptor that nothing else owns.
-        let mut copy = unsafe { File::from_raw_fd(fd) };
+        let mut copy = executable_memfd()?;
         io::copy(&mut source, &mut copy)?;
         // SAFETY: fcntl on a descriptor we own.
         if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } != 0 {
@@ -77,9 +69,30 @@ impl SealedBinary {
     }
 
     /// The path a new process of this server executes the copy by (its own descriptor
-    /// table holds the copy until the exec, close-on-exec as it is).
+    /// table holds the copy until the exec, close-on-exec as it is). Valid while `self` is.
     pub fn exec_path(&self) -> PathBuf {
         PathBuf::from(format!("/proc/self/fd/{}", self.memfd.as_raw_fd()))
+    }
+}
+
+/// A new, empty memfd that may be sealed and executed. Since Linux 6.3 a memfd is
+/// executable only when asked for (`MFD_EXEC`; with `vm.memfd_noexec` at 1 it is not
+/// otherwise); older kernels refuse that flag, and make every memfd executable.
+fn executable_memfd() -> io::Result<File> {
+    let name = c"langsmith-oci-runtime";
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    let create = |flags| {
+        // SAFETY: a valid NUL-terminated name; the result is checked before use.
+        let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: memfd_create returned a new descriptor that nothing else owns.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    };
+    match create(flags | libc::MFD_EXEC) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => create(flags),
+        created => created,
     }
 }
 

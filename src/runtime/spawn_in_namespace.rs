@@ -15,7 +15,6 @@
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::spawn::{
@@ -25,13 +24,15 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitStatus, waitpid};
 
 use super::namespace_thread::{self, EnterError, Namespace};
+use super::sealed_binary::SealedBinary;
 
 /// A program to run: `executable`, or else `argv[0]` looked up in `PATH` like
 /// `std::process::Command` does; it gets this process's environment.
 pub struct Program {
     pub argv: Vec<OsString>,
-    /// The file to execute, when it is not `argv[0]` (a sealed copy of the binary).
-    pub executable: Option<PathBuf>,
+    /// A sealed copy of the binary to execute instead of looking `argv[0]` up; held until
+    /// the program has started, as its path names one of this process's descriptors.
+    pub executable: Option<SealedBinary>,
     /// The mount namespace to run it in.
     pub namespace: OwnedFd,
     /// Descriptors 0, 1, 2, 3… of the program, in order.
@@ -86,12 +87,13 @@ fn entering(error: EnterError) -> SpawnError {
 /// [`run`]'s steps, on the thread (in the namespace) that will end with them.
 fn run_here(
     argv: Vec<OsString>,
-    executable: Option<PathBuf>,
+    executable: Option<SealedBinary>,
     descriptors: Vec<OwnedFd>,
 ) -> Result<std::process::ExitStatus, SpawnError> {
     let cstring = |s: &OsString| CString::new(s.as_bytes()).map_err(|_| SpawnError::Nul);
-    let executable = executable
-        .map(|path| cstring(&path.into_os_string()))
+    let path = executable
+        .as_ref()
+        .map(|sealed| cstring(&sealed.exec_path().into_os_string()))
         .transpose()?;
     let argv = argv.iter().map(cstring).collect::<Result<Vec<_>, _>>()?;
     let env = std::env::vars_os()
@@ -126,13 +128,14 @@ fn run_here(
     )
     .map_err(sys("prepare the spawn"))?;
     let name = argv.first().ok_or(SpawnError::NoProgram)?;
-    let pid = match &executable {
+    let pid = match &path {
         Some(path) => posix_spawn(path.as_c_str(), &actions, &attr, &argv, &env),
         None => posix_spawnp(name, &actions, &attr, &argv, &env),
     }
     .map_err(sys("start it"))?;
     // Ours until it has started: the child holds its own copies now.
     drop(descriptors);
+    drop(executable);
     loop {
         use std::os::unix::process::ExitStatusExt;
         // As `wait` encodes them: the code in the second byte, or the signal in the first.
@@ -151,6 +154,7 @@ fn run_here(
 mod tests {
     use super::*;
     use std::io::Read;
+    use std::path::Path;
 
     /// This process's own mount namespace: entering it changes nothing, so the tests show
     /// the descriptors, the arguments and the exit status. Entering one needs root, as the
@@ -207,7 +211,7 @@ mod tests {
         assert!(error.contains("start it"), "{error}");
         let killed = Program {
             argv: ["sh", "-c", "kill -KILL $$"].map(OsString::from).to_vec(),
-            executable: Some(PathBuf::from("/bin/sh")),
+            executable: Some(SealedBinary::copy_of(Path::new("/bin/sh")).unwrap()),
             namespace: again,
             descriptors: vec![],
         };

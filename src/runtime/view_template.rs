@@ -13,7 +13,7 @@
 //! sandboxes' and the host's alike, is detached from it, so it pins no filesystem a host
 //! administrator or another server may want to unmount. Its mounts are private: what the
 //! host mounts later never shows up in it, which is what keeps it small. A start copies it
-//! (a dozen-odd mounts) and attaches a copy of its own sandbox's mounts (see
+//! (a few dozen mounts at most) and attaches a copy of its own sandbox's mounts (see
 //! [`ViewTemplate::enter_copy`]).
 //!
 //! The namespace lives as long as the descriptor this holds: it ends with the server.
@@ -31,8 +31,9 @@ use super::{RuntimeError, detached_mount, mount_table};
 /// and binds device nodes from `/dev`. None of them holds a disk.
 const KEPT_WHOLE: [&str; 3] = ["/proc", "/sys", "/dev"];
 
-/// Paths whose mounts are kept besides the caller's: the runtime's libraries and
-/// configuration, and `/run`, where the views live.
+/// Paths whose mounts are kept besides the caller's: the mounts that lead to the runtime's
+/// libraries and configuration, and to `/run`, where the views live. Mounts below these
+/// (a separate `/usr/local`, a file bound over `/etc/hosts`) are detached like any other.
 const KEPT_PATHS: [&str; 6] = ["/usr", "/lib", "/lib64", "/etc", "/bin", "/run"];
 
 /// The template namespace. Cheap to clone; all clones share the one namespace.
@@ -105,11 +106,19 @@ fn build_here(needed: &[PathBuf]) -> Result<OwnedFd, RuntimeError> {
         .into_iter()
         .map(|mount| mount.point)
         .collect();
-    // Children before parents: a parent's detach would take its children along anyway,
-    // but one that is needed must not go with an unneeded parent.
+    // A detach takes the mounts below along, which is why a kept mount's parents are kept
+    // too: each leads to whatever the kept one leads to. Children go first all the same,
+    // so each is detached, and reported if it cannot be, by its own name.
     for point in unneeded(&points, needed).into_iter().rev() {
-        // EINVAL: already gone with a detached parent.
-        let _ = umount2(&point, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW);
+        match umount2(&point, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW) {
+            // EINVAL: gone with a detached parent (or hidden under a later mount).
+            Ok(()) | Err(nix::Error::EINVAL) => {}
+            // Left in the template, it pins its filesystem until the server stops.
+            Err(e) => tracing::warn!(
+                mount = %point.display(),
+                "the views' template keeps a mount it cannot detach: {e}"
+            ),
+        }
     }
     std::fs::File::open("/proc/thread-self/ns/mnt")
         .map(OwnedFd::from)
