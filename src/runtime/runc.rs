@@ -270,3 +270,34 @@ impl Runc {
         Err(host::failure(&command, &output))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn runc_found_in_path_runs_from_a_sealed_copy_and_a_script_from_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut runc = Runc::new(PathBuf::from("runc"), dir.path().join("state"));
+        if runc.located().is_none() {
+            eprintln!("skipped: runc is not installed");
+            return;
+        }
+        runc.seal();
+        let sealed = runc.sealed.as_ref().expect("a sealed copy of runc");
+        let version = std::process::Command::new(sealed.exec_path())
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&version.stdout).contains("runc version"));
+
+        let script = dir.path().join("runtime");
+        std::fs::write(&script, "#!/bin/sh\nexec runc \"$@\"\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut wrapped = Runc::new(script.clone(), dir.path().join("state"));
+        wrapped.seal();
+        assert!(wrapped.sealed.is_none());
+        assert_eq!(wrapped.binary_path(), Some(script.canonicalize().unwrap()));
+    }
+}
