@@ -53,7 +53,7 @@ pub fn attach(tree: &OwnedFd, target: &Path) -> Result<(), RuntimeError> {
 }
 
 /// `path` for a syscall; a NUL byte in it is an invalid input.
-pub fn c_path(path: &Path) -> Result<CString, RuntimeError> {
+fn c_path(path: &Path) -> Result<CString, RuntimeError> {
     CString::new(path.as_os_str().as_bytes()).map_err(|e| {
         RuntimeError::io("use", path.to_path_buf())(io::Error::new(io::ErrorKind::InvalidInput, e))
     })

@@ -14,11 +14,11 @@
 //! given while it starts a sandbox), `view_template` (the small mount namespace each of
 //! those views is copied from), `detached_mount` (copies of mounts, attached elsewhere),
 //! `sealed_binary` (the copy of runc that `runc run` starts from), `namespace_thread`
-//! (work done inside a sandbox's namespace by a thread made for it), `network` + `links` (the sandbox's interfaces, its
-//! netfilter tables and the egress sockets), `spawn_in_namespace` (starting `runc run` there
-//! without copying the server), `scratch` (the small host tmpfs for the agent's socket
-//! and log), `bundle` + `hardening`
-//! (the OCI config), `runc` (the runtime driver), `readiness` (reaching the agent and
+//! (work done inside a sandbox's namespace by a thread made for it), `network` + `links`
+//! (the sandbox's interfaces, its netfilter tables and the egress sockets),
+//! `spawn_in_namespace` (starting `runc run` there without copying the server), `scratch`
+//! (the small host tmpfs for the agent's socket and log), `bundle` + `hardening` (the OCI
+//! config), `runc` (the runtime driver), `readiness` (reaching the agent and
 //! waiting for it), `exit_watch` (noticing that a container ended), `sandbox`
 //! (start/stop/destroy), `capture` (a consistent read of a running sandbox's files), `host`
 //! (running host tools) and `error` (what failed, and where).

@@ -11,11 +11,12 @@
 //! That tmpfs and everything on it exist only in a throwaway mount namespace, made by a
 //! thread of the server for one start as a copy of the views' template (see
 //! `view_template`: the host's mounts a start needs, private, so nothing propagates
-//! back) with the sandbox's own mounts attached, and entered by `runc run` alone. The container copies what it needs into its own namespace;
-//! once runc has returned and the namespace's descriptor is dropped, the namespace and its
-//! mounts are gone. The host never has the overlay mounted, and a crash mid-start leaves
-//! no view mount behind. On the host, the view's `rootfs` is an empty directory: runc
-//! enters it before it joins the container in `runc exec`.
+//! back) with the sandbox's own mounts attached, and entered by `runc run` alone. The
+//! container copies what it needs into its own namespace; once runc has returned and the
+//! namespace's descriptor is dropped, the namespace and its mounts are gone. The host
+//! never has the overlay mounted, and a crash mid-start leaves no view mount behind. On
+//! the host, the view's `rootfs` is an empty directory: runc enters it before it joins the
+//! container in `runc exec`.
 
 use std::fs;
 use std::os::fd::OwnedFd;

@@ -178,11 +178,10 @@ mod tests {
 
     /// The mount points under `dir` in the calling thread's namespace.
     fn points_under(dir: &Path) -> Vec<PathBuf> {
-        let mut points: Vec<PathBuf> = mount_table::read_this_threads()
-            .unwrap()
+        let table = mount_table::read_this_threads().unwrap();
+        let mut points: Vec<PathBuf> = mount_table::under(&table, dir)
             .into_iter()
             .map(|mount| mount.point)
-            .filter(|point| point.starts_with(dir))
             .collect();
         points.sort();
         points
