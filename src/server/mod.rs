@@ -6,8 +6,10 @@
 //! Module map:
 //!
 //! * Coming up: `startup` (state directory, single-instance lock, API key, database,
-//!   runtime), `key_file` (the generated API key's file), `recovery` (records made true
-//!   again after a crash), `state` (what every handler shares).
+//!   runtime), `open_files` (the open file limit raised to the hard one, since each
+//!   sandbox holds a few descriptors), `key_file` (the generated API key's file),
+//!   `recovery` (records made true again after a crash), `state` (what every handler
+//!   shares).
 //! * The HTTP surface: `routes` (the table of routes), `auth` (the API key on every
 //!   route), `json` (body extraction whose rejections are API errors), `validate` and
 //!   `resources` (422s naming the field; resource defaults and limits), `error` (the one
@@ -59,6 +61,7 @@ mod key_file;
 mod lifecycle;
 mod locks;
 mod memory;
+mod open_files;
 mod proxy_config;
 mod reaper;
 mod recovery;
@@ -221,6 +224,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();
+    open_files::raise_and_log();
     // The CLI's rule (`paths::state_dir`), so the CLI finds a server started without the flag.
     let state_dir = args.state_dir.or_else(paths::state_dir).context(
         "no data directory for the server's state; pass --state-dir or set LANGSMITH_STATE_DIR",

@@ -4,7 +4,9 @@
 //! `PERF_CONCURRENT` at once) measured in the same run, and of the SDK by itself against a stub
 //! agent that answers at once ([`stub_agent`]). Prints one table with the ratios; asserts no
 //! time, only that every command did what it was asked (exit codes, byte counts, no failed
-//! create).
+//! create, every idle sandbox answering an exec and leaving nothing on the host once deleted).
+//! Then it prints what each idle sandbox takes of the host's counted resources and which of
+//! the machine's limits comes first ([`scale`]).
 //!
 //! Knobs (environment): `PERF_WARM_RUNS` (samples of each warm exec, default 50),
 //! `PERF_CREATE_RUNS` (create → first run → delete cycles, 20, paced and then back to back),
@@ -17,6 +19,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod scale;
 mod stub_agent;
 
 use std::io::Read;
@@ -26,6 +29,7 @@ use std::time::Instant;
 
 use common::api::Api;
 use common::cli::Cli;
+use common::leftovers::{assert_cgroups_and_processes_gone, assert_no_leftovers};
 use common::process::run_ok;
 use common::server::runc_containers;
 use common::{TestServer, image, sdk};
@@ -308,7 +312,7 @@ fn main() {
 
     // `PERF_SERVER_LOG=langsmith::phases=debug` shows where each operation's time went.
     let server_log = std::env::var("PERF_SERVER_LOG").unwrap_or_else(|_| "warn".into());
-    let server = TestServer::start_with(&[], &[("LANGSMITH_LOG", &server_log)]);
+    let mut server = TestServer::start_with(&[], &[("LANGSMITH_LOG", &server_log)]);
     let api = Api::new(&server);
     let snapshot = api.ready_snapshot("perf", image::tiny(), 64 << 20);
 
@@ -449,23 +453,33 @@ fn main() {
         || assert_eq!(api.exec(&probe, "true").exit_code, 0),
         warm_runs,
     );
+    let server_pid = server.pid().expect("the server runs");
     let (mem_before, slab_before) = host_memory();
+    let census_before = scale::Census::take(server_pid, mem_before);
     let created = Instant::now();
+    let mut sandboxes = vec![probe.clone()];
     std::thread::scope(|scope| {
         let workers = 8.min(idle.max(1));
-        for w in 0..workers {
-            let api = &api;
-            let snapshot = &snapshot;
-            scope.spawn(move || {
-                for i in (1..idle).filter(|i| i % workers == w) {
-                    api.ready_sandbox(&format!("perf-idle-{i}"), snapshot, json!({}));
-                }
-            });
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let api = &api;
+                let snapshot = &snapshot;
+                scope.spawn(move || {
+                    (1..idle)
+                        .filter(|i| i % workers == w)
+                        .map(|i| api.ready_sandbox(&format!("perf-idle-{i}"), snapshot, json!({})))
+                        .collect::<Vec<Value>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            sandboxes.extend(handle.join().unwrap());
         }
     });
     let create_seconds = created.elapsed().as_secs_f64();
     settle(&server.state_dir);
     let (mem_after, slab_after) = host_memory();
+    let census_after = scale::Census::take(server_pid, mem_after);
     let per_sandbox = (mem_after - mem_before) / (idle.max(2) - 1) as f64 / 1e6;
     let last = api
         .call(
@@ -509,6 +523,30 @@ fn main() {
         floor: None,
         goal: "—",
     });
+    // Every one of them answers an exec (8 at a time).
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for chunk in sandboxes.chunks(sandboxes.len().div_ceil(8)) {
+            let (api, answered) = (&api, &answered);
+            scope.spawn(move || {
+                for sandbox in chunk {
+                    let exec = api.exec(sandbox, "echo answered");
+                    assert_eq!(
+                        (exec.exit_code, exec.stdout.trim()),
+                        (0, "answered"),
+                        "{sandbox}"
+                    );
+                    answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let answered = answered.into_inner();
+    assert_eq!(answered, idle);
+    let ids: Vec<String> = sandboxes
+        .iter()
+        .map(|sandbox| sandbox["id"].as_str().unwrap().to_string())
+        .collect();
     let deleted = Instant::now();
     std::thread::scope(|scope| {
         let workers = 8.min(idle.max(1));
@@ -523,6 +561,11 @@ fn main() {
     });
     api.wait_until_no_sandboxes();
     let delete_seconds = deleted.elapsed().as_secs_f64();
+    // Then nothing of them is left on the host once the server stops (a running server
+    // keeps its warm sandboxes; it destroys them when it stops).
+    server.stop();
+    assert_no_leftovers(&server.state_dir);
+    assert_cgroups_and_processes_gone(&ids);
 
     println!();
     println!("| figure | langsmith | floor / anchor (same run) | ratio | goal |");
@@ -550,4 +593,9 @@ fn main() {
          (8 at a time); ratio > 1 means faster than the floor. Whole run {:.0} s.",
         total.elapsed().as_secs_f64()
     );
+    println!(
+        "Each of the {answered} answered an exec; once they were deleted and the server stopped, \
+         no container, mount, loop device, id-range claim, cgroup or process of theirs was left."
+    );
+    scale::print_limits(&census_before, &census_after, idle.max(2) - 1);
 }

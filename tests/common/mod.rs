@@ -9,6 +9,7 @@ pub mod cli;
 pub mod echo_upstream;
 pub mod host_tool;
 pub mod image;
+pub mod leftovers;
 pub mod local_agent;
 pub mod process;
 pub mod registry;

@@ -1,6 +1,7 @@
 //! The real `langsmith server`, started on `127.0.0.1:0` with a private state directory.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -65,12 +66,40 @@ impl TestServer {
         TestServer::launch_on("127.0.0.1:0", state_dir, args, env, Stdio::inherit())
     }
 
+    /// Start a server with a fresh state directory whose soft limit on open files is
+    /// `soft` (its hard limit stays the test's).
+    pub fn start_with_soft_open_file_limit(soft: u64) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        let mut server = TestServer::launch_limited(
+            "127.0.0.1:0",
+            &state_dir,
+            &[],
+            &[],
+            Stdio::inherit(),
+            Some(soft),
+        );
+        server._dir = Some(dir);
+        server
+    }
+
     fn launch_on(
         listen: &str,
         state_dir: &Path,
         args: &[&str],
         env: &[(&str, &str)],
         log: Stdio,
+    ) -> TestServer {
+        TestServer::launch_limited(listen, state_dir, args, env, log, None)
+    }
+
+    fn launch_limited(
+        listen: &str,
+        state_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: Stdio,
+        soft_open_files: Option<u64>,
     ) -> TestServer {
         let mut cli = Cli::bare()
             .args(&[
@@ -91,6 +120,25 @@ impl TestServer {
         let mut cmd = cli.command();
         cmd.stdout(Stdio::piped()).stderr(log);
         die_with_parent(&mut cmd);
+        if let Some(soft) = soft_open_files {
+            // SAFETY: getrlimit and setrlimit are async-signal-safe and touch only the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let mut limit = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    limit.rlim_cur = soft.min(limit.rlim_max);
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd.spawn().expect("starting langsmith server");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())

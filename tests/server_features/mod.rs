@@ -1,9 +1,10 @@
 //! Server features against the real server: registries used by snapshot builds,
 //! snapshots by name, idle stop / delete after stop / `persistent: false`, and the default
-//! snapshot built on first use.
+//! snapshot built on first use, and the open file limit raised at start-up.
 
 mod default_snapshot;
 mod dialled_ahead;
+mod open_files;
 mod private_registry;
 mod proxy_rules;
 mod reaper;
