@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::api::Api;
+use crate::common::leftovers::assert_no_leftovers;
 use crate::common::process::wait_for;
 use crate::common::server::API_KEY;
 use crate::common::{TestServer, image};
-use crate::durability::assert_no_leftovers;
 
 const MIB: i64 = 1 << 20;
 

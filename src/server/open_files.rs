@@ -1,56 +1,56 @@
-//! The server's limit on open files, raised at start-up to what the host allows.
+//! The server's limit on open files, raised at start-up.
 //!
-//! Every sandbox holds about three of the server's descriptors for as long as it lives (its
-//! egress proxy's sockets, the agent connection dialled ahead for its next exec, …), besides
-//! those of requests in flight. A shell commonly hands its processes a soft limit of 1024,
-//! at which creates began to fail with "Too many open files" at about 300 sandboxes. The
-//! hard limit is the ceiling the host means (systemd's default is 524288), and a process may
-//! raise its own soft limit up to it without any privilege, as the Go runtime and most
-//! servers do at start-up.
+//! Every sandbox keeps three of the server's descriptors open for as long as it runs (its
+//! egress proxy's listener, its DNS stub's socket and the pidfd that watches its container),
+//! one more for ten seconds after a WebSocket exec (the agent connection dialled ahead for
+//! the next, see `agent_websocket`), and two per exec or file transfer in flight. A shell
+//! commonly hands its processes a soft limit of 1024, at which creates began to fail with
+//! "Too many open files" at about 300 idle sandboxes. A process may raise its own soft limit
+//! up to its hard limit without any privilege, as most servers do at start-up.
 //!
-//! Processes the server starts inherit the raised soft limit. That is harmless for the ones
-//! it runs (runc, `nft`, `mke2fs`), and a sandbox's own processes get theirs from the bundle
-//! (see `runtime::bundle`).
+//! It is raised to the hard limit, but to no more than [`CEILING`]: every program the server
+//! starts (runc, `nft`, `mke2fs`, `mmdebstrap` and the package tools it runs) inherits the
+//! soft limit, and some programs close every descriptor up to it or use `select`, which
+//! a limit in the millions (some container runtimes set the hard limit to about 2^30) would
+//! make slow or break. [`CEILING`] descriptors are over 20 000 idle sandboxes, more than the
+//! kernel's default number of process ids allows (see the README's scale figures). A
+//! sandbox's own processes get their limit from the bundle (see `runtime::bundle`).
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
-/// Descriptors a sandbox keeps open in the server, roughly: how many sandboxes a limit allows
-/// is what the start-up log reports.
-pub const PER_SANDBOX: u64 = 3;
+/// The highest soft limit the server raises itself to.
+const CEILING: u64 = 65_536;
 
-/// The soft limit before and after [`raise_to_hard_limit`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OpenFiles {
-    pub before: u64,
-    pub now: u64,
+/// Descriptors an idle sandbox keeps open in the server: what the start-up log divides by.
+const PER_IDLE_SANDBOX: u64 = 3;
+
+/// The soft limit a server starts with `soft` and `hard` raises itself to.
+fn raised(soft: u64, hard: u64) -> u64 {
+    soft.max(hard.min(CEILING))
 }
 
-/// Raises this process's soft limit on open files to its hard limit.
-pub fn raise_to_hard_limit() -> nix::Result<OpenFiles> {
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
-    }
-    Ok(OpenFiles {
-        before: soft,
-        now: soft.max(hard),
-    })
-}
-
-/// Raises the limit and says so in the log; a failure is logged, not fatal (the server then
-/// serves as many sandboxes as the limit it was given allows).
+/// Raises this process's soft limit on open files (see [`raised`]), and says so in the log;
+/// a failure is logged, not fatal (the server then serves as many sandboxes as the limit it
+/// was given allows).
 pub fn raise_and_log() {
-    match raise_to_hard_limit() {
-        Ok(OpenFiles { before, now }) if before != now => tracing::info!(
-            "open file limit raised from {before} to {now} (about {} sandboxes)",
-            now / PER_SANDBOX
+    let result = getrlimit(Resource::RLIMIT_NOFILE).and_then(|(soft, hard)| {
+        let after = raised(soft, hard);
+        if after != soft {
+            setrlimit(Resource::RLIMIT_NOFILE, after, hard)?;
+        }
+        Ok((soft, after))
+    });
+    match result {
+        Ok((before, after)) if before != after => tracing::info!(
+            "open file limit raised from {before} to {after} (about {} idle sandboxes)",
+            after / PER_IDLE_SANDBOX
         ),
-        Ok(OpenFiles { now, .. }) => tracing::debug!(
-            "open file limit {now} (about {} sandboxes)",
-            now / PER_SANDBOX
+        Ok((_, after)) => tracing::info!(
+            "open file limit {after} (about {} idle sandboxes)",
+            after / PER_IDLE_SANDBOX
         ),
         Err(e) => tracing::warn!(
-            "cannot raise the open file limit ({e}); each sandbox holds about {PER_SANDBOX} of the server's descriptors"
+            "cannot raise the open file limit ({e}); each idle sandbox holds {PER_IDLE_SANDBOX} of the server's descriptors"
         ),
     }
 }
@@ -59,37 +59,15 @@ pub fn raise_and_log() {
 mod tests {
     use super::*;
 
-    /// Run in a child process: lowering the limit of the test process itself could fail
-    /// other tests running beside it.
+    // The raise itself is checked on a real server started with a low soft limit
+    // (`tests/server_features/open_files.rs`).
     #[test]
-    fn the_soft_limit_is_raised_to_the_hard_one() {
-        // SAFETY: the child only calls async-signal-safe functions (rlimit calls, _exit).
-        match unsafe { nix::unistd::fork() }.expect("fork") {
-            nix::unistd::ForkResult::Child => {
-                let code = (|| {
-                    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
-                    let low = hard.min(64);
-                    setrlimit(Resource::RLIMIT_NOFILE, low, hard).ok()?;
-                    let raised = raise_to_hard_limit().ok()?;
-                    let (soft_after, hard_after) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
-                    let expected = OpenFiles {
-                        before: low,
-                        now: hard,
-                    };
-                    Some(raised == expected && soft_after == hard && hard_after == hard)
-                })();
-                // SAFETY: leaves the forked child at once, without running the parent's
-                // destructors or test harness.
-                unsafe { libc::_exit(if code == Some(true) { 0 } else { 1 }) }
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                let status = nix::sys::wait::waitpid(child, None).expect("waitpid");
-                assert_eq!(
-                    status,
-                    nix::sys::wait::WaitStatus::Exited(child, 0),
-                    "the child's limit was not raised to its hard limit"
-                );
-            }
-        }
+    fn the_soft_limit_goes_up_to_the_hard_one_but_not_past_the_ceiling() {
+        assert_eq!(raised(1024, 20_000), 20_000);
+        assert_eq!(raised(1024, 524_288), CEILING);
+        assert_eq!(raised(1024, 1 << 30), CEILING);
+        // Never lowered: a limit set higher on purpose stays.
+        assert_eq!(raised(100_000, 1 << 20), 100_000);
+        assert_eq!(raised(20_000, 20_000), 20_000);
     }
 }

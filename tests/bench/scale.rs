@@ -1,15 +1,19 @@
 //! Scale: what each idle sandbox takes of the host's counted resources, and at how many
 //! sandboxes each of the machine's limits would be reached. Counts are read from the host
-//! (`/proc`, `/sys`), before and after the idle sandboxes are created.
+//! (`/proc`, `/sys`), with one sandbox up and then with all of them up.
 
 use std::path::Path;
+
+use crate::common::process::open_file_limits;
 
 /// The host's counted resources at one moment.
 pub struct Census {
     /// Descriptors the server holds open, and its soft limit on them.
     server_files: f64,
     server_file_limit: Option<f64>,
-    /// Tasks (processes and threads, the kernel's own included): each takes a process id.
+    /// Tasks on the host (processes and threads, the kernel's own included), each of which
+    /// takes a process id: the total of `/proc/loadavg`, which counts them all even from
+    /// inside a PID namespace.
     tasks: f64,
     /// Mounts in the host's mount namespace.
     mounts: f64,
@@ -20,21 +24,13 @@ pub struct Census {
 }
 
 impl Census {
-    pub fn take(server_pid: u32, memory_in_use: f64) -> Census {
+    pub fn take(server_pid: u32) -> Census {
         Census {
-            server_files: entries(&format!("/proc/{server_pid}/fd")),
-            server_file_limit: soft_open_files(server_pid),
-            tasks: std::fs::read_dir("/proc")
+            server_files: std::fs::read_dir(format!("/proc/{server_pid}/fd"))
                 .unwrap()
-                .flatten()
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .bytes()
-                        .all(|b| b.is_ascii_digit())
-                })
-                .map(|e| entries(&e.path().join("task").to_string_lossy()))
-                .sum(),
+                .count() as f64,
+            server_file_limit: open_file_limits(server_pid).0.parse().ok(),
+            tasks: all_tasks(),
             mounts: std::fs::read_to_string("/proc/self/mountinfo")
                 .unwrap()
                 .lines()
@@ -44,73 +40,99 @@ impl Census {
                 .flatten()
                 .filter(|e| e.path().join("loop/backing_file").exists())
                 .count() as f64,
-            memory: memory_in_use,
+            memory: host_memory().0,
         }
     }
 }
 
-/// Entries of the directory at `path` (0 if it vanished meanwhile).
-fn entries(path: &str) -> f64 {
-    std::fs::read_dir(path).map_or(0, |dir| dir.count()) as f64
+/// Host memory in use (MemTotal − MemAvailable) and kernel slab, in bytes.
+pub fn host_memory() -> (f64, f64) {
+    (
+        meminfo("MemTotal:") - meminfo("MemAvailable:"),
+        meminfo("Slab:"),
+    )
 }
 
-/// Prints each resource's share per sandbox (the difference between `after` and `before`,
-/// which has `added` sandboxes fewer, one of them still up), the machine's limit on it and
-/// the number of sandboxes at which that limit would be reached; then the first such limit.
-pub fn print_limits(before: &Census, after: &Census, added: usize) {
+/// A field of `/proc/meminfo`, in bytes.
+fn meminfo(name: &str) -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {name} in /proc/meminfo"))
+        * 1024.0
+}
+
+/// Every task on the host: the total after the `/` in the fourth field of `/proc/loadavg`.
+fn all_tasks() -> f64 {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap();
+    loadavg
+        .split_whitespace()
+        .nth(3)
+        .and_then(|running_and_total| running_and_total.split_once('/'))
+        .and_then(|(_, total)| total.parse().ok())
+        .unwrap_or_else(|| panic!("no task count in /proc/loadavg: {loadavg}"))
+}
+
+/// Prints each resource's share per sandbox (`one`: one sandbox up, `all`: `sandboxes`
+/// up), the machine's limit on it and the number of sandboxes at which that limit would be
+/// reached; then the first such limit.
+pub fn print_limits(one: &Census, all: &Census, sandboxes: usize) {
     let limits = [
         (
             "the server's open files",
-            before.server_files,
-            after.server_files,
-            after.server_file_limit.map(|n| (n, "its `RLIMIT_NOFILE`")),
+            one.server_files,
+            all.server_files,
+            all.server_file_limit.map(|n| (n, "its `RLIMIT_NOFILE`")),
         ),
         (
             "host tasks (processes and threads, the kernel's included)",
-            before.tasks,
-            after.tasks,
+            one.tasks,
+            all.tasks,
             sysctl("kernel/pid_max").map(|n| (n, "`kernel.pid_max`")),
         ),
         (
             "mounts in the host's namespace",
-            before.mounts,
-            after.mounts,
+            one.mounts,
+            all.mounts,
             sysctl("fs/mount-max").map(|n| (n, "`fs.mount-max`")),
         ),
         (
             "host memory, MB",
-            before.memory / 1e6,
-            after.memory / 1e6,
-            memory_total_mb().map(|n| (n, "MemTotal")),
+            one.memory / 1e6,
+            all.memory / 1e6,
+            Some((meminfo("MemTotal:") / 1e6, "MemTotal")),
         ),
         (
             "loop devices bound",
-            before.loop_devices,
-            after.loop_devices,
+            one.loop_devices,
+            all.loop_devices,
             None,
         ),
     ];
-    let sandboxes = added + 1;
     println!();
     println!(
-        "| with {sandboxes} sandboxes up | per sandbox | in use | limit on this machine | sandboxes at that limit |"
+        "| with {sandboxes} idle sandboxes up | per sandbox | in use | limit on this machine | sandboxes at that limit |"
     );
     println!("|---|---|---|---|---|");
     let mut first: Option<(f64, &str, &str)> = None;
-    for (what, before, after, limit) in limits {
-        let each = (after - before) / added.max(1) as f64;
-        let (limit_text, at) = match limit {
-            Some((limit, name)) if each > 0.0 => {
-                let at = sandboxes as f64 + ((limit - after) / each).floor();
+    for (what, one, all, limit) in limits {
+        // Shares need at least two counts to compare.
+        let each = (sandboxes > 1).then(|| (all - one) / (sandboxes - 1) as f64);
+        let (limit_text, at) = match (limit, each) {
+            (Some((limit, name)), Some(each)) if each > 0.0 => {
+                let at = sandboxes as f64 + ((limit - all) / each).floor();
                 if first.is_none_or(|(lowest, _, _)| at < lowest) {
                     first = Some((at, name, what));
                 }
                 (format!("{limit:.0} ({name})"), format!("about {at:.0}"))
             }
-            Some((limit, name)) => (format!("{limit:.0} ({name})"), "—".into()),
-            None => ("—".into(), "—".into()),
+            (Some((limit, name)), _) => (format!("{limit:.0} ({name})"), "—".into()),
+            (None, _) => ("—".into(), "—".into()),
         };
-        println!("| {what} | {each:.2} | {after:.0} | {limit_text} | {at} |");
+        let each = each.map_or("—".into(), |each| format!("{each:.2}"));
+        println!("| {what} | {each} | {all:.0} | {limit_text} | {at} |");
     }
     if let Some((at, name, what)) = first {
         println!();
@@ -125,24 +147,4 @@ fn sysctl(key: &str) -> Option<f64> {
         .trim()
         .parse()
         .ok()
-}
-
-/// The soft limit on open files of process `pid`.
-fn soft_open_files(pid: u32) -> Option<f64> {
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
-}
-
-/// MemTotal in MB.
-fn memory_total_mb() -> Option<f64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: f64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some(kib * 1024.0 / 1e6)
 }

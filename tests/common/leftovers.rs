@@ -92,10 +92,14 @@ pub fn assert_cgroups_and_processes_gone(sandbox_ids: &[String]) {
         })
         .filter_map(|entry| {
             let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).ok()?;
-            let named = cgroup
-                .lines()
-                .filter_map(|line| line.rsplit('/').next())
-                .any(|leaf| names.contains(leaf));
+            // A line is `hierarchy:controllers:/path`; ours have `/langsmith/ls-<id>` in it.
+            let named = cgroup.lines().any(|line| {
+                let path = line.rsplit(':').next().unwrap_or_default();
+                let parts: Vec<&str> = path.split('/').collect();
+                parts
+                    .windows(2)
+                    .any(|pair| pair[0] == "langsmith" && names.contains(pair[1]))
+            });
             named.then(|| {
                 format!(
                     "{}: {}",

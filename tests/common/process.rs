@@ -92,3 +92,16 @@ fn file_holds(path: &std::path::Path, needle: &[u8]) -> bool {
         buf.copy_within(filled - kept..filled, 0);
     }
 }
+
+/// The soft and hard limits on open files of process `pid`, from `/proc/<pid>/limits` (as
+/// written there: a number or `unlimited`).
+pub fn open_file_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap_or_else(|| panic!("no open file limit in {limits}"));
+    // `Max open files  <soft>  <hard>  files`
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_string(), fields[4].to_string())
+}

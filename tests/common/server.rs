@@ -14,9 +14,11 @@ pub struct TestServer {
     pub url: String,
     pub state_dir: PathBuf,
     child: Option<Child>,
-    /// Extra flags and environment of the first launch, reused by restarts.
+    /// Extra flags, environment and soft open file limit of the first launch, reused by
+    /// restarts.
     args: Vec<String>,
     env: Vec<(String, String)>,
+    soft_open_files: Option<u64>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -121,7 +123,8 @@ impl TestServer {
         cmd.stdout(Stdio::piped()).stderr(log);
         die_with_parent(&mut cmd);
         if let Some(soft) = soft_open_files {
-            // SAFETY: getrlimit and setrlimit are async-signal-safe and touch only the child.
+            // SAFETY: between fork and exec the closure only makes two system calls through
+            // glibc's thin wrappers (no allocation, no lock) and touches only the child.
             unsafe {
                 cmd.pre_exec(move || {
                     let mut limit = libc::rlimit {
@@ -156,6 +159,7 @@ impl TestServer {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            soft_open_files,
             _dir: None,
         }
     }
@@ -198,7 +202,14 @@ impl TestServer {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let again = TestServer::launch_on(&listen, &self.state_dir, &args, &env, Stdio::inherit());
+        let again = TestServer::launch_limited(
+            &listen,
+            &self.state_dir,
+            &args,
+            &env,
+            Stdio::inherit(),
+            self.soft_open_files,
+        );
         assert_eq!(
             again.url, self.url,
             "the server came back on another address"

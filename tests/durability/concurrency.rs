@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{MIB, assert_no_leftovers, settled};
+use super::{MIB, settled};
 use crate::common::api::Api;
+use crate::common::leftovers::assert_no_leftovers;
 use crate::common::process::wait_for;
 use crate::common::server::API_KEY;
 use crate::common::{TestServer, image};

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{MIB, assert_no_leftovers, settled};
+use super::{MIB, settled};
 use crate::common::api::Api;
 use crate::common::cli::Cli;
+use crate::common::leftovers::assert_no_leftovers;
 use crate::common::process::{run_ok, wait_for};
 use crate::common::server::{API_KEY, reap_leftovers, runc_containers};
 use crate::common::{TestServer, image};

@@ -9,8 +9,9 @@ use std::process::Command;
 
 use serde_json::json;
 
-use super::{MIB, assert_no_leftovers};
+use super::MIB;
 use crate::common::api::Api;
+use crate::common::leftovers::assert_no_leftovers;
 use crate::common::process::run_ok;
 use crate::common::server::reap_leftovers;
 use crate::common::{TestServer, image};

@@ -21,8 +21,6 @@ use serde_json::Value;
 use crate::common::api::Api;
 use crate::common::process::wait_for;
 
-pub use crate::common::leftovers::assert_no_leftovers;
-
 const MIB: i64 = 1 << 20;
 
 /// Poll the sandbox `name` until its status is no longer `provisioning`; returns its JSON.

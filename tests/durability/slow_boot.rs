@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{MIB, assert_no_leftovers, settled};
+use super::{MIB, settled};
 use crate::common::api::{Api, Reply};
+use crate::common::leftovers::assert_no_leftovers;
 use crate::common::{TestServer, image};
 
 /// The official SDK gives up on a request after 10 s: an answer must come sooner.

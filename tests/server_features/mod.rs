@@ -1,6 +1,6 @@
 //! Server features against the real server: registries used by snapshot builds,
 //! snapshots by name, idle stop / delete after stop / `persistent: false`, and the default
-//! snapshot built on first use, and the open file limit raised at start-up.
+//! snapshot built on first use; the open file limit raised at start-up.
 
 mod default_snapshot;
 mod dialled_ahead;

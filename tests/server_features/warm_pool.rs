@@ -10,10 +10,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::api::Api;
+use crate::common::leftovers::assert_no_leftovers;
 use crate::common::process::{run_ok, wait_for};
 use crate::common::server::runc_containers;
 use crate::common::{TestServer, image};
-use crate::durability::assert_no_leftovers;
 
 const MIB: i64 = 1 << 20;
 
