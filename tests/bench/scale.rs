@@ -1,6 +1,7 @@
 //! Scale: what each idle sandbox takes of the host's counted resources, and at how many
 //! sandboxes each of the machine's limits would be reached. Counts are read from the host
-//! (`/proc`, `/sys`), with one sandbox up and then with all of them up.
+//! (`/proc`, `/sys`), with one sandbox up and then with all of them up (the warm pool full
+//! both times).
 
 use std::path::Path;
 
@@ -76,8 +77,8 @@ fn all_tasks() -> f64 {
 }
 
 /// Prints each resource's share per sandbox (`one`: one sandbox up, `all`: `sandboxes`
-/// up), the machine's limit on it and the number of sandboxes at which that limit would be
-/// reached; then the first such limit.
+/// up, the warm pool full both times), the machine's limit on it and the number of
+/// sandboxes at which that limit would be reached; then the first such limit.
 pub fn print_limits(one: &Census, all: &Census, sandboxes: usize) {
     let limits = [
         (

@@ -94,7 +94,7 @@ pub fn assert_cgroups_and_processes_gone(sandbox_ids: &[String]) {
             let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).ok()?;
             // A line is `hierarchy:controllers:/path`; ours have `/langsmith/ls-<id>` in it.
             let named = cgroup.lines().any(|line| {
-                let path = line.rsplit(':').next().unwrap_or_default();
+                let path = line.splitn(3, ':').nth(2).unwrap_or_default();
                 let parts: Vec<&str> = path.split('/').collect();
                 parts
                     .windows(2)
