@@ -79,6 +79,9 @@ pub struct Spawned {
     pub pid: u32,
     pub stdin: Option<BoxedWriter>,
     pub stdout: BoxedReader,
+    /// Whether `stdout` was widened (see [`super::wide_pipe`]): only a wide pipe holds
+    /// enough for its reader to let it fill between reads.
+    pub stdout_wide: bool,
     /// Absent under a PTY (everything arrives on `stdout`).
     pub stderr: Option<BoxedReader>,
     /// The PTY master, kept for window-size changes.
@@ -144,6 +147,7 @@ pub fn spawn(request: &SpawnRequest) -> Result<Spawned, SpawnError> {
             child,
             stdin: Some(Box::new(master.clone())),
             stdout: Box::new(master.clone()),
+            stdout_wide: false,
             stderr: None,
             pty: Some(master),
         });
@@ -167,13 +171,14 @@ pub fn spawn(request: &SpawnRequest) -> Result<Spawned, SpawnError> {
         }
         None => None,
     };
-    let stdout = pipe::Receiver::from_owned_fd(stdout).map_err(io_error)?;
+    let stdout = super::wide_pipe::widen(pipe::Receiver::from_owned_fd(stdout).map_err(io_error)?);
     let stderr = pipe::Receiver::from_owned_fd(stderr).map_err(io_error)?;
     Ok(Spawned {
         pid: child.id(),
         child,
         stdin,
-        stdout: Box::new(super::wide_pipe::widen(stdout)),
+        stdout_wide: stdout.is_wide(),
+        stdout: Box::new(stdout),
         stderr: Some(Box::new(stderr)),
         pty: None,
     })

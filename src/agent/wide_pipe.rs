@@ -39,6 +39,14 @@ pub fn widen<R: AsRawFd>(pipe: R) -> WidePipe<R> {
     widen_counted(pipe, &WIDENED)
 }
 
+impl<R: AsRawFd> WidePipe<R> {
+    /// Whether the pipe is wide: it was widened, not left at the kernel's size (past
+    /// [`MOST_WIDENED`], or when the kernel refused).
+    pub fn is_wide(&self) -> bool {
+        self.widened.is_some()
+    }
+}
+
 fn widen_counted<R: AsRawFd>(pipe: R, wide: &'static AtomicUsize) -> WidePipe<R> {
     let mut widened = wide.fetch_add(1, Ordering::Relaxed) < MOST_WIDENED;
     if widened {

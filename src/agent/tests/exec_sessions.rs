@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::process_groups::terminates;
-use super::{TestAgent, Transcript, error_type, execute, exit};
+use super::{TestAgent, Transcript, error_type, execute, exit, release_fifo};
 use crate::api::exec::ServerMessage;
 
 fn reconnect(command_id: &str, stdout_offset: u64, stderr_offset: u64) -> serde_json::Value {
@@ -170,4 +170,33 @@ async fn kill_is_honoured_while_stdin_writes_are_blocked() {
     let mut t = Transcript::default();
     ws.read_to_end(&mut t).await;
     assert_eq!(t.terminal, exit(137));
+}
+
+/// A finished command's stdin is let go at once: a background child still reading it gets
+/// end-of-file, rather than when the finished session expires (`ttl_seconds`, here ten
+/// minutes). Each pipe held until then counted against the sandbox's pipe budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_commands_stdin_ends_for_what_still_reads_it() {
+    let agent = TestAgent::start().await;
+    let fifo = agent.fifo("stdin-ended");
+    // The background reader takes a copy of stdin as descriptor 3 (an asynchronous list's own
+    // stdin is /dev/null) and no copy of stdout or stderr, so the command finishes as soon
+    // as the shell exits; it says so through the FIFO once its copy of stdin ends.
+    let mut message = execute(&format!(
+        "exec 3<&0; (cat <&3 >/dev/null; echo ended > '{fifo}') >/dev/null 2>&1 & exit 0"
+    ));
+    message["close_stdin"] = json!(false);
+    let mut ws = agent.ws().await;
+    ws.send(message).await;
+    assert_eq!(ws.transcript().await.terminal, exit(0));
+    let reader = fifo.clone();
+    let ended = tokio::task::spawn_blocking(move || std::fs::read_to_string(reader));
+    // A generous bound on what must be immediate: before, the reader waited ten minutes.
+    match tokio::time::timeout(std::time::Duration::from_secs(60), ended).await {
+        Ok(read) => assert_eq!(read.unwrap().unwrap(), "ended\n"),
+        Err(_) => {
+            release_fifo(std::path::Path::new(&fifo));
+            panic!("the finished command's stdin stayed open");
+        }
+    }
 }

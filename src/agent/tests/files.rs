@@ -149,12 +149,7 @@ async fn missing_files_directories_and_bad_uploads_get_clear_4xx() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fifo_is_refused_at_once_and_a_link_inside_the_sandbox_is_followed() {
     let agent = TestAgent::start().await;
-    let fifo = agent.path("pipe.txt");
-    nix::unistd::mkfifo(
-        fifo.as_str(),
-        nix::sys::stat::Mode::from_bits_truncate(0o600),
-    )
-    .unwrap();
+    let fifo = agent.fifo("pipe.txt");
     let uri = format!("/download?path={}", form_encode(&fifo));
     // A generous bound on what must be immediate: the failure this test exists to catch is a
     // download waiting without end for a writer nobody will ever open.

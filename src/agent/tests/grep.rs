@@ -115,12 +115,7 @@ async fn overlong_lines_are_bounded_and_special_files_refused() {
     );
     assert_eq!(matches[1]["text"], "NEEDLE line 2");
 
-    let fifo = agent.path("fifo");
-    nix::unistd::mkfifo(
-        fifo.as_str(),
-        nix::sys::stat::Mode::from_bits_truncate(0o600),
-    )
-    .unwrap();
+    let fifo = agent.fifo("fifo");
     let (status, answer) = agent
         .post_json("/grep", json!({"pattern": "x", "path": fifo}))
         .await;

@@ -122,6 +122,17 @@ impl TestAgent {
     pub fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_string_lossy().into_owned()
     }
+
+    /// A new FIFO in the agent's directory, and its path.
+    pub fn fifo(&self, name: &str) -> String {
+        let path = self.path(name);
+        nix::unistd::mkfifo(
+            path.as_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        path
+    }
 }
 
 pub fn post_json(uri: &str, body: serde_json::Value) -> Request<Full<Bytes>> {
