@@ -83,8 +83,9 @@ pub fn start(
                 message: format!("could not wait for the command: {e}"),
             },
         };
-        session.finish(outcome);
+        // Before `finish`: a client that reads `exit` finds stdin gone.
         session.release_stdin();
+        session.finish(outcome);
         if let Some(ttl) = session.policy.ttl {
             tokio::time::sleep(ttl).await;
             on_expired(&session);
