@@ -179,8 +179,10 @@ impl Runtime {
         // runc as `PATH` finds it (without the sealed copy it is started by that path) and
         // where its links lead.
         let mut needed = vec![root.clone(), PathBuf::from(runc_view::ROOT)];
-        needed.extend(runc.located());
-        needed.extend(runc.binary_path());
+        if let Some(located) = runc.located() {
+            needed.extend(located.canonicalize().ok());
+            needed.push(located);
+        }
         let view_template = view_template::ViewTemplate::build(&needed)?;
         Ok(Runtime {
             inner: Arc::new(Inner {
