@@ -25,20 +25,20 @@ pub struct TestServer {
 impl TestServer {
     /// Start a server with a fresh state directory.
     pub fn start() -> TestServer {
+        TestServer::in_fresh_state_dir(TestServer::start_in)
+    }
+
+    /// The server `launch` starts on a new state directory, which lives as long as it.
+    fn in_fresh_state_dir(launch: impl FnOnce(&Path) -> TestServer) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let state_dir = dir.path().join("state");
-        let mut server = TestServer::start_in(&state_dir);
+        let mut server = launch(&dir.path().join("state"));
         server._dir = Some(dir);
         server
     }
 
     /// Start a server with a fresh state directory, extra server flags and environment.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let state_dir = dir.path().join("state");
-        let mut server = TestServer::launch(&state_dir, args, env);
-        server._dir = Some(dir);
-        server
+        TestServer::in_fresh_state_dir(|state_dir| TestServer::launch(state_dir, args, env))
     }
 
     /// Start a server on an existing state directory (restarts).
@@ -54,14 +54,12 @@ impl TestServer {
 
     /// [`TestServer::start_logging`] with more environment.
     pub fn start_logging_with(filter: &str, log: &Path, env: &[(&str, &str)]) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let state_dir = dir.path().join("state");
         let file = std::fs::File::create(log).unwrap();
         let mut env = env.to_vec();
         env.push(("LANGSMITH_LOG", filter));
-        let mut server = TestServer::launch_on("127.0.0.1:0", &state_dir, &[], &env, file.into());
-        server._dir = Some(dir);
-        server
+        TestServer::in_fresh_state_dir(|state_dir| {
+            TestServer::launch_on("127.0.0.1:0", state_dir, &[], &env, file.into())
+        })
     }
 
     fn launch(state_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> TestServer {
@@ -71,18 +69,10 @@ impl TestServer {
     /// Start a server with a fresh state directory whose soft limit on open files is
     /// `soft` (its hard limit stays the test's).
     pub fn start_with_soft_open_file_limit(soft: u64) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let state_dir = dir.path().join("state");
-        let mut server = TestServer::launch_limited(
-            "127.0.0.1:0",
-            &state_dir,
-            &[],
-            &[],
-            Stdio::inherit(),
-            Some(soft),
-        );
-        server._dir = Some(dir);
-        server
+        TestServer::in_fresh_state_dir(|state_dir| {
+            let log = Stdio::inherit();
+            TestServer::launch_limited("127.0.0.1:0", state_dir, &[], &[], log, Some(soft))
+        })
     }
 
     fn launch_on(
