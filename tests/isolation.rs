@@ -88,6 +88,17 @@ fn a_sandbox_sees_only_itself_and_its_limits_hold() {
     let r = api.exec(&sb, "echo alive");
     assert_eq!(r.stdout, "alive\n");
 
+    // Pseudo-terminals come from one pool every sandbox on the host shares: a sandbox
+    // opening them in a loop gets its own share (`PTYS_PER_SANDBOX`, 128), not the pool.
+    // (`command` keeps the shell alive when a redirection of `exec` fails.)
+    let r = api.exec(
+        &sb,
+        "n=0; while [ $n -lt 400 ]; do \
+           command eval \"exec $((n + 10))<>/dev/ptmx\" 2>/dev/null || break; n=$((n + 1)); \
+         done; echo $n",
+    );
+    assert_eq!(r.stdout, "128\n", "{r:?}");
+
     api.delete_sandbox("iso");
 }
 

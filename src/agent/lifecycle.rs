@@ -83,8 +83,8 @@ pub fn start(
                 message: format!("could not wait for the command: {e}"),
             },
         };
-        // Before `finish`: a client that reads `exit` finds stdin gone.
-        session.release_stdin();
+        // Before `finish`: a client that reads `exit` finds stdin and the terminal gone.
+        session.release_input();
         session.finish(outcome);
         if let Some(ttl) = session.policy.ttl {
             tokio::time::sleep(ttl).await;

@@ -3,7 +3,7 @@
 //! gone, which is the PTY's end-of-file.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -23,21 +23,40 @@ pub struct PtyMaster {
 
 impl PtyMaster {
     /// Opens a PTY pair sized 80×24; returns the master and the slave for the child's stdio.
+    ///
+    /// Both ends are opened close-on-exec, atomically: a command another session spawns in
+    /// the meantime (under another user, perhaps) must not inherit this terminal, which
+    /// would let it read and type into it, and keep it open after this session let it go.
+    /// (`openpty` opens them inheritable, and marking them afterwards leaves that window.)
     pub fn open() -> io::Result<(PtyMaster, OwnedFd)> {
-        let pair = nix::pty::openpty(None, None).map_err(io::Error::from)?;
-        for fd in [&pair.master, &pair.slave] {
-            // Neither end may leak into commands spawned concurrently by other sessions.
-            set_flag(fd, libc::F_GETFD, libc::F_SETFD, libc::FD_CLOEXEC)?;
+        use nix::fcntl::OFlag;
+        let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+        let master = nix::pty::posix_openpt(flags | OFlag::O_NONBLOCK)?;
+        nix::pty::grantpt(&master)?;
+        nix::pty::unlockpt(&master)?;
+        // The slave through the master itself (TIOCGPTPEER), not by its name under /dev/pts,
+        // which a process of the sandbox could have replaced.
+        // SAFETY: TIOCGPTPEER takes open flags as its argument and returns a new descriptor.
+        let slave = unsafe {
+            libc::ioctl(
+                master.as_raw_fd(),
+                libc::TIOCGPTPEER,
+                flags.bits() as libc::c_ulong,
+            )
+        };
+        if slave < 0 {
+            return Err(io::Error::last_os_error());
         }
-        set_flag(&pair.master, libc::F_GETFL, libc::F_SETFL, libc::O_NONBLOCK)?;
+        // SAFETY: the ioctl returned a new descriptor that nothing else owns.
+        let slave = unsafe { OwnedFd::from_raw_fd(slave) };
         // SAFETY: an OwnedFd is a valid descriptor that stays open and unchanged until the
         // AsyncFd owning it is dropped.
-        let registered = unsafe { AsyncFd::register(pair.master) }?;
+        let registered = unsafe { AsyncFd::register(OwnedFd::from(master)) }?;
         let master = PtyMaster {
             fd: Arc::new(registered),
         };
         master.resize(DEFAULT_COLS, DEFAULT_ROWS)?;
-        Ok((master, pair.slave))
+        Ok((master, slave))
     }
 
     /// Applies a window size (TIOCSWINSZ); the kernel sends SIGWINCH to the foreground group.
@@ -55,17 +74,6 @@ impl PtyMaster {
         }
         Ok(())
     }
-}
-
-fn set_flag(fd: &OwnedFd, get: libc::c_int, set: libc::c_int, flag: libc::c_int) -> io::Result<()> {
-    // SAFETY: plain fcntl calls on a descriptor we own.
-    unsafe {
-        let current = libc::fcntl(fd.as_raw_fd(), get);
-        if current < 0 || libc::fcntl(fd.as_raw_fd(), set, current | flag) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 impl AsyncRead for PtyMaster {
@@ -131,5 +139,36 @@ impl AsyncWrite for PtyMaster {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::RawFd;
+
+    fn flags(fd: RawFd, get: libc::c_int) -> libc::c_int {
+        // SAFETY: a plain fcntl query on a descriptor the test keeps open.
+        unsafe { libc::fcntl(fd, get) }
+    }
+
+    /// Neither end may reach a command spawned meanwhile, and the master never blocks a
+    /// worker; the slave is the master's own peer (a write to one is read from the other).
+    #[tokio::test]
+    async fn both_ends_are_close_on_exec_and_the_slave_is_the_masters_peer() {
+        use tokio::io::AsyncReadExt;
+        let (mut master, slave) = PtyMaster::open().unwrap();
+        for fd in [master.fd.as_raw_fd(), slave.as_raw_fd()] {
+            assert_ne!(flags(fd, libc::F_GETFD) & libc::FD_CLOEXEC, 0);
+        }
+        assert_ne!(
+            flags(master.fd.as_raw_fd(), libc::F_GETFL) & libc::O_NONBLOCK,
+            0
+        );
+        std::fs::File::from(slave).write_all(b"peer\n").unwrap();
+        let mut read = [0u8; 16];
+        let n = master.read(&mut read).await.unwrap();
+        assert_eq!(&read[..n], b"peer\r\n");
     }
 }

@@ -91,7 +91,10 @@ pub struct Session {
     /// Bumped when a reader advances or leaves: wakes pumps waiting for room.
     pub(super) progress: watch::Sender<()>,
     stdin: tokio::sync::Mutex<Option<BoxedWriter>>,
-    pty: Option<PtyMaster>,
+    /// Whether the command runs on a terminal (then stdin is the PTY master too).
+    terminal: bool,
+    /// The PTY master, for window-size changes; let go when the command finishes.
+    pty: Mutex<Option<PtyMaster>>,
     /// The forwarded SSH agent (`ssh_agent_forward: true`), set right after the spawn.
     pub ssh_agent: std::sync::OnceLock<Arc<super::ssh_agent::AgentForward>>,
 }
@@ -136,7 +139,8 @@ impl Session {
             changed: watch::Sender::new(()),
             progress: watch::Sender::new(()),
             stdin: tokio::sync::Mutex::new(stdin),
-            pty,
+            terminal: pty.is_some(),
+            pty: Mutex::new(pty),
             ssh_agent: std::sync::OnceLock::new(),
         }
     }
@@ -286,18 +290,27 @@ impl Session {
         }
     }
 
-    /// Lets go of stdin once the command has finished; `input` after that is ignored. For a
-    /// pipe, only background children the command left can still read it, and they get
-    /// end-of-file, as from a closed terminal. (A PTY's master stays with the session for
-    /// its TTL, so nothing on the terminal ends.) Kept for the session's whole TTL instead
-    /// (ten minutes by default), each finished command's pipe counted against the sandbox
-    /// user's pipe budget (`fs.pipe-user-pages-soft`, 1024 default pipes): after about a
-    /// thousand commands in that time, every new pipe in the sandbox, its commands' output
-    /// pipes included, got 8 KiB instead of 64 and could not be widened. After 1100 such
-    /// commands, 200 MB of stdout through `exec` took 27.3 s instead of 0.29, and a 200 MB
-    /// `head | cat` in the sandbox 0.75 s instead of 0.06. An `input` still being written
-    /// (to a child that does not read) holds the lock: stdin then goes right after it.
-    pub fn release_stdin(self: &Arc<Self>) {
+    /// Lets go of stdin and the terminal once the command has finished; `input` after that
+    /// is ignored. For a pipe, only background children the command left can still read
+    /// it, and they get end-of-file, as from a closed terminal. Kept for the session's whole
+    /// TTL instead (ten minutes by default), each finished command's pipe counted against
+    /// the sandbox user's pipe budget (`fs.pipe-user-pages-soft`, 1024 default pipes):
+    /// after about a thousand commands in that time, every new pipe in the sandbox, its
+    /// commands' output pipes included, got 8 KiB instead of 64 and could not be widened.
+    /// After 1100 such commands, 200 MB of stdout through `exec` took 27.3 s instead of
+    /// 0.29, and a 200 MB `head | cat` in the sandbox 0.75 s instead of 0.06. An `input`
+    /// still being written (to a child that does not read) holds the lock: stdin then goes
+    /// right after it.
+    ///
+    /// A PTY's master goes too, as when a terminal window closes: what still holds the
+    /// terminal reads end-of-file. Pseudo-terminals are few and shared by every sandbox on
+    /// the host (`kernel.pty.max`, 4096 by default, a quarter of them kept for the host
+    /// itself), so one kept per finished console until its TTL would run them out.
+    pub fn release_input(self: &Arc<Self>) {
+        self.pty
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
         match self.stdin.try_lock() {
             Ok(mut stdin) => {
                 stdin.take();
@@ -313,13 +326,17 @@ impl Session {
 
     /// Half-closes stdin; a PTY has no separate EOF (users send ^D), so it is left alone.
     pub async fn close_stdin(&self) {
-        if self.pty.is_none() {
+        if !self.terminal {
             self.stdin.lock().await.take();
         }
     }
 
     pub fn resize(&self, cols: u16, rows: u16) {
-        if let Some(pty) = &self.pty
+        let pty = self
+            .pty
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(pty) = pty.as_ref()
             && cols > 0
             && rows > 0
         {

@@ -24,6 +24,13 @@ const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 /// The cgroup CPU period; the quota is `cpu_millicores * 100` µs of it.
 pub const CPU_PERIOD_US: u64 = 100_000;
 
+/// Pseudo-terminals one sandbox may have open at once (its `/dev/pts` instance's `max`).
+/// Every sandbox draws from one pool on the host: `kernel.pty.max` (4096 by default) less
+/// the `kernel.pty.reserve` (1024) kept for the host's own `/dev/pts`. Without a cap a
+/// single sandbox opening `/dev/ptmx` in a loop takes the whole pool, and no other
+/// sandbox can open a console. 128 leaves room for many consoles and terminal panes.
+pub const PTYS_PER_SANDBOX: u32 = 128;
+
 /// Everything `config` needs besides the sandbox spec.
 pub struct BundleInputs<'a> {
     pub spec: &'a SandboxSpec,
@@ -241,6 +248,7 @@ fn mounts(inputs: &BundleInputs<'_>) -> Result<Vec<Mount>, oci_spec::OciSpecErro
                 "ptmxmode=0666",
                 "mode=0620",
                 "gid=5",
+                &format!("max={PTYS_PER_SANDBOX}"),
             ],
         )?,
         mount(

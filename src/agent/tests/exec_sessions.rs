@@ -186,17 +186,48 @@ async fn a_finished_commands_stdin_ends_for_what_still_reads_it() {
         "exec 3<&0; (cat <&3 >/dev/null; echo ended > '{fifo}') >/dev/null 2>&1 & exit 0"
     ));
     message["close_stdin"] = json!(false);
+    expect_input_to_end_after(&agent, message, &fifo, "stdin").await;
+}
+
+/// A finished console's terminal closes at once, as a terminal window does: a background
+/// child still reading it gets end-of-file, rather than when the finished session expires
+/// (here ten minutes). Each PTY held until then counted against the host's few, which every
+/// sandbox shares (`kernel.pty.max`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_commands_terminal_closes_for_what_still_reads_it() {
+    let agent = TestAgent::start().await;
+    let fifo = agent.fifo("terminal-closed");
+    // Without job control the background child is in the shell's (foreground) group, which
+    // the shell's exit hangs up: it inherits the shell's ignoring that, set before it
+    // starts. It keeps a copy of the terminal as descriptor 3 only.
+    let mut message = execute(&format!(
+        "trap '' HUP; exec 3<&0; (cat <&3 >/dev/null; echo ended > '{fifo}') >/dev/null 2>&1 & exit 0"
+    ));
+    message["pty"] = json!(true);
+    message.as_object_mut().unwrap().remove("close_stdin");
+    expect_input_to_end_after(&agent, message, &fifo, "terminal").await;
+}
+
+/// Runs `message`, whose command exits at once leaving a background child that writes
+/// `ended` to `fifo` when its copy of the command's `input` (stdin or terminal) ends, and
+/// expects that to happen now that the command has finished.
+async fn expect_input_to_end_after(
+    agent: &TestAgent,
+    message: serde_json::Value,
+    fifo: &str,
+    input: &str,
+) {
     let mut ws = agent.ws().await;
     ws.send(message).await;
     assert_eq!(ws.transcript().await.terminal, exit(0));
-    let reader = fifo.clone();
+    let reader = fifo.to_string();
     let ended = tokio::task::spawn_blocking(move || std::fs::read_to_string(reader));
     // A generous bound on what must be immediate: before, the reader waited ten minutes.
     match tokio::time::timeout(std::time::Duration::from_secs(60), ended).await {
         Ok(read) => assert_eq!(read.unwrap().unwrap(), "ended\n"),
         Err(_) => {
-            release_fifo(std::path::Path::new(&fifo));
-            panic!("the finished command's stdin stayed open");
+            release_fifo(std::path::Path::new(fifo));
+            panic!("the finished command's {input} stayed open");
         }
     }
 }
