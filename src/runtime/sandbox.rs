@@ -70,6 +70,8 @@ impl Runtime {
             }
         }
         phases.mark("clear");
+        let _turn = self.inner.starts.acquire().await;
+        phases.mark("turn");
         layout.create_dirs()?;
         let range = self.claim_ids(&layout).await?;
         phases.mark("ids");
