@@ -56,9 +56,11 @@ impl Attachment {
         .await
     }
 
-    /// Waits until `bytes` of output are ready for this reader, or a stream ended, or
-    /// `deadline` passed, whichever comes first; returns at once if one already holds.
-    /// Takes nothing: what is ready stays for [`Attachment::next_raw`].
+    /// Waits until `bytes` of output are ready for this reader, or no more can come (both
+    /// streams ended), or `deadline` passed, whichever comes first; returns at once if one
+    /// already holds. Takes nothing: what is ready stays for [`Attachment::next_raw`]. (One
+    /// stream's end is no reason to stop: a PTY's stderr ends as it starts, and a command
+    /// may close either stream early, while the other still streams.)
     pub async fn gather(&self, bytes: u64, deadline: tokio::time::Instant) {
         let ready = || {
             let state = self.session.lock();
@@ -68,7 +70,7 @@ impl Attachment {
             let pending: u64 = (0..2)
                 .map(|k| state.streams[k].end().saturating_sub(cursors[k]))
                 .sum();
-            pending >= bytes || state.streams.iter().any(StreamBuffer::is_eof)
+            pending >= bytes || state.streams.iter().all(StreamBuffer::is_eof)
         };
         let gathered = async {
             loop {
