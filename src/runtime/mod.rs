@@ -191,7 +191,7 @@ impl Runtime {
         let mut needed = vec![root.clone(), PathBuf::from(runc_view::ROOT)];
         if let Some(located) = runc.located() {
             needed.extend(located.canonicalize().ok());
-            needed.push(located);
+            needed.push(located.to_path_buf());
         }
         let view_template = view_template::ViewTemplate::build(&needed)?;
         Ok(Runtime {

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use tokio::process::Command;
@@ -19,6 +19,8 @@ use super::{ContainerState, RuntimeError, host, spawn_in_namespace};
 #[derive(Debug, Clone)]
 pub struct Runc {
     binary: PathBuf,
+    /// Where `binary` is ([`Runc::located`]), looked up once.
+    located: Option<PathBuf>,
     state_root: PathBuf,
     /// What `run` starts (see `sealed_binary`); `None` if the copy could not be made, and
     /// then `binary` itself, which runc copies on each start.
@@ -29,6 +31,7 @@ impl Runc {
     /// A driver of `binary`; [`Runc::seal`] then makes the copy `run` starts from.
     pub fn new(binary: PathBuf, state_root: PathBuf) -> Runc {
         Runc {
+            located: locate(&binary),
             binary,
             state_root,
             sealed: None,
@@ -67,15 +70,8 @@ impl Runc {
 
     /// Where the binary is: looked up in `PATH` when it is a bare name. `None` if it is
     /// nowhere to be found.
-    pub fn located(&self) -> Option<PathBuf> {
-        if self.binary.components().count() > 1 {
-            return Some(self.binary.clone());
-        }
-        std::env::var_os("PATH").and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join(&self.binary))
-                .find(|candidate| candidate.is_file())
-        })
+    pub fn located(&self) -> Option<&Path> {
+        self.located.as_deref()
     }
 
     /// [`Runc::located`], symbolic links resolved.
@@ -269,6 +265,19 @@ impl Runc {
         }
         Err(host::failure(&command, &output))
     }
+}
+
+/// Where `binary` is: itself when it names a path, else the first file of that name in
+/// `PATH`.
+fn locate(binary: &Path) -> Option<PathBuf> {
+    if binary.components().count() > 1 {
+        return Some(binary.to_path_buf());
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(binary))
+            .find(|candidate| candidate.is_file())
+    })
 }
 
 #[cfg(test)]
