@@ -22,6 +22,8 @@ pub struct Census {
     loop_devices: f64,
     /// Host memory in use (MemTotal − MemAvailable), bytes.
     memory: f64,
+    /// The server's own resident memory (`VmRSS`), bytes.
+    server_memory: f64,
 }
 
 impl Census {
@@ -42,8 +44,20 @@ impl Census {
                 .filter(|e| e.path().join("loop/backing_file").exists())
                 .count() as f64,
             memory: host_memory().0,
+            server_memory: resident_memory(server_pid),
         }
     }
+}
+
+/// A process's resident memory (`VmRSS` of its status), in bytes.
+fn resident_memory(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+        * 1024.0
 }
 
 /// Host memory in use (MemTotal − MemAvailable) and kernel slab, in bytes.
@@ -104,6 +118,12 @@ pub fn print_limits(one: &Census, all: &Census, sandboxes: usize) {
             one.memory / 1e6,
             all.memory / 1e6,
             Some((meminfo("MemTotal:") / 1e6, "MemTotal")),
+        ),
+        (
+            "the server's own resident memory, MB (part of the host's)",
+            one.server_memory / 1e6,
+            all.server_memory / 1e6,
+            None,
         ),
         (
             "loop devices bound",
