@@ -445,24 +445,10 @@ fn main() {
     let census_before = scale::Census::take(server_pid);
     let created = Instant::now();
     let mut sandboxes = vec![probe.clone()];
-    std::thread::scope(|scope| {
-        let workers = 8.min(idle.max(1));
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let api = &api;
-                let snapshot = &snapshot;
-                scope.spawn(move || {
-                    (1..idle)
-                        .filter(|i| i % workers == w)
-                        .map(|i| api.ready_sandbox(&format!("perf-idle-{i}"), snapshot, json!({})))
-                        .collect::<Vec<Value>>()
-                })
-            })
-            .collect();
-        for handle in handles {
-            sandboxes.extend(handle.join().unwrap());
-        }
-    });
+    let others: Vec<usize> = (1..idle).collect();
+    sandboxes.extend(eight_at_a_time(&others, |i| {
+        api.ready_sandbox(&format!("perf-idle-{i}"), &snapshot, json!({}))
+    }));
     let create_seconds = created.elapsed().as_secs_f64();
     settle(&server.state_dir);
     let (mem_after, slab_after) = scale::host_memory();
@@ -510,39 +496,22 @@ fn main() {
         floor: None,
         goal: "—",
     });
-    // Every one of them answers an exec (8 at a time).
-    std::thread::scope(|scope| {
-        let workers = 8.min(idle.max(1));
-        for w in 0..workers {
-            let (api, sandboxes) = (&api, &sandboxes);
-            scope.spawn(move || {
-                for sandbox in sandboxes.iter().skip(w).step_by(workers) {
-                    let exec = api.exec(sandbox, "echo answered");
-                    assert_eq!(
-                        (exec.exit_code, exec.stdout.trim()),
-                        (0, "answered"),
-                        "{sandbox}"
-                    );
-                }
-            });
-        }
+    // Every one of them answers an exec.
+    eight_at_a_time(&sandboxes, |sandbox| {
+        let exec = api.exec(sandbox, "echo answered");
+        assert_eq!(
+            (exec.exit_code, exec.stdout.trim()),
+            (0, "answered"),
+            "{sandbox}"
+        );
     });
     let ids: Vec<String> = sandboxes
         .iter()
         .map(|sandbox| sandbox["id"].as_str().unwrap().to_string())
         .collect();
     let deleted = Instant::now();
-    std::thread::scope(|scope| {
-        let workers = 8.min(idle.max(1));
-        for w in 0..workers {
-            let api = &api;
-            scope.spawn(move || {
-                for i in (0..idle).filter(|i| i % workers == w) {
-                    api.delete_sandbox(&format!("perf-idle-{i}"));
-                }
-            });
-        }
-    });
+    let all: Vec<usize> = (0..idle).collect();
+    eight_at_a_time(&all, |i| api.delete_sandbox(&format!("perf-idle-{i}")));
     api.wait_until_no_sandboxes();
     let delete_seconds = deleted.elapsed().as_secs_f64();
     // A running server keeps its warm sandboxes; it destroys them when it stops.
@@ -584,4 +553,31 @@ fn main() {
          server stopped, no container, mount, loop device, id-range claim, cgroup or process \
          of theirs was left."
     );
+}
+
+/// Runs `work` on every item, eight at a time (a busy client's pace, which leaves the
+/// server's own concurrency to show), and gives the results in the items' order.
+fn eight_at_a_time<I: Sync, T: Send>(items: &[I], work: impl Fn(&I) -> T + Sync) -> Vec<T> {
+    let workers = 8.min(items.len().max(1));
+    let mut results: Vec<Option<T>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                scope.spawn(move || {
+                    let mine = items.iter().enumerate().skip(w).step_by(workers);
+                    mine.map(|(at, item)| (at, work(item))).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            for (at, result) in handle.join().unwrap() {
+                results[at] = Some(result);
+            }
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
 }
