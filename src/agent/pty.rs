@@ -34,8 +34,8 @@ impl PtyMaster {
         let master = nix::pty::posix_openpt(flags | OFlag::O_NONBLOCK)?;
         nix::pty::grantpt(&master)?;
         nix::pty::unlockpt(&master)?;
-        // The slave through the master itself (TIOCGPTPEER), not by its name under /dev/pts,
-        // which a process of the sandbox could have replaced.
+        // The slave through the master itself (TIOCGPTPEER): no second lookup by name, and
+        // nothing between the two opens for a concurrent spawn to inherit.
         // SAFETY: TIOCGPTPEER takes open flags as its argument and returns a new descriptor.
         let slave = unsafe {
             libc::ioctl(
@@ -167,8 +167,18 @@ mod tests {
             0
         );
         std::fs::File::from(slave).write_all(b"peer\n").unwrap();
-        let mut read = [0u8; 16];
-        let n = master.read(&mut read).await.unwrap();
-        assert_eq!(&read[..n], b"peer\r\n");
+        // The terminal may hand the line over in more than one piece.
+        let mut seen = Vec::new();
+        let whole_line = async {
+            while !seen.ends_with(b"\r\n") {
+                let mut read = [0u8; 16];
+                let n = master.read(&mut read).await.unwrap();
+                seen.extend_from_slice(&read[..n]);
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), whole_line)
+            .await
+            .expect("the line written to the slave reaches the master");
+        assert_eq!(seen, b"peer\r\n");
     }
 }

@@ -91,6 +91,9 @@ pub struct Session {
     /// Bumped when a reader advances or leaves: wakes pumps waiting for room.
     pub(super) progress: watch::Sender<()>,
     stdin: tokio::sync::Mutex<Option<BoxedWriter>>,
+    /// Cancelled when the command has finished: an `input` still being written then is
+    /// given up (see [`Session::release_input`]).
+    input_released: tokio_util::sync::CancellationToken,
     /// Whether the command runs on a terminal (then stdin is the PTY master too).
     terminal: bool,
     /// The PTY master, for window-size changes; let go when the command finishes.
@@ -139,6 +142,7 @@ impl Session {
             changed: watch::Sender::new(()),
             progress: watch::Sender::new(()),
             stdin: tokio::sync::Mutex::new(stdin),
+            input_released: tokio_util::sync::CancellationToken::new(),
             terminal: pty.is_some(),
             pty: Mutex::new(pty),
             ssh_agent: std::sync::OnceLock::new(),
@@ -279,14 +283,23 @@ impl Session {
         self.leader.kill_group();
     }
 
-    /// Writes `input` to stdin or the PTY; silently ignored when stdin is closed.
+    /// Writes `input` to stdin or the PTY; silently ignored when stdin is closed. A write
+    /// that waits for a reader when the command finishes is given up, and stdin closed.
     pub async fn write_input(&self, input: &[u8]) {
         let mut stdin = self.stdin.lock().await;
-        if let Some(writer) = stdin.as_mut() {
-            let written = writer.write_all(input).await;
-            if written.is_err() || writer.flush().await.is_err() {
-                *stdin = None; // the reader is gone; later input is ignored like after close
-            }
+        let Some(writer) = stdin.as_mut() else {
+            return;
+        };
+        let written = tokio::select! {
+            written = async {
+                writer.write_all(input).await?;
+                writer.flush().await
+            } => written.is_ok(),
+            () = self.input_released.cancelled() => false,
+        };
+        if !written {
+            // The reader is gone, or the command: later input is ignored like after close.
+            *stdin = None;
         }
     }
 
@@ -299,14 +312,16 @@ impl Session {
     /// commands' output pipes included, got 8 KiB instead of 64 and could not be widened.
     /// After 1100 such commands, 200 MB of stdout through `exec` took 27.3 s instead of
     /// 0.29, and a 200 MB `head | cat` in the sandbox 0.75 s instead of 0.06. An `input`
-    /// still being written (to a child that does not read) holds the lock: stdin then goes
-    /// right after it.
+    /// still being written (to a child that does not read) holds the lock: that write is
+    /// given up, as what still holds stdin without reading it would keep it waiting for
+    /// ever, and stdin goes right after.
     ///
     /// A PTY's master goes too, as when a terminal window closes: what still holds the
     /// terminal reads end-of-file. Pseudo-terminals are few and shared by every sandbox on
     /// the host (`kernel.pty.max`, 4096 by default, a quarter of them kept for the host
     /// itself), so one kept per finished console until its TTL would run them out.
     pub fn release_input(self: &Arc<Self>) {
+        self.input_released.cancel();
         self.pty
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -140,7 +140,8 @@ struct Inner {
     /// `runc` and `umount` processes, and all at once they would exhaust the host's memory
     /// instead of finishing a little later.
     teardowns: tokio::sync::Semaphore,
-    /// Bounds the containers being launched at once, first come first served. A burst of
+    /// Bounds the containers being launched at once (up to `runc run`'s return; the agent's
+    /// boot is not counted), first come first served. A burst of
     /// creates all launching together share the CPUs evenly, so every one of them finishes
     /// near the end of the burst; in turns, the first finish early, and less contention
     /// (for the CPUs, the kernel's mount and cgroup locks) makes the whole burst shorter.

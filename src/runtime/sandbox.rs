@@ -70,7 +70,8 @@ impl Runtime {
             }
         }
         phases.mark("clear");
-        let _turn = self.inner.starts.acquire().await;
+        // The semaphore is never closed: an error would only mean there is no turn to wait for.
+        let turn = self.inner.starts.acquire().await.ok();
         phases.mark("turn");
         layout.create_dirs()?;
         let range = self.claim_ids(&layout).await?;
@@ -88,9 +89,17 @@ impl Runtime {
             let _ = self.release_ids(&layout).await;
             return Err(error);
         }
-        let launched = self
-            .launch(spec, &layout, &view, range, &container, &mut phases)
-            .await;
+        let launched = async {
+            self.launch(spec, &layout, &view, range, &container, &mut phases)
+                .await?;
+            // The turn covers the launch, not the agent's boot: that runs the image's boot
+            // hooks (untrusted, up to their time budget), which must not hold up other starts.
+            drop(turn);
+            self.await_agent(&spec.id, &layout, &container).await?;
+            phases.mark("agent ready");
+            Ok(())
+        }
+        .await;
         if let Err(mut error) = launched {
             if let Err(cleanup) = self.teardown(&layout, &container).await {
                 tracing::warn!(sandbox = %spec.id, "cleanup after a failed start failed: {cleanup}");
@@ -174,9 +183,9 @@ impl Runtime {
         host::blocking("releasing ids", move || id_range::release(&root, &id)).await
     }
 
-    /// Writes the bundle, builds what runc sees in a mount namespace of its own, runs the
+    /// Writes the bundle, builds what runc sees in a mount namespace of its own and runs the
     /// container in it (the container keeps its own copies of those mounts; the namespace
-    /// goes with its descriptor) and waits for the agent.
+    /// goes with its descriptor). The agent may still be starting.
     async fn launch(
         &self,
         spec: &SandboxSpec,
@@ -221,8 +230,6 @@ impl Runtime {
             return Err(not_ready(&spec.id, layout, e.to_string()));
         }
         phases.mark("runc run");
-        self.await_agent(&spec.id, layout, container).await?;
-        phases.mark("agent ready");
         Ok(())
     }
 

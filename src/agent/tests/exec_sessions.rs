@@ -208,6 +208,102 @@ async fn a_finished_commands_terminal_closes_for_what_still_reads_it() {
     expect_input_to_end_after(&agent, message, &fifo, "terminal").await;
 }
 
+/// An `input` still waiting for a reader when the command ends is given up, and stdin goes.
+/// A client that left with its input waiting had the write go on in the background, and a
+/// background child that holds stdin without reading it kept that write waiting, and the
+/// pipe (or a terminal) open, for as long as it lived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_still_waiting_when_the_command_ends_is_given_up() {
+    let agent = TestAgent::start().await;
+    let (go, done) = (agent.fifo("go"), agent.fifo("done"));
+    let named = agent.path("stdin-pipe");
+    // The background child keeps a copy of stdin as descriptor 3, names that pipe, never
+    // reads it and waits to be told to end; the shell ends when told.
+    let mut message = execute(&format!(
+        "exec 3<&0; (readlink /proc/self/fd/3 > '{named}.part' && mv '{named}.part' '{named}'; \
+          read x < '{done}') >/dev/null 2>&1 & read x < '{go}'; exit 0"
+    ));
+    message["close_stdin"] = json!(false);
+    let mut ws = agent.ws().await;
+    ws.send(message).await;
+    assert!(matches!(
+        ws.recv().await,
+        Some(ServerMessage::Started { .. })
+    ));
+    // The agent runs in this process: its end of the pipe is one of our descriptors.
+    let (pipe, writer) = tokio::task::spawn_blocking(move || {
+        let pipe = wait_until("the child names its stdin", || {
+            std::fs::read_to_string(&named).ok()
+        });
+        let pipe = pipe.trim().to_string();
+        let writer = wait_until("the agent's end of stdin", || descriptor_of(&pipe));
+        (pipe, writer)
+    })
+    .await
+    .unwrap();
+    ws.send(json!({"type": "input", "data": "x".repeat(256 * 1024)}))
+        .await;
+    let named_pipe = pipe.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_until(
+            "the input to fill the pipe, so that its write waits",
+            || {
+                let mut queued: libc::c_int = 0;
+                // SAFETY: fcntl and ioctl queries on a descriptor the agent keeps open meanwhile
+                // (checked by name after them, as the number could otherwise have been reused).
+                let capacity = unsafe { libc::fcntl(writer, libc::F_GETPIPE_SZ) };
+                unsafe { libc::ioctl(writer, libc::FIONREAD, &mut queued) };
+                let full = capacity > 0 && queued >= capacity;
+                (full && descriptor_of(&named_pipe) == Some(writer)).then_some(())
+            },
+        )
+    })
+    .await
+    .unwrap();
+    // The client leaves: its input still waiting goes on in the background.
+    drop(ws);
+    let shell = go.clone();
+    tokio::task::spawn_blocking(move || std::fs::write(shell, "\n"))
+        .await
+        .unwrap()
+        .unwrap();
+    let released = tokio::task::spawn_blocking(move || {
+        wait_until("the agent to let go of stdin", || {
+            descriptor_of(&pipe).is_none().then_some(())
+        })
+    });
+    let outcome = released.await;
+    release_fifo(std::path::Path::new(&done));
+    outcome.unwrap();
+}
+
+/// Polls `check` until it answers, for a minute at most (a bound on what must be prompt).
+fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited a minute for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The descriptor of this process that is `target` (as `/proc/self/fd` shows it, e.g.
+/// `pipe:[1234]`), if one is.
+fn descriptor_of(target: &str) -> Option<i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .flatten()
+        .filter(|entry| {
+            std::fs::read_link(entry.path()).is_ok_and(|link| link.as_os_str() == target)
+        })
+        .find_map(|entry| entry.file_name().to_str()?.parse().ok())
+}
+
 /// Runs `message`, whose command exits at once leaving a background child that writes
 /// `ended` to `fifo` when its copy of the command's `input` (stdin or terminal) ends, and
 /// expects that to happen now that the command has finished.
