@@ -533,9 +533,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_command_gets_its_arguments_environment_directory_and_a_clean_start() {
+        // The masks are read by the process the shell becomes (`exec`): the shell blocks
+        // every signal for a moment around each fork, and a child reading the shell's
+        // status could see that moment.
         let script = r#"echo "$0|$1|$FOO"; pwd; cat /proc/self/oom_score_adj
             set -- $(cat /proc/$$/stat); echo "session $6 of $$"
-            grep -E '^Sig(Blk|Ign)' /proc/$$/status"#;
+            exec grep -E '^Sig(Blk|Ign)' /proc/self/status"#;
         let (out, status) = run(
             "/bin/sh",
             &["-c", script, "first"],

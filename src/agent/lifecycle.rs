@@ -19,13 +19,15 @@ use crate::api::error::kind;
 pub const EOF_GRACE: Duration = Duration::from_secs(1);
 
 /// Starts supervising `spawned` as session `id`. `on_expired` runs when a finished session's
-/// TTL elapses (the registry forgets it then).
+/// TTL elapses (the registry forgets it then). `keep_for_first_reader`: every byte is kept
+/// (the command waiting on its pipe once the window is full) until a reader attaches.
 pub fn start(
     id: String,
     spawned: Spawned,
     policy: Policy,
     timeout: Option<Duration>,
     retained_bytes: usize,
+    keep_for_first_reader: bool,
     on_expired: impl FnOnce(&Arc<Session>) + Send + 'static,
 ) -> Arc<Session> {
     let Spawned {
@@ -38,6 +40,12 @@ pub fn start(
         pty,
     } = spawned;
     let session = Arc::new(Session::new(id, pid, policy, retained_bytes, stdin, pty));
+    if keep_for_first_reader {
+        // Before the pumps start: a command that writes more than the window at once
+        // (`seq`, `cat` of a file) could otherwise have its first bytes dropped before its
+        // client attaches a moment later. The first attach lets go of this hold.
+        session.hold_for_ack([0, 0]);
+    }
     // `None` until the leader exits, then the instant after which pipes are no longer awaited.
     let (deadline_tx, deadline_rx) = watch::channel(None::<Instant>);
     let mut pumps = vec![tokio::spawn(pump(

@@ -46,7 +46,7 @@ impl Registry {
         if let Some(existing) = sessions.get(id) {
             return Ok(Arc::clone(existing));
         }
-        let session = self.start_unregistered(id, request)?;
+        let session = self.start_session(id, request, true)?;
         sessions.insert(id.to_string(), Arc::clone(&session));
         Ok(session)
     }
@@ -57,6 +57,17 @@ impl Registry {
         id: &str,
         request: StartRequest,
     ) -> Result<Arc<Session>, SpawnError> {
+        self.start_session(id, request, false)
+    }
+
+    /// Spawns the session's command. `for_a_reader`: the caller attaches right after, and
+    /// every byte is kept until it has (see [`lifecycle::start`]).
+    fn start_session(
+        self: &Arc<Self>,
+        id: &str,
+        request: StartRequest,
+        for_a_reader: bool,
+    ) -> Result<Arc<Session>, SpawnError> {
         let spawned = spawn(&request.spawn)?;
         let registry: Weak<Registry> = Arc::downgrade(self);
         Ok(lifecycle::start(
@@ -65,6 +76,7 @@ impl Registry {
             request.policy,
             request.timeout,
             self.retained_bytes,
+            for_a_reader,
             move |expired| {
                 if let Some(registry) = registry.upgrade() {
                     registry.remove(expired);

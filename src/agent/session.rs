@@ -287,15 +287,20 @@ impl Session {
     /// that waits for a reader when the command finishes is given up, and stdin closed.
     pub async fn write_input(&self, input: &[u8]) {
         let mut stdin = self.stdin.lock().await;
+        if self.input_released.is_cancelled() {
+            // The command has finished: what comes after is ignored, even queued before.
+            *stdin = None;
+        }
         let Some(writer) = stdin.as_mut() else {
             return;
         };
         let written = tokio::select! {
+            biased;
+            () = self.input_released.cancelled() => false,
             written = async {
                 writer.write_all(input).await?;
                 writer.flush().await
             } => written.is_ok(),
-            () = self.input_released.cancelled() => false,
         };
         if !written {
             // The reader is gone, or the command: later input is ignored like after close.

@@ -101,6 +101,9 @@ impl Runtime {
         }
         .await;
         if let Err(mut error) = launched {
+            // Bounded like every teardown: a burst of failed boots must not run all of
+            // theirs at once.
+            let _turn = self.inner.teardowns.acquire().await;
             if let Err(cleanup) = self.teardown(&layout, &container).await {
                 tracing::warn!(sandbox = %spec.id, "cleanup after a failed start failed: {cleanup}");
             }

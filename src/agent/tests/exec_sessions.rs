@@ -1,6 +1,8 @@
 //! Session semantics on `/execute/ws`: idempotent start, reconnect with offsets, timeouts,
 //! kill, and kill-on-disconnect.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::process_groups::terminates;
@@ -216,6 +218,8 @@ async fn a_finished_commands_terminal_closes_for_what_still_reads_it() {
 async fn an_input_still_waiting_when_the_command_ends_is_given_up() {
     let agent = TestAgent::start().await;
     let (go, done) = (agent.fifo("go"), agent.fifo("done"));
+    // Whatever happens, the shell and the background child are let go at the end.
+    let _release = ReleaseFifos(vec![go.clone(), done.clone()]);
     let named = agent.path("stdin-pipe");
     // The background child keeps a copy of stdin as descriptor 3, names that pipe, never
     // reads it and waits to be told to end; the shell ends when told.
@@ -241,20 +245,21 @@ async fn an_input_still_waiting_when_the_command_ends_is_given_up() {
     })
     .await
     .unwrap();
-    ws.send(json!({"type": "input", "data": "x".repeat(256 * 1024)}))
-        .await;
+    // SAFETY: an fcntl query on a descriptor the agent keeps open meanwhile.
+    let capacity = unsafe { libc::fcntl(writer, libc::F_GETPIPE_SZ) };
+    assert!(capacity > 0, "{}", std::io::Error::last_os_error());
+    let input = "x".repeat(4 * capacity as usize);
+    ws.send(json!({"type": "input", "data": input})).await;
     let named_pipe = pipe.clone();
     tokio::task::spawn_blocking(move || {
         wait_until(
             "the input to fill the pipe, so that its write waits",
             || {
                 let mut queued: libc::c_int = 0;
-                // SAFETY: fcntl and ioctl queries on a descriptor the agent keeps open meanwhile
-                // (checked by name after them, as the number could otherwise have been reused).
-                let capacity = unsafe { libc::fcntl(writer, libc::F_GETPIPE_SZ) };
+                // SAFETY: an ioctl query on a descriptor the agent keeps open meanwhile
+                // (checked by name after it, as the number could otherwise have been reused).
                 unsafe { libc::ioctl(writer, libc::FIONREAD, &mut queued) };
-                let full = capacity > 0 && queued >= capacity;
-                (full && descriptor_of(&named_pipe) == Some(writer)).then_some(())
+                (queued >= capacity && descriptor_of(&named_pipe) == Some(writer)).then_some(())
             },
         )
     })
@@ -272,9 +277,18 @@ async fn an_input_still_waiting_when_the_command_ends_is_given_up() {
             descriptor_of(&pipe).is_none().then_some(())
         })
     });
-    let outcome = released.await;
-    release_fifo(std::path::Path::new(&done));
-    outcome.unwrap();
+    released.await.unwrap();
+}
+
+/// Lets go of whatever waits on these FIFOs when dropped (see [`release_fifo`]).
+struct ReleaseFifos(Vec<String>);
+
+impl Drop for ReleaseFifos {
+    fn drop(&mut self) {
+        for fifo in &self.0 {
+            release_fifo(std::path::Path::new(fifo));
+        }
+    }
 }
 
 /// Polls `check` until it answers, for a minute at most (a bound on what must be prompt).
@@ -296,12 +310,63 @@ fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 /// `pipe:[1234]`), if one is.
 fn descriptor_of(target: &str) -> Option<i32> {
     std::fs::read_dir("/proc/self/fd")
-        .ok()?
+        .expect("this process's descriptors can be listed")
         .flatten()
         .filter(|entry| {
             std::fs::read_link(entry.path()).is_ok_and(|link| link.as_os_str() == target)
         })
         .find_map(|entry| entry.file_name().to_str()?.parse().ok())
+}
+
+/// A session started for a client keeps every byte until that client attaches, even when
+/// the command writes more than the retained window first: here the client attaches only
+/// once the window is full. Before, the pump dropped what nobody was attached to, and a
+/// client that attached a moment late (a busy machine) lost the start of the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_session_keeps_its_output_for_its_first_reader() {
+    use crate::agent::registry::{Registry, StartRequest};
+    use crate::agent::session::Event;
+    use crate::agent::spawn::{Program, SpawnRequest};
+    let window = crate::api::exec::MAX_OUTPUT_CHUNK;
+    let registry = Registry::new(window);
+    let request = StartRequest {
+        spawn: SpawnRequest {
+            program: Program::Shell {
+                shell: Some("/bin/sh".into()),
+                command: Some("seq 1 120000".into()),
+            },
+            env: Default::default(),
+            cwd: None,
+            user: None,
+            stdin_pipe: false,
+            pty: false,
+        },
+        policy: Default::default(),
+        timeout: None,
+    };
+    let session = registry.get_or_start("first-reader", request).unwrap();
+    let expected: String = (1..=120000).map(|n| format!("{n}\n")).collect();
+    assert!(expected.len() > 4 * window);
+    let filled = Arc::clone(&session);
+    tokio::task::spawn_blocking(move || {
+        wait_until("the window to fill", || {
+            (filled.lock().streams[0].end() >= window as u64).then_some(())
+        })
+    })
+    .await
+    .unwrap();
+    let mut attachment = session.attach(0, 0);
+    let mut stdout = Vec::new();
+    loop {
+        match attachment.next_raw(window, 0).await {
+            Event::Output(_, chunk) => stdout.extend_from_slice(&chunk.bytes),
+            Event::Finished(outcome) => {
+                assert_eq!(outcome, crate::agent::session::Outcome::Exit(0));
+                break;
+            }
+        }
+    }
+    assert_eq!(String::from_utf8(stdout).unwrap(), expected);
 }
 
 /// Runs `message`, whose command exits at once leaving a background child that writes
