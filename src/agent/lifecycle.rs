@@ -186,6 +186,10 @@ pub fn arm_idle_timer(session: Arc<Session>, idle: Duration) {
         tokio::time::sleep(idle).await;
         if session.attach_generation() == generation && session.attachment_count() == 0 {
             session.kill();
+            // Nobody came back for the output an SSE client left unacknowledged: let it go,
+            // or the pumps would wait for room for ever, and the session never finish nor
+            // expire (keeping up to two windows of output in memory).
+            session.release_ack_hold();
         }
     });
 }

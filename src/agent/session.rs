@@ -218,6 +218,12 @@ impl Session {
         self.progress.send_replace(());
     }
 
+    /// Lets go of the acknowledgement hold: what no reader still needs may be dropped.
+    pub fn release_ack_hold(&self) {
+        self.lock().ack_hold = None;
+        self.progress.send_replace(());
+    }
+
     pub fn ack_hold(&self) -> Option<[u64; 2]> {
         self.lock().ack_hold
     }

@@ -324,26 +324,10 @@ fn descriptor_of(target: &str) -> Option<i32> {
 /// client that attached a moment late (a busy machine) lost the start of the output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_started_session_keeps_its_output_for_its_first_reader() {
-    use crate::agent::registry::{Registry, StartRequest};
     use crate::agent::session::Event;
-    use crate::agent::spawn::{Program, SpawnRequest};
     let window = crate::api::exec::MAX_OUTPUT_CHUNK;
-    let registry = Registry::new(window);
-    let request = StartRequest {
-        spawn: SpawnRequest {
-            program: Program::Shell {
-                shell: Some("/bin/sh".into()),
-                command: Some("seq 1 120000".into()),
-            },
-            env: Default::default(),
-            cwd: None,
-            user: None,
-            stdin_pipe: false,
-            pty: false,
-        },
-        policy: Default::default(),
-        timeout: None,
-    };
+    let registry = crate::agent::registry::Registry::new(window);
+    let request = shell_request("seq 1 120000", Default::default());
     let session = registry.get_or_start("first-reader", request).unwrap();
     let expected: String = (1..=120000).map(|n| format!("{n}\n")).collect();
     assert!(expected.len() > 4 * window);
@@ -367,6 +351,56 @@ async fn a_started_session_keeps_its_output_for_its_first_reader() {
         }
     }
     assert_eq!(String::from_utf8(stdout).unwrap(), expected);
+}
+
+/// A session an SSE client left with output unacknowledged is killed by its idle timer and
+/// then finishes (and can expire): the hold on that output goes with the kill. Before, its
+/// pumps waited for room for ever, and the session stayed, with its output, for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_left_unacknowledged_finishes_once_its_idle_timer_kills_it() {
+    use crate::agent::session::{Outcome, Policy};
+    let registry = crate::agent::registry::Registry::new(crate::api::exec::MAX_OUTPUT_CHUNK);
+    let policy = Policy {
+        idle_timeout: Some(std::time::Duration::from_secs(1)),
+        ..Policy::default()
+    };
+    let request = shell_request("seq 1 1000000", policy);
+    let session = registry.get_or_start("left", request).unwrap();
+    // More output than the pipe and the window hold, so the command waits to be read; as an
+    // SSE response does, attach, hold what was not acknowledged, then leave.
+    let attachment = session.attach(0, 0);
+    session.hold_for_ack(attachment.cursors());
+    drop(attachment);
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(60), session.finished())
+        .await
+        .expect("the session finishes once its idle timer has killed it");
+    assert!(
+        matches!(finished, Outcome::Exit(code) if code != 0),
+        "killed: {finished:?}"
+    );
+}
+
+/// What a registered start of `/bin/sh -c <command>` asks for, with `policy`.
+fn shell_request(
+    command: &str,
+    policy: crate::agent::session::Policy,
+) -> crate::agent::registry::StartRequest {
+    use crate::agent::spawn::{Program, SpawnRequest};
+    crate::agent::registry::StartRequest {
+        spawn: SpawnRequest {
+            program: Program::Shell {
+                shell: Some("/bin/sh".into()),
+                command: Some(command.into()),
+            },
+            env: Default::default(),
+            cwd: None,
+            user: None,
+            stdin_pipe: false,
+            pty: false,
+        },
+        policy,
+        timeout: None,
+    }
 }
 
 /// Runs `message`, whose command exits at once leaving a background child that writes
