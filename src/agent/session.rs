@@ -155,6 +155,12 @@ impl Session {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn pty(&self) -> MutexGuard<'_, Option<PtyMaster>> {
+        self.pty
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub fn is_finished(&self) -> bool {
         self.lock().outcome.is_some()
     }
@@ -333,10 +339,7 @@ impl Session {
     /// itself), so one kept per finished console until its TTL would run them out.
     pub fn release_input(self: &Arc<Self>) {
         self.input_released.cancel();
-        self.pty
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
+        self.pty().take();
         match self.stdin.try_lock() {
             Ok(mut stdin) => {
                 stdin.take();
@@ -358,11 +361,7 @@ impl Session {
     }
 
     pub fn resize(&self, cols: u16, rows: u16) {
-        let pty = self
-            .pty
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(pty) = pty.as_ref()
+        if let Some(pty) = self.pty().as_ref()
             && cols > 0
             && rows > 0
         {

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::common::process::open_file_limits;
+use crate::common::process::{open_file_limits, resident_kib};
 
 /// The host's counted resources at one moment.
 pub struct Census {
@@ -44,20 +44,12 @@ impl Census {
                 .filter(|e| e.path().join("loop/backing_file").exists())
                 .count() as f64,
             memory: host_memory().0,
-            server_memory: resident_memory(server_pid),
+            server_memory: resident_kib(server_pid)
+                .unwrap_or_else(|| panic!("no VmRSS in /proc/{server_pid}/status"))
+                as f64
+                * 1024.0,
         }
     }
-}
-
-/// A process's resident memory (`VmRSS` of its status), in bytes.
-fn resident_memory(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
-        * 1024.0
 }
 
 /// Host memory in use (MemTotal − MemAvailable) and kernel slab, in bytes.

@@ -105,3 +105,13 @@ pub fn open_file_limits(pid: u32) -> (String, String) {
     let fields: Vec<&str> = line.split_whitespace().collect();
     (fields[3].to_string(), fields[4].to_string())
 }
+
+/// The resident memory of process `pid` (`VmRSS` in `/proc/<pid>/status`), in KiB; `None`
+/// when the process is gone or the field is missing.
+pub fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}

@@ -385,19 +385,8 @@ fn shell_request(
     command: &str,
     policy: crate::agent::session::Policy,
 ) -> crate::agent::registry::StartRequest {
-    use crate::agent::spawn::{Program, SpawnRequest};
     crate::agent::registry::StartRequest {
-        spawn: SpawnRequest {
-            program: Program::Shell {
-                shell: Some("/bin/sh".into()),
-                command: Some(command.into()),
-            },
-            env: Default::default(),
-            cwd: None,
-            user: None,
-            stdin_pipe: false,
-            pty: false,
-        },
+        spawn: super::sh(command),
         policy,
         timeout: None,
     }

@@ -256,6 +256,22 @@ impl Ws {
 }
 
 /// An `execute` message with the SDK's defaults and stdin closed.
+/// What starts `/bin/sh -c <command>` with no stdin and no terminal.
+pub fn sh(command: &str) -> crate::agent::spawn::SpawnRequest {
+    use crate::agent::spawn::{Program, SpawnRequest};
+    SpawnRequest {
+        program: Program::Shell {
+            shell: Some("/bin/sh".into()),
+            command: Some(command.into()),
+        },
+        env: Default::default(),
+        cwd: None,
+        user: None,
+        stdin_pipe: false,
+        pty: false,
+    }
+}
+
 pub fn execute(command: &str) -> serde_json::Value {
     serde_json::json!({
         "type": "execute",

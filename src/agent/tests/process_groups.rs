@@ -5,24 +5,13 @@
 use tokio::io::AsyncReadExt;
 
 use crate::agent::leader::{Leader, exited};
-use crate::agent::spawn::{Program, SpawnRequest, Spawned, spawn};
+use crate::agent::spawn::{Spawned, spawn};
 
 /// Starts a command whose leader exits at once, leaving a background member of its group
 /// (with its output elsewhere, so the pipes close with the leader). Answers the command and the
 /// member's pid.
 async fn leader_with_a_background_member() -> (Spawned, u32) {
-    let mut spawned = spawn(&SpawnRequest {
-        program: Program::Shell {
-            shell: Some("/bin/sh".into()),
-            command: Some("sleep 300 >/dev/null 2>&1 & echo $!".into()),
-        },
-        env: Default::default(),
-        cwd: None,
-        user: None,
-        stdin_pipe: false,
-        pty: false,
-    })
-    .unwrap();
+    let mut spawned = spawn(&super::sh("sleep 300 >/dev/null 2>&1 & echo $!")).unwrap();
     let mut stdout = String::new();
     spawned.stdout.read_to_string(&mut stdout).await.unwrap();
     let member = stdout.trim().parse().unwrap();
