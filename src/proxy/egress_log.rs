@@ -3,7 +3,10 @@
 //! `langsmith sandbox egress-log`.
 //!
 //! Lines are written by one thread of their own (file writes never run on an async worker),
-//! fed through a channel, so a burst of connections never waits for the disk. Each file is
+//! fed through a channel, so a burst of connections never waits for the disk. A read first
+//! waits for the writer to catch up with what was recorded before it, so a decision the
+//! sandbox has seen (a refusal is recorded before its `403` is sent) is in the log read
+//! after it. Each file is
 //! bounded: past 8 MiB it becomes `<id>.jsonl.1` (replacing the previous one) and
 //! a new file starts; readers then start again from the beginning of the new file.
 
@@ -21,6 +24,8 @@ const READ_LIMIT: u64 = 1 << 20;
 enum Job {
     Append(String, EgressEntry),
     Forget(String),
+    /// Answered once every job sent before it is done.
+    Barrier(mpsc::Sender<()>),
 }
 
 /// The writer's handle; cloning shares the one thread.
@@ -47,6 +52,10 @@ impl EgressLog {
                     let result = match job {
                         Job::Append(id, entry) => append(&writer_dir, &id, &entry),
                         Job::Forget(id) => forget(&writer_dir, &id),
+                        Job::Barrier(done) => {
+                            let _ = done.send(());
+                            Ok(())
+                        }
                     };
                     if let Err(e) = result {
                         tracing::warn!("egress log: {e}");
@@ -69,9 +78,19 @@ impl EgressLog {
         let _ = self.jobs.send(Job::Forget(id.to_string()));
     }
 
-    /// Entries of sandbox `id` from byte `offset` on, and the offset to ask from next.
-    /// Blocking: call off the async workers.
+    /// Waits until the writer has done every job sent before this call (at once if the
+    /// writer is gone: nothing will be written any more).
+    fn catch_up(&self) {
+        let (done, caught_up) = mpsc::channel();
+        if self.jobs.send(Job::Barrier(done)).is_ok() {
+            let _ = caught_up.recv();
+        }
+    }
+
+    /// Entries of sandbox `id` from byte `offset` on, and the offset to ask from next: every
+    /// entry recorded before this call among them. Blocking: call off the async workers.
     pub fn read(&self, id: &str, offset: u64) -> std::io::Result<(Vec<EgressEntry>, u64)> {
+        self.catch_up();
         let path = log_path(&self.dir, id);
         let mut file = match std::fs::File::open(&path) {
             Ok(file) => file,
@@ -153,33 +172,21 @@ mod tests {
         e
     }
 
-    /// Wait for the writer by reading until `n` entries are there (the channel is FIFO).
-    fn read_n(log: &EgressLog, id: &str, offset: u64, n: usize) -> (Vec<EgressEntry>, u64) {
-        loop {
-            let (entries, next) = log.read(id, offset).unwrap();
-            if entries.len() >= n {
-                return (entries, next);
-            }
-            std::thread::yield_now();
-        }
-    }
-
+    /// Each read comes right after the records it expects: a read waits for the writer.
     #[test]
     fn entries_are_read_from_an_offset_and_forgotten_with_their_sandbox() {
         let dir = tempfile::tempdir().unwrap();
         let log = EgressLog::open(&dir.path().join("egress")).unwrap();
         log.record("a", entry("one.test"));
         log.record("a", entry("two.test"));
-        let (entries, next) = read_n(&log, "a", 0, 2);
+        let (entries, next) = log.read("a", 0).unwrap();
         assert_eq!(entries, vec![entry("one.test"), entry("two.test")]);
         log.record("a", entry("three.test"));
-        let (entries, _) = read_n(&log, "a", next, 1);
+        let (entries, _) = log.read("a", next).unwrap();
         assert_eq!(entries, vec![entry("three.test")]);
         assert_eq!(log.read("b", 0).unwrap(), (Vec::new(), 0));
         log.forget("a");
-        while log.read("a", 0).unwrap().1 != 0 {
-            std::thread::yield_now();
-        }
+        assert_eq!(log.read("a", 0).unwrap(), (Vec::new(), 0));
     }
 
     #[test]
