@@ -20,6 +20,8 @@ pub use crate::api::egress::{Decision, EgressEntry};
 const ROTATE_BYTES: u64 = 8 << 20;
 /// The most a single read returns.
 const READ_LIMIT: u64 = 1 << 20;
+/// The longest a read waits for the writer to catch up.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
 
 enum Job {
     Append(String, EgressEntry),
@@ -78,17 +80,19 @@ impl EgressLog {
         let _ = self.jobs.send(Job::Forget(id.to_string()));
     }
 
-    /// Waits until the writer has done every job sent before this call (at once if the
-    /// writer is gone: nothing will be written any more).
+    /// Waits until the writer has done every job sent before this call: at once if the
+    /// writer is gone (nothing will be written any more), and for at most [`CATCH_UP`] if
+    /// its disk hangs, so a reader then gets what is there.
     fn catch_up(&self) {
         let (done, caught_up) = mpsc::channel();
         if self.jobs.send(Job::Barrier(done)).is_ok() {
-            let _ = caught_up.recv();
+            let _ = caught_up.recv_timeout(CATCH_UP);
         }
     }
 
-    /// Entries of sandbox `id` from byte `offset` on, and the offset to ask from next: every
-    /// entry recorded before this call among them. Blocking: call off the async workers.
+    /// Entries of sandbox `id` from byte `offset` on (at most 1 MiB of them),
+    /// and the offset to ask from next. Every entry recorded before this call is written
+    /// first. Blocking: call off the async workers.
     pub fn read(&self, id: &str, offset: u64) -> std::io::Result<(Vec<EgressEntry>, u64)> {
         self.catch_up();
         let path = log_path(&self.dir, id);
@@ -187,6 +191,22 @@ mod tests {
         assert_eq!(log.read("b", 0).unwrap(), (Vec::new(), 0));
         log.forget("a");
         assert_eq!(log.read("a", 0).unwrap(), (Vec::new(), 0));
+    }
+
+    /// Many more records than the writer does in the time a read takes to start: without
+    /// the read waiting for it, most would be missing.
+    #[test]
+    fn a_read_sees_every_entry_recorded_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EgressLog::open(&dir.path().join("egress")).unwrap();
+        let hosts: Vec<String> = (0..2000).map(|i| format!("h{i}.test")).collect();
+        for host in &hosts {
+            log.record("many", entry(host));
+        }
+        let (entries, next) = log.read("many", 0).unwrap();
+        assert!(next < READ_LIMIT, "the test must fit one read: {next}");
+        let read: Vec<&str> = entries.iter().map(|e| e.host.as_str()).collect();
+        assert_eq!(read, hosts.iter().map(String::as_str).collect::<Vec<_>>());
     }
 
     #[test]

@@ -20,7 +20,8 @@ CREATE_PAUSE_MS = int(os.environ.get("PERF_CREATE_PAUSE_MS", "300"))
 CONCURRENT = int(os.environ.get("PERF_CONCURRENT", "100"))
 BIG_MIB = int(os.environ.get("PERF_BIG_MIB", "64"))
 STUB_DATAPLANE = os.environ["PERF_STUB_DATAPLANE"]
-# The sandbox of the warm execs, made ready by the benchmark; deleted here.
+# The sandbox of the warm execs, made ready by the benchmark (which waits for the server to
+# settle after its create); deleted here once they are timed.
 WARM_SANDBOX = "perf-warm"
 FIGURES = set(filter(None, os.environ.get("PERF_FIGURES", "").split(","))) or None
 
@@ -174,12 +175,12 @@ def concurrent_creates(client: SandboxClient) -> None:
 
 def main() -> int:
     client = SandboxClient()
-    try:
-        if wanted("sdk_warm_exec"):
+    if wanted("sdk_warm_exec"):
+        try:
             warm_exec(client)
-    finally:
-        client.delete_sandbox(WARM_SANDBOX)
-    settle(client)
+        finally:
+            client.delete_sandbox(WARM_SANDBOX)
+        settle(client)
     if wanted("sdk_create_first_run") or wanted("sdk_delete"):
         create_run_delete(client)
         settle(client)
