@@ -484,11 +484,13 @@ fn main() {
         || assert_eq!(api.exec(&probe, "true").exit_code, 0),
         warm_runs,
     );
+    // A sandbox's record by its name.
     let get = |name: &str| {
         let r = api.call("GET", &format!("/api/v2/sandboxes/boxes/{name}"), None);
         assert_eq!((r.status, r.body["name"].as_str()), (200, Some(name)));
+        r.body
     };
-    let got_alone = millis_of(|| get("perf-idle-0"), warm_runs);
+    let got_alone = millis_of(|| drop(get("perf-idle-0")), warm_runs);
     let server_pid = server.pid().expect("the server runs");
     let (mem_before, slab_before) = scale::host_memory();
     let census_before = scale::Census::take(server_pid);
@@ -503,18 +505,13 @@ fn main() {
     let (mem_after, slab_after) = scale::host_memory();
     let census_after = scale::Census::take(server_pid);
     let per_sandbox = (mem_after - mem_before) / (idle.max(2) - 1) as f64 / 1e6;
-    let last = api
-        .call(
-            "GET",
-            &format!("/api/v2/sandboxes/boxes/perf-idle-{}", idle - 1),
-            None,
-        )
-        .body;
+    let last_name = format!("perf-idle-{}", idle - 1);
+    let last = get(&last_name);
     let exec_crowded = millis_of(
         || assert_eq!(api.exec(&last, "true").exit_code, 0),
         warm_runs,
     );
-    let got_crowded = millis_of(|| get(&format!("perf-idle-{}", idle - 1)), warm_runs);
+    let got_crowded = millis_of(|| drop(get(&last_name)), warm_runs);
     let listed = millis_of(
         || {
             let r = api.call("GET", "/api/v2/sandboxes/boxes?limit=100", None);
